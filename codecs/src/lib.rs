@@ -1,0 +1,1 @@
+//! metaproxy protocol codecs.

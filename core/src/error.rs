@@ -1,0 +1,102 @@
+//! The one error type shared by every crate: a kind, where it came from and a message.
+//!
+//! Every [`ErrorKind`] maps to exactly one local reply per protocol; rendering
+//! that reply is the codec's job ([`crate::Codec::local_reply`]).
+
+use std::fmt;
+
+/// What went wrong, as far as the client's reply is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// No route matched the request's metadata.
+    RouteNotFound,
+    /// The matched route names a cluster that does not exist.
+    ClusterNotFound,
+    /// The cluster (or subset) has no endpoint to send the request to.
+    NoHealthyUpstream,
+    /// A connection to the chosen upstream could not be established.
+    ConnectFailure,
+    /// A limit (circuit breaker, rate limit, in-flight cap) refused the request.
+    OverLimit,
+    /// The upstream did not answer within the route's timeout.
+    Timeout,
+    /// The upstream connection closed or failed before the answer arrived.
+    UpstreamReset,
+    /// The request could not be understood.
+    BadRequest,
+    /// A filter denied the request.
+    PermissionDenied,
+    /// A bug or an unexpected state inside the proxy.
+    Internal,
+}
+
+impl ErrorKind {
+    /// A short, stable, human-readable name (used in logs and replies).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::RouteNotFound => "route not found",
+            ErrorKind::ClusterNotFound => "cluster not found",
+            ErrorKind::NoHealthyUpstream => "no healthy upstream",
+            ErrorKind::ConnectFailure => "upstream connect failure",
+            ErrorKind::OverLimit => "over limit",
+            ErrorKind::Timeout => "upstream timeout",
+            ErrorKind::UpstreamReset => "upstream reset",
+            ErrorKind::BadRequest => "bad request",
+            ErrorKind::PermissionDenied => "permission denied",
+            ErrorKind::Internal => "internal error",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which side of the proxy an error came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorSource {
+    /// The client sent something wrong.
+    Downstream,
+    /// The upstream failed.
+    Upstream,
+    /// The proxy itself decided (routing, limits, filters).
+    Internal,
+}
+
+/// An error that ends one request with a local reply.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct ProxyError {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// Where it came from.
+    pub origin: ErrorSource,
+    /// Detail shown to the client and logged.
+    pub message: String,
+}
+
+impl ProxyError {
+    /// Builds an error of `kind` with a message.
+    pub fn new(kind: ErrorKind, origin: ErrorSource, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            origin,
+            message: message.into(),
+        }
+    }
+
+    /// Whether trying again on another host might succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::ConnectFailure | ErrorKind::UpstreamReset | ErrorKind::Timeout
+        )
+    }
+
+    /// The text a client sees: `metaproxy: <kind>: <message>`.
+    pub fn client_message(&self) -> String {
+        format!("metaproxy: {}: {}", self.kind, self.message)
+    }
+}

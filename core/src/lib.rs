@@ -1,0 +1,31 @@
+//! metaproxy-core: the protocol-agnostic heart of metaproxy.
+//!
+//! A codec turns bytes into a [`Message`] whose [`Metadata`] map is what the
+//! [`filter`] chain and the [`router`] act on. The router picks a [`cluster`],
+//! the cluster picks an endpoint, and the endpoint's [`upstream`] pool carries
+//! the request on a connection shared with many downstream connections.
+//! [`listener`] ties it together for every framed request/response protocol.
+//!
+//! This crate never depends on concrete codecs or filters: they plug in
+//! through [`registry::Registry`].
+
+// pub mod cluster;
+pub mod codec;
+pub mod config;
+pub mod error;
+// pub mod filter;
+// pub mod listener;
+pub mod message;
+pub mod metadata;
+pub mod mutation;
+// pub mod proxy;
+// pub mod registry;
+// pub mod router;
+// pub mod snapshot;
+// pub mod upstream;
+
+pub use codec::{Codec, CodecError, CodecErrorKind, CodecOptions, Decoder, ProtocolCodecFactory};
+pub use error::{ErrorKind, ErrorSource, ProxyError};
+pub use message::{Message, MessageKind};
+pub use metadata::{Metadata, keys};
+pub use mutation::{Mutation, MutationOp};

@@ -1,0 +1,1 @@
+//! metaproxy filters.
