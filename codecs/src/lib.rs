@@ -1,1 +1,15 @@
 //! metaproxy protocol codecs.
+//!
+//! Each protocol lives in its own module and implements the
+//! `metaproxy_core::codec` contract: a shared [`metaproxy_core::Codec`], a
+//! per-connection [`metaproxy_core::Decoder`] and a
+//! [`metaproxy_core::ProtocolCodecFactory`].
+
+pub mod dubbo;
+
+use metaproxy_core::registry::Registry;
+
+/// Registers every built-in codec under its protocol name.
+pub fn register_all(registry: &mut Registry) {
+    registry.register_codec(dubbo::DubboCodecFactory::new());
+}

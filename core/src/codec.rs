@@ -138,6 +138,25 @@ pub trait Codec: Send + Sync + 'static {
     fn max_request_id(&self) -> u64 {
         u64::MAX
     }
+
+    /// How this (cluster-side) codec's upstream connections carry requests
+    /// when the cluster's config does not say (`mode:`).
+    fn default_upstream_mode(&self) -> UpstreamMode {
+        UpstreamMode::Multiplex
+    }
+}
+
+/// How requests share an upstream connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamMode {
+    /// Many requests in flight, answers matched by request id (the proxy
+    /// rewrites ids so requests from many clients can share a connection).
+    Multiplex,
+    /// Many requests in flight, answers returned in request order (matched first in, first out).
+    Pipeline,
+    /// One request in flight per connection; connections are pooled and reused.
+    Exclusive,
 }
 
 /// Options every codec receives, from the listener's or the cluster's config.

@@ -9,22 +9,24 @@
 //! This crate never depends on concrete codecs or filters: they plug in
 //! through [`registry::Registry`].
 
-// pub mod cluster;
+pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod error;
-// pub mod filter;
-// pub mod listener;
+pub mod filter;
+pub mod listener;
 pub mod message;
 pub mod metadata;
 pub mod mutation;
-// pub mod proxy;
-// pub mod registry;
-// pub mod router;
-// pub mod snapshot;
-// pub mod upstream;
+pub mod proxy;
+pub mod registry;
+pub mod router;
+pub mod snapshot;
+pub mod upstream;
 
-pub use codec::{Codec, CodecError, CodecErrorKind, CodecOptions, Decoder, ProtocolCodecFactory};
+pub use codec::{
+    Codec, CodecError, CodecErrorKind, CodecOptions, Decoder, ProtocolCodecFactory, UpstreamMode,
+};
 pub use error::{ErrorKind, ErrorSource, ProxyError};
 pub use message::{Message, MessageKind};
 pub use metadata::{Metadata, keys};

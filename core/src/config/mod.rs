@@ -1,4 +1,18 @@
-//! Configuration: the YAML shape users write, parsed and validated.
+//! Configuration: the YAML shape users write, parsed with serde-saphyr and
+//! validated with file, line and column in every message.
+//!
+//! [`model`] holds the serde types (unknown fields are errors), [`duration`]
+//! the `500ms` / `2s` parser, [`load`] reading and parsing, [`validate`] the
+//! cross-checks serde cannot do (unknown cluster, duplicate names, bad regex...).
+
+pub mod duration;
+pub mod load;
+pub mod model;
+pub mod validate;
+
+pub use duration::ConfigDuration;
+pub use load::{ConfigError, ConfigErrors, LoadedConfig, load_file, parse_str};
+pub use model::*;
 
 /// Default largest frame a codec accepts (8 MiB).
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;

@@ -7,6 +7,7 @@ const fs = require('fs');
 const net = require('net');
 const util = require('util');
 const hessian = require('hessian.js');
+const java = require('js-to-java');
 const dubbo = require('dubbo-remoting');
 const dubboPackets = require('dubbo-remoting/lib/protocol');
 const { desc2classArray } = require('dubbo-remoting/lib/utils');
@@ -84,8 +85,8 @@ class Provider extends RpcServer {
 }
 
 // sofa-rpc-node encodes falsy results without the result-flag byte; send such values typed.
-const safe = v => (v === '' ? { $class: 'java.lang.String', $: '' } : v);
-const VOID = { $class: 'java.lang.Object', $: null };
+const safe = v => (v === '' ? java.String('') : v);
+const VOID = java('java.lang.Object', null);
 
 const server = new Provider({
   logger,

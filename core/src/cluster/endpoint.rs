@@ -1,0 +1,74 @@
+//! One upstream endpoint: address, labels, weight, live counters and its pool.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// An upstream endpoint.
+pub struct Endpoint {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// Labels for subsets (`version: v1`).
+    pub labels: BTreeMap<String, String>,
+    /// Relative weight (≥ 1).
+    pub weight: u32,
+    active: AtomicUsize,
+    /// The endpoint's connection pool, created on first use by the engine
+    /// of the cluster's protocol (type-erased `EndpointPool<C>`).
+    pub pool: OnceLock<Arc<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("address", &self.address)
+            .field("labels", &self.labels)
+            .field("weight", &self.weight)
+            .field("active", &self.active())
+            .finish()
+    }
+}
+
+impl Endpoint {
+    /// A new endpoint with no traffic yet.
+    pub fn new(address: SocketAddr, labels: BTreeMap<String, String>, weight: u32) -> Self {
+        Self {
+            address,
+            labels,
+            weight: weight.max(1),
+            active: AtomicUsize::new(0),
+            pool: OnceLock::new(),
+        }
+    }
+
+    /// Requests in flight to this endpoint.
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Counts one request in flight until the guard drops.
+    pub fn start_request(self: &Arc<Self>) -> ActiveGuard {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        ActiveGuard(self.clone())
+    }
+
+    /// Whether every `(key, value)` of `selector` is among the labels.
+    pub fn has_labels(&self, selector: &BTreeMap<String, String>) -> bool {
+        selector
+            .iter()
+            .all(|(k, v)| self.labels.get(k).is_some_and(|lv| lv == v))
+    }
+}
+
+/// Decrements the endpoint's active count on drop.
+#[derive(Debug)]
+pub struct ActiveGuard(Arc<Endpoint>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}

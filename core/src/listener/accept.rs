@@ -1,0 +1,55 @@
+//! The accept loop of one listener.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use super::ListenerContext;
+
+/// Accepts connections until shutdown, handing each to the listener's
+/// current handler; refuses connections above the listener's limit.
+pub async fn run_accept_loop(listener: TcpListener, ctx: Arc<ListenerContext>, tracker: TaskTracker) {
+    let max = ctx
+        .snapshot
+        .load()
+        .listener(&ctx.name)
+        .map_or(1, |l| l.limits.max_connections);
+    let slots = Arc::new(Semaphore::new(max));
+    loop {
+        let accepted = tokio::select! {
+            _ = ctx.shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Typically out of file descriptors: back off instead of spinning.
+                warn!(listener = %ctx.name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            warn!(listener = %ctx.name, %peer, max, "connection limit reached; closing new connection");
+            continue;
+        };
+        let Some(handler) = ctx
+            .snapshot
+            .load()
+            .listener(&ctx.name)
+            .map(|l| l.handler.clone())
+        else {
+            continue;
+        };
+        debug!(listener = %ctx.name, %peer, "accepted");
+        let fut = handler.serve(stream, peer, ctx.clone());
+        tracker.spawn(async move {
+            fut.await;
+            drop(permit);
+        });
+    }
+}

@@ -1,0 +1,127 @@
+//! One client connection: read and decode frames, dispatch each request.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, mpsc};
+use tracing::{debug, warn};
+
+use crate::codec::{Codec, Decoder};
+use crate::message::MessageKind;
+use crate::metadata::{Metadata, keys};
+
+use super::ListenerContext;
+use super::request::{RequestTask, handle_request};
+use super::writer::write_replies;
+
+/// Serves one client connection of a framed protocol until it closes.
+///
+/// Requests run concurrently (up to the listener's per-connection limit;
+/// reading pauses above it), so a slow upstream answer never holds back the
+/// answers to later requests.
+pub async fn serve_rpc_connection<C: Codec>(
+    codec: Arc<C>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<ListenerContext>,
+) {
+    let Some(limits) = ctx
+        .snapshot
+        .load()
+        .listener(&ctx.name)
+        .map(|l| l.limits.clone())
+    else {
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let connection = Arc::new(connection_metadata(peer, ctx.local_addr));
+    let (mut rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    let writer = tokio::spawn(write_replies(wr, rx));
+    let in_flight = Arc::new(Semaphore::new(limits.max_requests_per_connection));
+    let mut decoder = codec.decoder();
+    let mut buf = BytesMut::with_capacity(4096);
+
+    'conn: loop {
+        loop {
+            let msg = match decoder.decode(&mut buf) {
+                Ok(Some(msg)) => msg,
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(listener = %ctx.name, %peer, error = %e, "bad frame from client");
+                    let mut out = BytesMut::new();
+                    if codec.decode_error_reply(&e, &mut out) {
+                        let _ = tx.send(out.freeze());
+                    }
+                    if e.frame_consumed {
+                        continue;
+                    }
+                    break 'conn;
+                }
+            };
+            match msg.kind {
+                MessageKind::Heartbeat => {
+                    let mut out = BytesMut::new();
+                    codec.heartbeat_reply(&msg, &mut out);
+                    let _ = tx.send(out.freeze());
+                }
+                MessageKind::Request | MessageKind::Oneway => {
+                    let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                        break 'conn;
+                    };
+                    tokio::spawn(handle_request(RequestTask {
+                        codec: codec.clone(),
+                        ctx: ctx.clone(),
+                        connection: connection.clone(),
+                        message: msg,
+                        replies: tx.clone(),
+                        _permit: permit,
+                    }));
+                }
+                MessageKind::HeartbeatResponse => {}
+                MessageKind::Response | MessageKind::Error => {
+                    debug!(%peer, "client sent a response; ignored");
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(4096);
+        }
+        let read = tokio::select! {
+            _ = ctx.shutdown.cancelled() => break,
+            r = tokio::time::timeout(limits.idle_timeout, rd.read_buf(&mut buf)) => r,
+        };
+        match read {
+            Err(_) if in_flight.available_permits() < limits.max_requests_per_connection => {}
+            Err(_) => {
+                debug!(%peer, "idle timeout");
+                break;
+            }
+            Ok(Ok(0)) => {
+                if !buf.is_empty() {
+                    debug!(%peer, bytes = buf.len(), "client closed mid-frame");
+                }
+                break;
+            }
+            Ok(Err(e)) => {
+                debug!(%peer, error = %e, "client read failed");
+                break;
+            }
+            Ok(Ok(_)) => {}
+        }
+    }
+    // In-flight requests hold their own senders: the writer ends after the last reply.
+    drop(tx);
+    let _ = writer.await;
+}
+
+fn connection_metadata(peer: SocketAddr, local: SocketAddr) -> Metadata {
+    let mut m = Metadata::with_capacity(3);
+    m.insert(keys::SOURCE_IP, peer.ip().to_string());
+    m.insert(keys::SOURCE_PORT, peer.port().to_string());
+    m.insert(keys::DESTINATION_PORT, local.port().to_string());
+    m
+}

@@ -1,0 +1,134 @@
+//! Where protocols and filters plug in by name, without touching this crate.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+
+use crate::codec::{Codec, CodecOptions, ProtocolCodecFactory, UpstreamMode};
+use crate::filter::FilterFactory;
+use crate::listener::{ListenerContext, serve_rpc_connection};
+
+/// A boxed future that serves one connection.
+pub type ServeFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Serves accepted connections of one listener.
+pub trait ConnectionHandler: Send + Sync + 'static {
+    /// Serves `stream` until it closes.
+    fn serve(&self, stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext>) -> ServeFuture;
+}
+
+/// A protocol as the proxy sees it: builds listener handlers and cluster codecs.
+pub trait Protocol: Send + Sync + 'static {
+    /// The name used in config.
+    fn name(&self) -> &'static str;
+    /// A handler for a listener of this protocol.
+    fn listener_handler(&self, options: &CodecOptions) -> Result<Arc<dyn ConnectionHandler>, String>;
+    /// The cluster-side codec, type-erased; the listener engine downcasts it.
+    fn cluster_codec(&self, options: &CodecOptions) -> Result<ClusterCodec, String>;
+}
+
+/// A cluster's codec, type-erased, with the upstream mode it prefers.
+pub struct ClusterCodec {
+    /// `Arc<C>` of the protocol's codec type.
+    pub codec: Arc<dyn Any + Send + Sync>,
+    /// The mode used when the cluster's config does not choose one.
+    pub default_mode: UpstreamMode,
+}
+
+/// Adapts any framed request/response codec ([`ProtocolCodecFactory`]) to
+/// the shared listener engine and upstream pools.
+pub struct RpcProtocol<F: ProtocolCodecFactory> {
+    factory: F,
+}
+
+impl<F: ProtocolCodecFactory> RpcProtocol<F> {
+    /// Wraps a codec factory.
+    pub fn new(factory: F) -> Self {
+        Self { factory }
+    }
+}
+
+struct RpcHandler<C> {
+    codec: Arc<C>,
+}
+
+impl<C: Codec> ConnectionHandler for RpcHandler<C> {
+    fn serve(&self, stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext>) -> ServeFuture {
+        Box::pin(serve_rpc_connection(self.codec.clone(), stream, peer, ctx))
+    }
+}
+
+impl<F: ProtocolCodecFactory> Protocol for RpcProtocol<F> {
+    fn name(&self) -> &'static str {
+        self.factory.name()
+    }
+
+    fn listener_handler(&self, options: &CodecOptions) -> Result<Arc<dyn ConnectionHandler>, String> {
+        let codec = Arc::new(self.factory.listener_codec(options)?);
+        Ok(Arc::new(RpcHandler { codec }))
+    }
+
+    fn cluster_codec(&self, options: &CodecOptions) -> Result<ClusterCodec, String> {
+        let codec: Arc<F::Codec> = Arc::new(self.factory.cluster_codec(options)?);
+        Ok(ClusterCodec {
+            default_mode: codec.default_upstream_mode(),
+            codec,
+        })
+    }
+}
+
+/// The protocols and filters known to a proxy instance.
+#[derive(Default, Clone)]
+pub struct Registry {
+    protocols: BTreeMap<&'static str, Arc<dyn Protocol>>,
+    filters: BTreeMap<&'static str, Arc<dyn FilterFactory>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a protocol under its name (replacing one of the same name).
+    pub fn register_protocol(&mut self, protocol: Arc<dyn Protocol>) -> &mut Self {
+        self.protocols.insert(protocol.name(), protocol);
+        self
+    }
+
+    /// Registers a framed codec factory as a protocol.
+    pub fn register_codec<F: ProtocolCodecFactory>(&mut self, factory: F) -> &mut Self {
+        self.register_protocol(Arc::new(RpcProtocol::new(factory)))
+    }
+
+    /// Registers a filter factory under its name.
+    pub fn register_filter(&mut self, factory: Arc<dyn FilterFactory>) -> &mut Self {
+        self.filters.insert(factory.name(), factory);
+        self
+    }
+
+    /// The protocol named `name`.
+    pub fn protocol(&self, name: &str) -> Option<&Arc<dyn Protocol>> {
+        self.protocols.get(name)
+    }
+
+    /// The filter factory named `name`.
+    pub fn filter(&self, name: &str) -> Option<&Arc<dyn FilterFactory>> {
+        self.filters.get(name)
+    }
+
+    /// Registered protocol names.
+    pub fn protocol_names(&self) -> Vec<&'static str> {
+        self.protocols.keys().copied().collect()
+    }
+
+    /// Registered filter names.
+    pub fn filter_names(&self) -> Vec<&'static str> {
+        self.filters.keys().copied().collect()
+    }
+}

@@ -1,0 +1,326 @@
+//! One upstream connection: a writer task batching frames, a reader task
+//! matching responses to waiting requests (by id, or in order).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::codec::{Codec, Decoder};
+use crate::error::{ErrorKind, ErrorSource, ProxyError};
+use crate::message::{Message, MessageKind};
+use crate::mutation::Mutation;
+
+/// Frames queued for one upstream connection before senders wait.
+const WRITE_QUEUE: usize = 1024;
+/// Largest batch gathered into one write.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+type Waiter<S> = (u64, oneshot::Sender<Message<S>>);
+
+/// A frame for the writer, with the request waiting for its answer.
+struct Outgoing<S> {
+    frame: Bytes,
+    waiter: Option<Waiter<S>>,
+}
+
+/// A live upstream connection, shared by every request sent on it.
+pub struct UpstreamConn<C: Codec> {
+    writer: mpsc::Sender<Outgoing<C::State>>,
+    next_id: AtomicU64,
+    max_id: u64,
+    closed: CancellationToken,
+    peer: SocketAddr,
+}
+
+impl<C: Codec> UpstreamConn<C> {
+    /// Wraps a connected stream and starts its reader and writer tasks.
+    /// `in_order` matches answers first in, first out instead of by id.
+    pub fn start(codec: Arc<C>, stream: TcpStream, peer: SocketAddr, in_order: bool) -> Arc<Self> {
+        let _ = stream.set_nodelay(true);
+        let (rd, wr) = stream.into_split();
+        let (writer, write_rx) = mpsc::channel(WRITE_QUEUE);
+        let (waiters, waiter_rx) = mpsc::unbounded_channel();
+        let closed = CancellationToken::new();
+        tokio::spawn(write_loop(wr, write_rx, waiters, closed.clone()));
+        tokio::spawn(read_loop(
+            ReadSide {
+                codec: codec.clone(),
+                writer: writer.clone(),
+                closed: closed.clone(),
+                peer,
+                in_order,
+            },
+            rd,
+            waiter_rx,
+        ));
+        Arc::new(Self {
+            writer,
+            next_id: AtomicU64::new(1),
+            max_id: codec.max_request_id().max(1),
+            closed,
+            peer,
+        })
+    }
+
+    /// Whether the connection can still carry requests.
+    pub fn is_open(&self) -> bool {
+        !self.closed.is_cancelled()
+    }
+
+    /// The endpoint address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    fn allocate_id(&self) -> u64 {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        n % self.max_id + 1
+    }
+
+    fn reset(&self, why: &str) -> ProxyError {
+        ProxyError::new(
+            ErrorKind::UpstreamReset,
+            ErrorSource::Upstream,
+            format!("connection to {} {why}", self.peer),
+        )
+    }
+
+    /// Sends a request and returns where its response will arrive.
+    pub async fn call(
+        &self,
+        codec: &C,
+        request: &Message<C::State>,
+        mutation: &Mutation,
+    ) -> Result<oneshot::Receiver<Message<C::State>>, ProxyError> {
+        let id = self.allocate_id();
+        let frame = encode(codec, request, id, mutation)?;
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(Outgoing {
+                frame,
+                waiter: Some((id, tx)),
+            })
+            .await
+            .map_err(|_| self.reset("closed"))?;
+        Ok(rx)
+    }
+
+    /// Sends a request that expects no response.
+    pub async fn send_oneway(
+        &self,
+        codec: &C,
+        request: &Message<C::State>,
+        mutation: &Mutation,
+    ) -> Result<(), ProxyError> {
+        let frame = encode(codec, request, self.allocate_id(), mutation)?;
+        self.writer
+            .send(Outgoing {
+                frame,
+                waiter: None,
+            })
+            .await
+            .map_err(|_| self.reset("closed"))
+    }
+
+    /// Closes the connection; waiting requests see a reset.
+    pub fn close(&self) {
+        self.closed.cancel();
+    }
+}
+
+fn encode<C: Codec>(
+    codec: &C,
+    request: &Message<C::State>,
+    id: u64,
+    mutation: &Mutation,
+) -> Result<Bytes, ProxyError> {
+    let mut buf = BytesMut::with_capacity(request.body.len() + 64);
+    codec
+        .encode_request(request, id, mutation, &mut buf)
+        .map_err(|e| ProxyError::new(ErrorKind::BadRequest, ErrorSource::Internal, e.message))?;
+    Ok(buf.freeze())
+}
+
+/// Writes queued frames, gathering whatever is queued into one write. Each
+/// waiter is handed to the reader before its frame is written, in write
+/// order, so an answer never arrives before its waiter and in-order matching
+/// sees waiters in the order their requests went out.
+async fn write_loop<S>(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing<S>>,
+    waiters: mpsc::UnboundedSender<Waiter<S>>,
+    closed: CancellationToken,
+) {
+    let mut batch = BytesMut::new();
+    loop {
+        let first = tokio::select! {
+            _ = closed.cancelled() => break,
+            next = rx.recv() => match next {
+                Some(out) => out,
+                None => break,
+            },
+        };
+        if let Some(w) = first.waiter {
+            let _ = waiters.send(w);
+        }
+        let result = match rx.try_recv() {
+            // Only one frame waiting: write it without copying.
+            Err(_) => wr.write_all(&first.frame).await,
+            Ok(second) => {
+                batch.extend_from_slice(&first.frame);
+                let mut next = Some(second);
+                while let Some(out) = next.take() {
+                    if let Some(w) = out.waiter {
+                        let _ = waiters.send(w);
+                    }
+                    batch.extend_from_slice(&out.frame);
+                    if batch.len() < MAX_BATCH_BYTES {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                let r = wr.write_all(&batch).await;
+                batch.clear();
+                r
+            }
+        };
+        if let Err(e) = result {
+            debug!(error = %e, "upstream write failed");
+            break;
+        }
+    }
+    closed.cancel();
+}
+
+/// What the reader needs besides the socket.
+struct ReadSide<C: Codec> {
+    codec: Arc<C>,
+    writer: mpsc::Sender<Outgoing<C::State>>,
+    closed: CancellationToken,
+    peer: SocketAddr,
+    in_order: bool,
+}
+
+/// Requests waiting for answers: by id, or in the order they were written.
+enum Waiting<S> {
+    ById(HashMap<u64, oneshot::Sender<Message<S>>>),
+    InOrder(VecDeque<oneshot::Sender<Message<S>>>),
+}
+
+impl<S> Waiting<S> {
+    fn add(&mut self, (id, tx): Waiter<S>) {
+        match self {
+            Waiting::ById(m) => {
+                m.insert(id, tx);
+            }
+            Waiting::InOrder(q) => q.push_back(tx),
+        }
+    }
+
+    fn take(&mut self, id: u64) -> Option<oneshot::Sender<Message<S>>> {
+        match self {
+            Waiting::ById(m) => m.remove(&id),
+            Waiting::InOrder(q) => q.pop_front(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Waiting::ById(m) => m.len(),
+            Waiting::InOrder(q) => q.len(),
+        }
+    }
+
+    /// Drops waiters that gave up (in-order waiters must keep their place).
+    fn purge(&mut self) {
+        if let Waiting::ById(m) = self {
+            m.retain(|_, tx| !tx.is_closed());
+        }
+    }
+}
+
+async fn read_loop<C: Codec>(
+    side: ReadSide<C>,
+    mut rd: OwnedReadHalf,
+    mut waiter_rx: mpsc::UnboundedReceiver<Waiter<C::State>>,
+) {
+    let ReadSide {
+        codec,
+        writer,
+        closed,
+        peer,
+        in_order,
+    } = side;
+    let mut decoder = codec.decoder();
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut waiting = if in_order {
+        Waiting::InOrder(VecDeque::new())
+    } else {
+        Waiting::ById(HashMap::new())
+    };
+    let mut purge_at = 1024;
+    'read: loop {
+        let read = tokio::select! {
+            _ = closed.cancelled() => break,
+            r = rd.read_buf(&mut buf) => r,
+        };
+        match read {
+            Ok(0) => {
+                debug!(%peer, "upstream closed the connection");
+                break;
+            }
+            Err(e) => {
+                debug!(%peer, error = %e, "upstream read failed");
+                break;
+            }
+            Ok(_) => {}
+        }
+        while let Ok(w) = waiter_rx.try_recv() {
+            waiting.add(w);
+        }
+        loop {
+            let msg = match decoder.decode(&mut buf) {
+                Ok(Some(msg)) => msg,
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(%peer, error = %e, "bad frame from upstream; closing the connection");
+                    break 'read;
+                }
+            };
+            match msg.kind {
+                MessageKind::Response | MessageKind::Error => match waiting.take(msg.request_id) {
+                    // The waiter may have timed out; then the answer is dropped.
+                    Some(tx) => {
+                        let _ = tx.send(msg);
+                    }
+                    None => debug!(%peer, id = msg.request_id, "response nobody waits for"),
+                },
+                MessageKind::Heartbeat => {
+                    let mut out = BytesMut::new();
+                    codec.heartbeat_reply(&msg, &mut out);
+                    let _ = writer.try_send(Outgoing {
+                        frame: out.freeze(),
+                        waiter: None,
+                    });
+                }
+                MessageKind::HeartbeatResponse => {}
+                MessageKind::Request | MessageKind::Oneway => {
+                    debug!(%peer, "upstream sent a request; ignored");
+                }
+            }
+        }
+        if waiting.len() >= purge_at {
+            waiting.purge();
+            purge_at = (waiting.len() * 2).max(1024);
+        }
+    }
+    closed.cancel();
+}

@@ -1,0 +1,41 @@
+//! The metaproxy binary's library side: the registry of built-in protocols
+//! and filters, and the run/validate commands, so tests and examples can
+//! embed exactly what the binary runs.
+
+use std::path::Path;
+
+use metaproxy_core::config::{ConfigErrors, load_file};
+use metaproxy_core::proxy::{RunningProxy, StartError};
+use metaproxy_core::registry::Registry;
+use metaproxy_core::snapshot::Snapshot;
+
+pub use metaproxy_codecs as codecs;
+pub use metaproxy_core as core;
+pub use metaproxy_filters as filters;
+
+/// Every built-in protocol and filter.
+pub fn default_registry() -> Registry {
+    let mut registry = Registry::new();
+    metaproxy_codecs::register_all(&mut registry);
+    metaproxy_filters::register_all(&mut registry);
+    registry
+}
+
+/// Reads, parses and validates a config file against `registry`, returning
+/// a one-line summary or every error found.
+pub fn validate_file(path: &Path, registry: &Registry) -> Result<String, ConfigErrors> {
+    let loaded = load_file(path)?;
+    let snapshot = Snapshot::build(&loaded, registry)?;
+    Ok(format!(
+        "{}: OK ({} listeners, {} clusters)",
+        loaded.file,
+        snapshot.listeners.len(),
+        snapshot.clusters.len()
+    ))
+}
+
+/// Loads a config file and starts serving it.
+pub async fn start_file(path: &Path, registry: &Registry) -> Result<RunningProxy, StartError> {
+    let loaded = load_file(path)?;
+    RunningProxy::start(&loaded, registry).await
+}
