@@ -22,7 +22,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn hstr(out: &mut Vec<u8>, s: &str) {
@@ -33,7 +36,14 @@ fn hstr(out: &mut Vec<u8>, s: &str) {
 
 fn request_frame() -> Vec<u8> {
     let mut body = Vec::new();
-    for s in ["2.0.2", "org.apache.dubbo.samples.DemoService", "1.0.0", "sayHello", "Ljava/lang/String;", "world"] {
+    for s in [
+        "2.0.2",
+        "org.apache.dubbo.samples.DemoService",
+        "1.0.0",
+        "sayHello",
+        "Ljava/lang/String;",
+        "world",
+    ] {
         if s.len() < 32 {
             hstr(&mut body, s);
         } else {
@@ -58,7 +68,9 @@ fn request_frame() -> Vec<u8> {
 /// The echo provider: answers every request with `"Hello world"`, batching writes.
 async fn echo_provider(listener: TcpListener) {
     loop {
-        let Ok((mut s, _)) = listener.accept().await else { return };
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
         let _ = s.set_nodelay(true);
         tokio::spawn(async move {
             let mut buf = Vec::with_capacity(64 * 1024);
@@ -72,7 +84,8 @@ async fn echo_provider(listener: TcpListener) {
                 buf.extend_from_slice(&chunk[..n]);
                 let mut at = 0;
                 while buf.len() - at >= 16 {
-                    let len = i32::from_be_bytes(buf[at + 12..at + 16].try_into().unwrap()) as usize;
+                    let len =
+                        i32::from_be_bytes(buf[at + 12..at + 16].try_into().unwrap()) as usize;
                     if buf.len() - at < 16 + len {
                         break;
                     }
@@ -112,7 +125,8 @@ async fn load(addr: SocketAddr, conns: usize, secs: u64) -> (f64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..conns {
-        let (frame, done, errors, stop) = (frame.clone(), done.clone(), errors.clone(), stop.clone());
+        let (frame, done, errors, stop) =
+            (frame.clone(), done.clone(), errors.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let Ok(mut s) = TcpStream::connect(addr).await else {
                 errors.fetch_add(1, Ordering::Relaxed);
@@ -159,7 +173,12 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 fn has(cmd: &str) -> bool {
-    Command::new(cmd).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+    Command::new(cmd)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
 }
 
 fn start_proxy(provider: SocketAddr, pin: bool) -> (Child, SocketAddr) {
@@ -167,7 +186,10 @@ fn start_proxy(provider: SocketAddr, pin: bool) -> (Child, SocketAddr) {
         "listeners:\n  - name: bench\n    address: 127.0.0.1:0\n    protocol: dubbo\n    routes:\n      - route: {{ cluster: echo }}\nclusters:\n  - name: echo\n    protocol: dubbo\n    endpoints: [ {{ address: \"{provider}\" }} ]\n"
     );
     let path = std::env::temp_dir().join(format!("metaproxy-bench-{}.yaml", std::process::id()));
-    std::fs::File::create(&path).unwrap().write_all(config.as_bytes()).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(config.as_bytes())
+        .unwrap();
     let bin = env!("CARGO_BIN_EXE_metaproxy");
     let mut cmd = if pin {
         let mut c = Command::new("taskset");

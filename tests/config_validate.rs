@@ -63,8 +63,8 @@ fn unknown_cluster_and_subset_are_located() {
         "unknown-cluster",
         &text,
         &[
-            "config.yaml:6:25: unknown cluster `nope`",
-            "config.yaml:7:39: cluster `demo` has no subset `v9`",
+            "config.yaml:6:27: unknown cluster `nope`",
+            "config.yaml:7:41: cluster `demo` has no subset `v9`",
             "2 error(s)",
         ],
     );
@@ -90,8 +90,10 @@ fn empty_weights_and_bad_regex_are_reported_together() {
         "weights-regex",
         &text,
         &[
-            ":6:", "bad regex `say(`",
-            ":9:", "weights of `weighted` add up to 0",
+            ":6:",
+            "bad regex `say(`",
+            ":9:",
+            "weights of `weighted` add up to 0",
             "2 error(s)",
         ],
     );

@@ -32,9 +32,24 @@ fn start_example(test: &str) -> (Proxy, DubboProvider, DubboProvider, DubboProvi
 fn batchjob_attachment_routes_to_the_batchjob_group() {
     let (proxy, _v1, _v2, batch) = start_example("batchjob");
     let port = proxy.addr(LISTENER).port();
-    let s = dubbo_client(port, &["--count", "40", "--concurrency", "4", "--attach", "batchJob=true"]);
+    let s = dubbo_client(
+        port,
+        &[
+            "--count",
+            "40",
+            "--concurrency",
+            "4",
+            "--attach",
+            "batchJob=true",
+        ],
+    );
     assert_eq!(s.ok, 40, "{} / proxy logs:\n{}", s.raw, proxy.logs());
-    assert_eq!(s.results.get("Hello bob, from batch"), Some(&40), "{}", s.raw);
+    assert_eq!(
+        s.results.get("Hello bob, from batch"),
+        Some(&40),
+        "{}",
+        s.raw
+    );
     // The provider saw the client's attachment, case kept.
     let call = batch.wait_call("sayHello", Duration::from_secs(5)).unwrap();
     assert_eq!(call["attachments"]["batchJob"], "true", "{call}");
@@ -48,7 +63,12 @@ fn other_calls_split_90_10_between_v1_and_v2() {
     assert_eq!(s.ok, 1000, "{} / proxy logs:\n{}", s.raw, proxy.logs());
     let v1 = *s.results.get("Hello bob, from v1").unwrap_or(&0);
     let v2 = *s.results.get("Hello bob, from v2").unwrap_or(&0);
-    assert_eq!(v1 + v2, 1000, "nothing may reach the batch group: {}", s.raw);
+    assert_eq!(
+        v1 + v2,
+        1000,
+        "nothing may reach the batch group: {}",
+        s.raw
+    );
     // Binomial(1000, 0.9): mean 900, sd ≈ 9.5; ±6 sd keeps this test honest and stable.
     assert!((843..=957).contains(&v1), "v1 got {v1} of 1000: {}", s.raw);
     // A batchJob value other than "true" is not the batch job.
@@ -60,7 +80,10 @@ fn other_calls_split_90_10_between_v1_and_v2() {
 fn filter_mutations_arrive_as_attachments() {
     let (proxy, _v1, _v2, _batch) = start_example("mutation");
     let port = proxy.addr(LISTENER).port();
-    let s = dubbo_client(port, &["--method", "getAttachment", "--arg", "x-forwarded-by"]);
+    let s = dubbo_client(
+        port,
+        &["--method", "getAttachment", "--arg", "x-forwarded-by"],
+    );
     assert_eq!(s.results.get("metaproxy"), Some(&1), "{}", s.raw);
     let s = dubbo_client(port, &["--method", "getAttachment", "--arg", "x-client-ip"]);
     assert_eq!(s.results.get("127.0.0.1"), Some(&1), "{}", s.raw);
@@ -70,21 +93,42 @@ fn filter_mutations_arrive_as_attachments() {
 fn provider_errors_pass_through_unchanged() {
     let (proxy, _v1, _v2, _batch) = start_example("passthrough");
     let port = proxy.addr(LISTENER).port();
-    let s = dubbo_client(port, &["--method", "fail", "--arg", "boom from the provider"]);
+    let s = dubbo_client(
+        port,
+        &["--method", "fail", "--arg", "boom from the provider"],
+    );
     assert_eq!(s.errors, 1, "{}", s.raw);
-    assert!(s.error_messages.contains_key("boom from the provider"), "{}", s.raw);
+    assert!(
+        s.error_messages.contains_key("boom from the provider"),
+        "{}",
+        s.raw
+    );
 }
 
 #[test]
 fn oneway_calls_reach_the_provider() {
     let (proxy, v1, v2, _batch) = start_example("oneway");
     let port = proxy.addr(LISTENER).port();
-    let s = dubbo_client(port, &["--method", "notify", "--arg", "fire-and-forget", "--oneway", "--count", "5"]);
+    let s = dubbo_client(
+        port,
+        &[
+            "--method",
+            "notify",
+            "--arg",
+            "fire-and-forget",
+            "--oneway",
+            "--count",
+            "5",
+        ],
+    );
     assert_eq!(s.ok, 5, "{}", s.raw);
     // 5 calls split 90/10: they land on v1 or v2; count what arrived.
     let mut arrived = 0;
     for p in [&v1, &v2] {
-        while let Some(call) = p.wait_call("notify", Duration::from_millis(if arrived < 5 { 3000 } else { 100 })) {
+        while let Some(call) = p.wait_call(
+            "notify",
+            Duration::from_millis(if arrived < 5 { 3000 } else { 100 }),
+        ) {
             assert_eq!(call["args"][0], "fire-and-forget");
             assert_eq!(call["oneway"], true, "forwarded as oneway: {call}");
             arrived += 1;
@@ -122,7 +166,10 @@ clusters:
     assert_eq!(s.errors, 1, "{}", s.raw);
     let msg = s.error_messages.keys().next().unwrap();
     assert!(msg.contains("no route"), "{msg}");
-    assert!(msg.contains("org.apache.dubbo.samples.DemoService.getAttachment"), "{msg}");
+    assert!(
+        msg.contains("org.apache.dubbo.samples.DemoService.getAttachment"),
+        "{msg}"
+    );
     // The route that matches still works on the same proxy.
     let s = dubbo_client(port, &[]);
     assert_eq!(s.results.get("Hello bob, from only"), Some(&1), "{}", s.raw);
@@ -132,7 +179,10 @@ clusters:
 fn provider_down_answers_service_not_found_and_timeouts_answer_timeout() {
     let provider = DubboProvider::start("slow");
     // A port nothing listens on: bind, note it, close.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let config = format!(
         r#"
 listeners:

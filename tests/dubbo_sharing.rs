@@ -21,10 +21,12 @@ const ROUNDS: usize = 4;
 /// attachment, after a short random delay so answers come back out of order.
 async fn echo_upstream(listener: TcpListener, connections: Arc<AtomicUsize>) {
     loop {
-        let Ok((mut s, _)) = listener.accept().await else { return };
+        let Ok((s, _)) = listener.accept().await else {
+            return;
+        };
         connections.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            let (mut rd, wr) = s.split();
+            let (mut rd, wr) = s.into_split();
             let wr = Arc::new(tokio::sync::Mutex::new(wr));
             let mut buf = Vec::new();
             let mut chunk = [0u8; 8192];
@@ -76,7 +78,13 @@ async fn client(addr: std::net::SocketAddr, n: usize) -> usize {
         for k in 0..IN_FLIGHT {
             let id = (n * 1000 + round * IN_FLIGHT + k) as u64 + 1;
             let echo = format!("c{n}r{round}k{k}");
-            out.extend(request(id, "org.apache.dubbo.samples.DemoService", "sayHello", "x", &[("echo", &echo)]));
+            out.extend(request(
+                id,
+                "org.apache.dubbo.samples.DemoService",
+                "sayHello",
+                "x",
+                &[("echo", &echo)],
+            ));
             expected.insert(id, echo);
         }
         s.write_all(&out).await.unwrap();
@@ -87,8 +95,15 @@ async fn client(addr: std::net::SocketAddr, n: usize) -> usize {
             let len = i32::from_be_bytes(h[12..16].try_into().unwrap()) as usize;
             let mut body = vec![0u8; len];
             s.read_exact(&mut body).await.unwrap();
-            assert_eq!(h[3], 20, "status for id {id}: {}", String::from_utf8_lossy(&body));
-            let want = expected.remove(&id).unwrap_or_else(|| panic!("client {n} got an id it never sent: {id}"));
+            assert_eq!(
+                h[3],
+                20,
+                "status for id {id}: {}",
+                String::from_utf8_lossy(&body)
+            );
+            let want = expected
+                .remove(&id)
+                .unwrap_or_else(|| panic!("client {n} got an id it never sent: {id}"));
             let got = String::from_utf8_lossy(&body[2..]).into_owned();
             assert_eq!(got, want, "client {n} id {id} got someone else's answer");
             ok += 1;
@@ -122,7 +137,9 @@ clusters:
         .await
         .unwrap();
     let addr = proxy.addr("dubbo-in");
-    let clients: Vec<_> = (0..CLIENTS).map(|n| tokio::spawn(client(addr, n))).collect();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|n| tokio::spawn(client(addr, n)))
+        .collect();
     let mut total = 0;
     for c in clients {
         total += tokio::time::timeout(Duration::from_secs(60), c)
@@ -132,5 +149,8 @@ clusters:
     }
     assert_eq!(total, CLIENTS * IN_FLIGHT * ROUNDS);
     let used = connections.load(Ordering::SeqCst);
-    assert!((1..=4).contains(&used), "{used} upstream connections for {CLIENTS} clients");
+    assert!(
+        (1..=4).contains(&used),
+        "{used} upstream connections for {CLIENTS} clients"
+    );
 }

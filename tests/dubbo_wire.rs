@@ -20,7 +20,10 @@ fn connect(addr: SocketAddr) -> TcpStream {
 }
 
 fn start(test: &str, provider: &DubboProvider) -> Proxy {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     Proxy::start(
         test,
         &format!(
@@ -55,7 +58,12 @@ fn assert_heartbeat(s: &mut TcpStream, id: u64) {
     s.write_all(&heartbeat(id)).unwrap();
     let f = read_frame(s).expect("heartbeat answer");
     assert_eq!(f.id, id);
-    assert_eq!(f.flags & 0xa0, 0x20, "event bit set, request bit clear: {:#x}", f.flags);
+    assert_eq!(
+        f.flags & 0xa0,
+        0x20,
+        "event bit set, request bit clear: {:#x}",
+        f.flags
+    );
     assert_eq!(f.status, 20);
 }
 
@@ -86,17 +94,29 @@ fn local_replies_carry_native_statuses_and_the_client_id() {
     let proxy = start("status", &provider);
     let mut s = connect(proxy.addr("dubbo-in"));
     // No route: another interface.
-    s.write_all(&request(41, "com.example.Other", "sayHello", "x", &[])).unwrap();
+    s.write_all(&request(41, "com.example.Other", "sayHello", "x", &[]))
+        .unwrap();
     let f = read_frame(&mut s).unwrap();
     assert_eq!((f.id, f.status), (41, 60), "SERVICE_NOT_FOUND");
-    assert!(f.body_string().contains("no route for com.example.Other.sayHello"), "{}", f.body_string());
+    assert!(
+        f.body_string()
+            .contains("no route for com.example.Other.sayHello"),
+        "{}",
+        f.body_string()
+    );
     // Endpoint down.
-    s.write_all(&request(42, IFACE, "toDeadProvider", "x", &[])).unwrap();
+    s.write_all(&request(42, IFACE, "toDeadProvider", "x", &[]))
+        .unwrap();
     let f = read_frame(&mut s).unwrap();
     assert_eq!((f.id, f.status), (42, 60));
-    assert!(f.body_string().contains("cannot connect"), "{}", f.body_string());
+    assert!(
+        f.body_string().contains("cannot connect"),
+        "{}",
+        f.body_string()
+    );
     // A real call on the same connection, with a large id: restored on the way back.
-    s.write_all(&request(u64::MAX - 1, IFACE, "sayHello", "ann", &[])).unwrap();
+    s.write_all(&request(u64::MAX - 1, IFACE, "sayHello", "ann", &[]))
+        .unwrap();
     let f = read_frame(&mut s).unwrap();
     assert_eq!((f.id, f.status), (u64::MAX - 1, 20));
     assert!(String::from_utf8_lossy(&f.body).contains("Hello ann, from status"));
@@ -113,7 +133,8 @@ fn bad_input_closes_or_answers_only_the_offending_connection() {
 
     // 1. Wrong magic: closed.
     let mut s = connect(addr);
-    s.write_all(&[0xca, 0xfe, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]).unwrap();
+    s.write_all(&[0xca, 0xfe, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0])
+        .unwrap();
     assert_closed(&mut s);
 
     // 2. Body length over max_frame_bytes (4096): BAD_REQUEST for that id, then closed.
@@ -151,12 +172,17 @@ fn bad_input_closes_or_answers_only_the_offending_connection() {
     s.write_all(&frame).unwrap();
     let f = read_frame(&mut s).unwrap();
     assert_eq!((f.id, f.status), (21, 40));
-    assert!(f.body_string().contains("serialization"), "{}", f.body_string());
+    assert!(
+        f.body_string().contains("serialization"),
+        "{}",
+        f.body_string()
+    );
     assert_heartbeat(&mut s, 22);
 
     // The first connection and the proxy are unaffected; the reasons are logged.
     assert_heartbeat(&mut good, 2);
-    good.write_all(&request(3, IFACE, "sayHello", "still-here", &[])).unwrap();
+    good.write_all(&request(3, IFACE, "sayHello", "still-here", &[]))
+        .unwrap();
     let f = read_frame(&mut good).unwrap();
     assert_eq!((f.id, f.status), (3, 20));
     assert!(proxy.is_running());

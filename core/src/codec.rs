@@ -57,7 +57,11 @@ impl CodecError {
     }
 
     /// An error for one frame that the decoder has skipped entirely.
-    pub fn skipped_frame(kind: CodecErrorKind, message: impl Into<String>, request_id: u64) -> Self {
+    pub fn skipped_frame(
+        kind: CodecErrorKind,
+        message: impl Into<String>,
+        request_id: u64,
+    ) -> Self {
         Self {
             kind,
             message: message.into(),

@@ -68,9 +68,7 @@ impl RequestContext {
 
 impl MetadataView for RequestContext {
     fn lookup(&self, key: &str) -> Option<&str> {
-        self.metadata
-            .get(key)
-            .or_else(|| self.connection.get(key))
+        self.metadata.get(key).or_else(|| self.connection.get(key))
     }
 }
 

@@ -54,13 +54,14 @@ impl RunningProxy {
         let current = snapshot.load_full();
         for name in &current.listener_order {
             let l = &current.listeners[name];
-            let listener = TcpListener::bind(l.address)
-                .await
-                .map_err(|source| StartError::Bind {
-                    listener: name.to_string(),
-                    address: l.address,
-                    source,
-                })?;
+            let listener =
+                TcpListener::bind(l.address)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        listener: name.to_string(),
+                        address: l.address,
+                        source,
+                    })?;
             let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
                 listener: name.to_string(),
                 address: l.address,

@@ -27,7 +27,10 @@ pub trait Protocol: Send + Sync + 'static {
     /// The name used in config.
     fn name(&self) -> &'static str;
     /// A handler for a listener of this protocol.
-    fn listener_handler(&self, options: &CodecOptions) -> Result<Arc<dyn ConnectionHandler>, String>;
+    fn listener_handler(
+        &self,
+        options: &CodecOptions,
+    ) -> Result<Arc<dyn ConnectionHandler>, String>;
     /// The cluster-side codec, type-erased; the listener engine downcasts it.
     fn cluster_codec(&self, options: &CodecOptions) -> Result<ClusterCodec, String>;
 }
@@ -68,7 +71,10 @@ impl<F: ProtocolCodecFactory> Protocol for RpcProtocol<F> {
         self.factory.name()
     }
 
-    fn listener_handler(&self, options: &CodecOptions) -> Result<Arc<dyn ConnectionHandler>, String> {
+    fn listener_handler(
+        &self,
+        options: &CodecOptions,
+    ) -> Result<Arc<dyn ConnectionHandler>, String> {
         let codec = Arc::new(self.factory.listener_codec(options)?);
         Ok(Arc::new(RpcHandler { codec }))
     }

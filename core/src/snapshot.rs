@@ -102,8 +102,16 @@ impl Snapshot {
         let cfg = &loaded.config;
         let mut sink = ErrorSink::new(loaded.file.clone());
 
-        unique_names(&mut sink, cfg.listeners.iter().map(|l| &l.value.name), "listener");
-        unique_names(&mut sink, cfg.clusters.iter().map(|c| &c.value.name), "cluster");
+        unique_names(
+            &mut sink,
+            cfg.listeners.iter().map(|l| &l.value.name),
+            "listener",
+        );
+        unique_names(
+            &mut sink,
+            cfg.clusters.iter().map(|c| &c.value.name),
+            "cluster",
+        );
         if cfg.listeners.is_empty() {
             sink.at(serde_saphyr::Location::UNKNOWN, "no listeners configured");
         }
@@ -124,7 +132,10 @@ impl Snapshot {
                 && addr.port() != 0
                 && let Some(other) = bound.insert(addr, l.name.value.as_str())
             {
-                sink.on(&l.address, format!("address {addr} is already used by listener `{other}`"));
+                sink.on(
+                    &l.address,
+                    format!("address {addr} is already used by listener `{other}`"),
+                );
             }
             if let Some(rt) = build_listener(&mut sink, l, registry, &clusters) {
                 listener_order.push(rt.name.clone());
@@ -169,7 +180,12 @@ fn build_cluster(sink: &mut ErrorSink, c: &ClusterConfig, registry: &Registry) -
     };
     let options = CodecOptions {
         max_frame_bytes: c.max_frame_bytes.unwrap_or(DEFAULT_MAX_FRAME_BYTES),
-        extra: protocol_section(sink, &c.protocol.value, c.thrift.as_ref(), c.options.as_ref()),
+        extra: protocol_section(
+            sink,
+            &c.protocol.value,
+            c.thrift.as_ref(),
+            c.options.as_ref(),
+        ),
     };
     if options.max_frame_bytes < 16 {
         sink.on(&c.name, "max_frame_bytes must be at least 16");
@@ -206,7 +222,9 @@ fn build_cluster(sink: &mut ErrorSink, c: &ClusterConfig, registry: &Registry) -
     if !(1..=MAX_CONNECTIONS_PER_ENDPOINT).contains(&connections) {
         sink.on(
             &c.name,
-            format!("connections_per_endpoint must be between 1 and {MAX_CONNECTIONS_PER_ENDPOINT}"),
+            format!(
+                "connections_per_endpoint must be between 1 and {MAX_CONNECTIONS_PER_ENDPOINT}"
+            ),
         );
     }
     let mut subsets = vec![Subset {
@@ -255,7 +273,10 @@ fn protocol_section(
     if let Some(t) = thrift
         && protocol != "thrift"
     {
-        sink.on(t, format!("`thrift` options apply only to `protocol: thrift`, not `{protocol}`"));
+        sink.on(
+            t,
+            format!("`thrift` options apply only to `protocol: thrift`, not `{protocol}`"),
+        );
     }
     match (protocol, thrift, options) {
         ("thrift", Some(t), _) => t.value.clone(),
@@ -277,9 +298,15 @@ fn build_listener(
             .limits
             .max_requests_per_connection
             .unwrap_or(DEFAULT_MAX_REQUESTS_PER_CONNECTION),
-        idle_timeout: l.limits.idle_timeout.map_or(DEFAULT_IDLE_TIMEOUT, |d| d.get()),
+        idle_timeout: l
+            .limits
+            .idle_timeout
+            .map_or(DEFAULT_IDLE_TIMEOUT, |d| d.get()),
     };
-    if limits.max_frame_bytes < 16 || limits.max_connections == 0 || limits.max_requests_per_connection == 0 {
+    if limits.max_frame_bytes < 16
+        || limits.max_connections == 0
+        || limits.max_requests_per_connection == 0
+    {
         sink.on(
             &l.name,
             "limits: max_frame_bytes must be ≥ 16, max_connections and max_requests_per_connection ≥ 1",
@@ -296,7 +323,12 @@ fn build_listener(
             ),
         );
     }
-    let extra = protocol_section(sink, &l.protocol.value, l.thrift.as_ref(), l.options.as_ref());
+    let extra = protocol_section(
+        sink,
+        &l.protocol.value,
+        l.thrift.as_ref(),
+        l.options.as_ref(),
+    );
     let handler = protocol.and_then(|p| {
         p.listener_handler(&CodecOptions {
             max_frame_bytes: limits.max_frame_bytes,
@@ -309,10 +341,15 @@ fn build_listener(
     let mut filters = Vec::new();
     for f in &l.filters {
         if f.value.len() != 1 {
-            sink.on(f, "each filter entry must have exactly one key: the filter name");
+            sink.on(
+                f,
+                "each filter entry must have exactly one key: the filter name",
+            );
             continue;
         }
-        let Some((name, config)) = f.value.iter().next() else { continue };
+        let Some((name, config)) = f.value.iter().next() else {
+            continue;
+        };
         match registry.filter(name) {
             None => sink.on(
                 f,
@@ -377,7 +414,13 @@ fn build_route(
             match Condition::compile_regex(&v.value) {
                 Ok(re) => MatchOp::Regex(re),
                 Err(e) => {
-                    let first = e.to_string().lines().last().unwrap_or("").trim().to_string();
+                    let first = e
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                        .trim()
+                        .to_string();
                     sink.on(v, format!("bad regex `{}`: {first}", v.value));
                     ok = false;
                     continue;
@@ -394,7 +437,11 @@ fn build_route(
     }
     let action = build_action(sink, &r.route, protocol, clusters);
     let name: Arc<str> = Arc::from(r.name.clone().unwrap_or_else(|| format!("route-{index}")));
-    let timeout = r.route.value.timeout.map_or(DEFAULT_ROUTE_TIMEOUT, |d| d.get());
+    let timeout = r
+        .route
+        .value
+        .timeout
+        .map_or(DEFAULT_ROUTE_TIMEOUT, |d| d.get());
     if timeout.is_zero() {
         sink.on(&r.route, "timeout must be greater than zero");
     }
@@ -430,20 +477,32 @@ fn build_action(
             let mut ok = true;
             for w in weighted {
                 total = total.saturating_add(w.value.weight);
-                match target(sink, &w.value.cluster, w.value.subset.as_ref(), protocol, clusters) {
+                match target(
+                    sink,
+                    &w.value.cluster,
+                    w.value.subset.as_ref(),
+                    protocol,
+                    clusters,
+                ) {
                     Some(t) if w.value.weight > 0 => targets.push((t, total)),
                     Some(_) => {}
                     None => ok = false,
                 }
             }
             if total == 0 {
-                sink.on(action, "weights of `weighted` add up to 0: nothing would be routed");
+                sink.on(
+                    action,
+                    "weights of `weighted` add up to 0: nothing would be routed",
+                );
                 return None;
             }
             ok.then_some(RouteAction::Weighted { targets, total })
         }
         (Some(_), Some(_)) => {
-            sink.on(action, "a route has either `cluster` or `weighted`, not both");
+            sink.on(
+                action,
+                "a route has either `cluster` or `weighted`, not both",
+            );
             None
         }
         (None, None) => {
@@ -479,7 +538,10 @@ fn target(
         Some(s) => match c.subset_index(&s.value) {
             Some(i) if !s.value.is_empty() => i,
             _ => {
-                sink.on(s, format!("cluster `{}` has no subset `{}`", c.name, s.value));
+                sink.on(
+                    s,
+                    format!("cluster `{}` has no subset `{}`", c.name, s.value),
+                );
                 return None;
             }
         },

@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use metaproxy_core::filter::{Filter, FilterAction, FilterFactory, RequestContext, ResponseContext};
+use metaproxy_core::filter::{
+    Filter, FilterAction, FilterFactory, RequestContext, ResponseContext,
+};
 use metaproxy_core::mutation::Mutation;
 use serde::Deserialize;
 
@@ -89,7 +91,11 @@ impl Filter for MetadataMutation {
         FilterAction::Continue
     }
 
-    async fn on_response(&self, _request: &mut RequestContext, _response: &ResponseContext) -> FilterAction {
+    async fn on_response(
+        &self,
+        _request: &mut RequestContext,
+        _response: &ResponseContext,
+    ) -> FilterAction {
         FilterAction::Continue
     }
 }
@@ -129,7 +135,10 @@ mod tests {
         let conn: Metadata = [("source.ip", "127.0.0.1")].into_iter().collect();
         let md: Metadata = [("method", "sayHello")].into_iter().collect();
         let mut req = RequestContext::new("dubbo", MessageKind::Request, md, Arc::new(conn));
-        assert!(matches!(filter.on_request(&mut req).await, FilterAction::Continue));
+        assert!(matches!(
+            filter.on_request(&mut req).await,
+            FilterAction::Continue
+        ));
         assert_eq!(
             req.request_mutation.ops(),
             &[

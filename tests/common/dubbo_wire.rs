@@ -29,9 +29,22 @@ pub fn header(flags: u8, status: u8, id: u64, body_len: i32) -> Vec<u8> {
 }
 
 /// A two-way hessian2 request calling `interface.method(arg)` with attachments.
-pub fn request(id: u64, interface: &str, method: &str, arg: &str, attachments: &[(&str, &str)]) -> Vec<u8> {
+pub fn request(
+    id: u64,
+    interface: &str,
+    method: &str,
+    arg: &str,
+    attachments: &[(&str, &str)],
+) -> Vec<u8> {
     let mut body = Vec::new();
-    for s in ["2.0.2", interface, "1.0.0", method, "Ljava/lang/String;", arg] {
+    for s in [
+        "2.0.2",
+        interface,
+        "1.0.0",
+        method,
+        "Ljava/lang/String;",
+        arg,
+    ] {
         body.extend(hstr(s));
     }
     body.push(b'H');

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,9 +57,8 @@ impl Lines {
             for line in BufReader::new(reader).lines() {
                 let Ok(line) = line else { break };
                 keep.lock().unwrap().push(line.clone());
-                if tx.send(line).is_err() {
-                    // Nobody listens any more; keep draining so the child never blocks.
-                }
+                // Nobody may listen any more; keep draining so the child never blocks.
+                let _ = tx.send(line);
             }
         });
         Self { rx, seen }
@@ -67,10 +66,7 @@ impl Lines {
 
     /// The next line, waiting up to `timeout`.
     pub fn next(&self, timeout: Duration) -> Option<String> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(l) => Some(l),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.rx.recv_timeout(timeout).ok()
     }
 
     /// Waits for a line for which `pred` holds.
@@ -134,7 +130,10 @@ impl Proxy {
         let mut listeners = HashMap::new();
         loop {
             let Some(line) = stdout.next(START_TIMEOUT) else {
-                panic!("metaproxy did not start; stderr:\n{}", stderr.all().join("\n"));
+                panic!(
+                    "metaproxy did not start; stderr:\n{}",
+                    stderr.all().join("\n")
+                );
             };
             if line == "ready" {
                 break;
@@ -230,9 +229,7 @@ impl DubboProvider {
             .expect("spawn node provider (is node installed?)");
         let calls = Lines::spawn(child.stdout.take().unwrap());
         let child = ChildGuard(child);
-        let first = calls
-            .next(START_TIMEOUT)
-            .expect("provider printed nothing");
+        let first = calls.next(START_TIMEOUT).expect("provider printed nothing");
         let v: serde_json::Value = serde_json::from_str(&first).expect("provider's first line");
         assert_eq!(v["event"], "listening", "{first}");
         let port = v["port"].as_u64().unwrap() as u16;

@@ -9,7 +9,11 @@ use super::load::ErrorSink;
 use super::model::MatchConfig;
 
 /// Parses `ip:port`, recording an error on failure.
-pub fn socket_addr(sink: &mut ErrorSink, field: &Spanned<String>, what: &str) -> Option<SocketAddr> {
+pub fn socket_addr(
+    sink: &mut ErrorSink,
+    field: &Spanned<String>,
+    what: &str,
+) -> Option<SocketAddr> {
     match field.value.parse::<SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {
@@ -33,7 +37,10 @@ pub fn unique_names<'a>(
         if let Some(line) = seen.insert(n.value.as_str(), n.referenced.line()) {
             sink.on(
                 n,
-                format!("duplicate {what} name `{}` (first defined on line {line})", n.value),
+                format!(
+                    "duplicate {what} name `{}` (first defined on line {line})",
+                    n.value
+                ),
             );
         }
     }

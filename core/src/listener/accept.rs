@@ -12,7 +12,11 @@ use super::ListenerContext;
 
 /// Accepts connections until shutdown, handing each to the listener's
 /// current handler; refuses connections above the listener's limit.
-pub async fn run_accept_loop(listener: TcpListener, ctx: Arc<ListenerContext>, tracker: TaskTracker) {
+pub async fn run_accept_loop(
+    listener: TcpListener,
+    ctx: Arc<ListenerContext>,
+    tracker: TaskTracker,
+) {
     let max = ctx
         .snapshot
         .load()

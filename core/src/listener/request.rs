@@ -54,7 +54,8 @@ pub(crate) async fn handle_request<C: Codec>(mut task: RequestTask<C>) {
                     let _ = task.replies.send(out.freeze());
                 }
                 Err(e) => {
-                    let err = ProxyError::new(ErrorKind::Internal, ErrorSource::Internal, e.message);
+                    let err =
+                        ProxyError::new(ErrorKind::Internal, ErrorSource::Internal, e.message);
                     reply_error(&task, &req, &err, oneway);
                 }
             }
@@ -63,7 +64,12 @@ pub(crate) async fn handle_request<C: Codec>(mut task: RequestTask<C>) {
     }
 }
 
-fn reply_error<C: Codec>(task: &RequestTask<C>, req: &RequestContext, err: &ProxyError, oneway: bool) {
+fn reply_error<C: Codec>(
+    task: &RequestTask<C>,
+    req: &RequestContext,
+    err: &ProxyError,
+    oneway: bool,
+) {
     debug!(
         listener = %task.ctx.name,
         service = req.lookup(keys::SERVICE).unwrap_or(""),
@@ -114,7 +120,10 @@ async fn forward<C: Codec>(
             if subset.is_empty() {
                 format!("cluster `{}` has no endpoint", cluster.name)
             } else {
-                format!("subset `{subset}` of cluster `{}` has no endpoint", cluster.name)
+                format!(
+                    "subset `{subset}` of cluster `{}` has no endpoint",
+                    cluster.name
+                )
             },
         )
     })?;
@@ -136,7 +145,10 @@ async fn forward<C: Codec>(
             ProxyError::new(
                 ErrorKind::UpstreamReset,
                 ErrorSource::Upstream,
-                format!("connection to {} closed before the answer", endpoint.address),
+                format!(
+                    "connection to {} closed before the answer",
+                    endpoint.address
+                ),
             )
         })?;
         conn.finish();
@@ -148,7 +160,10 @@ async fn forward<C: Codec>(
             ProxyError::new(
                 ErrorKind::Timeout,
                 ErrorSource::Upstream,
-                format!("no answer from {} within {:?}", endpoint.address, route.timeout),
+                format!(
+                    "no answer from {} within {:?}",
+                    endpoint.address, route.timeout
+                ),
             )
         })??;
     if !listener.filters.is_empty() {

@@ -90,13 +90,19 @@ mod tests {
         assert!(cond(MatchOp::Prefix("true".into()), false).matches(&m));
         assert!(cond(MatchOp::Suffix("-ish".into()), false).matches(&m));
         let re = Condition::compile_regex("tr.e").unwrap();
-        assert!(!cond(MatchOp::Regex(re.clone()), false).matches(&m), "regex is anchored");
+        assert!(
+            !cond(MatchOp::Regex(re.clone()), false).matches(&m),
+            "regex is anchored"
+        );
         let re2 = Condition::compile_regex("tr.e-.*").unwrap();
         assert!(cond(MatchOp::Regex(re2), false).matches(&m));
         assert!(cond(MatchOp::Present(true), false).matches(&m));
         assert!(!cond(MatchOp::Present(true), false).matches(&empty));
         assert!(cond(MatchOp::Present(false), false).matches(&empty));
         assert!(cond(MatchOp::Exact("x".into()), true).matches(&m));
-        assert!(cond(MatchOp::Exact("x".into()), true).matches(&empty), "absent key inverted holds");
+        assert!(
+            cond(MatchOp::Exact("x".into()), true).matches(&empty),
+            "absent key inverted holds"
+        );
     }
 }

@@ -22,6 +22,9 @@ use crate::error::{ErrorKind, ErrorSource, ProxyError};
 
 use super::connection::UpstreamConn;
 
+/// Idle connections of an exclusive pool.
+type IdleList<C> = Arc<Mutex<Vec<Arc<UpstreamConn<C>>>>>;
+
 struct Slot<C: Codec> {
     conn: ArcSwapOption<UpstreamConn<C>>,
     connecting: tokio::sync::Mutex<()>,
@@ -33,7 +36,7 @@ enum Connections<C: Codec> {
         next: AtomicUsize,
     },
     Exclusive {
-        idle: Arc<Mutex<Vec<Arc<UpstreamConn<C>>>>>,
+        idle: IdleList<C>,
         permits: Arc<Semaphore>,
     },
 }
@@ -53,7 +56,7 @@ pub struct EndpointPool<C: Codec> {
 /// answer can never reach the next request.
 pub struct Lease<C: Codec> {
     conn: Arc<UpstreamConn<C>>,
-    giveback: Option<(Arc<Mutex<Vec<Arc<UpstreamConn<C>>>>>, OwnedSemaphorePermit)>,
+    giveback: Option<(IdleList<C>, OwnedSemaphorePermit)>,
     finished: bool,
 }
 
@@ -98,16 +101,19 @@ impl<C: Codec> EndpointPool<C> {
                         format!("cluster `{}` speaks another protocol", cluster.name),
                     )
                 })?;
-                endpoint
-                    .pool
-                    .get_or_init(|| Arc::new(EndpointPool::new(endpoint.address, codec, &cluster.pool)))
+                endpoint.pool.get_or_init(|| {
+                    Arc::new(EndpointPool::new(endpoint.address, codec, &cluster.pool))
+                })
             }
         };
         any.downcast_ref::<Self>().ok_or_else(|| {
             ProxyError::new(
                 ErrorKind::Internal,
                 ErrorSource::Internal,
-                format!("endpoint {} is pooled for another protocol", endpoint.address),
+                format!(
+                    "endpoint {} is pooled for another protocol",
+                    endpoint.address
+                ),
             )
         })
     }
@@ -236,6 +242,11 @@ impl<C: Codec> EndpointPool<C> {
             .map_err(|e| fail(e.to_string()))?;
         debug!(address = %self.address, mode = ?self.mode, "upstream connection opened");
         let in_order = self.mode != UpstreamMode::Multiplex;
-        Ok(UpstreamConn::start(self.codec.clone(), stream, self.address, in_order))
+        Ok(UpstreamConn::start(
+            self.codec.clone(),
+            stream,
+            self.address,
+            in_order,
+        ))
     }
 }
