@@ -41,6 +41,9 @@ pub struct RequestContext {
     pub response_mutation: Mutation,
     /// The matched route's name, once routed.
     pub route: Option<Arc<str>>,
+    /// Set by a filter that changed `metadata` in a way that may change the
+    /// route: the router matches again after the chain.
+    pub reroute: bool,
     /// Typed per-request state filters share (key: filter-chosen name).
     pub extensions: HashMap<&'static str, Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -61,6 +64,7 @@ impl RequestContext {
             request_mutation: Mutation::new(),
             response_mutation: Mutation::new(),
             route: None,
+            reroute: false,
             extensions: HashMap::new(),
         }
     }
@@ -104,12 +108,27 @@ pub trait Filter: Send + Sync + 'static {
     }
 }
 
+/// Where a filter is being built: lets a factory refuse listeners it cannot serve.
+#[derive(Debug, Clone, Copy)]
+pub struct FilterContext<'a> {
+    /// The listener's name.
+    pub listener: &'a str,
+    /// The listener's protocol (`dubbo`, `thrift`, `http`, ...).
+    pub protocol: &'a str,
+    /// The route whose override is being built, if any.
+    pub route: Option<&'a str>,
+}
+
 /// Builds a filter from its config section.
 pub trait FilterFactory: Send + Sync + 'static {
     /// The name used in config (`local_ratelimit`).
     fn name(&self) -> &'static str;
     /// Builds a filter; an error message names the bad field.
-    fn build(&self, config: &serde_json::Value) -> Result<Arc<dyn Filter>, String>;
+    fn build(
+        &self,
+        config: &serde_json::Value,
+        context: &FilterContext<'_>,
+    ) -> Result<Arc<dyn Filter>, String>;
 }
 
 /// A listener's ordered filters.
@@ -135,6 +154,11 @@ impl FilterChain {
     /// Whether the chain has no filter (the engine then skips both phases).
     pub fn is_empty(&self) -> bool {
         self.filters.is_empty()
+    }
+
+    /// The filters in order.
+    pub fn filters(&self) -> &[Arc<dyn Filter>] {
+        &self.filters
     }
 
     /// Runs the request phase; stops at the first local reply.

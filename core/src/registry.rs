@@ -33,6 +33,17 @@ pub trait Protocol: Send + Sync + 'static {
     ) -> Result<Arc<dyn ConnectionHandler>, String>;
     /// The cluster-side codec, type-erased; the listener engine downcasts it.
     fn cluster_codec(&self, options: &CodecOptions) -> Result<ClusterCodec, String>;
+
+    /// The cluster protocols a listener of this protocol can route to.
+    fn cluster_protocols(&self) -> Vec<&'static str> {
+        vec![self.name()]
+    }
+
+    /// Whether routes of this protocol may use HTTP actions (virtual hosts,
+    /// redirects, rewrites) and HTTP header-name semantics (lower-cased keys).
+    fn http_routing(&self) -> bool {
+        false
+    }
 }
 
 /// A cluster's codec, type-erased, with the upstream mode it prefers.

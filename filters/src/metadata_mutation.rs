@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use metaproxy_core::filter::{
-    Filter, FilterAction, FilterFactory, RequestContext, ResponseContext,
+    Filter, FilterAction, FilterContext, FilterFactory, RequestContext, ResponseContext,
 };
 use metaproxy_core::mutation::Mutation;
 use serde::Deserialize;
@@ -109,7 +109,11 @@ impl FilterFactory for MetadataMutationFactory {
         "metadata_mutation"
     }
 
-    fn build(&self, config: &serde_json::Value) -> Result<Arc<dyn Filter>, String> {
+    fn build(
+        &self,
+        config: &serde_json::Value,
+        _context: &FilterContext<'_>,
+    ) -> Result<Arc<dyn Filter>, String> {
         let config = Config::deserialize(config).map_err(|e| e.to_string())?;
         Ok(Arc::new(MetadataMutation {
             request: Side::build(config.request)?,
@@ -124,13 +128,22 @@ mod tests {
     use metaproxy_core::message::MessageKind;
     use metaproxy_core::{Metadata, MutationOp};
 
+    const CTX: FilterContext<'static> = FilterContext {
+        listener: "test",
+        protocol: "dubbo",
+        route: None,
+    };
+
     #[tokio::test]
     async fn sets_templated_values_and_removes() {
         let filter = MetadataMutationFactory
-            .build(&serde_json::json!({
+            .build(
+                &serde_json::json!({
                 "request": {"set": {"x-caller": "%method%-%source.ip%"}, "remove": ["debug"]},
                 "response": {"set": {"x-served-by": "metaproxy"}}
-            }))
+                }),
+                &CTX,
+            )
             .unwrap();
         let conn: Metadata = [("source.ip", "127.0.0.1")].into_iter().collect();
         let md: Metadata = [("method", "sayHello")].into_iter().collect();
@@ -151,7 +164,7 @@ mod tests {
 
     #[test]
     fn rejects_unknown_fields() {
-        let Err(err) = MetadataMutationFactory.build(&serde_json::json!({"requets": {}})) else {
+        let Err(err) = MetadataMutationFactory.build(&serde_json::json!({"requets": {}}), &CTX) else {
             panic!("a misspelt field must be refused");
         };
         assert!(err.contains("unknown field"), "{err}");

@@ -52,6 +52,9 @@ pub struct ListenerConfig {
     /// Routes; the first match wins.
     #[serde(default)]
     pub routes: Vec<Spanned<RouteConfig>>,
+    /// Routes grouped by host (`:authority`), HTTP listeners only; instead of `routes`.
+    #[serde(default)]
+    pub virtual_hosts: Vec<Spanned<VirtualHostConfig>>,
     /// Limits for this listener's connections.
     #[serde(default)]
     pub limits: ListenerLimits,
@@ -77,6 +80,20 @@ pub struct ListenerLimits {
     pub idle_timeout: Option<ConfigDuration>,
 }
 
+/// A group of routes for some hosts (HTTP `:authority`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualHostConfig {
+    /// Name for logs.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Host names: exact (`shop.example.com`), suffix wildcard (`*.example.com`) or `*`.
+    pub hosts: Vec<Spanned<String>>,
+    /// Routes; the first match wins.
+    #[serde(default)]
+    pub routes: Vec<Spanned<RouteConfig>>,
+}
+
 /// One route: conditions and an action.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +106,74 @@ pub struct RouteConfig {
     pub conditions: Vec<Spanned<MatchConfig>>,
     /// What to do with a matching request.
     pub route: Spanned<RouteActionConfig>,
+    /// Headers (attachments, THeader headers) changed on the request sent upstream.
+    #[serde(default)]
+    pub request_headers: Option<HeaderOpsConfig>,
+    /// Headers changed on the response sent to the client.
+    #[serde(default)]
+    pub response_headers: Option<HeaderOpsConfig>,
+    /// Per-route filter overrides: `<filter>: false` disables a listener
+    /// filter for this route, `<filter>: {config}` replaces its config.
+    #[serde(default)]
+    pub filters: BTreeMap<String, Spanned<serde_json::Value>>,
+}
+
+/// Keys to set and remove.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderOpsConfig {
+    /// Set (replace) these keys.
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Remove these keys.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// An HTTP redirect answered by the proxy.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectConfig {
+    /// New scheme (`https`).
+    #[serde(default)]
+    pub scheme: Option<String>,
+    /// New host.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// New port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// New path (query kept).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Status: 301 (default), 302, 303, 307 or 308.
+    #[serde(default)]
+    pub code: Option<u16>,
+}
+
+/// Rewrites applied to an HTTP request before it goes upstream.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RewriteConfig {
+    /// Replace the prefix matched by the route's `:path` prefix condition.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Replace every match of a regex in the path.
+    #[serde(default)]
+    pub regex: Option<RegexRewriteConfig>,
+    /// Replace the `:authority` (Host).
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+/// `rewrite.regex`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RegexRewriteConfig {
+    /// The pattern.
+    pub pattern: String,
+    /// The substitution (`$1` refers to groups).
+    pub substitution: String,
 }
 
 /// One condition on a metadata key. Exactly one of exact / prefix / suffix / regex / present.
@@ -133,6 +218,12 @@ pub struct RouteActionConfig {
     /// Give up after this long (default 15s).
     #[serde(default)]
     pub timeout: Option<ConfigDuration>,
+    /// Answer with an HTTP redirect instead of forwarding (HTTP only).
+    #[serde(default)]
+    pub redirect: Option<RedirectConfig>,
+    /// Rewrite path or host before forwarding (HTTP only).
+    #[serde(default)]
+    pub rewrite: Option<RewriteConfig>,
 }
 
 /// One branch of a weighted split.

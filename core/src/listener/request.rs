@@ -92,12 +92,21 @@ async fn forward<C: Codec>(
     listener: &ListenerRuntime,
     req: &mut RequestContext,
 ) -> Result<Option<Message<C::State>>, ProxyError> {
-    if !listener.filters.is_empty()
-        && let FilterAction::Reply(e) = listener.filters.on_request(req).await
-    {
-        return Err(e);
+    // The route is matched before the chain so a route can override it; a
+    // filter that changes routing metadata sets `reroute`.
+    let mut route = listener.routes.find(&*req);
+    let chain = route
+        .and_then(|r| r.filters.as_ref())
+        .unwrap_or(&listener.filters);
+    if !chain.is_empty() {
+        if let FilterAction::Reply(e) = chain.on_request(req).await {
+            return Err(e);
+        }
+        if req.reroute {
+            route = listener.routes.find(&*req);
+        }
     }
-    let route = listener.routes.find(&*req).ok_or_else(|| {
+    let route = route.ok_or_else(|| {
         ProxyError::new(
             ErrorKind::RouteNotFound,
             ErrorSource::Internal,
@@ -110,7 +119,15 @@ async fn forward<C: Codec>(
         )
     })?;
     req.route = Some(route.name.clone());
-    let target = route.action.pick();
+    req.request_mutation.extend(&route.request_mutation);
+    req.response_mutation.extend(&route.response_mutation);
+    let target = route.action.pick().ok_or_else(|| {
+        ProxyError::new(
+            ErrorKind::Internal,
+            ErrorSource::Internal,
+            format!("route `{}` cannot forward this protocol", route.name),
+        )
+    })?;
     let cluster = &target.cluster;
     let endpoint = cluster.pick(target.subset).ok_or_else(|| {
         let subset = &cluster.subsets[target.subset].name;
@@ -145,10 +162,7 @@ async fn forward<C: Codec>(
             ProxyError::new(
                 ErrorKind::UpstreamReset,
                 ErrorSource::Upstream,
-                format!(
-                    "connection to {} closed before the answer",
-                    endpoint.address
-                ),
+                format!("connection to {} closed before the answer", endpoint.address),
             )
         })?;
         conn.finish();
@@ -166,12 +180,12 @@ async fn forward<C: Codec>(
                 ),
             )
         })??;
-    if !listener.filters.is_empty() {
+    if !chain.is_empty() {
         let view = ResponseContext {
             kind: response.kind,
             metadata: response.metadata.clone(),
         };
-        if let FilterAction::Reply(e) = listener.filters.on_response(req, &view).await {
+        if let FilterAction::Reply(e) = chain.on_response(req, &view).await {
             return Err(e);
         }
     }

@@ -4,4 +4,7 @@ pub mod condition;
 pub mod route;
 
 pub use condition::{Condition, MatchOp};
-pub use route::{Route, RouteAction, RouteTable, Target};
+pub use route::{
+    HOST_KEY, HostMatch, PathRewrite, Redirect, Rewrite, Route, RouteAction, RouteTable, Target,
+    VirtualHost,
+};

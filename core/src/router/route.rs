@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cluster::Cluster;
+use crate::filter::FilterChain;
 use crate::metadata::MetadataView;
+use crate::mutation::Mutation;
 
 use super::condition::Condition;
 
@@ -17,9 +19,89 @@ pub struct Target {
     pub subset: usize,
 }
 
+/// An HTTP redirect the proxy answers itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// New scheme.
+    pub scheme: Option<String>,
+    /// New host.
+    pub host: Option<String>,
+    /// New port.
+    pub port: Option<u16>,
+    /// New path.
+    pub path: Option<String>,
+    /// Status code.
+    pub code: u16,
+}
+
+/// How an HTTP path is rewritten.
+#[derive(Debug, Clone)]
+pub enum PathRewrite {
+    /// Replace `matched` (the route's `:path` prefix) with `replacement`.
+    Prefix {
+        /// The prefix the route matched on.
+        matched: String,
+        /// What replaces it.
+        replacement: String,
+    },
+    /// Replace every match of `regex` with `substitution`.
+    Regex {
+        /// The pattern.
+        regex: regex::Regex,
+        /// The substitution.
+        substitution: String,
+    },
+}
+
+impl PathRewrite {
+    /// The rewritten path (the query, if any, is kept as it is).
+    pub fn apply(&self, path_and_query: &str) -> String {
+        let (path, query) = match path_and_query.find('?') {
+            Some(i) => path_and_query.split_at(i),
+            None => (path_and_query, ""),
+        };
+        let new_path = match self {
+            PathRewrite::Prefix {
+                matched,
+                replacement,
+            } => match path.strip_prefix(matched.as_str()) {
+                Some(rest) => {
+                    let rest = match rest.strip_prefix('/') {
+                        Some(r) if replacement.ends_with('/') => r,
+                        _ => rest,
+                    };
+                    let joined = format!("{replacement}{rest}");
+                    if joined.starts_with('/') {
+                        joined
+                    } else {
+                        format!("/{joined}")
+                    }
+                }
+                None => path.to_string(),
+            },
+            PathRewrite::Regex {
+                regex,
+                substitution,
+            } => regex.replace_all(path, substitution.as_str()).into_owned(),
+        };
+        format!("{new_path}{query}")
+    }
+}
+
+/// Request changes a route applies before forwarding (HTTP).
+#[derive(Debug, Clone, Default)]
+pub struct Rewrite {
+    /// Path rewrite.
+    pub path: Option<PathRewrite>,
+    /// New `:authority`.
+    pub host: Option<String>,
+}
+
 /// What a matching route does.
 #[derive(Debug, Clone)]
 pub enum RouteAction {
+    /// Answer with a redirect (HTTP).
+    Redirect(Redirect),
     /// One target.
     Single(Target),
     /// A weighted split: `(target, cumulative weight)`, ascending; `total` is the last cumulative weight.
@@ -32,14 +114,15 @@ pub enum RouteAction {
 }
 
 impl RouteAction {
-    /// Picks the target for one request.
-    pub fn pick(&self) -> &Target {
+    /// Picks the target for one request (`None` for a redirect).
+    pub fn pick(&self) -> Option<&Target> {
         match self {
-            RouteAction::Single(t) => t,
+            RouteAction::Redirect(_) => None,
+            RouteAction::Single(t) => Some(t),
             RouteAction::Weighted { targets, total } => {
                 let roll = fastrand::u32(0..*total);
                 let idx = targets.partition_point(|(_, upper)| *upper <= roll);
-                &targets[idx.min(targets.len() - 1)].0
+                targets.get(idx.min(targets.len().saturating_sub(1))).map(|t| &t.0)
             }
         }
     }
@@ -56,6 +139,14 @@ pub struct Route {
     pub action: RouteAction,
     /// How long to wait for the upstream's answer.
     pub timeout: Duration,
+    /// HTTP path/host rewrite.
+    pub rewrite: Option<Rewrite>,
+    /// Changes to the request's headers (attachments, THeader headers).
+    pub request_mutation: Mutation,
+    /// Changes to the response's headers.
+    pub response_mutation: Mutation,
+    /// This route's filter chain when it overrides the listener's.
+    pub filters: Option<FilterChain>,
 }
 
 impl Route {
@@ -65,16 +156,154 @@ impl Route {
     }
 }
 
-/// A listener's routes in order.
-#[derive(Debug, Clone, Default)]
-pub struct RouteTable {
-    /// The routes; the first match wins.
+/// How a virtual host's name is matched against the request's host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    /// Equal (case-insensitive).
+    Exact(String),
+    /// `*.example.com`: ends with `.example.com` (stored lower-case, with the dot).
+    Suffix(String),
+    /// `*`: any host.
+    Any,
+}
+
+impl HostMatch {
+    /// Parses `shop.example.com`, `*.example.com` or `*`.
+    pub fn parse(text: &str) -> Self {
+        let t = text.to_ascii_lowercase();
+        if t == "*" {
+            HostMatch::Any
+        } else if let Some(rest) = t.strip_prefix('*') {
+            HostMatch::Suffix(rest.to_string())
+        } else {
+            HostMatch::Exact(t)
+        }
+    }
+}
+
+/// Routes for a set of hosts.
+#[derive(Debug, Clone)]
+pub struct VirtualHost {
+    /// Name for logs.
+    pub name: Arc<str>,
+    /// Host names.
+    pub hosts: Vec<HostMatch>,
+    /// Routes; the first match wins.
     pub routes: Vec<Route>,
 }
 
+/// The metadata key virtual hosts are selected by.
+pub const HOST_KEY: &str = ":authority";
+
+/// A listener's routes in order, optionally grouped by virtual host.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    /// The routes; the first match wins (when there are no virtual hosts).
+    pub routes: Vec<Route>,
+    /// Virtual hosts: exact names first, then the longest suffix wildcard, then `*`.
+    pub virtual_hosts: Vec<VirtualHost>,
+}
+
 impl RouteTable {
-    /// The first route whose conditions all hold.
+    /// The first route whose conditions all hold (in the request's virtual host, if any).
     pub fn find(&self, view: &impl MetadataView) -> Option<&Route> {
-        self.routes.iter().find(|r| r.matches(view))
+        let routes = if self.virtual_hosts.is_empty() {
+            &self.routes
+        } else {
+            &self.virtual_host(view.lookup(HOST_KEY).unwrap_or(""))?.routes
+        };
+        routes.iter().find(|r| r.matches(view))
+    }
+
+    /// The virtual host for `host` (a port suffix is ignored).
+    pub fn virtual_host(&self, host: &str) -> Option<&VirtualHost> {
+        let host = strip_port(host).to_ascii_lowercase();
+        let exact = self
+            .virtual_hosts
+            .iter()
+            .find(|v| v.hosts.iter().any(|h| matches!(h, HostMatch::Exact(e) if *e == host)));
+        if exact.is_some() {
+            return exact;
+        }
+        let mut best: Option<(&VirtualHost, usize)> = None;
+        for v in &self.virtual_hosts {
+            for h in &v.hosts {
+                if let HostMatch::Suffix(s) = h
+                    && host.ends_with(s.as_str())
+                    && host.len() > s.len()
+                    && best.is_none_or(|(_, len)| s.len() > len)
+                {
+                    best = Some((v, s.len()));
+                }
+            }
+        }
+        if let Some((v, _)) = best {
+            return Some(v);
+        }
+        self.virtual_hosts
+            .iter()
+            .find(|v| v.hosts.contains(&HostMatch::Any))
+    }
+}
+
+/// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split(']').next().map_or(host, |h| &host[..h.len() + 1]);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::Metadata;
+
+    fn vhost(name: &str, hosts: &[&str]) -> VirtualHost {
+        VirtualHost {
+            name: Arc::from(name),
+            hosts: hosts.iter().map(|h| HostMatch::parse(h)).collect(),
+            routes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn virtual_hosts_prefer_exact_then_longest_suffix_then_any() {
+        let t = RouteTable {
+            routes: Vec::new(),
+            virtual_hosts: vec![
+                vhost("any", &["*"]),
+                vhost("wild", &["*.example.com"]),
+                vhost("deeper", &["*.api.example.com"]),
+                vhost("shop", &["Shop.Example.com"]),
+            ],
+        };
+        let name = |h: &str| t.virtual_host(h).map(|v| v.name.to_string());
+        assert_eq!(name("shop.example.com:8080").as_deref(), Some("shop"));
+        assert_eq!(name("x.example.com").as_deref(), Some("wild"));
+        assert_eq!(name("v1.api.example.com").as_deref(), Some("deeper"));
+        assert_eq!(name("example.com").as_deref(), Some("any"));
+        assert_eq!(name("[::1]:80").as_deref(), Some("any"));
+        let m: Metadata = [(":authority", "nothing")].into_iter().collect();
+        assert!(t.find(&m).is_none(), "the catch-all host has no routes");
+    }
+
+    #[test]
+    fn path_rewrites_keep_the_query() {
+        let p = PathRewrite::Prefix {
+            matched: "/product".into(),
+            replacement: "/".into(),
+        };
+        assert_eq!(p.apply("/product/42?x=1"), "/42?x=1");
+        assert_eq!(p.apply("/product"), "/");
+        assert_eq!(p.apply("/other"), "/other");
+        let r = PathRewrite::Regex {
+            regex: regex::Regex::new("^/v1/(.*)$").unwrap(),
+            substitution: "/api/$1".into(),
+        };
+        assert_eq!(r.apply("/v1/users?id=3"), "/api/users?id=3");
     }
 }

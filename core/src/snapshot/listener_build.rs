@@ -1,0 +1,170 @@
+//! Building a listener (limits, handler, filters, routes) from config.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::cluster::Cluster;
+use crate::codec::CodecOptions;
+use crate::config::load::ErrorSink;
+use crate::config::{DEFAULT_MAX_FRAME_BYTES, ListenerConfig};
+use crate::filter::{FilterChain, FilterContext};
+use crate::registry::Registry;
+use crate::router::{HostMatch, RouteTable, VirtualHost};
+
+use super::cluster_build::protocol_section;
+use super::route_build::RouteBuilder;
+use super::{
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUESTS_PER_CONNECTION, Limits,
+    ListenerRuntime,
+};
+
+/// One listener filter as configured: name, config, the built filter.
+pub(super) struct ConfiguredFilter<'a> {
+    pub name: &'a str,
+    pub filter: Arc<dyn crate::filter::Filter>,
+}
+
+pub(super) fn build_listener(
+    sink: &mut ErrorSink,
+    l: &ListenerConfig,
+    registry: &Registry,
+    clusters: &HashMap<Arc<str>, Arc<Cluster>>,
+) -> Option<ListenerRuntime> {
+    let limits = Limits {
+        max_frame_bytes: l.limits.max_frame_bytes.unwrap_or(DEFAULT_MAX_FRAME_BYTES),
+        max_connections: l.limits.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
+        max_requests_per_connection: l
+            .limits
+            .max_requests_per_connection
+            .unwrap_or(DEFAULT_MAX_REQUESTS_PER_CONNECTION),
+        idle_timeout: l
+            .limits
+            .idle_timeout
+            .map_or(DEFAULT_IDLE_TIMEOUT, |d| d.get()),
+    };
+    if limits.max_frame_bytes < 16
+        || limits.max_connections == 0
+        || limits.max_requests_per_connection == 0
+    {
+        sink.on(
+            &l.name,
+            "limits: max_frame_bytes must be ≥ 16, max_connections and max_requests_per_connection ≥ 1",
+        );
+    }
+    let protocol = registry.protocol(&l.protocol.value);
+    if protocol.is_none() {
+        sink.on(
+            &l.protocol,
+            format!(
+                "unknown protocol `{}` (known: {})",
+                l.protocol.value,
+                registry.protocol_names().join(", ")
+            ),
+        );
+    }
+    let extra = protocol_section(
+        sink,
+        &l.protocol.value,
+        l.thrift.as_ref(),
+        l.options.as_ref(),
+    );
+    let handler = protocol.and_then(|p| {
+        p.listener_handler(&CodecOptions {
+            max_frame_bytes: limits.max_frame_bytes,
+            extra,
+        })
+        .map_err(|e| sink.on(&l.protocol, e))
+        .ok()
+    });
+
+    let context = FilterContext {
+        listener: &l.name.value,
+        protocol: &l.protocol.value,
+        route: None,
+    };
+    let mut filters = Vec::new();
+    for f in &l.filters {
+        if f.value.len() != 1 {
+            sink.on(f, "each filter entry must have exactly one key: the filter name");
+            continue;
+        }
+        let Some((name, config)) = f.value.iter().next() else {
+            continue;
+        };
+        match registry.filter(name) {
+            None => sink.on(
+                f,
+                format!(
+                    "unknown filter `{name}` (known: {})",
+                    registry.filter_names().join(", ")
+                ),
+            ),
+            Some(factory) => match factory.build(config, &context) {
+                Ok(filter) => filters.push(ConfiguredFilter { name, filter }),
+                Err(e) => sink.on(f, format!("filter `{name}`: {e}")),
+            },
+        }
+    }
+
+    let http = protocol.is_some_and(|p| p.http_routing());
+    let mut builder = RouteBuilder {
+        sink,
+        clusters,
+        registry,
+        listener: &l.name.value,
+        protocol: &l.protocol.value,
+        cluster_protocols: protocol.map(|p| p.cluster_protocols()).unwrap_or_default(),
+        http,
+        filters: &filters,
+    };
+    let routes = builder.build_routes(&l.routes);
+    let mut virtual_hosts = Vec::new();
+    if !l.virtual_hosts.is_empty() {
+        if !http {
+            builder.sink.on(
+                &l.name,
+                format!(
+                    "`virtual_hosts` needs an HTTP listener, not `{}`",
+                    l.protocol.value
+                ),
+            );
+        }
+        if !l.routes.is_empty() {
+            builder
+                .sink
+                .on(&l.name, "use either `routes` or `virtual_hosts`, not both");
+        }
+        for (i, v) in l.virtual_hosts.iter().enumerate() {
+            if v.value.hosts.is_empty() {
+                builder.sink.on(v, "a virtual host needs at least one host");
+            }
+            virtual_hosts.push(VirtualHost {
+                name: Arc::from(
+                    v.value
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| format!("vhost-{i}")),
+                ),
+                hosts: v
+                    .value
+                    .hosts
+                    .iter()
+                    .map(|h| HostMatch::parse(&h.value))
+                    .collect(),
+                routes: builder.build_routes(&v.value.routes),
+            });
+        }
+    }
+    Some(ListenerRuntime {
+        name: Arc::from(l.name.value.as_str()),
+        address: l.address.value.parse().ok()?,
+        protocol: l.protocol.value.clone(),
+        routes: RouteTable {
+            routes,
+            virtual_hosts,
+        },
+        filters: FilterChain::new(filters.into_iter().map(|f| f.filter).collect()),
+        limits,
+        handler: handler?,
+    })
+}

@@ -1,0 +1,168 @@
+//! The immutable runtime view of one config version, built (and fully
+//! validated) from a parsed file. Swapped atomically on reload.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+mod cluster_build;
+mod listener_build;
+mod route_build;
+
+use crate::cluster::Cluster;
+use crate::config::load::ErrorSink;
+use crate::config::validate::{socket_addr, unique_names};
+use crate::config::{ConfigErrors, LoadedConfig};
+use crate::filter::FilterChain;
+use crate::registry::{ConnectionHandler, Registry};
+use crate::router::RouteTable;
+
+use cluster_build::build_cluster;
+use listener_build::build_listener;
+
+/// Default route timeout.
+pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default upstream connections per endpoint.
+pub const DEFAULT_CONNECTIONS_PER_ENDPOINT: usize = 2;
+/// Default most open connections per endpoint in exclusive mode.
+pub const DEFAULT_EXCLUSIVE_CONNECTIONS: usize = 64;
+/// Largest `connections_per_endpoint`.
+pub const MAX_CONNECTIONS_PER_ENDPOINT: usize = 4096;
+/// Default connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default max client connections per listener.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default max in-flight requests per client connection.
+pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: usize = 1024;
+/// Default idle timeout of client connections.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default drain deadline on shutdown.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Resolved per-listener limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest frame from a client.
+    pub max_frame_bytes: usize,
+    /// Most client connections.
+    pub max_connections: usize,
+    /// Most in-flight requests per client connection.
+    pub max_requests_per_connection: usize,
+    /// Idle timeout.
+    pub idle_timeout: Duration,
+}
+
+/// One listener as it runs.
+pub struct ListenerRuntime {
+    /// Unique name.
+    pub name: Arc<str>,
+    /// Bind address.
+    pub address: SocketAddr,
+    /// Protocol name.
+    pub protocol: String,
+    /// Routes.
+    pub routes: RouteTable,
+    /// Filters.
+    pub filters: FilterChain,
+    /// Limits.
+    pub limits: Limits,
+    /// Serves accepted connections.
+    pub handler: Arc<dyn ConnectionHandler>,
+}
+
+impl std::fmt::Debug for ListenerRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerRuntime")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("protocol", &self.protocol)
+            .field("routes", &self.routes.routes.len())
+            .field("filters", &self.filters)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One config version, ready to serve.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Listeners by name.
+    pub listeners: HashMap<Arc<str>, Arc<ListenerRuntime>>,
+    /// Listener names in file order.
+    pub listener_order: Vec<Arc<str>>,
+    /// Clusters by name.
+    pub clusters: HashMap<Arc<str>, Arc<Cluster>>,
+    /// Drain deadline on shutdown.
+    pub drain_timeout: Duration,
+    /// Admin address, if configured.
+    pub admin: Option<SocketAddr>,
+}
+
+impl Snapshot {
+    /// Validates `loaded` against `registry` and builds the runtime view,
+    /// reporting every problem found (not just the first).
+    pub fn build(loaded: &LoadedConfig, registry: &Registry) -> Result<Snapshot, ConfigErrors> {
+        let cfg = &loaded.config;
+        let mut sink = ErrorSink::new(loaded.file.clone());
+
+        unique_names(
+            &mut sink,
+            cfg.listeners.iter().map(|l| &l.value.name),
+            "listener",
+        );
+        unique_names(
+            &mut sink,
+            cfg.clusters.iter().map(|c| &c.value.name),
+            "cluster",
+        );
+        if cfg.listeners.is_empty() {
+            sink.at(serde_saphyr::Location::UNKNOWN, "no listeners configured");
+        }
+
+        let mut clusters = HashMap::new();
+        for c in &cfg.clusters {
+            if let Some(cluster) = build_cluster(&mut sink, &c.value, registry) {
+                clusters.insert(cluster.name.clone(), Arc::new(cluster));
+            }
+        }
+
+        let mut listeners = HashMap::new();
+        let mut listener_order = Vec::new();
+        let mut bound: HashMap<SocketAddr, &str> = HashMap::new();
+        for l in &cfg.listeners {
+            let l = &l.value;
+            if let Some(addr) = socket_addr(&mut sink, &l.address, "listener address")
+                && addr.port() != 0
+                && let Some(other) = bound.insert(addr, l.name.value.as_str())
+            {
+                sink.on(
+                    &l.address,
+                    format!("address {addr} is already used by listener `{other}`"),
+                );
+            }
+            if let Some(rt) = build_listener(&mut sink, l, registry, &clusters) {
+                listener_order.push(rt.name.clone());
+                listeners.insert(rt.name.clone(), Arc::new(rt));
+            }
+        }
+
+        let admin = cfg
+            .admin
+            .as_ref()
+            .and_then(|a| socket_addr(&mut sink, &a.address, "admin address"));
+        sink.finish()?;
+        Ok(Snapshot {
+            listeners,
+            listener_order,
+            clusters,
+            drain_timeout: cfg.drain_timeout.map_or(DEFAULT_DRAIN_TIMEOUT, |d| d.get()),
+            admin,
+        })
+    }
+
+    /// The listener named `name`.
+    pub fn listener(&self, name: &str) -> Option<&Arc<ListenerRuntime>> {
+        self.listeners.get(name)
+    }
+}
+

@@ -1,0 +1,347 @@
+//! Building routes (conditions, actions, rewrites, header changes, filter
+//! overrides) from config, reporting every problem with its position.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_saphyr::Spanned;
+
+use crate::cluster::Cluster;
+use crate::config::load::ErrorSink;
+use crate::config::validate::operator_count;
+use crate::config::{HeaderOpsConfig, RouteActionConfig, RouteConfig};
+use crate::filter::{FilterChain, FilterContext};
+use crate::mutation::Mutation;
+use crate::registry::Registry;
+use crate::router::{
+    Condition, MatchOp, PathRewrite, Redirect, Rewrite, Route, RouteAction, Target,
+};
+
+use super::DEFAULT_ROUTE_TIMEOUT;
+use super::listener_build::ConfiguredFilter;
+
+/// The metadata key HTTP paths are matched on.
+const PATH_KEY: &str = ":path";
+
+/// What building one listener's routes needs.
+pub(super) struct RouteBuilder<'a, 'f> {
+    pub sink: &'a mut ErrorSink,
+    pub clusters: &'a HashMap<Arc<str>, Arc<Cluster>>,
+    pub registry: &'a Registry,
+    pub listener: &'a str,
+    pub protocol: &'a str,
+    pub cluster_protocols: Vec<&'static str>,
+    pub http: bool,
+    pub filters: &'a [ConfiguredFilter<'f>],
+}
+
+impl RouteBuilder<'_, '_> {
+    pub fn build_routes(&mut self, routes: &[Spanned<RouteConfig>]) -> Vec<Route> {
+        routes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| self.build_route(&r.value, i))
+            .collect()
+    }
+
+    /// HTTP header names are case-insensitive: stored and matched lower-case.
+    fn key(&self, key: &str) -> String {
+        if self.http {
+            key.to_ascii_lowercase()
+        } else {
+            key.to_string()
+        }
+    }
+
+    fn build_route(&mut self, r: &RouteConfig, index: usize) -> Option<Route> {
+        let name = r.name.clone().unwrap_or_else(|| format!("route-{index}"));
+        let mut ok = true;
+        let mut conditions = Vec::new();
+        for m in &r.conditions {
+            match self.condition(m) {
+                Some(c) => conditions.push(c),
+                None => ok = false,
+            }
+        }
+        let a = &r.route.value;
+        let action = self.action(&r.route);
+        let timeout = a.timeout.map_or(DEFAULT_ROUTE_TIMEOUT, |d| d.get());
+        if timeout.is_zero() {
+            self.sink.on(&r.route, "timeout must be greater than zero");
+        }
+        let rewrite = self.rewrite(&r.route, &conditions);
+        let request_mutation = self.mutation(r.request_headers.as_ref());
+        let response_mutation = self.mutation(r.response_headers.as_ref());
+        let filters = self.filter_overrides(r, &name);
+        Some(Route {
+            name: Arc::from(name),
+            conditions,
+            action: action.filter(|_| ok)?,
+            timeout,
+            rewrite,
+            request_mutation,
+            response_mutation,
+            filters,
+        })
+    }
+
+    fn condition(&mut self, m: &Spanned<crate::config::MatchConfig>) -> Option<Condition> {
+        let mc = &m.value;
+        if operator_count(mc) != 1 {
+            self.sink.on(
+                m,
+                format!(
+                    "condition on `{}` needs exactly one of exact, prefix, suffix, regex, present",
+                    mc.key
+                ),
+            );
+            return None;
+        }
+        let op = if let Some(v) = &mc.exact {
+            MatchOp::Exact(v.clone())
+        } else if let Some(v) = &mc.prefix {
+            MatchOp::Prefix(v.clone())
+        } else if let Some(v) = &mc.suffix {
+            MatchOp::Suffix(v.clone())
+        } else if let Some(v) = &mc.regex {
+            match Condition::compile_regex(&v.value) {
+                Ok(re) => MatchOp::Regex(re),
+                Err(e) => {
+                    let why = e.to_string().lines().last().unwrap_or("").trim().to_string();
+                    self.sink.on(v, format!("bad regex `{}`: {why}", v.value));
+                    return None;
+                }
+            }
+        } else {
+            MatchOp::Present(mc.present.unwrap_or(true))
+        };
+        Some(Condition {
+            key: self.key(&mc.key),
+            op,
+            invert: mc.invert,
+        })
+    }
+
+    fn action(&mut self, action: &Spanned<RouteActionConfig>) -> Option<RouteAction> {
+        let a = &action.value;
+        let chosen = [a.cluster.is_some(), a.weighted.is_some(), a.redirect.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if chosen != 1 {
+            self.sink.on(
+                action,
+                "a route needs exactly one of `cluster`, `weighted` or `redirect`",
+            );
+            return None;
+        }
+        if let Some(r) = &a.redirect {
+            if !self.http {
+                self.sink.on(
+                    action,
+                    format!("`redirect` needs an HTTP listener, not `{}`", self.protocol),
+                );
+                return None;
+            }
+            let code = r.code.unwrap_or(301);
+            if ![301, 302, 303, 307, 308].contains(&code) {
+                self.sink.on(
+                    action,
+                    format!("redirect code {code} is not one of 301, 302, 303, 307, 308"),
+                );
+            }
+            return Some(RouteAction::Redirect(Redirect {
+                scheme: r.scheme.clone(),
+                host: r.host.clone(),
+                port: r.port,
+                path: r.path.clone(),
+                code,
+            }));
+        }
+        if let Some(cluster) = &a.cluster {
+            return self
+                .target(cluster, a.subset.as_ref())
+                .map(RouteAction::Single);
+        }
+        let weighted = a.weighted.as_ref()?;
+        if a.subset.is_some() {
+            self.sink
+                .on(action, "`subset` goes inside each `weighted` entry");
+        }
+        if weighted.is_empty() {
+            self.sink
+                .on(action, "`weighted` needs at least one entry");
+            return None;
+        }
+        let mut targets = Vec::new();
+        let mut total: u32 = 0;
+        let mut ok = true;
+        for w in weighted {
+            total = total.saturating_add(w.value.weight);
+            match self.target(&w.value.cluster, w.value.subset.as_ref()) {
+                Some(t) if w.value.weight > 0 => targets.push((t, total)),
+                Some(_) => {}
+                None => ok = false,
+            }
+        }
+        if total == 0 {
+            self.sink.on(
+                action,
+                "weights of `weighted` add up to 0: nothing would be routed",
+            );
+            return None;
+        }
+        ok.then_some(RouteAction::Weighted { targets, total })
+    }
+
+    fn target(
+        &mut self,
+        cluster: &Spanned<String>,
+        subset: Option<&Spanned<String>>,
+    ) -> Option<Target> {
+        let Some(c) = self.clusters.get(cluster.value.as_str()) else {
+            self.sink
+                .on(cluster, format!("unknown cluster `{}`", cluster.value));
+            return None;
+        };
+        if !self.cluster_protocols.contains(&c.protocol.as_str()) {
+            self.sink.on(
+                cluster,
+                format!(
+                    "cluster `{}` speaks `{}` but this listener speaks `{}`",
+                    c.name, c.protocol, self.protocol
+                ),
+            );
+            return None;
+        }
+        let subset = match subset {
+            None => 0,
+            Some(s) => match c.subset_index(&s.value) {
+                Some(i) if !s.value.is_empty() => i,
+                _ => {
+                    self.sink.on(
+                        s,
+                        format!("cluster `{}` has no subset `{}`", c.name, s.value),
+                    );
+                    return None;
+                }
+            },
+        };
+        Some(Target {
+            cluster: c.clone(),
+            subset,
+        })
+    }
+
+    fn rewrite(
+        &mut self,
+        action: &Spanned<RouteActionConfig>,
+        conditions: &[Condition],
+    ) -> Option<Rewrite> {
+        let rw = action.value.rewrite.as_ref()?;
+        if !self.http {
+            self.sink.on(
+                action,
+                format!("`rewrite` needs an HTTP listener, not `{}`", self.protocol),
+            );
+            return None;
+        }
+        let path = match (&rw.prefix, &rw.regex) {
+            (Some(_), Some(_)) => {
+                self.sink
+                    .on(action, "`rewrite` takes `prefix` or `regex`, not both");
+                None
+            }
+            (Some(replacement), None) => {
+                let matched = conditions.iter().find_map(|c| match &c.op {
+                    MatchOp::Prefix(p) if c.key == PATH_KEY && !c.invert => Some(p.clone()),
+                    _ => None,
+                });
+                match matched {
+                    Some(matched) => Some(PathRewrite::Prefix {
+                        matched,
+                        replacement: replacement.clone(),
+                    }),
+                    None => {
+                        self.sink.on(
+                            action,
+                            "`rewrite.prefix` needs a `:path` prefix condition on the route",
+                        );
+                        None
+                    }
+                }
+            }
+            (None, Some(re)) => match regex::Regex::new(&re.pattern) {
+                Ok(regex) => Some(PathRewrite::Regex {
+                    regex,
+                    substitution: re.substitution.clone(),
+                }),
+                Err(e) => {
+                    let why = e.to_string().lines().last().unwrap_or("").trim().to_string();
+                    self.sink
+                        .on(action, format!("bad rewrite regex `{}`: {why}", re.pattern));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        Some(Rewrite {
+            path,
+            host: rw.host.clone(),
+        })
+    }
+
+    fn mutation(&self, ops: Option<&HeaderOpsConfig>) -> Mutation {
+        let mut m = Mutation::new();
+        if let Some(ops) = ops {
+            for k in &ops.remove {
+                m.remove(self.key(k));
+            }
+            for (k, v) in &ops.set {
+                m.set(self.key(k), v.as_str());
+            }
+        }
+        m
+    }
+
+    fn filter_overrides(&mut self, r: &RouteConfig, route: &str) -> Option<FilterChain> {
+        if r.filters.is_empty() {
+            return None;
+        }
+        for (name, value) in &r.filters {
+            if !self.filters.iter().any(|f| f.name == name) {
+                self.sink.on(
+                    value,
+                    format!(
+                        "route `{route}` overrides filter `{name}`, which listener `{}` does not have",
+                        self.listener
+                    ),
+                );
+            }
+        }
+        let context = FilterContext {
+            listener: self.listener,
+            protocol: self.protocol,
+            route: Some(route),
+        };
+        let mut chain = Vec::new();
+        for f in self.filters {
+            match r.filters.get(f.name) {
+                None => chain.push(f.filter.clone()),
+                Some(v) if v.value == serde_json::Value::Bool(false) => {}
+                Some(v) => {
+                    let Some(factory) = self.registry.filter(f.name) else {
+                        continue;
+                    };
+                    match factory.build(&v.value, &context) {
+                        Ok(filter) => chain.push(filter),
+                        Err(e) => self
+                            .sink
+                            .on(v, format!("filter `{}` on route `{route}`: {e}", f.name)),
+                    }
+                }
+            }
+        }
+        Some(FilterChain::new(chain))
+    }
+}
