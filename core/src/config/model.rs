@@ -78,6 +78,14 @@ pub struct ListenerLimits {
     pub max_requests_per_connection: Option<usize>,
     /// Close a client connection idle this long (default 10m).
     pub idle_timeout: Option<ConfigDuration>,
+    /// HTTP: largest request head (request line + headers) in bytes (default 64 KiB; 431 above).
+    pub max_header_bytes: Option<usize>,
+    /// HTTP: most request headers (default 100; 431 above).
+    pub max_headers: Option<usize>,
+    /// HTTP: time allowed to receive a request head (default 10s; 408 after).
+    pub header_read_timeout: Option<ConfigDuration>,
+    /// HTTP/2: most concurrent streams per connection (default 1024).
+    pub max_concurrent_streams: Option<u32>,
 }
 
 /// A group of routes for some hosts (HTTP `:authority`).

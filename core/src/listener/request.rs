@@ -162,7 +162,10 @@ async fn forward<C: Codec>(
             ProxyError::new(
                 ErrorKind::UpstreamReset,
                 ErrorSource::Upstream,
-                format!("connection to {} closed before the answer", endpoint.address),
+                format!(
+                    "connection to {} closed before the answer",
+                    endpoint.address
+                ),
             )
         })?;
         conn.finish();

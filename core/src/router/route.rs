@@ -122,7 +122,9 @@ impl RouteAction {
             RouteAction::Weighted { targets, total } => {
                 let roll = fastrand::u32(0..*total);
                 let idx = targets.partition_point(|(_, upper)| *upper <= roll);
-                targets.get(idx.min(targets.len().saturating_sub(1))).map(|t| &t.0)
+                targets
+                    .get(idx.min(targets.len().saturating_sub(1)))
+                    .map(|t| &t.0)
             }
         }
     }
@@ -210,7 +212,9 @@ impl RouteTable {
         let routes = if self.virtual_hosts.is_empty() {
             &self.routes
         } else {
-            &self.virtual_host(view.lookup(HOST_KEY).unwrap_or(""))?.routes
+            &self
+                .virtual_host(view.lookup(HOST_KEY).unwrap_or(""))?
+                .routes
         };
         routes.iter().find(|r| r.matches(view))
     }
@@ -218,10 +222,11 @@ impl RouteTable {
     /// The virtual host for `host` (a port suffix is ignored).
     pub fn virtual_host(&self, host: &str) -> Option<&VirtualHost> {
         let host = strip_port(host).to_ascii_lowercase();
-        let exact = self
-            .virtual_hosts
-            .iter()
-            .find(|v| v.hosts.iter().any(|h| matches!(h, HostMatch::Exact(e) if *e == host)));
+        let exact = self.virtual_hosts.iter().find(|v| {
+            v.hosts
+                .iter()
+                .any(|h| matches!(h, HostMatch::Exact(e) if *e == host))
+        });
         if exact.is_some() {
             return exact;
         }
@@ -249,7 +254,10 @@ impl RouteTable {
 /// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split(']').next().map_or(host, |h| &host[..h.len() + 1]);
+        return host
+            .split(']')
+            .next()
+            .map_or(host, |h| &host[..h.len() + 1]);
     }
     match host.rsplit_once(':') {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,

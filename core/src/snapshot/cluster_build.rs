@@ -14,7 +14,11 @@ use super::{
     MAX_CONNECTIONS_PER_ENDPOINT,
 };
 
-pub(super) fn build_cluster(sink: &mut ErrorSink, c: &ClusterConfig, registry: &Registry) -> Option<Cluster> {
+pub(super) fn build_cluster(
+    sink: &mut ErrorSink,
+    c: &ClusterConfig,
+    registry: &Registry,
+) -> Option<Cluster> {
     let protocol = match registry.protocol(&c.protocol.value) {
         Some(p) => p,
         None => {
@@ -135,4 +139,3 @@ pub(super) fn protocol_section(
         _ => serde_json::Value::Null,
     }
 }
-

@@ -14,8 +14,9 @@ use crate::router::{HostMatch, RouteTable, VirtualHost};
 use super::cluster_build::protocol_section;
 use super::route_build::RouteBuilder;
 use super::{
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUESTS_PER_CONNECTION, Limits,
-    ListenerRuntime,
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONCURRENT_STREAMS,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS,
+    DEFAULT_MAX_REQUESTS_PER_CONNECTION, Limits, ListenerRuntime,
 };
 
 /// One listener filter as configured: name, config, the built filter.
@@ -41,6 +42,19 @@ pub(super) fn build_listener(
             .limits
             .idle_timeout
             .map_or(DEFAULT_IDLE_TIMEOUT, |d| d.get()),
+        max_header_bytes: l
+            .limits
+            .max_header_bytes
+            .unwrap_or(DEFAULT_MAX_HEADER_BYTES),
+        max_headers: l.limits.max_headers.unwrap_or(DEFAULT_MAX_HEADERS),
+        header_read_timeout: l
+            .limits
+            .header_read_timeout
+            .map_or(DEFAULT_HEADER_READ_TIMEOUT, |d| d.get()),
+        max_concurrent_streams: l
+            .limits
+            .max_concurrent_streams
+            .unwrap_or(DEFAULT_MAX_CONCURRENT_STREAMS),
     };
     if limits.max_frame_bytes < 16
         || limits.max_connections == 0
@@ -85,7 +99,10 @@ pub(super) fn build_listener(
     let mut filters = Vec::new();
     for f in &l.filters {
         if f.value.len() != 1 {
-            sink.on(f, "each filter entry must have exactly one key: the filter name");
+            sink.on(
+                f,
+                "each filter entry must have exactly one key: the filter name",
+            );
             continue;
         }
         let Some((name, config)) = f.value.iter().next() else {
@@ -139,12 +156,7 @@ pub(super) fn build_listener(
                 builder.sink.on(v, "a virtual host needs at least one host");
             }
             virtual_hosts.push(VirtualHost {
-                name: Arc::from(
-                    v.value
-                        .name
-                        .clone()
-                        .unwrap_or_else(|| format!("vhost-{i}")),
-                ),
+                name: Arc::from(v.value.name.clone().unwrap_or_else(|| format!("vhost-{i}"))),
                 hosts: v
                     .value
                     .hosts

@@ -37,6 +37,14 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: usize = 1024;
 /// Default idle timeout of client connections.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default largest HTTP request head.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Default most HTTP request headers.
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+/// Default time allowed to receive an HTTP request head.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default most concurrent HTTP/2 streams per connection.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 1024;
 /// Default drain deadline on shutdown.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -51,6 +59,14 @@ pub struct Limits {
     pub max_requests_per_connection: usize,
     /// Idle timeout.
     pub idle_timeout: Duration,
+    /// HTTP: largest request head.
+    pub max_header_bytes: usize,
+    /// HTTP: most request headers.
+    pub max_headers: usize,
+    /// HTTP: time allowed to receive a request head.
+    pub header_read_timeout: Duration,
+    /// HTTP/2: most concurrent streams per connection.
+    pub max_concurrent_streams: u32,
 }
 
 /// One listener as it runs.
@@ -165,4 +181,3 @@ impl Snapshot {
         self.listeners.get(name)
     }
 }
-

@@ -107,7 +107,13 @@ impl RouteBuilder<'_, '_> {
             match Condition::compile_regex(&v.value) {
                 Ok(re) => MatchOp::Regex(re),
                 Err(e) => {
-                    let why = e.to_string().lines().last().unwrap_or("").trim().to_string();
+                    let why = e
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                        .trim()
+                        .to_string();
                     self.sink.on(v, format!("bad regex `{}`: {why}", v.value));
                     return None;
                 }
@@ -124,10 +130,14 @@ impl RouteBuilder<'_, '_> {
 
     fn action(&mut self, action: &Spanned<RouteActionConfig>) -> Option<RouteAction> {
         let a = &action.value;
-        let chosen = [a.cluster.is_some(), a.weighted.is_some(), a.redirect.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let chosen = [
+            a.cluster.is_some(),
+            a.weighted.is_some(),
+            a.redirect.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if chosen != 1 {
             self.sink.on(
                 action,
@@ -169,8 +179,7 @@ impl RouteBuilder<'_, '_> {
                 .on(action, "`subset` goes inside each `weighted` entry");
         }
         if weighted.is_empty() {
-            self.sink
-                .on(action, "`weighted` needs at least one entry");
+            self.sink.on(action, "`weighted` needs at least one entry");
             return None;
         }
         let mut targets = Vec::new();
@@ -277,7 +286,13 @@ impl RouteBuilder<'_, '_> {
                     substitution: re.substitution.clone(),
                 }),
                 Err(e) => {
-                    let why = e.to_string().lines().last().unwrap_or("").trim().to_string();
+                    let why = e
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                        .trim()
+                        .to_string();
                     self.sink
                         .on(action, format!("bad rewrite regex `{}`: {why}", re.pattern));
                     None
