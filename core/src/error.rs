@@ -75,6 +75,11 @@ pub struct ProxyError {
     pub origin: ErrorSource,
     /// Detail shown to the client and logged.
     pub message: String,
+    /// HTTP only: the status to answer with instead of the kind's default
+    /// (e.g. 429 from a rate limit). Other protocols ignore it.
+    pub http_status: Option<u16>,
+    /// HTTP only: extra response headers (e.g. `retry-after`). Other protocols ignore them.
+    pub http_headers: Vec<(String, String)>,
 }
 
 impl ProxyError {
@@ -84,7 +89,21 @@ impl ProxyError {
             kind,
             origin,
             message: message.into(),
+            http_status: None,
+            http_headers: Vec::new(),
         }
+    }
+
+    /// Sets the HTTP status used instead of the kind's default.
+    pub fn with_http_status(mut self, status: u16) -> Self {
+        self.http_status = Some(status);
+        self
+    }
+
+    /// Adds an HTTP response header to the local reply.
+    pub fn with_http_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.http_headers.push((name.into(), value.into()));
+        self
     }
 
     /// Whether trying again on another host might succeed.

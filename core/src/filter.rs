@@ -22,6 +22,21 @@ pub enum FilterAction {
     Continue,
     /// Stop and answer the client with this error, in its protocol's form.
     Reply(ProxyError),
+    /// Stop and answer with this exact response (HTTP only, e.g. a CORS
+    /// preflight). Other protocols answer with an internal error instead;
+    /// filters that use it refuse non-HTTP listeners at config time.
+    Respond(LocalResponse),
+}
+
+/// A complete HTTP response produced by a filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Body (may be empty).
+    pub body: String,
 }
 
 /// Per-request state the filters and the router work on.
@@ -164,8 +179,9 @@ impl FilterChain {
     /// Runs the request phase; stops at the first local reply.
     pub async fn on_request(&self, request: &mut RequestContext) -> FilterAction {
         for f in &self.filters {
-            if let FilterAction::Reply(e) = f.on_request(request).await {
-                return FilterAction::Reply(e);
+            match f.on_request(request).await {
+                FilterAction::Continue => {}
+                stop => return stop,
             }
         }
         FilterAction::Continue
@@ -178,8 +194,9 @@ impl FilterChain {
         response: &ResponseContext,
     ) -> FilterAction {
         for f in self.filters.iter().rev() {
-            if let FilterAction::Reply(e) = f.on_response(request, response).await {
-                return FilterAction::Reply(e);
+            match f.on_response(request, response).await {
+                FilterAction::Continue => {}
+                stop => return stop,
             }
         }
         FilterAction::Continue

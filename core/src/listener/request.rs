@@ -99,8 +99,10 @@ async fn forward<C: Codec>(
         .and_then(|r| r.filters.as_ref())
         .unwrap_or(&listener.filters);
     if !chain.is_empty() {
-        if let FilterAction::Reply(e) = chain.on_request(req).await {
-            return Err(e);
+        match chain.on_request(req).await {
+            FilterAction::Continue => {}
+            FilterAction::Reply(e) => return Err(e),
+            FilterAction::Respond(r) => return Err(not_http(r.status)),
         }
         if req.reroute {
             route = listener.routes.find(&*req);
@@ -188,9 +190,20 @@ async fn forward<C: Codec>(
             kind: response.kind,
             metadata: response.metadata.clone(),
         };
-        if let FilterAction::Reply(e) = chain.on_response(req, &view).await {
-            return Err(e);
+        match chain.on_response(req, &view).await {
+            FilterAction::Continue => {}
+            FilterAction::Reply(e) => return Err(e),
+            FilterAction::Respond(r) => return Err(not_http(r.status)),
         }
     }
     Ok(Some(response))
+}
+
+/// A filter asked for an HTTP response on a protocol that has none.
+fn not_http(status: u16) -> ProxyError {
+    ProxyError::new(
+        ErrorKind::Internal,
+        ErrorSource::Internal,
+        format!("a filter answered with HTTP status {status} on a non-HTTP listener"),
+    )
 }
