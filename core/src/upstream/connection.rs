@@ -38,7 +38,15 @@ pub struct UpstreamConn<C: Codec> {
     next_id: AtomicU64,
     max_id: u64,
     closed: CancellationToken,
+    retired: CancellationToken,
     peer: SocketAddr,
+}
+
+impl<C: Codec> Drop for UpstreamConn<C> {
+    /// Nobody can send on it any more: finish what is in flight, then close.
+    fn drop(&mut self) {
+        self.retired.cancel();
+    }
 }
 
 impl<C: Codec> UpstreamConn<C> {
@@ -50,12 +58,20 @@ impl<C: Codec> UpstreamConn<C> {
         let (writer, write_rx) = mpsc::channel(WRITE_QUEUE);
         let (waiters, waiter_rx) = mpsc::unbounded_channel();
         let closed = CancellationToken::new();
-        tokio::spawn(write_loop(wr, write_rx, waiters, closed.clone()));
+        let retired = CancellationToken::new();
+        tokio::spawn(write_loop(
+            wr,
+            write_rx,
+            waiters,
+            closed.clone(),
+            retired.clone(),
+        ));
         tokio::spawn(read_loop(
             ReadSide {
                 codec: codec.clone(),
                 writer: writer.clone(),
                 closed: closed.clone(),
+                retired: retired.clone(),
                 peer,
                 in_order,
             },
@@ -67,6 +83,7 @@ impl<C: Codec> UpstreamConn<C> {
             next_id: AtomicU64::new(1),
             max_id: codec.max_request_id().max(1),
             closed,
+            retired,
             peer,
         })
     }
@@ -154,11 +171,15 @@ fn encode<C: Codec>(
 /// waiter is handed to the reader before its frame is written, in write
 /// order, so an answer never arrives before its waiter and in-order matching
 /// sees waiters in the order their requests went out.
+///
+/// When the connection is retired (its handle dropped) the writer writes
+/// what is queued, then stops; the reader finishes the answers in flight.
 async fn write_loop<S>(
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Outgoing<S>>,
     waiters: mpsc::UnboundedSender<Waiter<S>>,
     closed: CancellationToken,
+    retired: CancellationToken,
 ) {
     let mut batch = BytesMut::new();
     loop {
@@ -167,6 +188,11 @@ async fn write_loop<S>(
             next = rx.recv() => match next {
                 Some(out) => out,
                 None => break,
+            },
+            _ = retired.cancelled() => match rx.try_recv() {
+                Ok(out) => out,
+                // Retired and drained: the reader closes once answers are in.
+                Err(_) => return,
             },
         };
         if let Some(w) = first.waiter {
@@ -205,6 +231,7 @@ struct ReadSide<C: Codec> {
     codec: Arc<C>,
     writer: mpsc::Sender<Outgoing<C::State>>,
     closed: CancellationToken,
+    retired: CancellationToken,
     peer: SocketAddr,
     in_order: bool,
 }
@@ -239,6 +266,15 @@ impl<S> Waiting<S> {
         }
     }
 
+    /// Whether no live waiter is left (waiters that gave up are dropped first).
+    fn drained(&mut self) -> bool {
+        self.purge();
+        match self {
+            Waiting::ById(m) => m.is_empty(),
+            Waiting::InOrder(q) => q.iter().all(|tx| tx.is_closed()),
+        }
+    }
+
     /// Drops waiters that gave up (in-order waiters must keep their place).
     fn purge(&mut self) {
         if let Waiting::ById(m) = self {
@@ -256,9 +292,14 @@ async fn read_loop<C: Codec>(
         codec,
         writer,
         closed,
+        retired,
         peer,
         in_order,
     } = side;
+    // After retirement, waiters are taken as they come, and the loop ends
+    // once the writer is gone and nothing is waiting.
+    let mut retiring = false;
+    let mut writer_gone = false;
     let mut decoder = codec.decoder();
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut waiting = if in_order {
@@ -270,6 +311,21 @@ async fn read_loop<C: Codec>(
     'read: loop {
         let read = tokio::select! {
             _ = closed.cancelled() => break,
+            _ = retired.cancelled(), if !retiring => {
+                retiring = true;
+                continue;
+            }
+            w = waiter_rx.recv(), if retiring && !writer_gone => {
+                match w {
+                    Some(w) => waiting.add(w),
+                    None => writer_gone = true,
+                }
+                if writer_gone && waiting.drained() {
+                    debug!(%peer, "retired upstream connection drained");
+                    break;
+                }
+                continue;
+            }
             r = rd.read_buf(&mut buf) => r,
         };
         match read {
@@ -320,6 +376,10 @@ async fn read_loop<C: Codec>(
         if waiting.len() >= purge_at {
             waiting.purge();
             purge_at = (waiting.len() * 2).max(1024);
+        }
+        if writer_gone && waiting.drained() {
+            debug!(%peer, "retired upstream connection drained");
+            break;
         }
     }
     closed.cancel();
