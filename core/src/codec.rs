@@ -148,6 +148,41 @@ pub trait Codec: Send + Sync + 'static {
     fn default_upstream_mode(&self) -> UpstreamMode {
         UpstreamMode::Multiplex
     }
+
+    /// How an upstream response counts for retries and outlier detection.
+    /// Application errors (a declared exception, a business error) are
+    /// `Success`: the server worked. The default treats every `Error` kind
+    /// as a server error.
+    fn classify_response(&self, response: &Message<Self::State>) -> ResponseClass {
+        match response.kind {
+            crate::message::MessageKind::Error => ResponseClass::ServerError,
+            _ => ResponseClass::Success,
+        }
+    }
+
+    /// A frame that probes an endpoint's health (a Dubbo heartbeat, a Thrift
+    /// call of `method`), or `None` when the protocol has none (then a TCP
+    /// connect is the check).
+    fn health_check_frame(&self, method: Option<&str>) -> Option<BytesMut> {
+        let _ = method;
+        None
+    }
+
+    /// Whether the answer to [`Codec::health_check_frame`] means healthy.
+    fn health_check_passed(&self, response: &Message<Self::State>) -> bool {
+        self.classify_response(response) == ResponseClass::Success
+    }
+}
+
+/// What an upstream response says about the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseClass {
+    /// The server handled the request (whatever the application said).
+    Success,
+    /// The server failed (HTTP 5xx, Dubbo server error, Thrift internal error).
+    ServerError,
+    /// The server refused for lack of capacity (HTTP 503, Dubbo thread pool exhausted).
+    Unavailable,
 }
 
 /// How requests share an upstream connection.

@@ -14,6 +14,7 @@ pub mod codec;
 pub mod config;
 pub mod error;
 pub mod filter;
+pub mod health_check;
 pub mod listener;
 pub mod message;
 pub mod metadata;
@@ -25,7 +26,8 @@ pub mod snapshot;
 pub mod upstream;
 
 pub use codec::{
-    Codec, CodecError, CodecErrorKind, CodecOptions, Decoder, ProtocolCodecFactory, UpstreamMode,
+    Codec, CodecError, CodecErrorKind, CodecOptions, Decoder, ProtocolCodecFactory, ResponseClass,
+    UpstreamMode,
 };
 pub use error::{ErrorKind, ErrorSource, ProxyError};
 pub use message::{Message, MessageKind};

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::{ConfigErrors, LoadedConfig};
+use crate::health_check::spawn_health_checks;
 use crate::listener::{ListenerContext, run_accept_loop};
 use crate::registry::Registry;
 use crate::snapshot::Snapshot;
@@ -76,6 +77,9 @@ impl RunningProxy {
                 local_addr,
             });
             accept_loops.spawn(run_accept_loop(listener, ctx, connections.clone()));
+        }
+        for cluster in current.clusters.values() {
+            spawn_health_checks(cluster, shutdown.clone());
         }
         if current.admin.is_some() {
             warn!("`admin` is parsed but the admin endpoint is not served yet");

@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 
 use crate::codec::{Codec, CodecOptions, ProtocolCodecFactory, UpstreamMode};
 use crate::filter::FilterFactory;
+use crate::health_check::{CodecProbe, Probe};
 use crate::listener::{ListenerContext, serve_rpc_connection};
 
 /// A boxed future that serves one connection.
@@ -46,12 +47,17 @@ pub trait Protocol: Send + Sync + 'static {
     }
 }
 
+/// Builds the protocol's own health probe (given the configured method), if it has one.
+pub type ProbeMaker = Box<dyn Fn(Option<&str>) -> Option<Arc<dyn Probe>> + Send + Sync>;
+
 /// A cluster's codec, type-erased, with the upstream mode it prefers.
 pub struct ClusterCodec {
     /// `Arc<C>` of the protocol's codec type.
     pub codec: Arc<dyn Any + Send + Sync>,
     /// The mode used when the cluster's config does not choose one.
     pub default_mode: UpstreamMode,
+    /// The protocol's health probe.
+    pub probe: Option<ProbeMaker>,
 }
 
 /// Adapts any framed request/response codec ([`ProtocolCodecFactory`]) to
@@ -92,8 +98,12 @@ impl<F: ProtocolCodecFactory> Protocol for RpcProtocol<F> {
 
     fn cluster_codec(&self, options: &CodecOptions) -> Result<ClusterCodec, String> {
         let codec: Arc<F::Codec> = Arc::new(self.factory.cluster_codec(options)?);
+        let for_probe = codec.clone();
         Ok(ClusterCodec {
             default_mode: codec.default_upstream_mode(),
+            probe: Some(Box::new(move |method| {
+                CodecProbe::new(for_probe.clone(), method).map(|p| Arc::new(p) as Arc<dyn Probe>)
+            })),
             codec,
         })
     }

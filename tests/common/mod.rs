@@ -241,6 +241,46 @@ impl DubboProvider {
         }
     }
 
+    /// A raw Dubbo endpoint answering every call with `status` and `message`
+    /// (hessian.js-encoded; heartbeats answered normally).
+    pub fn start_failing(status: u8, message: &str) -> DubboProvider {
+        let dir = dubbo_peers();
+        let mut child = Command::new("node")
+            .arg(dir.join("fake_error_server.js"))
+            .args([
+                "--port",
+                "0",
+                "--status",
+                &status.to_string(),
+                "--message",
+                message,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn node fake_error_server");
+        let calls = Lines::spawn(child.stdout.take().unwrap());
+        let child = ChildGuard(child);
+        let first = calls
+            .next(START_TIMEOUT)
+            .expect("fake server printed nothing");
+        let v: serde_json::Value = serde_json::from_str(&first).expect("first line");
+        let port = v["port"].as_u64().unwrap() as u16;
+        DubboProvider {
+            child,
+            port,
+            calls,
+            tag: format!("failing-{status}"),
+        }
+    }
+
+    /// Stops the provider (its port then refuses connections).
+    pub fn stop(&mut self) {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+    }
+
     /// `127.0.0.1:<port>`.
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
@@ -315,4 +355,10 @@ pub fn poke(child: &mut Child, text: &str) {
     if let Some(stdin) = child.stdin.as_mut() {
         let _ = stdin.write_all(text.as_bytes());
     }
+}
+
+/// An address nothing listens on.
+pub fn dead_address() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
 }

@@ -19,7 +19,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 use metaproxy_core::{
     Codec, CodecError, CodecErrorKind, CodecOptions, Decoder, Message, MessageKind, Metadata,
-    Mutation, ProtocolCodecFactory, ProxyError, keys,
+    Mutation, ProtocolCodecFactory, ProxyError, ResponseClass, keys,
 };
 
 use super::attachments::Rewrite;
@@ -341,5 +341,40 @@ impl Codec for DubboCodec {
         };
         write_error_response(dst, id, status::BAD_REQUEST, &error.message);
         true
+    }
+
+    /// Status 20 is success (an exception result is the application's
+    /// answer); 100 (thread pool exhausted) and 60 (the provider does not
+    /// export the service) mean "try elsewhere"; 31/50/70/80 are server
+    /// failures; 30/40/90 are the client's fault and say nothing about the server.
+    fn classify_response(&self, response: &Message<DubboState>) -> ResponseClass {
+        match response.state.status() {
+            status::SERVER_THREADPOOL_EXHAUSTED_ERROR | status::SERVICE_NOT_FOUND => {
+                ResponseClass::Unavailable
+            }
+            status::SERVER_TIMEOUT
+            | status::BAD_RESPONSE
+            | status::SERVICE_ERROR
+            | status::SERVER_ERROR => ResponseClass::ServerError,
+            _ => ResponseClass::Success,
+        }
+    }
+
+    /// A heartbeat: every Dubbo provider answers it.
+    fn health_check_frame(&self, _method: Option<&str>) -> Option<BytesMut> {
+        let mut dst = BytesMut::with_capacity(HEADER_LEN + 1);
+        header::write(
+            &mut dst,
+            header::FLAG_REQUEST | header::FLAG_TWO_WAY | FLAG_EVENT | SERIALIZATION_HESSIAN2,
+            0,
+            0,
+            1,
+        );
+        dst.put_u8(writer::NULL);
+        Some(dst)
+    }
+
+    fn health_check_passed(&self, response: &Message<DubboState>) -> bool {
+        response.kind == MessageKind::HeartbeatResponse && response.state.status() == status::OK
     }
 }

@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use super::health::EndpointHealth;
+
 /// An upstream endpoint.
 pub struct Endpoint {
     /// Where it listens.
@@ -15,6 +17,10 @@ pub struct Endpoint {
     pub labels: BTreeMap<String, String>,
     /// Relative weight (≥ 1).
     pub weight: u32,
+    /// Priority level (0 first).
+    pub priority: u32,
+    /// Active and passive health.
+    pub health: EndpointHealth,
     active: AtomicUsize,
     /// The endpoint's connection pool, created on first use by the engine
     /// of the cluster's protocol (type-erased `EndpointPool<C>`).
@@ -27,6 +33,7 @@ impl fmt::Debug for Endpoint {
             .field("address", &self.address)
             .field("labels", &self.labels)
             .field("weight", &self.weight)
+            .field("priority", &self.priority)
             .field("active", &self.active())
             .finish()
     }
@@ -39,9 +46,17 @@ impl Endpoint {
             address,
             labels,
             weight: weight.max(1),
+            priority: 0,
+            health: EndpointHealth::default(),
             active: AtomicUsize::new(0),
             pool: OnceLock::new(),
         }
+    }
+
+    /// Sets the priority level.
+    pub fn with_priority(mut self, priority: u32) -> Self {
+        self.priority = priority;
+        self
     }
 
     /// Requests in flight to this endpoint.

@@ -226,12 +226,63 @@ pub struct RouteActionConfig {
     /// Give up after this long (default 15s).
     #[serde(default)]
     pub timeout: Option<ConfigDuration>,
+    /// Retry policy.
+    #[serde(default)]
+    pub retries: Option<Spanned<RetryConfig>>,
+    /// Also send a share of requests to a shadow cluster; its answers are dropped.
+    #[serde(default)]
+    pub mirror: Option<Spanned<MirrorConfig>>,
     /// Answer with an HTTP redirect instead of forwarding (HTTP only).
     #[serde(default)]
     pub redirect: Option<RedirectConfig>,
     /// Rewrite path or host before forwarding (HTTP only).
     #[serde(default)]
     pub rewrite: Option<RewriteConfig>,
+}
+
+/// When and how often to retry.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Retries after the first try (default 1).
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// Timeout of each try (default: the route's timeout).
+    #[serde(default)]
+    pub per_try_timeout: Option<ConfigDuration>,
+    /// Conditions: connect-failure, reset, timeout, unavailable, server-error
+    /// (default: connect-failure, reset, unavailable).
+    #[serde(default)]
+    pub on: Option<Vec<String>>,
+    /// Backoff between tries: base and cap (defaults 25ms, 250ms; full jitter).
+    #[serde(default)]
+    pub backoff: Option<BackoffConfig>,
+}
+
+/// Exponential backoff bounds.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffConfig {
+    /// First interval.
+    #[serde(default)]
+    pub base: Option<ConfigDuration>,
+    /// Largest interval.
+    #[serde(default)]
+    pub max: Option<ConfigDuration>,
+}
+
+/// Request mirroring.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorConfig {
+    /// The shadow cluster.
+    pub cluster: Spanned<String>,
+    /// Optional subset of it.
+    #[serde(default)]
+    pub subset: Option<Spanned<String>>,
+    /// Share of requests mirrored, 0-100 (default 100).
+    #[serde(default)]
+    pub percent: Option<f64>,
 }
 
 /// One branch of a weighted split.
@@ -258,6 +309,136 @@ pub enum LbPolicy {
     Random,
     /// Power of two choices on active requests.
     LeastRequest,
+    /// Consistent hashing on a ring (session affinity; see `hash`).
+    RingHash,
+    /// Maglev consistent hashing (session affinity; see `hash`).
+    Maglev,
+}
+
+/// One element of a hash policy: the first that yields a value is used.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct HashPolicyConfig {
+    /// Hash the value of this metadata key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Hash an HTTP cookie, set by the proxy on the first response when absent.
+    #[serde(default)]
+    pub cookie: Option<CookieConfig>,
+    /// Hash the client's IP address.
+    #[serde(default)]
+    pub source_ip: Option<bool>,
+}
+
+/// The session cookie of a hash policy.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct CookieConfig {
+    /// Cookie name.
+    pub name: String,
+    /// Lifetime (`Max-Age`); a session cookie when absent.
+    #[serde(default)]
+    pub ttl: Option<ConfigDuration>,
+    /// Cookie path (default `/`).
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// Per-cluster limits; overflow is answered at once with the over-limit reply.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreakerConfig {
+    /// Most open upstream connections in the cluster (default 1024).
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Most requests waiting for a connection (default 1024).
+    #[serde(default)]
+    pub max_pending: Option<usize>,
+    /// Most requests in flight to the cluster (default 1024).
+    #[serde(default)]
+    pub max_requests: Option<usize>,
+    /// Most retries in flight (default 3).
+    #[serde(default)]
+    pub max_retries: Option<usize>,
+    /// Requests per upstream connection before it is replaced (default unlimited).
+    #[serde(default)]
+    pub max_requests_per_connection: Option<u64>,
+}
+
+/// Retries may be at most this share of the requests in flight.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBudgetConfig {
+    /// Percent of active requests (default 20).
+    #[serde(default)]
+    pub percent: Option<f64>,
+    /// Retries always allowed up to this many in flight (default 3).
+    #[serde(default)]
+    pub min_retry_concurrency: Option<usize>,
+}
+
+/// Passive health: eject endpoints that keep failing.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierDetectionConfig {
+    /// Consecutive errors (server errors, resets, timeouts, connect failures) before ejection (default 5).
+    #[serde(default)]
+    pub consecutive_errors: Option<u32>,
+    /// Consecutive gateway errors (connect failures, resets, timeouts, unavailable) before ejection (default 5).
+    #[serde(default)]
+    pub consecutive_gateway_errors: Option<u32>,
+    /// How often ejections are reconsidered (default 10s).
+    #[serde(default)]
+    pub interval: Option<ConfigDuration>,
+    /// Ejection time, multiplied by the times the endpoint was ejected (default 30s).
+    #[serde(default)]
+    pub base_ejection_time: Option<ConfigDuration>,
+    /// Most endpoints ejected at once, in percent (default 10).
+    #[serde(default)]
+    pub max_ejection_percent: Option<u32>,
+}
+
+/// What an active health check sends.
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthCheckKind {
+    /// The protocol's own probe (Dubbo heartbeat, Thrift call of `method`); TCP connect if it has none.
+    #[default]
+    Protocol,
+    /// A TCP connect.
+    Tcp,
+    /// An HTTP/1.1 GET of `path`.
+    Http,
+}
+
+/// Active health checking.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    /// Between checks (default 5s; ±10% jitter).
+    #[serde(default)]
+    pub interval: Option<ConfigDuration>,
+    /// A check that takes longer fails (default 1s).
+    #[serde(default)]
+    pub timeout: Option<ConfigDuration>,
+    /// Failed checks in a row before an endpoint is unhealthy (default 3).
+    #[serde(default)]
+    pub unhealthy_threshold: Option<u32>,
+    /// Passed checks in a row before it is healthy again (default 2).
+    #[serde(default)]
+    pub healthy_threshold: Option<u32>,
+    /// What to send (default `protocol`).
+    #[serde(default)]
+    pub kind: HealthCheckKind,
+    /// HTTP path (default `/health`).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// HTTP statuses that pass (default 200-399).
+    #[serde(default)]
+    pub expected_statuses: Option<Vec<u16>>,
+    /// Thrift: the method to call.
+    #[serde(default)]
+    pub method: Option<String>,
 }
 
 /// A group of endpoints speaking one protocol.
@@ -290,6 +471,27 @@ pub struct ClusterConfig {
     /// How requests share upstream connections (default: the protocol's choice).
     #[serde(default)]
     pub mode: Option<UpstreamMode>,
+    /// Hash policy for `ring_hash` / `maglev`: the first element that yields a value.
+    #[serde(default)]
+    pub hash: Vec<Spanned<HashPolicyConfig>>,
+    /// Per-cluster limits.
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreakerConfig,
+    /// Retries as a share of active requests.
+    #[serde(default)]
+    pub retry_budget: Option<RetryBudgetConfig>,
+    /// Passive ejection of failing endpoints.
+    #[serde(default)]
+    pub outlier_detection: Option<OutlierDetectionConfig>,
+    /// Active health checks.
+    #[serde(default)]
+    pub health_check: Option<Spanned<HealthCheckConfig>>,
+    /// Below this percentage of healthy endpoints, route to all of them (default 50; 0 disables).
+    #[serde(default)]
+    pub panic_threshold: Option<f64>,
+    /// Priority spill-over factor in percent (default 140, as Envoy).
+    #[serde(default)]
+    pub overprovisioning_factor: Option<u32>,
     /// Thrift options (`transport`, `protocol`); only for `protocol: thrift`.
     #[serde(default)]
     pub thrift: Option<Spanned<serde_json::Value>>,
@@ -310,4 +512,7 @@ pub struct EndpointConfig {
     /// Relative weight for load balancing (default 1).
     #[serde(default)]
     pub weight: Option<u32>,
+    /// Priority (0 = first); lower priorities take traffic as higher ones fail (default 0).
+    #[serde(default)]
+    pub priority: Option<u32>,
 }

@@ -1,16 +1,22 @@
-//! One request's life: filters, route, upstream call, response, reply.
+//! One request's life: route, filters, target, tries (with retries), the
+//! answer, the reply. Local failures become the protocol's own error reply.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::debug;
 
-use crate::codec::Codec;
+use crate::cluster::health::record_outcome;
+use crate::cluster::{Cluster, Endpoint, HashDecision, Outcome, Resource, hash_policy};
+use crate::codec::{Codec, ResponseClass};
 use crate::error::{ErrorKind, ErrorSource, ProxyError};
 use crate::filter::{FilterAction, RequestContext, ResponseContext};
 use crate::message::{Message, MessageKind};
 use crate::metadata::{Metadata, MetadataView, keys};
+use crate::mutation::Mutation;
+use crate::router::{Mirror, Route, Target};
 use crate::snapshot::ListenerRuntime;
 use crate::upstream::EndpointPool;
 
@@ -26,69 +32,79 @@ pub(crate) struct RequestTask<C: Codec> {
     pub _permit: OwnedSemaphorePermit,
 }
 
-pub(crate) async fn handle_request<C: Codec>(mut task: RequestTask<C>) {
-    let snapshot = task.ctx.snapshot.load_full();
-    let Some(listener) = snapshot.listener(&task.ctx.name) else {
+pub(crate) async fn handle_request<C: Codec>(task: RequestTask<C>) {
+    let RequestTask {
+        codec,
+        ctx,
+        connection,
+        mut message,
+        replies,
+        _permit,
+    } = task;
+    let snapshot = ctx.snapshot.load_full();
+    let Some(listener) = snapshot.listener(&ctx.name) else {
         return;
     };
-    let metadata = std::mem::take(&mut task.message.metadata);
-    let mut req = RequestContext::new(
-        task.codec.protocol(),
-        task.message.kind,
-        metadata,
-        task.connection.clone(),
-    );
-    let oneway = task.message.kind == MessageKind::Oneway;
-    let outcome = forward(&task, listener, &mut req).await;
-    match outcome {
-        Ok(None) => {}
+    let metadata = std::mem::take(&mut message.metadata);
+    let mut req = RequestContext::new(codec.protocol(), message.kind, metadata, connection);
+    let message = Arc::new(message);
+    let oneway = message.kind == MessageKind::Oneway;
+    let outcome = forward::<C>(&message, listener, &mut req).await;
+    let reply = match outcome {
+        Ok(None) => return,
         Ok(Some(response)) => {
             let mut out = BytesMut::with_capacity(response.body.len() + 32);
-            match task.codec.encode_response(
-                &response,
-                &task.message,
-                &req.response_mutation,
-                &mut out,
-            ) {
-                Ok(()) => {
-                    let _ = task.replies.send(out.freeze());
-                }
+            match codec.encode_response(&response, &message, &req.response_mutation, &mut out) {
+                Ok(()) => out,
                 Err(e) => {
                     let err =
                         ProxyError::new(ErrorKind::Internal, ErrorSource::Internal, e.message);
-                    reply_error(&task, &req, &err, oneway);
+                    match local_reply(&*codec, &ctx, &message, &req, &err, oneway) {
+                        Some(out) => out,
+                        None => return,
+                    }
                 }
             }
         }
-        Err(err) => reply_error(&task, &req, &err, oneway),
-    }
+        Err(err) => match local_reply(&*codec, &ctx, &message, &req, &err, oneway) {
+            Some(out) => out,
+            None => return,
+        },
+    };
+    let _ = replies.send(reply.freeze());
 }
 
-fn reply_error<C: Codec>(
-    task: &RequestTask<C>,
+fn local_reply<C: Codec>(
+    codec: &C,
+    ctx: &ListenerContext,
+    message: &Message<C::State>,
     req: &RequestContext,
     err: &ProxyError,
     oneway: bool,
-) {
+) -> Option<BytesMut> {
     debug!(
-        listener = %task.ctx.name,
+        listener = %ctx.name,
         service = req.lookup(keys::SERVICE).unwrap_or(""),
         method = req.lookup(keys::METHOD).unwrap_or(""),
         error = %err,
         "local reply"
     );
     if oneway {
-        return;
+        return None;
     }
     let mut out = BytesMut::new();
-    task.codec.local_reply(&task.message, err, &mut out);
-    let _ = task.replies.send(out.freeze());
+    codec.local_reply(message, err, &mut out);
+    Some(out)
 }
 
-/// Runs the chain and the router, sends upstream, waits for the answer.
-/// `Ok(None)` means nothing is to be sent back (oneway).
+fn error(kind: ErrorKind, origin: ErrorSource, message: String) -> ProxyError {
+    ProxyError::new(kind, origin, message)
+}
+
+/// Runs the chain and the router, sends upstream (retrying as the route
+/// says), waits for the answer. `Ok(None)`: nothing to send back (oneway).
 async fn forward<C: Codec>(
-    task: &RequestTask<C>,
+    message: &Arc<Message<C::State>>,
     listener: &ListenerRuntime,
     req: &mut RequestContext,
 ) -> Result<Option<Message<C::State>>, ProxyError> {
@@ -109,7 +125,7 @@ async fn forward<C: Codec>(
         }
     }
     let route = route.ok_or_else(|| {
-        ProxyError::new(
+        error(
             ErrorKind::RouteNotFound,
             ErrorSource::Internal,
             format!(
@@ -124,64 +140,62 @@ async fn forward<C: Codec>(
     req.request_mutation.extend(&route.request_mutation);
     req.response_mutation.extend(&route.response_mutation);
     let target = route.action.pick().ok_or_else(|| {
-        ProxyError::new(
+        error(
             ErrorKind::Internal,
             ErrorSource::Internal,
             format!("route `{}` cannot forward this protocol", route.name),
         )
     })?;
     let cluster = &target.cluster;
-    let endpoint = cluster.pick(target.subset).ok_or_else(|| {
-        let subset = &cluster.subsets[target.subset].name;
-        ProxyError::new(
-            ErrorKind::NoHealthyUpstream,
-            ErrorSource::Internal,
-            if subset.is_empty() {
-                format!("cluster `{}` has no endpoint", cluster.name)
-            } else {
-                format!(
-                    "subset `{subset}` of cluster `{}` has no endpoint",
-                    cluster.name
-                )
-            },
-        )
-    })?;
-    let _active = endpoint.start_request();
-    let pool = EndpointPool::<C>::of(endpoint, cluster)?;
-    let message = &task.message;
-    let mutation = &req.request_mutation;
+    let hash = if cluster.hash_policy.is_empty() {
+        HashDecision::default()
+    } else {
+        hash_policy::decide(&cluster.hash_policy, &*req)
+    };
+    if let Some(cookie) = &hash.set_cookie {
+        req.response_mutation.set("set-cookie", cookie.as_str());
+    }
+    if let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample()) {
+        spawn_mirror::<C>(
+            mirror,
+            message.clone(),
+            req.request_mutation.clone(),
+            route.timeout,
+        );
+    }
+    let _request = cluster
+        .breaker()
+        .try_acquire(Resource::Request)
+        .ok_or_else(|| {
+            error(
+                ErrorKind::OverLimit,
+                ErrorSource::Internal,
+                format!("cluster `{}` has too many requests in flight", cluster.name),
+            )
+        })?;
 
     if req.kind == MessageKind::Oneway {
+        // Forwarded, never waited for, never retried.
+        let endpoint = pick(cluster, target, hash.hash, &[])?;
+        let _active = endpoint.start_request();
+        let pool = EndpointPool::<C>::of(endpoint, cluster)?;
         let conn = pool.acquire().await?;
-        conn.send_oneway(pool.codec(), message, mutation).await?;
+        conn.send_oneway(pool.codec(), message, &req.request_mutation)
+            .await?;
         conn.finish();
         return Ok(None);
     }
-    let exchange = async {
-        let conn = pool.acquire().await?;
-        let rx = conn.call(pool.codec(), message, mutation).await?;
-        let answer = rx.await.map_err(|_| {
-            ProxyError::new(
-                ErrorKind::UpstreamReset,
-                ErrorSource::Upstream,
-                format!(
-                    "connection to {} closed before the answer",
-                    endpoint.address
-                ),
-            )
-        })?;
-        conn.finish();
-        Ok::<_, ProxyError>(answer)
-    };
-    let response = tokio::time::timeout(route.timeout, exchange)
+
+    let tries = tries::<C>(message, route, target, hash.hash, &req.request_mutation);
+    let response = tokio::time::timeout(route.timeout, tries)
         .await
         .map_err(|_| {
-            ProxyError::new(
+            error(
                 ErrorKind::Timeout,
                 ErrorSource::Upstream,
                 format!(
-                    "no answer from {} within {:?}",
-                    endpoint.address, route.timeout
+                    "no answer from cluster `{}` within {:?}",
+                    cluster.name, route.timeout
                 ),
             )
         })??;
@@ -199,9 +213,162 @@ async fn forward<C: Codec>(
     Ok(Some(response))
 }
 
+fn pick<'a>(
+    cluster: &'a Cluster,
+    target: &Target,
+    hash: Option<u64>,
+    exclude: &[&Endpoint],
+) -> Result<&'a Arc<Endpoint>, ProxyError> {
+    cluster.pick(target.subset, hash, exclude).ok_or_else(|| {
+        let subset = &cluster.subsets[target.subset].name;
+        error(
+            ErrorKind::NoHealthyUpstream,
+            ErrorSource::Internal,
+            if subset.is_empty() {
+                format!("cluster `{}` has no endpoint", cluster.name)
+            } else {
+                format!(
+                    "subset `{subset}` of cluster `{}` has no endpoint",
+                    cluster.name
+                )
+            },
+        )
+    })
+}
+
+/// The first try and the retries the route allows, each on a fresh pick
+/// that avoids endpoints already tried.
+async fn tries<C: Codec>(
+    message: &Message<C::State>,
+    route: &Route,
+    target: &Target,
+    hash: Option<u64>,
+    mutation: &Mutation,
+) -> Result<Message<C::State>, ProxyError> {
+    let cluster = &target.cluster;
+    let policy = route.retry.as_ref();
+    let mut tried: Vec<Arc<Endpoint>> = Vec::new();
+    let mut retries = 0;
+    let mut _retry_permit = None;
+    loop {
+        let exclude: Vec<&Endpoint> = tried.iter().map(|e| &**e).collect();
+        let endpoint = pick(cluster, target, hash, &exclude)?.clone();
+        let pool = EndpointPool::<C>::of(&endpoint, cluster)?;
+        let result = {
+            let _active = endpoint.start_request();
+            let once = try_once(pool, &endpoint, message, mutation);
+            match policy.and_then(|p| p.per_try_timeout) {
+                Some(limit) => tokio::time::timeout(limit, once).await.unwrap_or_else(|_| {
+                    Err(error(
+                        ErrorKind::Timeout,
+                        ErrorSource::Upstream,
+                        format!(
+                            "no answer from {} within the per-try timeout {limit:?}",
+                            endpoint.address
+                        ),
+                    ))
+                }),
+                None => once.await,
+            }
+        };
+        let (outcome, retriable) = match &result {
+            Ok(resp) => {
+                let class = pool.codec().classify_response(resp);
+                let outcome = match class {
+                    ResponseClass::Success => Outcome::Success,
+                    ResponseClass::ServerError => Outcome::ServerError,
+                    ResponseClass::Unavailable => Outcome::GatewayError,
+                };
+                (
+                    Some(outcome),
+                    policy.is_some_and(|p| p.retries_class(class)),
+                )
+            }
+            Err(e) => {
+                let outcome = matches!(
+                    e.kind,
+                    ErrorKind::ConnectFailure | ErrorKind::UpstreamReset | ErrorKind::Timeout
+                )
+                .then_some(Outcome::GatewayError);
+                (outcome, policy.is_some_and(|p| p.retries_error(e)))
+            }
+        };
+        if let (Some(outlier), Some(outcome)) = (&cluster.outlier, outcome) {
+            record_outcome(&endpoint, outcome, outlier, &cluster.subsets[0].endpoints);
+        }
+        let Some(policy) = policy.filter(|p| retriable && retries < p.attempts) else {
+            return result;
+        };
+        let Some(permit) = cluster.breaker().try_acquire(Resource::Retry) else {
+            debug!(cluster = %cluster.name, "retry refused by the circuit breaker");
+            return result;
+        };
+        _retry_permit = Some(permit);
+        retries += 1;
+        debug!(cluster = %cluster.name, endpoint = %endpoint.address, retry = retries, "retrying");
+        tried.push(endpoint);
+        tokio::time::sleep(policy.backoff(retries)).await;
+    }
+}
+
+async fn try_once<C: Codec>(
+    pool: &EndpointPool<C>,
+    endpoint: &Endpoint,
+    message: &Message<C::State>,
+    mutation: &Mutation,
+) -> Result<Message<C::State>, ProxyError> {
+    let conn = pool.acquire().await?;
+    let rx = conn.call(pool.codec(), message, mutation).await?;
+    let answer = rx.await.map_err(|_| {
+        error(
+            ErrorKind::UpstreamReset,
+            ErrorSource::Upstream,
+            format!(
+                "connection to {} closed before the answer",
+                endpoint.address
+            ),
+        )
+    })?;
+    conn.finish();
+    Ok(answer)
+}
+
+/// Sends a copy to the mirror cluster; its answer is dropped.
+fn spawn_mirror<C: Codec>(
+    mirror: &Mirror,
+    message: Arc<Message<C::State>>,
+    mutation: Mutation,
+    limit: Duration,
+) {
+    let target = mirror.target.clone();
+    tokio::spawn(async move {
+        let cluster = &target.cluster;
+        let Some(endpoint) = cluster.pick(target.subset, None, &[]) else {
+            return;
+        };
+        let Ok(pool) = EndpointPool::<C>::of(endpoint, cluster) else {
+            return;
+        };
+        let copy = async {
+            let conn = pool.acquire().await?;
+            if message.kind == MessageKind::Oneway {
+                conn.send_oneway(pool.codec(), &message, &mutation).await?;
+            } else {
+                let rx = conn.call(pool.codec(), &message, &mutation).await?;
+                let _ = rx.await;
+            }
+            conn.finish();
+            Ok::<_, ProxyError>(())
+        };
+        if let Ok(Err(e)) = tokio::time::timeout(limit, copy).await {
+            debug!(cluster = %cluster.name, error = %e, "mirrored request failed");
+        }
+    });
+}
+
 /// A filter asked for an HTTP response on a protocol that has none.
 fn not_http(status: u16) -> ProxyError {
-    ProxyError::new(
+    error(
         ErrorKind::Internal,
         ErrorSource::Internal,
         format!("a filter answered with HTTP status {status} on a non-HTTP listener"),

@@ -8,6 +8,8 @@ use crate::filter::FilterChain;
 use crate::metadata::MetadataView;
 use crate::mutation::Mutation;
 
+use super::retry::{Mirror, RetryPolicy};
+
 use super::condition::Condition;
 
 /// Where a request goes: a cluster and, optionally, one of its subsets.
@@ -149,6 +151,10 @@ pub struct Route {
     pub response_mutation: Mutation,
     /// This route's filter chain when it overrides the listener's.
     pub filters: Option<FilterChain>,
+    /// Retry policy.
+    pub retry: Option<RetryPolicy>,
+    /// Shadow traffic.
+    pub mirror: Option<Mirror>,
 }
 
 impl Route {

@@ -2,11 +2,17 @@
 
 use std::sync::Arc;
 
-use crate::cluster::{Cluster, Endpoint, PoolSettings, Subset, balancer_for};
+use std::time::Duration;
+
+use crate::cluster::{
+    BreakerLimits, CircuitBreaker, Cluster, Endpoint, FailoverPolicy, HashPolicy, OutlierPolicy,
+    PoolSettings, Subset,
+};
 use crate::codec::{CodecOptions, UpstreamMode};
 use crate::config::load::ErrorSink;
 use crate::config::validate::socket_addr;
-use crate::config::{ClusterConfig, DEFAULT_MAX_FRAME_BYTES};
+use crate::config::{ClusterConfig, DEFAULT_MAX_FRAME_BYTES, HealthCheckKind, LbPolicy};
+use crate::health_check::{HealthChecker, HttpProbe, Probe, TcpProbe};
 use crate::registry::Registry;
 
 use super::{
@@ -59,11 +65,10 @@ pub(super) fn build_cluster(
             sink.on(e, "endpoint weight must be at least 1");
         }
         if let Some(addr) = socket_addr(sink, &ep.address, "endpoint address") {
-            endpoints.push(Arc::new(Endpoint::new(
-                addr,
-                ep.labels.clone(),
-                ep.weight.unwrap_or(1),
-            )));
+            endpoints.push(Arc::new(
+                Endpoint::new(addr, ep.labels.clone(), ep.weight.unwrap_or(1))
+                    .with_priority(ep.priority.unwrap_or(0)),
+            ));
         }
     }
     let mode = c
@@ -82,11 +87,7 @@ pub(super) fn build_cluster(
             ),
         );
     }
-    let mut subsets = vec![Subset {
-        name: String::new(),
-        balancer: balancer_for(c.lb, &endpoints),
-        endpoints: endpoints.clone(),
-    }];
+    let mut subsets = vec![Subset::new(String::new(), c.lb, endpoints.clone())];
     for (name, selector) in &c.subsets {
         if name.is_empty() {
             sink.on(selector, "subset name must not be empty");
@@ -96,11 +97,43 @@ pub(super) fn build_cluster(
             .filter(|e| e.has_labels(&selector.value))
             .cloned()
             .collect();
-        subsets.push(Subset {
-            name: name.clone(),
-            balancer: balancer_for(c.lb, &members),
-            endpoints: members,
-        });
+        subsets.push(Subset::new(name.clone(), c.lb, members));
+    }
+    let hash_policy = hash_policy(sink, c);
+    let breaker = breaker(sink, c);
+    let outlier = c.outlier_detection.as_ref().map(|o| OutlierPolicy {
+        consecutive_errors: o.consecutive_errors.unwrap_or(5).max(1),
+        consecutive_gateway_errors: o.consecutive_gateway_errors.unwrap_or(5).max(1),
+        base_ejection: o
+            .base_ejection_time
+            .map_or(Duration::from_secs(30), |d| d.get()),
+        max_ejection_percent: o.max_ejection_percent.unwrap_or(10).min(100),
+        interval: o.interval.map_or(Duration::from_secs(10), |d| d.get()),
+    });
+    if let Some(h) = &c.health_check {
+        let hc = &h.value;
+        if hc.kind == HealthCheckKind::Http
+            && c.protocol.value != "http"
+            && !c.protocol.value.starts_with("http")
+        {
+            // An HTTP GET against a non-HTTP endpoint can never pass.
+            sink.on(
+                h,
+                "`kind: http` health checks need an HTTP cluster; use `tcp` or `protocol`",
+            );
+        }
+        if hc.timeout.is_some_and(|t| t.get().is_zero())
+            || hc.interval.is_some_and(|t| t.get().is_zero())
+        {
+            sink.on(
+                h,
+                "health check interval and timeout must be greater than zero",
+            );
+        }
+    }
+    let panic_threshold = c.panic_threshold.unwrap_or(50.0);
+    if !(0.0..=100.0).contains(&panic_threshold) {
+        sink.on(&c.name, "panic_threshold is a percentage (0-100)");
     }
     Some(Cluster {
         name: Arc::from(c.name.value.as_str()),
@@ -112,9 +145,106 @@ pub(super) fn build_cluster(
             connect_timeout: c
                 .connect_timeout
                 .map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.get()),
+            breaker,
         },
+        health_checker: c.health_check.as_ref().map(|h| {
+            let hc = &h.value;
+            let protocol_probe = codec
+                .as_ref()
+                .and_then(|cc| cc.probe.as_ref())
+                .and_then(|make| make(hc.method.as_deref()));
+            let probe: Arc<dyn Probe> = match hc.kind {
+                HealthCheckKind::Tcp => Arc::new(TcpProbe),
+                HealthCheckKind::Http => Arc::new(HttpProbe {
+                    path: hc.path.clone().unwrap_or_else(|| "/health".into()),
+                    expected: hc.expected_statuses.clone().unwrap_or_default(),
+                }),
+                HealthCheckKind::Protocol => protocol_probe.unwrap_or_else(|| Arc::new(TcpProbe)),
+            };
+            HealthChecker::new(hc, probe)
+        }),
         codec: codec?.codec,
+        hash_policy,
+        outlier,
+        failover: FailoverPolicy {
+            panic_threshold,
+            overprovisioning: f64::from(c.overprovisioning_factor.unwrap_or(140)) / 100.0,
+        },
     })
+}
+
+fn hash_policy(sink: &mut ErrorSink, c: &ClusterConfig) -> Vec<HashPolicy> {
+    let hashing = matches!(c.lb, LbPolicy::RingHash | LbPolicy::Maglev);
+    if hashing && c.hash.is_empty() {
+        sink.on(
+            &c.name,
+            "`ring_hash` and `maglev` need a `hash` policy (key, cookie or source_ip)",
+        );
+    }
+    if !hashing && !c.hash.is_empty() {
+        sink.on(&c.hash[0], "`hash` needs `lb: ring_hash` or `lb: maglev`");
+    }
+    let mut out = Vec::new();
+    for h in &c.hash {
+        let v = &h.value;
+        let set = [v.key.is_some(), v.cookie.is_some(), v.source_ip.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if set != 1 {
+            sink.on(
+                h,
+                "each hash policy entry has exactly one of `key`, `cookie`, `source_ip`",
+            );
+            continue;
+        }
+        if let Some(k) = &v.key {
+            out.push(HashPolicy::Key(k.clone()));
+        } else if let Some(cookie) = &v.cookie {
+            if c.protocol.value != "http" && !c.protocol.value.starts_with("http") {
+                sink.on(h, "cookie hashing needs an HTTP cluster");
+            }
+            out.push(HashPolicy::Cookie {
+                name: cookie.name.clone(),
+                ttl: cookie.ttl.map(|t| t.get()),
+                path: cookie.path.clone().unwrap_or_else(|| "/".into()),
+            });
+        } else if v.source_ip == Some(true) {
+            out.push(HashPolicy::SourceIp);
+        }
+    }
+    out
+}
+
+fn breaker(sink: &mut ErrorSink, c: &ClusterConfig) -> Arc<CircuitBreaker> {
+    let cb = &c.circuit_breaker;
+    let d = BreakerLimits::default();
+    let limits = BreakerLimits {
+        max_connections: cb.max_connections.unwrap_or(d.max_connections),
+        max_pending: cb.max_pending.unwrap_or(d.max_pending),
+        max_requests: cb.max_requests.unwrap_or(d.max_requests),
+        max_retries: cb.max_retries.unwrap_or(d.max_retries),
+        max_requests_per_connection: cb.max_requests_per_connection,
+        retry_budget: c.retry_budget.as_ref().map(|b| {
+            (
+                b.percent.unwrap_or(20.0),
+                b.min_retry_concurrency.unwrap_or(3),
+            )
+        }),
+    };
+    if limits.max_connections == 0 || limits.max_requests == 0 {
+        sink.on(
+            &c.name,
+            "circuit_breaker: max_connections and max_requests must be at least 1",
+        );
+    }
+    if limits.max_requests_per_connection == Some(0) {
+        sink.on(
+            &c.name,
+            "circuit_breaker: max_requests_per_connection must be at least 1",
+        );
+    }
+    Arc::new(CircuitBreaker::new(limits))
 }
 
 /// The protocol's own config section: `thrift:` for Thrift, `options:` for

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
@@ -14,7 +15,8 @@ use crate::filter::{FilterChain, FilterContext};
 use crate::mutation::Mutation;
 use crate::registry::Registry;
 use crate::router::{
-    Condition, MatchOp, PathRewrite, Redirect, Rewrite, Route, RouteAction, Target,
+    Condition, MatchOp, Mirror, PathRewrite, Redirect, RetryOn, RetryPolicy, Rewrite, Route,
+    RouteAction, Target,
 };
 
 use super::DEFAULT_ROUTE_TIMEOUT;
@@ -73,6 +75,8 @@ impl RouteBuilder<'_, '_> {
         let request_mutation = self.mutation(r.request_headers.as_ref());
         let response_mutation = self.mutation(r.response_headers.as_ref());
         let filters = self.filter_overrides(r, &name);
+        let retry = self.retry(&r.route);
+        let mirror = self.mirror(&r.route);
         Some(Route {
             name: Arc::from(name),
             conditions,
@@ -82,7 +86,58 @@ impl RouteBuilder<'_, '_> {
             request_mutation,
             response_mutation,
             filters,
+            retry,
+            mirror,
         })
+    }
+
+    fn retry(&mut self, action: &Spanned<RouteActionConfig>) -> Option<RetryPolicy> {
+        let r = &action.value.retries.as_ref()?;
+        let on = match &r.value.on {
+            None => RetryOn::default_set(),
+            Some(names) => match RetryOn::parse(names) {
+                Ok(on) => on,
+                Err(e) => {
+                    self.sink.on(r, e);
+                    return None;
+                }
+            },
+        };
+        let backoff = r.value.backoff.clone();
+        let base = backoff
+            .as_ref()
+            .and_then(|b| b.base)
+            .map_or(Duration::from_millis(25), |d| d.get());
+        let max = backoff
+            .as_ref()
+            .and_then(|b| b.max)
+            .map_or(base.max(Duration::from_millis(250)), |d| d.get());
+        if max < base {
+            self.sink
+                .on(r, "retries.backoff.max must not be below backoff.base");
+        }
+        let per_try_timeout = r.value.per_try_timeout.map(|d| d.get());
+        if per_try_timeout.is_some_and(|d| d.is_zero()) {
+            self.sink
+                .on(r, "retries.per_try_timeout must be greater than zero");
+        }
+        Some(RetryPolicy {
+            attempts: r.value.attempts.unwrap_or(1),
+            per_try_timeout,
+            on,
+            backoff_base: base,
+            backoff_max: max,
+        })
+    }
+
+    fn mirror(&mut self, action: &Spanned<RouteActionConfig>) -> Option<Mirror> {
+        let m = action.value.mirror.as_ref()?;
+        let percent = m.value.percent.unwrap_or(100.0);
+        if !(0.0..=100.0).contains(&percent) {
+            self.sink.on(m, "mirror.percent is a percentage (0-100)");
+        }
+        let target = self.target(&m.value.cluster, m.value.subset.as_ref())?;
+        Some(Mirror { target, percent })
     }
 
     fn condition(&mut self, m: &Spanned<crate::config::MatchConfig>) -> Option<Condition> {

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::cluster::Permit;
 use crate::codec::{Codec, Decoder};
 use crate::error::{ErrorKind, ErrorSource, ProxyError};
 use crate::message::{Message, MessageKind};
@@ -37,6 +38,8 @@ pub struct UpstreamConn<C: Codec> {
     writer: mpsc::Sender<Outgoing<C::State>>,
     next_id: AtomicU64,
     max_id: u64,
+    sent: AtomicU64,
+    max_requests: Option<u64>,
     closed: CancellationToken,
     retired: CancellationToken,
     peer: SocketAddr,
@@ -51,8 +54,17 @@ impl<C: Codec> Drop for UpstreamConn<C> {
 
 impl<C: Codec> UpstreamConn<C> {
     /// Wraps a connected stream and starts its reader and writer tasks.
-    /// `in_order` matches answers first in, first out instead of by id.
-    pub fn start(codec: Arc<C>, stream: TcpStream, peer: SocketAddr, in_order: bool) -> Arc<Self> {
+    /// `in_order` matches answers first in, first out instead of by id;
+    /// `permit` (a circuit-breaker connection slot) is held until the
+    /// connection closes; after `max_requests` the connection stops taking new requests.
+    pub fn start(
+        codec: Arc<C>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        in_order: bool,
+        permit: Option<Permit>,
+        max_requests: Option<u64>,
+    ) -> Arc<Self> {
         let _ = stream.set_nodelay(true);
         let (rd, wr) = stream.into_split();
         let (writer, write_rx) = mpsc::channel(WRITE_QUEUE);
@@ -74,6 +86,7 @@ impl<C: Codec> UpstreamConn<C> {
                 retired: retired.clone(),
                 peer,
                 in_order,
+                _permit: permit,
             },
             rd,
             waiter_rx,
@@ -82,15 +95,25 @@ impl<C: Codec> UpstreamConn<C> {
             writer,
             next_id: AtomicU64::new(1),
             max_id: codec.max_request_id().max(1),
+            sent: AtomicU64::new(0),
+            max_requests,
             closed,
             retired,
             peer,
         })
     }
 
-    /// Whether the connection can still carry requests.
+    /// Whether the connection is still up.
     pub fn is_open(&self) -> bool {
         !self.closed.is_cancelled()
+    }
+
+    /// Whether it may take another request (up, and under its request cap).
+    pub fn is_usable(&self) -> bool {
+        self.is_open()
+            && self
+                .max_requests
+                .is_none_or(|max| self.sent.load(Ordering::Relaxed) < max)
     }
 
     /// The endpoint address.
@@ -99,6 +122,7 @@ impl<C: Codec> UpstreamConn<C> {
     }
 
     fn allocate_id(&self) -> u64 {
+        self.sent.fetch_add(1, Ordering::Relaxed);
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         n % self.max_id + 1
     }
@@ -234,6 +258,8 @@ struct ReadSide<C: Codec> {
     retired: CancellationToken,
     peer: SocketAddr,
     in_order: bool,
+    /// The circuit-breaker slot, released when the reader ends.
+    _permit: Option<Permit>,
 }
 
 /// Requests waiting for answers: by id, or in the order they were written.
@@ -295,6 +321,7 @@ async fn read_loop<C: Codec>(
         retired,
         peer,
         in_order,
+        _permit,
     } = side;
     // After retirement, waiters are taken as they come, and the loop ends
     // once the writer is gone and nothing is waiting.

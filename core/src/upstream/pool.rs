@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
 
-use crate::cluster::{Cluster, Endpoint, PoolSettings};
+use crate::cluster::{CircuitBreaker, Cluster, Endpoint, Permit, PoolSettings, Resource};
 use crate::codec::{Codec, UpstreamMode};
 use crate::error::{ErrorKind, ErrorSource, ProxyError};
 
@@ -48,6 +48,7 @@ pub struct EndpointPool<C: Codec> {
     mode: UpstreamMode,
     connections: Connections<C>,
     connect_timeout: Duration,
+    breaker: Arc<CircuitBreaker>,
 }
 
 /// A connection lent to one request. In exclusive mode it goes back to the
@@ -77,7 +78,7 @@ impl<C: Codec> Deref for Lease<C> {
 impl<C: Codec> Drop for Lease<C> {
     fn drop(&mut self) {
         if let Some((idle, _permit)) = self.giveback.take() {
-            if self.finished && self.conn.is_open() {
+            if self.finished && self.conn.is_usable() {
                 if let Ok(mut idle) = idle.lock() {
                     idle.push(self.conn.clone());
                 }
@@ -142,6 +143,7 @@ impl<C: Codec> EndpointPool<C> {
             mode: settings.mode,
             connections,
             connect_timeout: settings.connect_timeout,
+            breaker: settings.breaker.clone(),
         }
     }
 
@@ -173,16 +175,27 @@ impl<C: Codec> EndpointPool<C> {
                 })
             }
             Connections::Exclusive { idle, permits } => {
-                let permit = permits.clone().acquire_owned().await.map_err(|_| {
-                    ProxyError::new(ErrorKind::Internal, ErrorSource::Internal, "pool closed")
-                })?;
+                let permit = match permits.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        // Every connection is busy: wait, counted as pending.
+                        let _pending = self.pending()?;
+                        permits.clone().acquire_owned().await.map_err(|_| {
+                            ProxyError::new(
+                                ErrorKind::Internal,
+                                ErrorSource::Internal,
+                                "pool closed",
+                            )
+                        })?
+                    }
+                };
                 let reused = {
                     let mut idle = idle.lock().map_err(|_| {
                         ProxyError::new(ErrorKind::Internal, ErrorSource::Internal, "pool poisoned")
                     })?;
                     let mut found = None;
                     while let Some(c) = idle.pop() {
-                        if c.is_open() {
+                        if c.is_usable() {
                             found = Some(c);
                             break;
                         }
@@ -208,11 +221,12 @@ impl<C: Codec> EndpointPool<C> {
         next: &AtomicUsize,
     ) -> Result<Arc<UpstreamConn<C>>, ProxyError> {
         let slot = &slots[next.fetch_add(1, Ordering::Relaxed) % slots.len()];
-        if let Some(conn) = slot.conn.load_full().filter(|c| c.is_open()) {
+        if let Some(conn) = slot.conn.load_full().filter(|c| c.is_usable()) {
             return Ok(conn);
         }
+        let _pending = self.pending()?;
         let _guard = slot.connecting.lock().await;
-        if let Some(conn) = slot.conn.load_full().filter(|c| c.is_open()) {
+        if let Some(conn) = slot.conn.load_full().filter(|c| c.is_usable()) {
             return Ok(conn);
         }
         match self.connect().await {
@@ -223,9 +237,23 @@ impl<C: Codec> EndpointPool<C> {
             // Another slot may still have a live connection.
             Err(e) => slots
                 .iter()
-                .find_map(|s| s.conn.load_full().filter(|c| c.is_open()))
+                .find_map(|s| s.conn.load_full().filter(|c| c.is_usable()))
                 .ok_or(e),
         }
+    }
+
+    /// Counts a request waiting for a connection, or refuses it over the cap.
+    fn pending(&self) -> Result<Permit, ProxyError> {
+        self.breaker.try_acquire(Resource::Pending).ok_or_else(|| {
+            ProxyError::new(
+                ErrorKind::OverLimit,
+                ErrorSource::Internal,
+                format!(
+                    "too many requests waiting for a connection to {}",
+                    self.address
+                ),
+            )
+        })
     }
 
     async fn connect(&self) -> Result<Arc<UpstreamConn<C>>, ProxyError> {
@@ -236,6 +264,16 @@ impl<C: Codec> EndpointPool<C> {
                 format!("cannot connect to {}: {why}", self.address),
             )
         };
+        let permit = self
+            .breaker
+            .try_acquire(Resource::Connection)
+            .ok_or_else(|| {
+                ProxyError::new(
+                    ErrorKind::OverLimit,
+                    ErrorSource::Internal,
+                    format!("connection limit reached for {}", self.address),
+                )
+            })?;
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.address))
             .await
             .map_err(|_| fail(format!("timed out after {:?}", self.connect_timeout)))?
@@ -247,6 +285,8 @@ impl<C: Codec> EndpointPool<C> {
             stream,
             self.address,
             in_order,
+            Some(permit),
+            self.breaker.limits.max_requests_per_connection,
         ))
     }
 }

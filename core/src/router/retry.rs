@@ -1,0 +1,151 @@
+//! Retry policy and request mirroring of a route.
+
+use std::time::Duration;
+
+use crate::codec::ResponseClass;
+use crate::error::{ErrorKind, ProxyError};
+
+use super::route::Target;
+
+/// Conditions that make a try worth repeating.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryOn {
+    /// The connection could not be established.
+    pub connect_failure: bool,
+    /// The connection broke before the answer.
+    pub reset: bool,
+    /// The try timed out (per-try timeout).
+    pub timeout: bool,
+    /// The upstream said it is out of capacity (HTTP 503, Dubbo status 100, gRPC UNAVAILABLE).
+    pub unavailable: bool,
+    /// The upstream answered with a server error (HTTP 5xx, Dubbo server errors, Thrift internal errors).
+    pub server_error: bool,
+}
+
+impl RetryOn {
+    /// Parses condition names; unknown names are returned as the error.
+    pub fn parse(names: &[String]) -> Result<Self, String> {
+        let mut on = RetryOn::default();
+        for n in names {
+            match n.as_str() {
+                "connect-failure" => on.connect_failure = true,
+                "reset" => on.reset = true,
+                "timeout" => on.timeout = true,
+                "unavailable" => on.unavailable = true,
+                "server-error" | "5xx" => on.server_error = true,
+                other => {
+                    return Err(format!(
+                        "unknown retry condition `{other}` (known: connect-failure, reset, timeout, unavailable, server-error)"
+                    ));
+                }
+            }
+        }
+        Ok(on)
+    }
+
+    /// The default set: failures where the request surely did not run.
+    pub fn default_set() -> Self {
+        RetryOn {
+            connect_failure: true,
+            reset: true,
+            unavailable: true,
+            ..RetryOn::default()
+        }
+    }
+}
+
+/// A route's retry policy.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Retries after the first try.
+    pub attempts: u32,
+    /// Timeout of each try.
+    pub per_try_timeout: Option<Duration>,
+    /// What is retried.
+    pub on: RetryOn,
+    /// First backoff interval.
+    pub backoff_base: Duration,
+    /// Largest backoff interval.
+    pub backoff_max: Duration,
+}
+
+impl RetryPolicy {
+    /// Whether a failed try is retried.
+    pub fn retries_error(&self, e: &ProxyError) -> bool {
+        match e.kind {
+            ErrorKind::ConnectFailure => self.on.connect_failure,
+            ErrorKind::UpstreamReset => self.on.reset,
+            ErrorKind::Timeout => self.on.timeout,
+            _ => false,
+        }
+    }
+
+    /// Whether an answer of this class is retried.
+    pub fn retries_class(&self, class: ResponseClass) -> bool {
+        match class {
+            ResponseClass::Success => false,
+            ResponseClass::ServerError => self.on.server_error,
+            ResponseClass::Unavailable => self.on.unavailable || self.on.server_error,
+        }
+    }
+
+    /// The wait before retry number `retry` (1-based): exponential with full jitter.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let cap = self
+            .backoff_base
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(16))
+            .min(self.backoff_max);
+        cap.mul_f64(fastrand::f64())
+    }
+}
+
+/// A route's shadow traffic.
+#[derive(Debug, Clone)]
+pub struct Mirror {
+    /// Where copies go.
+    pub target: Target,
+    /// Share of requests copied, 0-100.
+    pub percent: f64,
+}
+
+impl Mirror {
+    /// Whether this request is copied.
+    pub fn sample(&self) -> bool {
+        self.percent >= 100.0 || fastrand::f64() * 100.0 < self.percent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorSource;
+
+    #[test]
+    fn parses_conditions_and_classifies() {
+        let on = RetryOn::parse(&["reset".into(), "5xx".into()]).unwrap();
+        assert!(on.reset && on.server_error && !on.timeout);
+        assert!(RetryOn::parse(&["sometimes".into()]).is_err());
+        let p = RetryPolicy {
+            attempts: 2,
+            per_try_timeout: None,
+            on,
+            backoff_base: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(40),
+        };
+        assert!(p.retries_error(&ProxyError::new(
+            ErrorKind::UpstreamReset,
+            ErrorSource::Upstream,
+            ""
+        )));
+        assert!(!p.retries_error(&ProxyError::new(
+            ErrorKind::Timeout,
+            ErrorSource::Upstream,
+            ""
+        )));
+        assert!(p.retries_class(ResponseClass::Unavailable));
+        assert!(!p.retries_class(ResponseClass::Success));
+        for retry in 1..10 {
+            assert!(p.backoff(retry) <= Duration::from_millis(40));
+        }
+    }
+}
