@@ -6,10 +6,12 @@
 //! [`metaproxy_core::ProtocolCodecFactory`].
 
 pub mod dubbo;
+pub mod http;
 
 use metaproxy_core::registry::Registry;
 
 /// Registers every built-in codec under its protocol name.
 pub fn register_all(registry: &mut Registry) {
     registry.register_codec(dubbo::DubboCodecFactory::new());
+    http::register(registry);
 }

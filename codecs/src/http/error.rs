@@ -1,0 +1,64 @@
+//! Why an upstream HTTP exchange failed.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use metaproxy_core::{ErrorKind, ErrorSource, ProxyError};
+
+/// A failure talking to an upstream endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The TCP connection could not be opened.
+    #[error("connect to {address} failed: {source}")]
+    Connect {
+        /// The endpoint.
+        address: SocketAddr,
+        /// The socket error.
+        source: std::io::Error,
+    },
+    /// The TCP connection was not opened within the cluster's connect timeout.
+    #[error("connect to {address} timed out after {timeout:?}")]
+    ConnectTimeout {
+        /// The endpoint.
+        address: SocketAddr,
+        /// The cluster's connect timeout.
+        timeout: Duration,
+    },
+    /// The HTTP handshake (HTTP/2 preface and settings) failed.
+    #[error("handshake with {address} failed: {source}")]
+    Handshake {
+        /// The endpoint.
+        address: SocketAddr,
+        /// hyper's error.
+        source: hyper::Error,
+    },
+    /// The request failed after it was handed to the connection.
+    #[error("exchange with {address} failed: {source}")]
+    Exchange {
+        /// The endpoint.
+        address: SocketAddr,
+        /// hyper's error.
+        source: hyper::Error,
+    },
+    /// The request could not be built (bad rewritten path or host).
+    #[error("cannot build the upstream request: {0}")]
+    BadRequest(String),
+}
+
+impl HttpError {
+    /// The proxy error (and so the local reply) this failure maps to.
+    pub fn into_proxy_error(self) -> ProxyError {
+        let kind = match &self {
+            HttpError::Connect { .. }
+            | HttpError::ConnectTimeout { .. }
+            | HttpError::Handshake { .. } => ErrorKind::ConnectFailure,
+            HttpError::Exchange { .. } => ErrorKind::UpstreamReset,
+            HttpError::BadRequest(_) => ErrorKind::BadRequest,
+        };
+        let origin = match kind {
+            ErrorKind::BadRequest => ErrorSource::Downstream,
+            _ => ErrorSource::Upstream,
+        };
+        ProxyError::new(kind, origin, self.to_string())
+    }
+}

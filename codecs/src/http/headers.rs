@@ -1,0 +1,152 @@
+//! Header handling when proxying: hop-by-hop headers, forwarding headers,
+//! request ids and mutations.
+
+use http::HeaderMap;
+use http::header::{self, HeaderName, HeaderValue};
+use metaproxy_core::mutation::{Mutation, MutationOp};
+
+/// `x-request-id`.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `x-forwarded-for`.
+pub const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `x-forwarded-proto`.
+pub const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `x-metaproxy-reason`: on local replies, why the proxy answered itself.
+pub const REASON: HeaderName = HeaderName::from_static("x-metaproxy-reason");
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Removes hop-by-hop headers: `connection` and every header it names,
+/// `keep-alive`, `proxy-connection`, `transfer-encoding`, `upgrade`, and
+/// `te` unless it is exactly `trailers` (gRPC needs that one).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        if n != header::TE {
+            headers.remove(n);
+        }
+    }
+    for n in [
+        header::CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHENTICATE,
+    ] {
+        headers.remove(n);
+    }
+    let te_trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    headers.remove(header::TE);
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// A fresh random request id shaped like a UUID (version 4 bits set).
+pub fn new_request_id() -> String {
+    let mut v = fastrand::u128(..);
+    v = (v & !(0xf << 76)) | (0x4 << 76);
+    v = (v & !(0x3 << 62)) | (0x2 << 62);
+    let h = format!("{v:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Sets `x-request-id` when absent; returns its value.
+pub fn ensure_request_id(headers: &mut HeaderMap) -> String {
+    if let Some(v) = headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok())
+        && !v.is_empty()
+    {
+        return v.to_string();
+    }
+    let id = new_request_id();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        headers.insert(REQUEST_ID, v);
+    }
+    id
+}
+
+/// Appends the client's address to `x-forwarded-for` and sets
+/// `x-forwarded-proto` when the client did not send one.
+pub fn add_forwarded(headers: &mut HeaderMap, client_ip: &str, scheme: &str) {
+    let existing: Vec<&str> = headers
+        .get_all(&FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let value = if existing.is_empty() {
+        client_ip.to_string()
+    } else {
+        format!("{}, {client_ip}", existing.join(", "))
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(FORWARDED_FOR, v);
+    }
+    if !headers.contains_key(&FORWARDED_PROTO)
+        && let Ok(v) = HeaderValue::from_str(scheme)
+    {
+        headers.insert(FORWARDED_PROTO, v);
+    }
+}
+
+/// What a mutation asked for that is not a plain header.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PseudoChanges {
+    /// A new `:path` (path and query).
+    pub path: Option<String>,
+    /// A new `:authority`.
+    pub authority: Option<String>,
+}
+
+/// Applies a mutation to headers: `Set` replaces every value of the header,
+/// `Remove` removes it. `:path` and `:authority` are returned for the
+/// caller to apply; other pseudo-headers and invalid names or values are
+/// skipped (and reported in the returned list of problems).
+pub fn apply_mutation(
+    headers: &mut HeaderMap,
+    mutation: &Mutation,
+) -> (PseudoChanges, Vec<String>) {
+    let mut pseudo = PseudoChanges::default();
+    let mut problems = Vec::new();
+    for op in mutation.ops() {
+        match op {
+            MutationOp::Set(k, v) => match &**k {
+                ":path" => pseudo.path = Some(v.to_string()),
+                ":authority" => pseudo.authority = Some(v.to_string()),
+                key => match (
+                    HeaderName::from_bytes(key.as_bytes()),
+                    HeaderValue::from_str(v),
+                ) {
+                    (Ok(name), Ok(value)) => {
+                        headers.insert(name, value);
+                    }
+                    _ => problems.push(format!("cannot set header `{key}`")),
+                },
+            },
+            MutationOp::Remove(k) => match HeaderName::from_bytes(k.as_bytes()) {
+                Ok(name) => {
+                    headers.remove(name);
+                }
+                Err(_) => problems.push(format!("cannot remove header `{k}`")),
+            },
+        }
+    }
+    (pseudo, problems)
+}

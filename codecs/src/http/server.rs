@@ -1,0 +1,211 @@
+//! Serving one client connection with hyper: HTTP/1.1 and HTTP/2 (h2c
+//! prior knowledge) on the same port, with the listener's limits.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use metaproxy_core::listener::ListenerContext;
+use metaproxy_core::metadata::{Metadata, keys};
+use metaproxy_core::registry::{ConnectionHandler, ServeFuture};
+use metaproxy_core::snapshot::Limits;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::request::{ConnInfo, handle};
+
+/// Smallest read buffer hyper accepts (its `max_buf_size` floor).
+const MIN_BUF: usize = 8192;
+/// How long a connection closing for idleness or shutdown may take to finish
+/// its in-flight response before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// The `protocol: http` connection handler.
+pub(crate) struct HttpHandler;
+
+impl ConnectionHandler for HttpHandler {
+    fn serve(&self, stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext>) -> ServeFuture {
+        Box::pin(serve(stream, peer, ctx))
+    }
+}
+
+/// A socket that records when bytes last moved, for the idle timeout.
+struct Tracked {
+    inner: TcpStream,
+    start: Instant,
+    last: Arc<AtomicU64>,
+}
+
+impl Tracked {
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last.store(ms, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.touch();
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.touch();
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.touch();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(limits.max_headers)
+        .max_buf_size(limits.max_header_bytes.max(MIN_BUF));
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    b
+}
+
+async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext>) {
+    let Some(limits) = ctx
+        .snapshot
+        .load()
+        .listener(&ctx.name)
+        .map(|l| l.limits.clone())
+    else {
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let mut connection = Metadata::with_capacity(3);
+    connection.insert(keys::SOURCE_IP, peer.ip().to_string());
+    connection.insert(keys::SOURCE_PORT, peer.port().to_string());
+    connection.insert(keys::DESTINATION_PORT, ctx.local_addr.port().to_string());
+    let info = Arc::new(ConnInfo {
+        connection: Arc::new(connection),
+        client_ip: peer.ip().to_string(),
+        scheme: "http",
+        idle_timeout: limits.idle_timeout,
+    });
+    let start = Instant::now();
+    let last = Arc::new(AtomicU64::new(0));
+    let io = Tracked {
+        inner: stream,
+        start,
+        last: last.clone(),
+    };
+    let service_ctx = ctx.clone();
+    let service = service_fn(move |req: hyper::Request<Incoming>| {
+        let ctx = service_ctx.clone();
+        let info = info.clone();
+        async move {
+            // Each request reads the current config once and finishes on it.
+            let snapshot = ctx.snapshot.load_full();
+            let resp = match snapshot.listener(&ctx.name) {
+                Some(listener) => handle(listener.clone(), info, req).await,
+                None => super::reply::local_reply(
+                    &metaproxy_core::ProxyError::new(
+                        metaproxy_core::ErrorKind::RouteNotFound,
+                        metaproxy_core::ErrorSource::Internal,
+                        "listener removed",
+                    ),
+                    super::metadata::is_grpc(req.headers()),
+                ),
+            };
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let builder = builder(&limits);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let idle = limits.idle_timeout;
+    let mut closing: Option<Instant> = None;
+    loop {
+        let last_ms = last.load(Ordering::Relaxed);
+        let wake = closing.unwrap_or(start + Duration::from_millis(last_ms) + idle);
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    debug!(listener = %ctx.name, %peer, error = %e, "http connection ended with an error");
+                }
+                return;
+            }
+            _ = ctx.shutdown.cancelled(), if closing.is_none() => {
+                conn.as_mut().graceful_shutdown();
+                let drain = ctx.snapshot.load().drain_timeout;
+                closing = Some(Instant::now() + drain);
+            }
+            _ = tokio::time::sleep_until(wake) => {
+                if closing.is_some() {
+                    debug!(listener = %ctx.name, %peer, "closing connection: grace period over");
+                    return;
+                }
+                let now = Instant::now();
+                let quiet = now.duration_since(start + Duration::from_millis(last.load(Ordering::Relaxed)));
+                if quiet >= idle {
+                    debug!(listener = %ctx.name, %peer, ?idle, "idle timeout");
+                    conn.as_mut().graceful_shutdown();
+                    closing = Some(now + CLOSE_GRACE);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+"""A real grpcio client for the metaproxy HTTP/gRPC tests.
+
+Usage: grpc_client.py --target HOST:PORT --call unary|server_stream|client_stream|fail
+                      [--count N] [--meta key=value ...] [--payload TEXT] [--timeout S]
+Prints one JSON line: {"ok": n, "errors": {CODE: n}, "details": [...],
+"results": {text: n}, "initial_metadata": {...}} (metadata of the last call).
+"""
+import argparse
+import json
+from collections import Counter
+
+import grpc
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--target", required=True)
+    ap.add_argument("--call", default="unary")
+    ap.add_argument("--count", type=int, default=1)
+    ap.add_argument("--meta", action="append", default=[])
+    ap.add_argument("--payload", default="hello")
+    ap.add_argument("--timeout", type=float, default=10.0)
+    args = ap.parse_args()
+    metadata = tuple(tuple(m.split("=", 1)) for m in args.meta)
+    ident = lambda b: b  # noqa: E731
+
+    ok = 0
+    errors = Counter()
+    details = []
+    results = Counter()
+    initial = {}
+    with grpc.insecure_channel(args.target) as channel:
+        for _ in range(args.count):
+            try:
+                if args.call == "unary":
+                    stub = channel.unary_unary("/demo.Echo/Unary", request_serializer=ident, response_deserializer=ident)
+                    resp, call = stub.with_call(args.payload.encode(), metadata=metadata, timeout=args.timeout)
+                    initial = {k: v for k, v in call.initial_metadata()}
+                    results[resp.decode()] += 1
+                elif args.call == "server_stream":
+                    stub = channel.unary_stream("/demo.Echo/ServerStream", request_serializer=ident, response_deserializer=ident)
+                    msgs = [m.decode() for m in stub(args.payload.encode(), metadata=metadata, timeout=args.timeout)]
+                    results["|".join(msgs)] += 1
+                elif args.call == "client_stream":
+                    stub = channel.stream_unary("/demo.Echo/ClientStream", request_serializer=ident, response_deserializer=ident)
+                    chunks = (args.payload.encode() for _ in range(5))
+                    results[stub(chunks, metadata=metadata, timeout=args.timeout).decode()] += 1
+                elif args.call == "fail":
+                    stub = channel.unary_unary("/demo.Echo/Fail", request_serializer=ident, response_deserializer=ident)
+                    results[stub(args.payload.encode(), metadata=metadata, timeout=args.timeout).decode()] += 1
+                else:
+                    stub = channel.unary_unary("/" + args.call, request_serializer=ident, response_deserializer=ident)
+                    results[stub(args.payload.encode(), metadata=metadata, timeout=args.timeout).decode()] += 1
+                ok += 1
+            except grpc.RpcError as e:
+                errors[e.code().name] += 1
+                details.append(e.details())
+    print(json.dumps({"ok": ok, "errors": errors, "details": details[:5],
+                      "results": results, "initial_metadata": initial}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

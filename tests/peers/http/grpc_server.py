@@ -1,0 +1,77 @@
+"""A real grpcio server for the metaproxy HTTP/gRPC tests.
+
+Generic handlers with raw-bytes (de)serializers, so no protoc is needed.
+Service `demo.Echo`:
+  Unary(bytes) -> b"<tag>:" + request; echoes request metadata back as
+                  initial metadata `x-seen-<key>` for keys starting with `x-`.
+  ServerStream(b"N") -> N messages b"<tag>:<i>".
+  ClientStream(stream) -> b"<tag>:<count>:<total bytes>".
+  Fail(bytes) -> aborts with NOT_FOUND and the details "no such thing: <request>".
+Prints one JSON line {"event": "listening", "port": N}, then one line per call.
+Usage: grpc_server.py --tag TAG [--port 0]
+"""
+import argparse
+import json
+import sys
+from concurrent import futures
+
+import grpc
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tag", default="grpc")
+    ap.add_argument("--port", type=int, default=0)
+    args = ap.parse_args()
+    tag = args.tag.encode()
+
+    def log(method, context):
+        md = {k: v for k, v in context.invocation_metadata() if not k.endswith("-bin")}
+        print(json.dumps({"method": method, "metadata": md}), flush=True)
+
+    def unary(request, context):
+        log("Unary", context)
+        echoed = [("x-seen-" + k, v) for k, v in context.invocation_metadata()
+                  if k.startswith("x-") and not k.endswith("-bin")]
+        context.send_initial_metadata(tuple(echoed))
+        return tag + b":" + request
+
+    def server_stream(request, context):
+        log("ServerStream", context)
+        n = int(request.decode() or "0")
+        for i in range(n):
+            yield tag + b":" + str(i).encode()
+
+    def client_stream(request_iterator, context):
+        log("ClientStream", context)
+        count = 0
+        total = 0
+        for req in request_iterator:
+            count += 1
+            total += len(req)
+        return tag + b":" + str(count).encode() + b":" + str(total).encode()
+
+    def fail(request, context):
+        log("Fail", context)
+        context.abort(grpc.StatusCode.NOT_FOUND, "no such thing: " + request.decode(errors="replace"))
+
+    handlers = {
+        "Unary": grpc.unary_unary_rpc_method_handler(unary),
+        "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream),
+        "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream),
+        "Fail": grpc.unary_unary_rpc_method_handler(fail),
+    }
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("demo.Echo", handlers),))
+    port = server.add_insecure_port("127.0.0.1:%d" % args.port)
+    server.start()
+    print(json.dumps({"event": "listening", "port": port}), flush=True)
+    try:
+        # Ends when the test closes our stdin (or kills us).
+        sys.stdin.read()
+    finally:
+        server.stop(0)
+
+
+if __name__ == "__main__":
+    main()
