@@ -2,6 +2,9 @@
 //! and filters, and the run/validate commands, so tests and examples can
 //! embed exactly what the binary runs.
 
+pub mod admin;
+pub mod reload;
+
 use std::path::Path;
 
 use metaproxy_core::config::{ConfigErrors, load_file};

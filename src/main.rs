@@ -4,7 +4,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::{Parser, Subcommand};
+use metaproxy::admin::{Admin, LogLevelSetter};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
@@ -53,7 +56,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli);
+    let set_log_level = init_logging(&cli);
     let command = match (cli.command, cli.config) {
         (Some(c), _) => c,
         (None, Some(config)) => Command::Run { config },
@@ -86,7 +89,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            runtime.block_on(run(config))
+            runtime.block_on(run(config, set_log_level))
         }
     }
 }
@@ -106,21 +109,40 @@ fn build_runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runt
     }
 }
 
-async fn run(config: PathBuf) -> ExitCode {
+async fn run(config: PathBuf, set_log_level: Option<LogLevelSetter>) -> ExitCode {
     let registry = metaproxy::default_registry();
     let proxy = match metaproxy::start_file(&config, &registry).await {
-        Ok(p) => p,
+        Ok(p) => Arc::new(p),
         Err(e) => {
             error!("{e}");
             eprintln!("metaproxy: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let mut admin_line = None;
+    if let Some(address) = proxy.snapshot().admin {
+        let admin = Arc::new(Admin {
+            proxy: proxy.clone(),
+            config_path: config.clone(),
+            set_log_level,
+        });
+        match metaproxy::admin::serve(admin, address).await {
+            Ok(bound) => admin_line = Some(bound),
+            Err(e) => {
+                eprintln!("metaproxy: admin endpoint cannot bind {address}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    metaproxy::reload::spawn(proxy.clone(), config.clone());
     // A stable, machine-readable line per listener (tests and scripts read these).
     {
         let mut out = std::io::stdout().lock();
-        for (name, addr) in proxy.bound_addresses() {
+        for (name, addr) in proxy.bound_addresses().await {
             let _ = writeln!(out, "listening name={name} address={addr}");
+        }
+        if let Some(addr) = admin_line {
+            let _ = writeln!(out, "admin address={addr}");
         }
         let _ = writeln!(out, "ready");
         let _ = out.flush();
@@ -157,15 +179,23 @@ async fn wait_for_signal() {
     }
 }
 
-fn init_logging(cli: &Cli) {
+/// Installs the log subscriber; returns a setter for `/log_level`.
+fn init_logging(cli: &Cli) -> Option<LogLevelSetter> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cli.log))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let installed = match cli.log_format {
+        LogFormat::Text => registry.with(fmt).try_init(),
+        LogFormat::Json => registry.with(fmt.json()).try_init(),
+    };
+    installed.ok()?;
+    Some(Arc::new(move |level: &str| {
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    }))
 }

@@ -7,6 +7,7 @@
 
 pub mod dubbo;
 pub mod http;
+pub mod thrift;
 
 use metaproxy_core::registry::Registry;
 
@@ -14,4 +15,5 @@ use metaproxy_core::registry::Registry;
 pub fn register_all(registry: &mut Registry) {
     registry.register_codec(dubbo::DubboCodecFactory::new());
     http::register(registry);
+    registry.register_codec(thrift::ThriftCodecFactory::new());
 }

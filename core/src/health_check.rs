@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use crate::cluster::Cluster;
 use crate::codec::{Codec, Decoder};
 use crate::config::HealthCheckConfig;
+use crate::metrics::{HealthLabels, Metrics};
 
 /// The future a probe returns: `Ok` when healthy, else why not.
 pub type ProbeFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>>;
@@ -190,11 +191,22 @@ impl HealthChecker {
 
 /// Checks every endpoint of `cluster` until shutdown or until the cluster
 /// is dropped (a reload that replaced it).
-pub fn spawn_health_checks(cluster: &Arc<Cluster>, shutdown: CancellationToken) {
+pub fn spawn_health_checks(cluster: &Arc<Cluster>, shutdown: CancellationToken, metrics: &Metrics) {
     let Some(checker) = cluster.health_checker.clone() else {
         return;
     };
+    let label = |result: &str| {
+        metrics
+            .health_checks
+            .get_or_create(&HealthLabels {
+                cluster: cluster.name.to_string(),
+                result: result.into(),
+            })
+            .clone()
+    };
+    let (passes, failures) = (label("pass"), label("fail"));
     for (index, endpoint) in cluster.subsets[0].endpoints.iter().enumerate() {
+        let (passes, failures) = (passes.clone(), failures.clone());
         let weak: Weak<Cluster> = Arc::downgrade(cluster);
         let address = endpoint.address;
         let checker = checker.clone();
@@ -209,6 +221,11 @@ pub fn spawn_health_checks(cluster: &Arc<Cluster>, shutdown: CancellationToken) 
                 let result = tokio::time::timeout(checker.timeout, checker.probe.probe(address))
                     .await
                     .unwrap_or_else(|_| Err(format!("no answer within {:?}", checker.timeout)));
+                if result.is_ok() {
+                    passes.inc();
+                } else {
+                    failures.inc();
+                }
                 let Some(cluster) = weak.upgrade() else {
                     return;
                 };

@@ -18,6 +18,7 @@ pub mod health_check;
 pub mod listener;
 pub mod message;
 pub mod metadata;
+pub mod metrics;
 pub mod mutation;
 pub mod proxy;
 pub mod registry;

@@ -1,12 +1,15 @@
-//! Starting and stopping a proxy: bind every listener of a snapshot, run
-//! their accept loops, drain on shutdown.
+//! Starting, reloading and stopping a proxy: bind every listener of a
+//! snapshot, run their accept loops, swap snapshots atomically on reload,
+//! drain on shutdown.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -14,10 +17,11 @@ use tracing::{info, warn};
 use crate::config::{ConfigErrors, LoadedConfig};
 use crate::health_check::spawn_health_checks;
 use crate::listener::{ListenerContext, run_accept_loop};
+use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{BuildContext, Snapshot};
 
-/// Why a proxy could not start.
+/// Why a proxy could not start or reload.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The config is invalid.
@@ -35,26 +39,85 @@ pub enum StartError {
     },
 }
 
+/// A bound listener's accept loop.
+struct ListenerHandle {
+    configured: SocketAddr,
+    bound: SocketAddr,
+    stop: CancellationToken,
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// The config version now serving.
+    pub version: u64,
+    /// Listeners bound by this reload.
+    pub added: Vec<String>,
+    /// Listeners stopped by this reload.
+    pub removed: Vec<String>,
+}
+
 /// A running proxy.
 pub struct RunningProxy {
     snapshot: Arc<ArcSwap<Snapshot>>,
+    registry: Registry,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     connections: TaskTracker,
     accept_loops: TaskTracker,
-    bound: Vec<(Arc<str>, SocketAddr)>,
+    listeners: Mutex<HashMap<Arc<str>, ListenerHandle>>,
+    version: std::sync::atomic::AtomicU64,
+    loaded_at: std::sync::Mutex<SystemTime>,
+    last_error: std::sync::Mutex<Option<String>>,
+    ready: std::sync::atomic::AtomicBool,
 }
 
 impl RunningProxy {
     /// Validates `config`, binds every listener and starts serving.
     pub async fn start(config: &LoadedConfig, registry: &Registry) -> Result<Self, StartError> {
-        let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::build(config, registry)?));
-        let shutdown = CancellationToken::new();
-        let connections = TaskTracker::new();
-        let accept_loops = TaskTracker::new();
-        let mut bound = Vec::new();
-        let current = snapshot.load_full();
-        for name in &current.listener_order {
-            let l = &current.listeners[name];
+        let metrics = Arc::new(Metrics::new());
+        let first = Snapshot::build_with(
+            config,
+            registry,
+            BuildContext {
+                metrics: Some(metrics.clone()),
+                previous: None,
+            },
+        )?;
+        let proxy = Self {
+            snapshot: Arc::new(ArcSwap::from_pointee(first)),
+            registry: registry.clone(),
+            metrics,
+            shutdown: CancellationToken::new(),
+            connections: TaskTracker::new(),
+            accept_loops: TaskTracker::new(),
+            listeners: Mutex::new(HashMap::new()),
+            version: std::sync::atomic::AtomicU64::new(1),
+            loaded_at: std::sync::Mutex::new(SystemTime::now()),
+            last_error: std::sync::Mutex::new(None),
+            ready: std::sync::atomic::AtomicBool::new(false),
+        };
+        let current = proxy.snapshot.load_full();
+        proxy.bind_new_listeners(&current).await?;
+        for cluster in current.clusters.values() {
+            spawn_health_checks(cluster, proxy.shutdown.clone(), &proxy.metrics);
+        }
+        proxy.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(proxy)
+    }
+
+    /// Binds the listeners of `snapshot` not bound yet (or whose address changed).
+    async fn bind_new_listeners(
+        &self,
+        snapshot: &Arc<Snapshot>,
+    ) -> Result<Vec<String>, StartError> {
+        let mut bound = self.listeners.lock().await;
+        let mut added = Vec::new();
+        for name in &snapshot.listener_order {
+            let l = &snapshot.listeners[name];
+            if bound.get(name).is_some_and(|h| h.configured == l.address) {
+                continue;
+            }
             let listener =
                 TcpListener::bind(l.address)
                     .await
@@ -69,41 +132,120 @@ impl RunningProxy {
                 source,
             })?;
             info!(listener = %name, protocol = %l.protocol, address = %local_addr, "listening");
-            bound.push((name.clone(), local_addr));
+            let stop = self.shutdown.child_token();
             let ctx = Arc::new(ListenerContext {
                 name: name.clone(),
-                snapshot: snapshot.clone(),
-                shutdown: shutdown.clone(),
+                snapshot: self.snapshot.clone(),
+                shutdown: stop.clone(),
                 local_addr,
             });
-            accept_loops.spawn(run_accept_loop(listener, ctx, connections.clone()));
+            self.accept_loops
+                .spawn(run_accept_loop(listener, ctx, self.connections.clone()));
+            if let Some(old) = bound.insert(
+                name.clone(),
+                ListenerHandle {
+                    configured: l.address,
+                    bound: local_addr,
+                    stop,
+                },
+            ) {
+                old.stop.cancel();
+            }
+            added.push(name.to_string());
         }
-        for cluster in current.clusters.values() {
-            spawn_health_checks(cluster, shutdown.clone());
+        Ok(added)
+    }
+
+    /// Validates `config` and, if it is valid, swaps it in atomically: new
+    /// requests use it, requests in flight finish on the old one; listeners
+    /// are added and removed without touching the others; clusters whose
+    /// pool settings are unchanged keep their endpoints (pools, health and
+    /// outlier state) and breakers. An invalid config changes nothing.
+    pub async fn reload(&self, config: &LoadedConfig) -> Result<ReloadSummary, StartError> {
+        let previous = self.snapshot.load_full();
+        let next = match Snapshot::build_with(
+            config,
+            &self.registry,
+            BuildContext {
+                metrics: Some(self.metrics.clone()),
+                previous: Some(&previous),
+            },
+        ) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                self.reload_failed(&e.to_string());
+                return Err(e.into());
+            }
+        };
+        // Bind first: a listener that cannot bind rejects the whole reload.
+        let added = match self.bind_new_listeners(&next).await {
+            Ok(a) => a,
+            Err(e) => {
+                self.reload_failed(&e.to_string());
+                return Err(e);
+            }
+        };
+        self.snapshot.store(next.clone());
+        let mut removed = Vec::new();
+        {
+            let mut bound = self.listeners.lock().await;
+            bound.retain(|name, handle| {
+                let keep = next.listeners.contains_key(name);
+                if !keep {
+                    handle.stop.cancel();
+                    removed.push(name.to_string());
+                }
+                keep
+            });
         }
-        if current.admin.is_some() {
-            warn!("`admin` is parsed but the admin endpoint is not served yet");
+        for cluster in next.clusters.values() {
+            spawn_health_checks(cluster, self.shutdown.clone(), &self.metrics);
         }
-        Ok(Self {
-            snapshot,
-            shutdown,
-            connections,
-            accept_loops,
-            bound,
+        let version = self
+            .version
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        if let Ok(mut at) = self.loaded_at.lock() {
+            *at = SystemTime::now();
+        }
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = None;
+        }
+        self.metrics.reload(true);
+        info!(version, ?added, ?removed, file = %config.file, "config reloaded");
+        Ok(ReloadSummary {
+            version,
+            added,
+            removed,
         })
     }
 
+    fn reload_failed(&self, why: &str) {
+        self.metrics.reload(false);
+        warn!("config reload rejected; the previous config keeps serving:\n{why}");
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(why.to_string());
+        }
+    }
+
     /// The address each listener is bound to, in config order.
-    pub fn bound_addresses(&self) -> &[(Arc<str>, SocketAddr)] {
-        &self.bound
+    pub async fn bound_addresses(&self) -> Vec<(Arc<str>, SocketAddr)> {
+        let snapshot = self.snapshot.load_full();
+        let bound = self.listeners.lock().await;
+        snapshot
+            .listener_order
+            .iter()
+            .filter_map(|n| bound.get(n).map(|h| (n.clone(), h.bound)))
+            .collect()
     }
 
     /// The address of listener `name`.
-    pub fn listener_address(&self, name: &str) -> Option<SocketAddr> {
-        self.bound
-            .iter()
+    pub async fn listener_address(&self, name: &str) -> Option<SocketAddr> {
+        self.bound_addresses()
+            .await
+            .into_iter()
             .find(|(n, _)| &**n == name)
-            .map(|(_, a)| *a)
+            .map(|(_, a)| a)
     }
 
     /// The current config snapshot.
@@ -111,9 +253,39 @@ impl RunningProxy {
         self.snapshot.load_full()
     }
 
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The config version (1 at start, +1 per successful reload).
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// When the current config was loaded.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at.lock().map_or(SystemTime::UNIX_EPOCH, |t| *t)
+    }
+
+    /// Why the last reload was rejected, if it was.
+    pub fn last_reload_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Ready: listeners bound and clusters initialised, not shutting down.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::SeqCst) && !self.shutdown.is_cancelled()
+    }
+
+    /// The token cancelled when shutdown starts.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
     /// Stops accepting, lets in-flight requests finish for up to the drain
     /// timeout, then returns. Returns whether everything drained in time.
-    pub async fn shutdown(self) -> bool {
+    pub async fn shutdown(&self) -> bool {
         let deadline = self.snapshot.load().drain_timeout;
         self.shutdown.cancel();
         self.accept_loops.close();

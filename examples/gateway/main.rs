@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     println!("\nmetaproxy example gateway, config {}", config.display());
-    for (name, addr) in proxy.bound_addresses() {
+    for (name, addr) in proxy.bound_addresses().await {
         println!("  listener {name:<10} {addr}");
     }
     println!("  demo Dubbo providers: user-v1 127.0.0.1:20881, user-v2 :20882, batchjob :20883");

@@ -101,6 +101,7 @@ impl Drop for ChildGuard {
 pub struct Proxy {
     pub child: ChildGuard,
     pub listeners: HashMap<String, SocketAddr>,
+    pub admin: Option<SocketAddr>,
     pub stdout: Lines,
     pub stderr: Lines,
 }
@@ -128,6 +129,7 @@ impl Proxy {
         let stderr = Lines::spawn(child.stderr.take().unwrap());
         let child = ChildGuard(child);
         let mut listeners = HashMap::new();
+        let mut admin = None;
         loop {
             let Some(line) = stdout.next(START_TIMEOUT) else {
                 panic!(
@@ -137,6 +139,9 @@ impl Proxy {
             };
             if line == "ready" {
                 break;
+            }
+            if let Some(a) = line.strip_prefix("admin address=") {
+                admin = a.parse().ok();
             }
             if let Some(rest) = line.strip_prefix("listening ") {
                 let mut name = None;
@@ -154,6 +159,7 @@ impl Proxy {
         Proxy {
             child,
             listeners,
+            admin,
             stdout,
             stderr,
         }
@@ -167,6 +173,20 @@ impl Proxy {
     /// The proxy's stderr so far (logs), for failure messages.
     pub fn logs(&self) -> String {
         self.stderr.all().join("\n")
+    }
+
+    /// `METHOD path` on the admin endpoint: (status, body).
+    pub fn admin(&self, method: &str, path: &str) -> (u16, String) {
+        http_call(self.admin.expect("admin endpoint configured"), method, path)
+    }
+
+    /// Sends a signal (`TERM`, `HUP`, ...) to the process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.0.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
     }
 
     /// Whether the process is still running.
@@ -361,4 +381,28 @@ pub fn poke(child: &mut Child, text: &str) {
 pub fn dead_address() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().to_string()
+}
+
+/// A tiny HTTP/1.0 call over std TCP (admin endpoint tests): (status, body).
+pub fn http_call(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: admin\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }

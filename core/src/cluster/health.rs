@@ -105,18 +105,19 @@ impl EndpointHealth {
 
 /// Records `outcome` for `endpoint` and ejects it if the policy says so,
 /// unless too many of `peers` (the cluster's endpoints) are ejected already.
+/// Returns whether this outcome ejected it.
 pub fn record_outcome(
     endpoint: &Endpoint,
     outcome: Outcome,
     policy: &OutlierPolicy,
     peers: &[Arc<Endpoint>],
-) {
+) -> bool {
     let h = &endpoint.health;
     let (errors, gateway) = match outcome {
         Outcome::Success => {
             h.consecutive_errors.store(0, Ordering::Relaxed);
             h.consecutive_gateway_errors.store(0, Ordering::Relaxed);
-            return;
+            return false;
         }
         Outcome::ServerError => {
             h.consecutive_gateway_errors.store(0, Ordering::Relaxed);
@@ -128,16 +129,16 @@ pub fn record_outcome(
         ),
     };
     if errors < policy.consecutive_errors && gateway < policy.consecutive_gateway_errors {
-        return;
+        return false;
     }
     let now = now_ms();
     if h.is_ejected(now) {
-        return;
+        return false;
     }
     let ejected = peers.iter().filter(|p| p.health.is_ejected(now)).count();
     let cap = (peers.len() as u64 * u64::from(policy.max_ejection_percent) / 100).max(1) as usize;
     if ejected >= cap {
-        return;
+        return false;
     }
     // A host that stayed healthy for a while starts its multiplier again.
     let last = h.last_ejection_ms.load(Ordering::Relaxed);
@@ -159,6 +160,7 @@ pub fn record_outcome(
         gateway_errors = gateway,
         "outlier detection ejected an endpoint"
     );
+    true
 }
 
 #[cfg(test)]

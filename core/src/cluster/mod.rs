@@ -119,6 +119,8 @@ pub struct Cluster {
     pub health_checker: Option<HealthChecker>,
     /// Priority spill-over and panic mode.
     pub failover: FailoverPolicy,
+    /// What the cluster's connection pools depend on (compared across reloads).
+    pub fingerprint: String,
 }
 
 impl fmt::Debug for Cluster {
@@ -270,6 +272,7 @@ mod tests {
                 panic_threshold: 0.0,
                 overprovisioning: 1.4,
             },
+            fingerprint: String::new(),
         }
     }
 

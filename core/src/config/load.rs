@@ -103,6 +103,8 @@ pub struct LoadedConfig {
     pub file: String,
     /// The parsed config.
     pub config: Config,
+    /// The same file as JSON (for `/config_dump`), when it converts.
+    pub source: Option<serde_json::Value>,
 }
 
 /// Parses config text. `file` names it in error messages.
@@ -111,6 +113,7 @@ pub fn parse_str(text: &str, file: &str) -> Result<LoadedConfig, ConfigErrors> {
         Ok(config) => Ok(LoadedConfig {
             file: file.to_string(),
             config,
+            source: serde_saphyr::from_str::<serde_json::Value>(text).ok(),
         }),
         Err(err) => {
             let (line, column) = err

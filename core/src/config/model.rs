@@ -32,8 +32,11 @@ pub struct Config {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
-    /// The address to bind.
+    /// The address to bind (loopback by default in the examples; keep it private).
     pub address: Spanned<String>,
+    /// When set, every admin call needs `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 /// One listener: an address, a protocol, filters and routes.

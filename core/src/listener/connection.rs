@@ -28,14 +28,19 @@ pub async fn serve_rpc_connection<C: Codec>(
     peer: SocketAddr,
     ctx: Arc<ListenerContext>,
 ) {
-    let Some(limits) = ctx
+    let Some((limits, metrics)) = ctx
         .snapshot
         .load()
         .listener(&ctx.name)
-        .map(|l| l.limits.clone())
+        .map(|l| (l.limits.clone(), l.metrics.clone()))
     else {
         return;
     };
+    metrics.connections_total.inc();
+    metrics.connections_active.inc();
+    let _open = OnDrop(|| {
+        metrics.connections_active.dec();
+    });
     let _ = stream.set_nodelay(true);
     let connection = Arc::new(connection_metadata(peer, ctx.local_addr));
     let (mut rd, wr) = stream.into_split();
@@ -124,4 +129,13 @@ fn connection_metadata(peer: SocketAddr, local: SocketAddr) -> Metadata {
     m.insert(keys::SOURCE_PORT, peer.port().to_string());
     m.insert(keys::DESTINATION_PORT, local.port().to_string());
     m
+}
+
+/// Runs a closure when dropped (connection gauges stay right on every exit path).
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
 }

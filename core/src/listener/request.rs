@@ -45,11 +45,27 @@ pub(crate) async fn handle_request<C: Codec>(task: RequestTask<C>) {
     let Some(listener) = snapshot.listener(&ctx.name) else {
         return;
     };
+    let started = std::time::Instant::now();
+    let metrics = &listener.metrics;
+    metrics.requests_active.inc();
     let metadata = std::mem::take(&mut message.metadata);
     let mut req = RequestContext::new(codec.protocol(), message.kind, metadata, connection);
     let message = Arc::new(message);
     let oneway = message.kind == MessageKind::Oneway;
-    let outcome = forward::<C>(&message, listener, &mut req).await;
+    let mut target = None;
+    let outcome = forward::<C>(&message, listener, &mut req, &mut target).await;
+    metrics.requests_active.dec();
+    if let Some(t) = target {
+        match &outcome {
+            Ok(Some(r)) if r.kind == MessageKind::Error => t.metrics.error.inc(),
+            Ok(_) => t.metrics.success.inc(),
+            Err(_) => t.metrics.local.inc(),
+        };
+        t.metrics.duration.observe(started.elapsed().as_secs_f64());
+    }
+    if let Err(e) = &outcome {
+        metrics.local_reply(e.kind);
+    }
     let reply = match outcome {
         Ok(None) => return,
         Ok(Some(response)) => {
@@ -103,10 +119,11 @@ fn error(kind: ErrorKind, origin: ErrorSource, message: String) -> ProxyError {
 
 /// Runs the chain and the router, sends upstream (retrying as the route
 /// says), waits for the answer. `Ok(None)`: nothing to send back (oneway).
-async fn forward<C: Codec>(
+async fn forward<'a, C: Codec>(
     message: &Arc<Message<C::State>>,
-    listener: &ListenerRuntime,
+    listener: &'a ListenerRuntime,
     req: &mut RequestContext,
+    chosen: &mut Option<&'a Target>,
 ) -> Result<Option<Message<C::State>>, ProxyError> {
     // The route is matched before the chain so a route can override it; a
     // filter that changes routing metadata sets `reroute`.
@@ -146,6 +163,7 @@ async fn forward<C: Codec>(
             format!("route `{}` cannot forward this protocol", route.name),
         )
     })?;
+    *chosen = Some(target);
     let cluster = &target.cluster;
     let hash = if cluster.hash_policy.is_empty() {
         HashDecision::default()
@@ -293,16 +311,20 @@ async fn tries<C: Codec>(
                 (outcome, policy.is_some_and(|p| p.retries_error(e)))
             }
         };
-        if let (Some(outlier), Some(outcome)) = (&cluster.outlier, outcome) {
-            record_outcome(&endpoint, outcome, outlier, &cluster.subsets[0].endpoints);
+        if let (Some(outlier), Some(outcome)) = (&cluster.outlier, outcome)
+            && record_outcome(&endpoint, outcome, outlier, &cluster.subsets[0].endpoints)
+        {
+            target.metrics.ejections.inc();
         }
         let Some(policy) = policy.filter(|p| retriable && retries < p.attempts) else {
             return result;
         };
         let Some(permit) = cluster.breaker().try_acquire(Resource::Retry) else {
             debug!(cluster = %cluster.name, "retry refused by the circuit breaker");
+            target.metrics.overflows.inc();
             return result;
         };
+        target.metrics.retries.inc();
         _retry_permit = Some(permit);
         retries += 1;
         debug!(cluster = %cluster.name, endpoint = %endpoint.address, retry = retries, "retrying");

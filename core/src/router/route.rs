@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::cluster::Cluster;
 use crate::filter::FilterChain;
 use crate::metadata::MetadataView;
+use crate::metrics::TargetMetrics;
 use crate::mutation::Mutation;
 
 use super::retry::{Mirror, RetryPolicy};
@@ -19,6 +20,8 @@ pub struct Target {
     pub cluster: Arc<Cluster>,
     /// Index into the cluster's subsets (0 is the whole cluster).
     pub subset: usize,
+    /// Metric handles for requests sent here.
+    pub metrics: TargetMetrics,
 }
 
 /// An HTTP redirect the proxy answers itself.

@@ -24,6 +24,7 @@ pub(super) fn build_cluster(
     sink: &mut ErrorSink,
     c: &ClusterConfig,
     registry: &Registry,
+    previous: Option<&Cluster>,
 ) -> Option<Cluster> {
     let protocol = match registry.protocol(&c.protocol.value) {
         Some(p) => p,
@@ -58,19 +59,6 @@ pub(super) fn build_cluster(
             None
         }
     };
-    let mut endpoints = Vec::new();
-    for e in &c.endpoints {
-        let ep = &e.value;
-        if ep.weight == Some(0) {
-            sink.on(e, "endpoint weight must be at least 1");
-        }
-        if let Some(addr) = socket_addr(sink, &ep.address, "endpoint address") {
-            endpoints.push(Arc::new(
-                Endpoint::new(addr, ep.labels.clone(), ep.weight.unwrap_or(1))
-                    .with_priority(ep.priority.unwrap_or(0)),
-            ));
-        }
-    }
     let mode = c
         .mode
         .or(codec.as_ref().map(|cc| cc.default_mode))
@@ -79,6 +67,44 @@ pub(super) fn build_cluster(
         UpstreamMode::Exclusive => DEFAULT_EXCLUSIVE_CONNECTIONS,
         _ => DEFAULT_CONNECTIONS_PER_ENDPOINT,
     });
+    let connect_timeout = c
+        .connect_timeout
+        .map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.get());
+    let mut breaker = breaker(sink, c);
+    // What a connection pool depends on: when it is unchanged by a reload,
+    // endpoints (pools, health, outlier state) and the breaker carry over.
+    let fingerprint = format!(
+        "{}|{mode:?}|{connections}|{connect_timeout:?}|{}|{}|{:?}",
+        c.protocol.value, options.max_frame_bytes, options.extra, breaker.limits
+    );
+    let reuse = previous.filter(|p| p.fingerprint == fingerprint);
+    if let Some(p) = reuse {
+        breaker = p.pool.breaker.clone();
+    }
+    let mut endpoints = Vec::new();
+    for e in &c.endpoints {
+        let ep = &e.value;
+        if ep.weight == Some(0) {
+            sink.on(e, "endpoint weight must be at least 1");
+        }
+        if let Some(addr) = socket_addr(sink, &ep.address, "endpoint address") {
+            let fresh = Endpoint::new(addr, ep.labels.clone(), ep.weight.unwrap_or(1))
+                .with_priority(ep.priority.unwrap_or(0));
+            let kept = reuse.and_then(|p| {
+                p.subsets[0]
+                    .endpoints
+                    .iter()
+                    .find(|old| {
+                        old.address == fresh.address
+                            && old.labels == fresh.labels
+                            && old.weight == fresh.weight
+                            && old.priority == fresh.priority
+                    })
+                    .cloned()
+            });
+            endpoints.push(kept.unwrap_or_else(|| Arc::new(fresh)));
+        }
+    }
     if !(1..=MAX_CONNECTIONS_PER_ENDPOINT).contains(&connections) {
         sink.on(
             &c.name,
@@ -100,7 +126,6 @@ pub(super) fn build_cluster(
         subsets.push(Subset::new(name.clone(), c.lb, members));
     }
     let hash_policy = hash_policy(sink, c);
-    let breaker = breaker(sink, c);
     let outlier = c.outlier_detection.as_ref().map(|o| OutlierPolicy {
         consecutive_errors: o.consecutive_errors.unwrap_or(5).max(1),
         consecutive_gateway_errors: o.consecutive_gateway_errors.unwrap_or(5).max(1),
@@ -142,11 +167,10 @@ pub(super) fn build_cluster(
         pool: PoolSettings {
             mode,
             connections_per_endpoint: connections.clamp(1, MAX_CONNECTIONS_PER_ENDPOINT),
-            connect_timeout: c
-                .connect_timeout
-                .map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.get()),
+            connect_timeout,
             breaker,
         },
+        fingerprint,
         health_checker: c.health_check.as_ref().map(|h| {
             let hc = &h.value;
             let protocol_probe = codec

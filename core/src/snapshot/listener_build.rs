@@ -8,6 +8,7 @@ use crate::codec::CodecOptions;
 use crate::config::load::ErrorSink;
 use crate::config::{DEFAULT_MAX_FRAME_BYTES, ListenerConfig};
 use crate::filter::{FilterChain, FilterContext};
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::router::{HostMatch, RouteTable, VirtualHost};
 
@@ -30,6 +31,7 @@ pub(super) fn build_listener(
     l: &ListenerConfig,
     registry: &Registry,
     clusters: &HashMap<Arc<str>, Arc<Cluster>>,
+    metrics: &Metrics,
 ) -> Option<ListenerRuntime> {
     let limits = Limits {
         max_frame_bytes: l.limits.max_frame_bytes.unwrap_or(DEFAULT_MAX_FRAME_BYTES),
@@ -133,6 +135,8 @@ pub(super) fn build_listener(
         cluster_protocols: protocol.map(|p| p.cluster_protocols()).unwrap_or_default(),
         http,
         filters: &filters,
+        metrics,
+        route: String::new(),
     };
     let routes = builder.build_routes(&l.routes);
     let mut virtual_hosts = Vec::new();
@@ -178,5 +182,6 @@ pub(super) fn build_listener(
         filters: FilterChain::new(filters.into_iter().map(|f| f.filter).collect()),
         limits,
         handler: handler?,
+        metrics: metrics.listener(&l.name.value, &l.protocol.value),
     })
 }

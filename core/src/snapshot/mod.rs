@@ -15,6 +15,7 @@ use crate::config::load::ErrorSink;
 use crate::config::validate::{socket_addr, unique_names};
 use crate::config::{ConfigErrors, LoadedConfig};
 use crate::filter::FilterChain;
+use crate::metrics::{ListenerMetrics, Metrics};
 use crate::registry::{ConnectionHandler, Registry};
 use crate::router::RouteTable;
 
@@ -85,6 +86,8 @@ pub struct ListenerRuntime {
     pub limits: Limits,
     /// Serves accepted connections.
     pub handler: Arc<dyn ConnectionHandler>,
+    /// Lock-free metric handles.
+    pub metrics: ListenerMetrics,
 }
 
 impl std::fmt::Debug for ListenerRuntime {
@@ -112,12 +115,38 @@ pub struct Snapshot {
     pub drain_timeout: Duration,
     /// Admin address, if configured.
     pub admin: Option<SocketAddr>,
+    /// Admin bearer token, if configured.
+    pub admin_token: Option<String>,
+    /// The metrics registry the snapshot's handles belong to.
+    pub metrics: Arc<Metrics>,
+    /// The effective config as JSON (for `/config_dump`).
+    pub source: Option<serde_json::Value>,
+}
+
+/// What a snapshot is built with besides the config.
+#[derive(Default)]
+pub struct BuildContext<'a> {
+    /// Where metric handles are registered (a fresh registry when `None`).
+    pub metrics: Option<Arc<Metrics>>,
+    /// The snapshot being replaced: unchanged clusters keep their endpoints
+    /// (connection pools, health and outlier state) and circuit breakers.
+    pub previous: Option<&'a Snapshot>,
 }
 
 impl Snapshot {
     /// Validates `loaded` against `registry` and builds the runtime view,
     /// reporting every problem found (not just the first).
     pub fn build(loaded: &LoadedConfig, registry: &Registry) -> Result<Snapshot, ConfigErrors> {
+        Self::build_with(loaded, registry, BuildContext::default())
+    }
+
+    /// [`Snapshot::build`] with a metrics registry and the previous snapshot.
+    pub fn build_with(
+        loaded: &LoadedConfig,
+        registry: &Registry,
+        context: BuildContext<'_>,
+    ) -> Result<Snapshot, ConfigErrors> {
+        let metrics = context.metrics.unwrap_or_default();
         let cfg = &loaded.config;
         let mut sink = ErrorSink::new(loaded.file.clone());
 
@@ -137,7 +166,11 @@ impl Snapshot {
 
         let mut clusters = HashMap::new();
         for c in &cfg.clusters {
-            if let Some(cluster) = build_cluster(&mut sink, &c.value, registry) {
+            let previous = context
+                .previous
+                .and_then(|p| p.clusters.get(c.value.name.value.as_str()))
+                .map(|c| &**c);
+            if let Some(cluster) = build_cluster(&mut sink, &c.value, registry, previous) {
                 clusters.insert(cluster.name.clone(), Arc::new(cluster));
             }
         }
@@ -156,7 +189,7 @@ impl Snapshot {
                     format!("address {addr} is already used by listener `{other}`"),
                 );
             }
-            if let Some(rt) = build_listener(&mut sink, l, registry, &clusters) {
+            if let Some(rt) = build_listener(&mut sink, l, registry, &clusters, &metrics) {
                 listener_order.push(rt.name.clone());
                 listeners.insert(rt.name.clone(), Arc::new(rt));
             }
@@ -173,6 +206,9 @@ impl Snapshot {
             clusters,
             drain_timeout: cfg.drain_timeout.map_or(DEFAULT_DRAIN_TIMEOUT, |d| d.get()),
             admin,
+            admin_token: cfg.admin.as_ref().and_then(|a| a.token.clone()),
+            metrics,
+            source: loaded.source.clone(),
         })
     }
 

@@ -12,6 +12,7 @@ use crate::config::load::ErrorSink;
 use crate::config::validate::operator_count;
 use crate::config::{HeaderOpsConfig, RouteActionConfig, RouteConfig};
 use crate::filter::{FilterChain, FilterContext};
+use crate::metrics::Metrics;
 use crate::mutation::Mutation;
 use crate::registry::Registry;
 use crate::router::{
@@ -35,6 +36,9 @@ pub(super) struct RouteBuilder<'a, 'f> {
     pub cluster_protocols: Vec<&'static str>,
     pub http: bool,
     pub filters: &'a [ConfiguredFilter<'f>],
+    pub metrics: &'a Metrics,
+    /// The route being built (for metric labels).
+    pub route: String,
 }
 
 impl RouteBuilder<'_, '_> {
@@ -57,6 +61,7 @@ impl RouteBuilder<'_, '_> {
 
     fn build_route(&mut self, r: &RouteConfig, index: usize) -> Option<Route> {
         let name = r.name.clone().unwrap_or_else(|| format!("route-{index}"));
+        self.route = name.clone();
         let mut ok = true;
         let mut conditions = Vec::new();
         for m in &r.conditions {
@@ -294,6 +299,9 @@ impl RouteBuilder<'_, '_> {
         Some(Target {
             cluster: c.clone(),
             subset,
+            metrics: self
+                .metrics
+                .target(self.listener, &self.route, &c.name, self.protocol),
         })
     }
 
