@@ -14,7 +14,7 @@
 
 use bytes::{Bytes, BytesMut};
 use metaproxy_core::{
-    Codec, CodecError, CodecErrorKind, CodecOptions, Message, Mutation, MutationOp,
+    Codec, CodecError, CodecErrorKind, CodecOptions, Message, MessageKind, Mutation, MutationOp,
     ProtocolCodecFactory, ProxyError, UpstreamMode,
 };
 
@@ -315,5 +315,32 @@ impl Codec for ThriftCodec {
 
     fn default_upstream_mode(&self) -> UpstreamMode {
         UpstreamMode::Exclusive
+    }
+
+    /// A CALL of `method` with no arguments, in the cluster's transport and
+    /// protocol (framed binary when the cluster forwards as clients send).
+    /// Without a method there is no Thrift probe (a TCP connect is used).
+    fn health_check_frame(&self, method: Option<&str>) -> Option<BytesMut> {
+        let name = method?.as_bytes();
+        let env = Envelope {
+            transport: self.transport.unwrap_or(Transport::Framed),
+            protocol: self.protocol.unwrap_or(Protocol::Binary { strict: true }),
+            name,
+            message_type: MessageType::Call,
+            seqid: 1,
+            flags: 0,
+            header_seqid: 1,
+            block: Block::Build(&[]),
+        };
+        let mut dst = BytesMut::new();
+        // An empty argument struct is a lone field-stop byte in both protocols.
+        envelope::write(&mut dst, &env, &[0]).ok()?;
+        Some(dst)
+    }
+
+    /// Healthy when the server answers with a REPLY (a declared exception
+    /// is a REPLY too); a `TApplicationException` fails the check.
+    fn health_check_passed(&self, response: &Message<ThriftState>) -> bool {
+        response.kind == MessageKind::Response
     }
 }
