@@ -173,3 +173,71 @@ fn sigterm_drains_in_flight_requests_then_exits_zero() {
     assert!(proxy.logs().contains("all connections drained"));
     assert!(!proxy.is_running());
 }
+
+#[test]
+fn access_logs_write_one_line_per_request_in_json_or_a_template() {
+    let v1 = DubboProvider::start("v1");
+    let v2 = DubboProvider::start("v2");
+    let dir = common::scratch_dir("access-log");
+    let json_path = dir.join("access.json");
+    let text_path = dir.join("access.log");
+    let base = config(&v1, &v2, 100, 0);
+    let with_logs = base
+        .replacen(
+            "    protocol: dubbo\n    routes:",
+            &format!(
+                "    protocol: dubbo\n    access_log: {{ path: \"{}\" }}\n    routes:",
+                json_path.display()
+            ),
+            1,
+        )
+        .replace(
+            "listeners:\n",
+            &format!(
+                "listeners:\n  - name: plain\n    address: 127.0.0.1:0\n    protocol: dubbo\n    access_log: {{ path: \"{}\", format: \"%method% %route% %upstream_host% %outcome% %batchJob% %duration_ms%\" }}\n    routes: [ {{ route: {{ cluster: demo, subset: v1 }} }} ]\n",
+                text_path.display()
+            ),
+        );
+    let proxy = Proxy::start("access-log", &with_logs);
+    let s = dubbo_client(proxy.addr("dubbo-in").port(), &["--count", "3"]);
+    assert_eq!(s.ok, 3, "{}", s.raw);
+    let s = dubbo_client(
+        proxy.addr("plain").port(),
+        &["--count", "2", "--attach", "batchJob=nope"],
+    );
+    assert_eq!(s.ok, 2, "{}", s.raw);
+    let read_lines = |p: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    wait_until("3 JSON lines", || read_lines(&json_path).len() >= 3);
+    wait_until("2 template lines", || read_lines(&text_path).len() >= 2);
+    let lines = read_lines(&json_path);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(v["listener"], "dubbo-in");
+    assert_eq!(v["method"], "sayHello");
+    assert_eq!(v["route"], "split");
+    assert_eq!(v["cluster"], "demo");
+    assert_eq!(v["outcome"], "success");
+    assert_eq!(v["status"], "20");
+    assert_eq!(v["upstream_host"], v1.address());
+    assert_eq!(v["source.ip"], "127.0.0.1");
+    let text = read_lines(&text_path);
+    let fields: Vec<&str> = text[0].split(' ').collect();
+    assert_eq!(
+        &fields[..5],
+        &[
+            "sayHello",
+            "route-0",
+            v1.address().as_str(),
+            "success",
+            "nope"
+        ],
+        "{text:?}"
+    );
+    assert!(fields[5].parse::<f64>().is_ok(), "{text:?}");
+}

@@ -59,6 +59,8 @@ pub struct RequestContext {
     /// Set by a filter that changed `metadata` in a way that may change the
     /// route: the router matches again after the chain.
     pub reroute: bool,
+    /// The endpoint of the last try, once sent.
+    pub upstream: Option<std::net::SocketAddr>,
     /// Typed per-request state filters share (key: filter-chosen name).
     pub extensions: HashMap<&'static str, Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -80,6 +82,7 @@ impl RequestContext {
             response_mutation: Mutation::new(),
             route: None,
             reroute: false,
+            upstream: None,
             extensions: HashMap::new(),
         }
     }

@@ -9,6 +9,7 @@
 //! This crate never depends on concrete codecs or filters: they plug in
 //! through [`registry::Registry`].
 
+pub mod access_log;
 pub mod cluster;
 pub mod codec;
 pub mod config;

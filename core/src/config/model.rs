@@ -67,6 +67,9 @@ pub struct ListenerConfig {
     /// Options of a plugin codec, passed to it as they are.
     #[serde(default)]
     pub options: Option<Spanned<serde_json::Value>>,
+    /// One line per request: `{ path, format, sample }`.
+    #[serde(default)]
+    pub access_log: Option<Spanned<crate::access_log::AccessLogConfig>>,
 }
 
 /// Per-listener limits. Every one has a default.

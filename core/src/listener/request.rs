@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::debug;
 
+use crate::access_log::Entry;
 use crate::cluster::health::record_outcome;
 use crate::cluster::{Cluster, Endpoint, HashDecision, Outcome, Resource, hash_policy};
 use crate::codec::{Codec, ResponseClass};
@@ -65,6 +66,25 @@ pub(crate) async fn handle_request<C: Codec>(task: RequestTask<C>) {
     }
     if let Err(e) = &outcome {
         metrics.local_reply(e.kind);
+    }
+    if let Some(log) = listener.access_log() {
+        let (label, status) = match &outcome {
+            Ok(None) => ("oneway", None),
+            Ok(Some(r)) if r.kind == MessageKind::Error => ("error", r.metadata.get("status")),
+            Ok(Some(r)) => ("success", r.metadata.get("status")),
+            Err(e) => (crate::metrics::reason(e.kind), None),
+        };
+        log.log(&Entry {
+            metadata: &req,
+            listener: &listener.name,
+            protocol: codec.protocol(),
+            route: req.route.as_deref(),
+            cluster: target.map(|t| &*t.cluster.name),
+            upstream_host: req.upstream,
+            duration: started.elapsed(),
+            outcome: label,
+            status,
+        });
     }
     let reply = match outcome {
         Ok(None) => return,
@@ -195,6 +215,7 @@ async fn forward<'a, C: Codec>(
     if req.kind == MessageKind::Oneway {
         // Forwarded, never waited for, never retried.
         let endpoint = pick(cluster, target, hash.hash, &[])?;
+        req.upstream = Some(endpoint.address);
         let _active = endpoint.start_request();
         let pool = EndpointPool::<C>::of(endpoint, cluster)?;
         let conn = pool.acquire().await?;
@@ -204,7 +225,14 @@ async fn forward<'a, C: Codec>(
         return Ok(None);
     }
 
-    let tries = tries::<C>(message, route, target, hash.hash, &req.request_mutation);
+    let tries = tries::<C>(
+        message,
+        route,
+        target,
+        hash.hash,
+        &req.request_mutation,
+        &mut req.upstream,
+    );
     let response = tokio::time::timeout(route.timeout, tries)
         .await
         .map_err(|_| {
@@ -262,6 +290,7 @@ async fn tries<C: Codec>(
     target: &Target,
     hash: Option<u64>,
     mutation: &Mutation,
+    upstream: &mut Option<std::net::SocketAddr>,
 ) -> Result<Message<C::State>, ProxyError> {
     let cluster = &target.cluster;
     let policy = route.retry.as_ref();
@@ -272,6 +301,7 @@ async fn tries<C: Codec>(
         let exclude: Vec<&Endpoint> = tried.iter().map(|e| &**e).collect();
         let endpoint = pick(cluster, target, hash, &exclude)?.clone();
         let pool = EndpointPool::<C>::of(&endpoint, cluster)?;
+        *upstream = Some(endpoint.address);
         let result = {
             let _active = endpoint.start_request();
             let once = try_once(pool, &endpoint, message, mutation);

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::access_log::AccessLog;
 use crate::cluster::Cluster;
 use crate::codec::CodecOptions;
 use crate::config::load::ErrorSink;
@@ -171,6 +172,12 @@ pub(super) fn build_listener(
             });
         }
     }
+    let access_log_config = l.access_log.as_ref().and_then(|a| {
+        AccessLog::check(&a.value)
+            .map_err(|e| builder.sink.on(a, e))
+            .ok()?;
+        Some(a.value.clone())
+    });
     Some(ListenerRuntime {
         name: Arc::from(l.name.value.as_str()),
         address: l.address.value.parse().ok()?,
@@ -183,5 +190,7 @@ pub(super) fn build_listener(
         limits,
         handler: handler?,
         metrics: metrics.listener(&l.name.value, &l.protocol.value),
+        access_log_config,
+        access_log: std::sync::OnceLock::new(),
     })
 }

@@ -10,6 +10,7 @@ mod cluster_build;
 mod listener_build;
 mod route_build;
 
+use crate::access_log::{AccessLog, AccessLogConfig};
 use crate::cluster::Cluster;
 use crate::config::load::ErrorSink;
 use crate::config::validate::{socket_addr, unique_names};
@@ -88,6 +89,24 @@ pub struct ListenerRuntime {
     pub handler: Arc<dyn ConnectionHandler>,
     /// Lock-free metric handles.
     pub metrics: ListenerMetrics,
+    /// Access log settings.
+    pub access_log_config: Option<AccessLogConfig>,
+    /// The access log, started on first use (its writer needs a runtime).
+    pub access_log: std::sync::OnceLock<Option<AccessLog>>,
+}
+
+impl ListenerRuntime {
+    /// The listener's access log, if configured.
+    pub fn access_log(&self) -> Option<&AccessLog> {
+        let config = self.access_log_config.as_ref()?;
+        self.access_log
+            .get_or_init(|| {
+                AccessLog::start(config)
+                    .map_err(|e| tracing::warn!(listener = %self.name, error = %e, "access log disabled"))
+                    .ok()
+            })
+            .as_ref()
+    }
 }
 
 impl std::fmt::Debug for ListenerRuntime {
