@@ -3,7 +3,18 @@
 //! Each filter is one module with a [`FilterFactory`](metaproxy_core::filter::FilterFactory)
 //! registered by name; [`register_all`] adds every filter of this crate to a registry.
 
+pub mod authz;
+pub mod cors;
+pub mod fault;
+pub mod global_ratelimit;
+pub mod local_ratelimit;
 pub mod metadata_mutation;
+
+mod bucket;
+mod cidr;
+mod conditions;
+mod keyed;
+mod resp;
 mod template;
 
 use std::sync::Arc;
@@ -13,4 +24,9 @@ use metaproxy_core::registry::Registry;
 /// Registers every filter of this crate.
 pub fn register_all(registry: &mut Registry) {
     registry.register_filter(Arc::new(metadata_mutation::MetadataMutationFactory));
+    registry.register_filter(Arc::new(local_ratelimit::LocalRateLimitFactory));
+    registry.register_filter(Arc::new(authz::AuthzFactory));
+    registry.register_filter(Arc::new(fault::FaultFactory));
+    registry.register_filter(Arc::new(global_ratelimit::GlobalRateLimitFactory));
+    registry.register_filter(Arc::new(cors::CorsFactory));
 }
