@@ -267,3 +267,48 @@ fn filter_config_errors_are_reported_by_validate() {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
 }
+
+#[test]
+fn trace_context_is_created_when_absent_and_kept_when_sent() {
+    let (proxy, _provider) = start_example("trace", "trace_context.yaml");
+    let port = proxy.addr(LISTENER).port();
+    let s = dubbo_client(
+        port,
+        &[
+            "--method",
+            "getAttachment",
+            "--arg",
+            "traceparent",
+            "--count",
+            "2",
+        ],
+    );
+    assert_eq!(s.ok, 2, "{}", s.raw);
+    // Two requests, two fresh traces, both well formed.
+    assert_eq!(s.results.len(), 2, "{}", s.raw);
+    for tp in s.results.keys() {
+        assert!(
+            metaproxy::filters::trace_context::is_traceparent(tp),
+            "{tp}"
+        );
+    }
+    let given = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let s = dubbo_client(
+        port,
+        &[
+            "--method",
+            "getAttachment",
+            "--arg",
+            "traceparent",
+            "--attach",
+            &format!("traceparent={given}"),
+        ],
+    );
+    assert_eq!(s.results.get(given), Some(&1), "{}", s.raw);
+    let s = dubbo_client(
+        port,
+        &["--method", "getAttachment", "--arg", "x-request-id"],
+    );
+    let id = s.results.keys().next().unwrap();
+    assert_eq!(id.len(), 32, "{}", s.raw);
+}

@@ -241,3 +241,156 @@ fn access_logs_write_one_line_per_request_in_json_or_a_template() {
     );
     assert!(fields[5].parse::<f64>().is_ok(), "{text:?}");
 }
+
+/// The config for the reload storm: weights `w1`/`w2`, and an extra route when `extra`.
+fn storm_config(v1: &DubboProvider, v2: &DubboProvider, w1: u32, w2: u32, extra: bool) -> String {
+    let base = config(v1, v2, w1, w2);
+    if extra {
+        base.replace(
+            "    routes:\n",
+            "    routes:\n      - name: extra\n        match: [ { key: extra, present: true } ]\n        route: { cluster: demo, subset: v1 }\n",
+        )
+    } else {
+        base
+    }
+}
+
+#[test]
+fn fifty_reloads_under_load_lose_nothing_and_weights_follow() {
+    use common::dubbo_wire::{read_frame, request};
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let v1 = DubboProvider::start("v1");
+    let v2 = DubboProvider::start("v2");
+    let path = write_config("storm", &storm_config(&v1, &v2, 100, 0, false));
+    let proxy = Proxy::start_file(&path, &[]);
+    let addr = proxy.addr("dubbo-in");
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    // 32 client connections, one call in flight each, for the whole storm.
+    let clients: Vec<_> = (0..32)
+        .map(|n| {
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut id = n * 1_000_000;
+                while !stop.load(Ordering::Relaxed) {
+                    id += 1;
+                    let frame = request(
+                        id,
+                        "org.apache.dubbo.samples.DemoService",
+                        "sayHello",
+                        "x",
+                        &[],
+                    );
+                    s.write_all(&frame).unwrap();
+                    match read_frame(&mut s) {
+                        Some(f) if f.id == id && f.status == 20 => {
+                            ok.fetch_add(1, Ordering::Relaxed)
+                        }
+                        other => {
+                            eprintln!("failed call: {other:?}");
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+            })
+        })
+        .collect();
+    for i in 0..50u32 {
+        let (w1, w2) = if i % 2 == 0 { (0, 100) } else { (100, 0) };
+        std::fs::write(&path, storm_config(&v1, &v2, w1, w2, i % 3 == 0)).unwrap();
+        let (status, body) = proxy.admin("POST", "/reload");
+        assert_eq!(status, 200, "reload {i}: {body}");
+        // Traffic follows the new weights at once: a fresh call lands on the new side.
+        let want = if w1 == 100 { "from v1" } else { "from v2" };
+        let s = dubbo_client(proxy.addr("dubbo-in").port(), &["--count", "3"]);
+        assert_eq!(s.ok, 3, "{}", s.raw);
+        assert!(
+            s.results.keys().all(|k| k.contains(want)),
+            "reload {i} wants {want}: {}",
+            s.raw
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "failed calls during 50 reloads"
+    );
+    assert!(
+        ok.load(Ordering::Relaxed) > 1000,
+        "the clients kept busy: {}",
+        ok.load(Ordering::Relaxed)
+    );
+    let (_, dump) = proxy.admin("GET", "/config_dump");
+    let d: serde_json::Value = serde_json::from_str(&dump).unwrap();
+    assert!(d["version"].as_u64().unwrap() >= 51, "{dump}");
+    // The metrics parse as Prometheus text and count the reloads.
+    let (_, metrics) = proxy.admin("GET", "/metrics");
+    let samples = parse_prometheus(&metrics);
+    assert!(
+        samples
+            .get("metaproxy_config_reloads_total{result=\"ok\"}")
+            .copied()
+            .unwrap_or(0.0)
+            >= 50.0
+    );
+    let served: f64 = samples
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("metaproxy_requests_total{") && k.contains("outcome=\"success\"")
+        })
+        .map(|(_, v)| v)
+        .sum();
+    assert!(
+        served >= ok.load(Ordering::Relaxed) as f64,
+        "requests_total {served} counts every call"
+    );
+}
+
+/// A strict little parser of the Prometheus/OpenMetrics text format:
+/// `# TYPE/HELP/UNIT` comments, `# EOF`, and `name{labels} value` samples.
+fn parse_prometheus(text: &str) -> std::collections::HashMap<String, f64> {
+    let mut out = std::collections::HashMap::new();
+    let mut saw_eof = false;
+    for line in text.lines() {
+        assert!(!saw_eof, "content after # EOF");
+        if line == "# EOF" {
+            saw_eof = true;
+            continue;
+        }
+        if line.starts_with("# HELP ") || line.starts_with("# TYPE ") || line.starts_with("# UNIT ")
+        {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad sample line: {line}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':'),
+            "bad metric name in {line}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "unclosed labels in {line}");
+        }
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line}"));
+        out.insert(series.to_string(), value);
+    }
+    assert!(saw_eof, "no # EOF");
+    out
+}

@@ -9,6 +9,7 @@ pub mod fault;
 pub mod global_ratelimit;
 pub mod local_ratelimit;
 pub mod metadata_mutation;
+pub mod trace_context;
 
 mod bucket;
 mod cidr;
@@ -29,4 +30,5 @@ pub fn register_all(registry: &mut Registry) {
     registry.register_filter(Arc::new(fault::FaultFactory));
     registry.register_filter(Arc::new(global_ratelimit::GlobalRateLimitFactory));
     registry.register_filter(Arc::new(cors::CorsFactory));
+    registry.register_filter(Arc::new(trace_context::TraceContextFactory));
 }
