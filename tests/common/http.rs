@@ -29,6 +29,9 @@ type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 /// - `/upload`: reads the body to the end, answers `<tag> got N`;
 /// - `/status/N`: answers status N;
 /// - `/slow/MS`: waits MS milliseconds before answering.
+///
+/// [`Backend::start_with`] changes that: every request answered with one
+/// status, or only `/health` failing.
 pub struct Backend {
     pub addr: SocketAddr,
     pub tag: String,
@@ -36,8 +39,32 @@ pub struct Backend {
     _runtime: tokio::runtime::Runtime,
 }
 
+/// How a test backend misbehaves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quirks {
+    /// Every request (`/health` included) is answered with this status.
+    pub status_all: Option<u16>,
+    /// `/health` is answered with this status.
+    pub health: Option<u16>,
+}
+
 impl Backend {
     pub fn start(tag: &str) -> Backend {
+        Backend::start_with(tag, Quirks::default())
+    }
+
+    /// A backend that answers every request with `status`.
+    pub fn failing(tag: &str, status: u16) -> Backend {
+        Backend::start_with(
+            tag,
+            Quirks {
+                status_all: Some(status),
+                ..Quirks::default()
+            },
+        )
+    }
+
+    pub fn start_with(tag: &str, quirks: Quirks) -> Backend {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -58,9 +85,25 @@ impl Backend {
                 let tag = tag_owned.clone();
                 let count = count.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
+                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         count.fetch_add(1, Ordering::Relaxed);
-                        answer(tag.clone(), req)
+                        let path = req.uri().path();
+                        let status = quirks
+                            .status_all
+                            .or(quirks.health.filter(|_| path == "/health"));
+                        let tag = tag.clone();
+                        async move {
+                            match status {
+                                Some(code) => {
+                                    let mut resp =
+                                        Response::new(full(format!("{tag} status {code}\n")));
+                                    *resp.status_mut() = hyper::StatusCode::from_u16(code).unwrap();
+                                    resp.headers_mut().insert("x-backend", tag.parse().unwrap());
+                                    Ok(resp)
+                                }
+                                None => answer(tag, req).await,
+                            }
+                        }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), svc)

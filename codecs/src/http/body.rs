@@ -10,8 +10,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use metaproxy_core::cluster::ActiveGuard;
+use metaproxy_core::cluster::{ActiveGuard, Permit};
 use tokio::time::{Instant, Sleep};
+
+use super::upstream::H1Conn;
 
 /// The error a streamed body ends with.
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -26,12 +28,38 @@ pub enum ProxyBody {
     Stream(Box<Streamed>),
 }
 
-/// An upstream body with its idle timer and the endpoint's active-request guard.
+/// What an upstream answer holds until its body is done: the endpoint's
+/// active-request count, the cluster's request permit (circuit breaker),
+/// and the HTTP/1.1 connection (back to the pool when the body is complete).
+#[derive(Debug, Default)]
+pub struct Held {
+    /// The endpoint's active-request guard.
+    pub active: Option<ActiveGuard>,
+    /// The circuit breaker's request permit.
+    pub permit: Option<Permit>,
+    /// The HTTP/1.1 connection the answer arrives on.
+    pub conn: Option<H1Conn>,
+}
+
+/// An upstream body with its idle timer and what the exchange holds.
 pub struct Streamed {
     inner: Incoming,
     idle: Duration,
-    timer: Pin<Box<Sleep>>,
-    _active: Option<ActiveGuard>,
+    /// Armed only once the body has to wait for data (most small answers
+    /// never do), then reset by every frame.
+    timer: Option<Pin<Box<Sleep>>>,
+    ended: bool,
+    held: Held,
+}
+
+impl Drop for Streamed {
+    fn drop(&mut self) {
+        if let Some(conn) = self.held.conn.take()
+            && (self.ended || self.inner.is_end_stream())
+        {
+            conn.release();
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,13 +88,15 @@ impl ProxyBody {
     }
 
     /// Streams `inner`; fails the stream when no frame arrives for `idle`;
-    /// keeps the endpoint's request counted until the body ends.
-    pub fn stream(inner: Incoming, idle: Duration, active: Option<ActiveGuard>) -> Self {
+    /// keeps `held` until the body ends or is dropped (an HTTP/1.1
+    /// connection goes back to its pool only if the body was complete).
+    pub fn stream(inner: Incoming, idle: Duration, held: Held) -> Self {
         ProxyBody::Stream(Box::new(Streamed {
             inner,
             idle,
-            timer: Box::pin(tokio::time::sleep(idle)),
-            _active: active,
+            timer: None,
+            ended: false,
+            held,
         }))
     }
 }
@@ -84,16 +114,33 @@ impl Body for ProxyBody {
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Stream(s) => match Pin::new(&mut s.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    let deadline = Instant::now() + s.idle;
-                    s.timer.as_mut().reset(deadline);
+                    if let Some(timer) = s.timer.as_mut() {
+                        timer.as_mut().reset(Instant::now() + s.idle);
+                    }
                     Poll::Ready(Some(Ok(frame)))
                 }
                 Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => match s.timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(IdleTimeout(s.idle))))),
-                    Poll::Pending => Poll::Pending,
-                },
+                Poll::Ready(None) => {
+                    s.ended = true;
+                    // The exchange is over: the connection can serve the
+                    // next request while the client still reads this one.
+                    if let Some(conn) = s.held.conn.take() {
+                        conn.release();
+                    }
+                    s.held.permit = None;
+                    s.held.active = None;
+                    Poll::Ready(None)
+                }
+                Poll::Pending => {
+                    let idle = s.idle;
+                    let timer = s
+                        .timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                    match timer.as_mut().poll(cx) {
+                        Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(IdleTimeout(s.idle))))),
+                        Poll::Pending => Poll::Pending,
+                    }
+                }
             },
         }
     }

@@ -55,18 +55,26 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// A fresh random request id shaped like a UUID (version 4 bits set).
 pub fn new_request_id() -> String {
+    let id = request_id_bytes();
+    String::from_utf8_lossy(&id).into_owned()
+}
+
+/// A UUID-shaped random id, formatted without allocating.
+fn request_id_bytes() -> [u8; 36] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut v = fastrand::u128(..);
     v = (v & !(0xf << 76)) | (0x4 << 76);
     v = (v & !(0x3 << 62)) | (0x2 << 62);
-    let h = format!("{v:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    let mut out = [b'-'; 36];
+    let mut nibble = 32;
+    for (i, slot) in out.iter_mut().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            continue;
+        }
+        nibble -= 1;
+        *slot = HEX[((v >> (nibble * 4)) & 0xf) as usize];
+    }
+    out
 }
 
 /// Sets `x-request-id` when absent; returns its value.
@@ -76,11 +84,25 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> String {
     {
         return v.to_string();
     }
-    let id = new_request_id();
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    let id = request_id_bytes();
+    if let Ok(v) = HeaderValue::from_bytes(&id) {
         headers.insert(REQUEST_ID, v);
     }
-    id
+    String::from_utf8_lossy(&id).into_owned()
+}
+
+/// Sets `x-request-id` when absent (or empty), without returning it.
+pub fn ensure_request_id_header(headers: &mut HeaderMap) {
+    if headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.is_empty())
+    {
+        return;
+    }
+    if let Ok(v) = HeaderValue::from_bytes(&request_id_bytes()) {
+        headers.insert(REQUEST_ID, v);
+    }
 }
 
 /// Appends the client's address to `x-forwarded-for` and sets

@@ -8,6 +8,8 @@
 //! `query.<name>` (percent-decoded), `cookie.<name>`, then every header
 //! under its lower-case name (the first value of a repeated header).
 
+use bytes::BytesMut;
+use bytestring::ByteString;
 use http::request::Parts;
 use http::{HeaderMap, Uri, header};
 use metaproxy_core::metadata::{Metadata, keys};
@@ -35,14 +37,17 @@ pub const COOKIE_PREFIX: &str = "cookie.";
 
 /// The request's authority: the URI's (HTTP/2, absolute-form) or the `Host` header.
 pub fn authority(uri: &Uri, headers: &HeaderMap) -> String {
+    authority_str(uri, headers).to_string()
+}
+
+fn authority_str<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> &'a str {
     if let Some(a) = uri.authority() {
-        return a.as_str().to_string();
+        return a.as_str();
     }
     headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("")
-        .to_string()
 }
 
 /// Whether the request is gRPC (`content-type: application/grpc*`).
@@ -52,32 +57,81 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
+/// Copies text into one shared buffer and hands out slices of it, so a
+/// request's metadata costs one allocation instead of one per entry.
+struct Arena {
+    buf: BytesMut,
+}
+
+impl Arena {
+    fn put(&mut self, text: &[u8]) -> (usize, usize) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(text);
+        (start, self.buf.len())
+    }
+}
+
 /// Builds the request's metadata. `scheme` is the listener's scheme.
 pub fn request_metadata(parts: &Parts, scheme: &str) -> Metadata {
     let headers = &parts.headers;
     let mut m = Metadata::with_capacity(12 + headers.len());
-    let authority = authority(&parts.uri, headers);
+    let authority = authority_str(&parts.uri, headers);
     let method = parts.method.as_str();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    m.push(keys::PROTOCOL.into(), super::HTTP.into());
-    m.push(keys::SERVICE.into(), authority.as_str().into());
-    m.push(keys::METHOD.into(), method.into());
-    if let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
-        m.push(keys::REQUEST_ID.into(), id.into());
+    let path_only = parts.uri.path();
+    let size = authority.len()
+        + method.len()
+        + path.len()
+        + path_only.len()
+        + headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len())
+            .sum::<usize>();
+    let mut arena = Arena {
+        buf: BytesMut::with_capacity(size),
+    };
+    let a = arena.put(authority.as_bytes());
+    let me = arena.put(method.as_bytes());
+    let p = arena.put(path.as_bytes());
+    let po = arena.put(path_only.as_bytes());
+    let mut spans = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        if std::str::from_utf8(value.as_bytes()).is_ok() {
+            spans.push((
+                arena.put(name.as_str().as_bytes()),
+                arena.put(value.as_bytes()),
+            ));
+        }
     }
-    m.push(METHOD.into(), method.into());
-    m.push(PATH.into(), path.into());
-    m.push(PATH_ONLY.into(), parts.uri.path().into());
-    m.push(AUTHORITY.into(), authority.into());
+    let buf = arena.buf.freeze();
+    // Every span is a copy of a `&str` (or of checked UTF-8), so each slice is UTF-8.
+    let text = |(from, to): (usize, usize)| -> ByteString {
+        ByteString::try_from(buf.slice(from..to)).unwrap_or_default()
+    };
+    let key = ByteString::from_static;
+    m.push(key(keys::PROTOCOL), key(super::HTTP));
+    m.push(key(keys::SERVICE), text(a));
+    m.push(key(keys::METHOD), text(me));
+    if let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        m.push(key(keys::REQUEST_ID), id.into());
+    }
+    m.push(key(METHOD), text(me));
+    m.push(key(PATH), text(p));
+    m.push(key(PATH_ONLY), text(po));
+    m.push(key(AUTHORITY), text(a));
     m.push(
-        SCHEME.into(),
-        parts.uri.scheme_str().unwrap_or(scheme).into(),
+        key(SCHEME),
+        match parts.uri.scheme_str().unwrap_or(scheme) {
+            "http" => key("http"),
+            "https" => key("https"),
+            other => other.into(),
+        },
     );
     if is_grpc(headers) {
         let mut it = parts.uri.path().trim_start_matches('/').splitn(2, '/');
         if let (Some(service), Some(method)) = (it.next(), it.next()) {
-            m.push(GRPC_SERVICE.into(), service.into());
-            m.push(GRPC_METHOD.into(), method.into());
+            m.push(key(GRPC_SERVICE), service.into());
+            m.push(key(GRPC_METHOD), method.into());
         }
     }
     if let Some(query) = parts.uri.query() {
@@ -99,10 +153,8 @@ pub fn request_metadata(parts: &Parts, scheme: &str) -> Metadata {
             }
         }
     }
-    for (name, value) in headers {
-        if let Ok(v) = std::str::from_utf8(value.as_bytes()) {
-            m.push(name.as_str().into(), v.into());
-        }
+    for (k, v) in spans {
+        m.push(text(k), text(v));
     }
     m
 }

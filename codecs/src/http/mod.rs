@@ -20,6 +20,7 @@ mod body;
 mod error;
 pub mod headers;
 pub mod metadata;
+pub mod probe;
 pub mod reply;
 mod request;
 mod server;
@@ -124,8 +125,8 @@ impl Protocol for HttpProtocol {
                 version: self.version,
             }),
             default_mode: UpstreamMode::Multiplex,
-            // HTTP health checks are not built yet (TCP checks still apply).
-            probe: None,
+            // `kind: protocol`: GET /health (h2c for `http2` clusters).
+            probe: Some(probe::maker(self.version)),
         })
     }
 

@@ -1,35 +1,40 @@
 //! One HTTP request's life, mirroring the framed-RPC engine: route → filter
-//! chain → (re-route) → target → endpoint → pool → timeout → response
-//! filters; local replies on any failure.
+//! chain → (re-route) → target → circuit breaker → mirror → tries (endpoint
+//! pick, pool, per-try timeout, outlier outcome, retries with backoff) under
+//! the route timeout → response filters; local replies on any failure.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{Request, Response, Uri, Version};
-use hyper::body::Incoming;
-use metaproxy_core::cluster::hash_policy;
-use metaproxy_core::filter::{FilterAction, RequestContext, ResponseContext};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Incoming};
+use metaproxy_core::cluster::health::record_outcome;
+use metaproxy_core::cluster::{Cluster, Endpoint, HashDecision, Outcome, Resource, hash_policy};
+use metaproxy_core::codec::ResponseClass;
+use metaproxy_core::filter::{FilterAction, LocalResponse, RequestContext, ResponseContext};
 use metaproxy_core::metadata::{Metadata, MetadataView, keys};
-use metaproxy_core::router::RouteAction;
+use metaproxy_core::router::{Mirror, Route, RouteAction, Target};
 use metaproxy_core::snapshot::ListenerRuntime;
 use metaproxy_core::{ErrorKind, ErrorSource, MessageKind, ProxyError};
 use tracing::{debug, warn};
 
-use super::body::ProxyBody;
-use super::headers::{add_forwarded, apply_mutation, ensure_request_id, strip_hop_by_hop};
+use super::body::{Held, ProxyBody};
+use super::headers::{add_forwarded, apply_mutation, ensure_request_id_header, strip_hop_by_hop};
 use super::metadata::{self as md, is_grpc, request_metadata};
 use super::reply::{local_reply, redirect_location, redirect_reply, text_reply};
-use super::upstream::HttpPool;
+use super::upstream::{H1Conn, HttpPool, UpstreamBody};
 use super::{HttpClusterSettings, UpstreamVersion};
 
 /// What every request of a connection shares.
 pub(crate) struct ConnInfo {
     /// `source.ip`, `source.port`, `destination.port`.
     pub connection: Arc<Metadata>,
-    /// The client's IP as text.
-    pub client_ip: String,
+    /// The client's IP, ready for `x-forwarded-for`.
+    pub client_ip: HeaderValue,
     /// `http` (TLS comes later).
     pub scheme: &'static str,
     /// The listener's idle timeout (bounds streamed bodies' silences).
@@ -55,7 +60,7 @@ pub(crate) async fn handle(
             ),
         );
     }
-    ensure_request_id(&mut parts.headers);
+    ensure_request_id_header(&mut parts.headers);
     let metadata = request_metadata(&parts, conn.scheme);
     let mut rc = RequestContext::new(
         super::HTTP,
@@ -77,6 +82,180 @@ pub(crate) async fn handle(
         }
     }
 }
+fn error(kind: ErrorKind, origin: ErrorSource, message: String) -> ProxyError {
+    ProxyError::new(kind, origin, message)
+}
+
+/// A filter's complete HTTP answer.
+fn filter_reply(r: LocalResponse) -> Response<ProxyBody> {
+    let mut resp = Response::new(ProxyBody::full(r.body));
+    *resp.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in &r.headers {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            resp.headers_mut().append(n, v);
+        }
+    }
+    resp
+}
+
+/// The upstream request head, before the endpoint (and so the authority
+/// fallback) and the upstream HTTP version are known.
+struct Head {
+    method: Method,
+    path: PathAndQuery,
+    /// Empty when the client sent none: the endpoint's address is used.
+    authority: String,
+    /// The client's HTTP version (`protocol: http` clusters follow it).
+    client_version: Version,
+}
+
+impl Head {
+    /// The upstream version for a cluster of `settings`.
+    fn version(&self, settings: &HttpClusterSettings) -> Version {
+        match settings.version {
+            UpstreamVersion::Http1 => Version::HTTP_11,
+            UpstreamVersion::Http2 => Version::HTTP_2,
+            UpstreamVersion::Downstream if self.client_version == Version::HTTP_2 => {
+                Version::HTTP_2
+            }
+            UpstreamVersion::Downstream => Version::HTTP_11,
+        }
+    }
+
+    /// The request for `endpoint` over `version`.
+    fn request(
+        &self,
+        mut headers: HeaderMap,
+        version: Version,
+        endpoint: SocketAddr,
+        body: UpstreamBody,
+    ) -> Result<Request<UpstreamBody>, ProxyError> {
+        let fallback;
+        let authority = if self.authority.is_empty() {
+            fallback = endpoint.to_string();
+            fallback.as_str()
+        } else {
+            self.authority.as_str()
+        };
+        let bad = |e: String| error(ErrorKind::BadRequest, ErrorSource::Downstream, e);
+        let uri = if version == Version::HTTP_2 {
+            headers.remove(header::HOST);
+            Uri::builder()
+                .scheme("http")
+                .authority(authority)
+                .path_and_query(self.path.clone())
+                .build()
+                .map_err(|e| bad(format!("bad authority `{authority}`: {e}")))?
+        } else {
+            if headers.get(header::HOST).map(HeaderValue::as_bytes) != Some(authority.as_bytes()) {
+                let host = HeaderValue::from_str(authority)
+                    .map_err(|e| bad(format!("bad host `{authority}`: {e}")))?;
+                headers.insert(header::HOST, host);
+            }
+            Uri::from(self.path.clone())
+        };
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = uri;
+        *req.version_mut() = version;
+        *req.headers_mut() = headers;
+        Ok(req)
+    }
+}
+
+fn settings_of(cluster: &Cluster) -> Result<Arc<HttpClusterSettings>, ProxyError> {
+    cluster
+        .codec
+        .clone()
+        .downcast::<HttpClusterSettings>()
+        .map_err(|_| {
+            error(
+                ErrorKind::Internal,
+                ErrorSource::Internal,
+                format!("cluster `{}` is not an HTTP cluster", cluster.name),
+            )
+        })
+}
+
+fn pool_of(endpoint: &Endpoint, cluster: &Cluster) -> Result<Arc<HttpPool>, ProxyError> {
+    endpoint
+        .pool
+        .get_or_init(|| {
+            Arc::new(HttpPool::new(
+                endpoint.address,
+                cluster.pool.connect_timeout,
+                cluster.pool.connections_per_endpoint,
+            ))
+        })
+        .clone()
+        .downcast::<HttpPool>()
+        .map_err(|_| {
+            error(
+                ErrorKind::Internal,
+                ErrorSource::Internal,
+                format!(
+                    "endpoint {} holds another protocol's pool",
+                    endpoint.address
+                ),
+            )
+        })
+}
+
+fn pick<'a>(
+    cluster: &'a Cluster,
+    target: &Target,
+    hash: Option<u64>,
+    exclude: &[&Endpoint],
+) -> Result<&'a Arc<Endpoint>, ProxyError> {
+    cluster.pick(target.subset, hash, exclude).ok_or_else(|| {
+        let subset = &cluster.subsets[target.subset].name;
+        error(
+            ErrorKind::NoHealthyUpstream,
+            ErrorSource::Internal,
+            if subset.is_empty() {
+                format!("cluster `{}` has no endpoint", cluster.name)
+            } else {
+                format!(
+                    "subset `{subset}` of cluster `{}` has no endpoint",
+                    cluster.name
+                )
+            },
+        )
+    })
+}
+
+/// One exchange on `pool`: the answer's head and, for HTTP/1.1, its connection.
+async fn send(
+    pool: &Arc<HttpPool>,
+    req: Request<UpstreamBody>,
+) -> Result<(Response<Incoming>, Option<H1Conn>), ProxyError> {
+    if req.version() == Version::HTTP_2 {
+        pool.send_h2(req).await.map(|r| (r, None))
+    } else {
+        pool.send_h1(req).await.map(|(r, c)| (r, Some(c)))
+    }
+    .map_err(|e| e.into_proxy_error())
+}
+
+/// How an answer counts for retries and outlier detection: 503 (and a gRPC
+/// trailers-only UNAVAILABLE) is "unavailable", any other 5xx a server error.
+pub(crate) fn classify(status: StatusCode, headers: &HeaderMap) -> ResponseClass {
+    match status.as_u16() {
+        503 => ResponseClass::Unavailable,
+        500..=599 => ResponseClass::ServerError,
+        _ if headers
+            .get("grpc-status")
+            .is_some_and(|v| v.as_bytes() == b"14") =>
+        {
+            ResponseClass::Unavailable
+        }
+        _ => ResponseClass::Success,
+    }
+}
 
 async fn forward(
     listener: &ListenerRuntime,
@@ -90,15 +269,17 @@ async fn forward(
         .and_then(|r| r.filters.as_ref())
         .unwrap_or(&listener.filters);
     if !chain.is_empty() {
-        if let FilterAction::Reply(e) = chain.on_request(rc).await {
-            return Err(e);
+        match chain.on_request(rc).await {
+            FilterAction::Continue => {}
+            FilterAction::Reply(e) => return Err(e),
+            FilterAction::Respond(r) => return Ok(filter_reply(r)),
         }
         if rc.reroute {
             route = listener.routes.find(&*rc);
         }
     }
     let route = route.ok_or_else(|| {
-        ProxyError::new(
+        error(
             ErrorKind::RouteNotFound,
             ErrorSource::Internal,
             format!(
@@ -114,151 +295,131 @@ async fn forward(
     rc.request_mutation.extend(&route.request_mutation);
     rc.response_mutation.extend(&route.response_mutation);
 
-    let path_and_query = rc.lookup(md::PATH).unwrap_or("/").to_string();
-    let authority = rc.lookup(md::AUTHORITY).unwrap_or("").to_string();
+    let path_and_query = rc.lookup(md::PATH).unwrap_or("/");
+    let authority = rc.lookup(md::AUTHORITY).unwrap_or("");
     if let RouteAction::Redirect(r) = &route.action {
         let scheme = rc.lookup(md::SCHEME).unwrap_or(conn.scheme);
-        let location = redirect_location(r, scheme, &authority, &path_and_query);
+        let location = redirect_location(r, scheme, authority, path_and_query);
         return Ok(redirect_reply(r.code, &location));
     }
     let target = route.action.pick().ok_or_else(|| {
-        ProxyError::new(
+        error(
             ErrorKind::Internal,
             ErrorSource::Internal,
             format!("route `{}` has no target", route.name),
         )
     })?;
     let cluster = &target.cluster;
-    let settings = cluster
-        .codec
-        .clone()
-        .downcast::<HttpClusterSettings>()
-        .map_err(|_| {
-            ProxyError::new(
-                ErrorKind::Internal,
-                ErrorSource::Internal,
-                format!("cluster `{}` is not an HTTP cluster", cluster.name),
-            )
-        })?;
-    let decision = hash_policy::decide(&cluster.hash_policy, &*rc);
-    let endpoint = cluster
-        .pick(target.subset, decision.hash, &[])
-        .ok_or_else(|| {
-            let subset = &cluster.subsets[target.subset].name;
-            ProxyError::new(
-                ErrorKind::NoHealthyUpstream,
-                ErrorSource::Internal,
-                if subset.is_empty() {
-                    format!("cluster `{}` has no endpoint", cluster.name)
-                } else {
-                    format!(
-                        "subset `{subset}` of cluster `{}` has no endpoint",
-                        cluster.name
-                    )
-                },
-            )
-        })?;
-    let active = endpoint.start_request();
-    let pool = endpoint
-        .pool
-        .get_or_init(|| {
-            Arc::new(HttpPool::new(
-                endpoint.address,
-                cluster.pool.connect_timeout,
-                cluster.pool.connections_per_endpoint,
-            ))
-        })
-        .clone()
-        .downcast::<HttpPool>()
-        .map_err(|_| {
-            ProxyError::new(
-                ErrorKind::Internal,
-                ErrorSource::Internal,
-                format!(
-                    "endpoint {} holds another protocol's pool",
-                    endpoint.address
-                ),
-            )
-        })?;
+    let settings = settings_of(cluster)?;
+    let decision = if cluster.hash_policy.is_empty() {
+        HashDecision::default()
+    } else {
+        hash_policy::decide(&cluster.hash_policy, &*rc)
+    };
 
     // The upstream request: rewrites, forwarding headers, mutation, hop-by-hop.
-    let mut new_path = path_and_query;
-    let mut new_authority = authority;
+    // The client's path is reused as is (no copy) unless something changes it.
+    let mut new_path: Option<String> = None;
+    let mut new_authority = authority.to_string();
     if let Some(rw) = &route.rewrite {
         if let Some(p) = &rw.path {
-            new_path = p.apply(&new_path);
+            new_path = Some(p.apply(path_and_query));
         }
         if let Some(h) = &rw.host {
             new_authority = h.clone();
         }
     }
+    if new_path.is_none() && parts.uri.path_and_query().map(|p| p.as_str()) != Some(path_and_query)
+    {
+        new_path = Some(path_and_query.to_string());
+    }
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
-    add_forwarded(headers, &conn.client_ip, conn.scheme);
-    let (pseudo, problems) = apply_mutation(headers, &rc.request_mutation);
-    for p in problems {
-        warn!(route = %route.name, "request mutation: {p}");
-    }
-    if let Some(p) = pseudo.path {
-        new_path = p;
-    }
-    if let Some(a) = pseudo.authority {
-        new_authority = a;
-    }
-    if new_authority.is_empty() {
-        new_authority = endpoint.address.to_string();
-    }
-    let version = match settings.version {
-        UpstreamVersion::Http1 => Version::HTTP_11,
-        UpstreamVersion::Http2 => Version::HTTP_2,
-        UpstreamVersion::Downstream if parts.version == Version::HTTP_2 => Version::HTTP_2,
-        UpstreamVersion::Downstream => Version::HTTP_11,
-    };
-    let bad = |e: String| ProxyError::new(ErrorKind::BadRequest, ErrorSource::Downstream, e);
-    let pq = PathAndQuery::try_from(new_path.as_str())
-        .map_err(|e| bad(format!("bad path `{new_path}`: {e}")))?;
-    parts.uri = if version == Version::HTTP_2 {
-        headers.remove(header::HOST);
-        Uri::builder()
-            .scheme("http")
-            .authority(new_authority.as_str())
-            .path_and_query(pq)
-            .build()
-            .map_err(|e| bad(format!("bad authority `{new_authority}`: {e}")))?
-    } else {
-        let host = HeaderValue::from_str(&new_authority)
-            .map_err(|e| bad(format!("bad host `{new_authority}`: {e}")))?;
-        headers.insert(header::HOST, host);
-        Uri::from(pq)
-    };
-    parts.version = version;
-    let upstream_req = Request::from_parts(parts, body);
-
-    let timeout = route.timeout;
-    let exchange = async {
-        if version == Version::HTTP_2 {
-            pool.send_h2(upstream_req).await
-        } else {
-            pool.send_h1(upstream_req).await
+    add_forwarded_ip(headers, &conn.client_ip, conn.scheme);
+    if !rc.request_mutation.is_empty() {
+        let (pseudo, problems) = apply_mutation(headers, &rc.request_mutation);
+        for p in problems {
+            warn!(route = %route.name, "request mutation: {p}");
         }
-    };
-    let response = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| {
-            ProxyError::new(
-                ErrorKind::Timeout,
-                ErrorSource::Upstream,
-                format!(
-                    "no response headers from {} within {timeout:?}",
-                    endpoint.address
-                ),
+        if let Some(p) = pseudo.path {
+            new_path = Some(p);
+        }
+        if let Some(a) = pseudo.authority {
+            new_authority = a;
+        }
+    }
+    let path = match new_path {
+        Some(p) => PathAndQuery::try_from(p.as_str()).map_err(|e| {
+            error(
+                ErrorKind::BadRequest,
+                ErrorSource::Downstream,
+                format!("bad path `{p}`: {e}"),
             )
-        })?
-        .map_err(|e| e.into_proxy_error())?;
+        })?,
+        None => parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    };
+    let head = Head {
+        method: parts.method,
+        path,
+        authority: new_authority,
+        client_version: parts.version,
+    };
+    let headers = parts.headers;
+
+    let permit = cluster
+        .breaker()
+        .try_acquire(Resource::Request)
+        .ok_or_else(|| {
+            error(
+                ErrorKind::OverLimit,
+                ErrorSource::Internal,
+                format!("cluster `{}` has too many requests in flight", cluster.name),
+            )
+        })?;
+
+    // Only a request whose body is already complete (none) can be sent twice.
+    let replayable = body.is_end_stream();
+    if replayable && let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample()) {
+        spawn_mirror(mirror, &head, headers.clone(), route.timeout);
+    }
+    let body = if replayable {
+        UpstreamBody::Empty
+    } else {
+        UpstreamBody::Client(body)
+    };
+    let policy = route.retry.as_ref().filter(|_| replayable);
+    let tries = tries(
+        route,
+        target,
+        &settings,
+        &head,
+        headers,
+        body,
+        decision.hash,
+        policy,
+    );
+    let (response, mut held) =
+        tokio::time::timeout(route.timeout, tries)
+            .await
+            .map_err(|_| {
+                error(
+                    ErrorKind::Timeout,
+                    ErrorSource::Upstream,
+                    format!(
+                        "no response headers from cluster `{}` within {:?}",
+                        cluster.name, route.timeout
+                    ),
+                )
+            })??;
+    held.permit = Some(permit);
 
     let (mut rparts, rbody) = response.into_parts();
     if !chain.is_empty() {
-        let mut metadata = Metadata::with_capacity(1 + rparts.headers.len());
+        let mut metadata = Metadata::with_capacity(2 + rparts.headers.len());
         metadata.push(md::STATUS.into(), rparts.status.as_str().into());
         metadata.push(keys::PROTOCOL.into(), super::HTTP.into());
         for (name, value) in &rparts.headers {
@@ -270,14 +431,18 @@ async fn forward(
             kind: MessageKind::Response,
             metadata,
         };
-        if let FilterAction::Reply(e) = chain.on_response(rc, &view).await {
-            return Err(e);
+        match chain.on_response(rc, &view).await {
+            FilterAction::Continue => {}
+            FilterAction::Reply(e) => return Err(e),
+            FilterAction::Respond(r) => return Ok(filter_reply(r)),
         }
     }
     strip_hop_by_hop(&mut rparts.headers);
-    let (_, problems) = apply_mutation(&mut rparts.headers, &rc.response_mutation);
-    for p in problems {
-        warn!(route = %route.name, "response mutation: {p}");
+    if !rc.response_mutation.is_empty() {
+        let (_, problems) = apply_mutation(&mut rparts.headers, &rc.response_mutation);
+        for p in problems {
+            warn!(route = %route.name, "response mutation: {p}");
+        }
     }
     if let Some(cookie) = decision.set_cookie
         && let Ok(v) = HeaderValue::from_str(&cookie)
@@ -287,6 +452,167 @@ async fn forward(
     rparts.version = Version::HTTP_11;
     Ok(Response::from_parts(
         rparts,
-        ProxyBody::stream(rbody, conn.idle_timeout, Some(active)),
+        ProxyBody::stream(rbody, conn.idle_timeout, held),
     ))
+}
+
+/// Appends the client's address to `x-forwarded-for` (its value prepared
+/// once per connection) and sets `x-forwarded-proto` when absent.
+fn add_forwarded_ip(headers: &mut HeaderMap, client_ip: &HeaderValue, scheme: &'static str) {
+    if headers.contains_key(&super::headers::FORWARDED_FOR) {
+        if let Ok(ip) = client_ip.to_str() {
+            add_forwarded(headers, ip, scheme);
+        }
+        return;
+    }
+    headers.insert(super::headers::FORWARDED_FOR, client_ip.clone());
+    if !headers.contains_key(&super::headers::FORWARDED_PROTO) {
+        headers.insert(
+            super::headers::FORWARDED_PROTO,
+            HeaderValue::from_static(scheme),
+        );
+    }
+}
+
+/// The first try and the retries the route's policy allows (bodiless
+/// requests only), each on a fresh pick that avoids endpoints already
+/// tried; every outcome feeds outlier detection.
+#[allow(clippy::too_many_arguments)]
+async fn tries(
+    route: &Route,
+    target: &Target,
+    settings: &HttpClusterSettings,
+    head: &Head,
+    headers: HeaderMap,
+    body: UpstreamBody,
+    hash: Option<u64>,
+    policy: Option<&metaproxy_core::router::RetryPolicy>,
+) -> Result<(Response<Incoming>, Held), ProxyError> {
+    let cluster = &target.cluster;
+    let version = head.version(settings);
+    // Retries resend a copy of the head; the first try takes the original.
+    let template = policy.map(|_| headers.clone());
+    let mut first = Some((headers, body));
+    let mut tried: Vec<Arc<Endpoint>> = Vec::new();
+    let mut retries = 0;
+    let mut _retry_permit = None;
+    loop {
+        let exclude: Vec<&Endpoint> = tried.iter().map(|e| &**e).collect();
+        let endpoint = pick(cluster, target, hash, &exclude)?.clone();
+        drop(exclude);
+        let pool = pool_of(&endpoint, cluster)?;
+        let active = endpoint.start_request();
+        let (headers, body) = match first.take() {
+            Some(f) => f,
+            None => (template.clone().unwrap_or_default(), UpstreamBody::Empty),
+        };
+        let req = head.request(headers, version, endpoint.address, body)?;
+        let once = send(&pool, req);
+        let result = match policy.and_then(|p| p.per_try_timeout) {
+            Some(limit) => tokio::time::timeout(limit, once).await.unwrap_or_else(|_| {
+                Err(error(
+                    ErrorKind::Timeout,
+                    ErrorSource::Upstream,
+                    format!(
+                        "no response headers from {} within the per-try timeout {limit:?}",
+                        endpoint.address
+                    ),
+                ))
+            }),
+            None => once.await,
+        };
+        let (outcome, retriable) = match &result {
+            Ok((resp, _)) => {
+                let class = classify(resp.status(), resp.headers());
+                let outcome = match class {
+                    ResponseClass::Success => Outcome::Success,
+                    ResponseClass::ServerError => Outcome::ServerError,
+                    ResponseClass::Unavailable => Outcome::GatewayError,
+                };
+                (
+                    Some(outcome),
+                    policy.is_some_and(|p| p.retries_class(class)),
+                )
+            }
+            Err(e) => {
+                let outcome = matches!(
+                    e.kind,
+                    ErrorKind::ConnectFailure | ErrorKind::UpstreamReset | ErrorKind::Timeout
+                )
+                .then_some(Outcome::GatewayError);
+                (outcome, policy.is_some_and(|p| p.retries_error(e)))
+            }
+        };
+        if let (Some(outlier), Some(outcome)) = (&cluster.outlier, outcome) {
+            record_outcome(&endpoint, outcome, outlier, &cluster.subsets[0].endpoints);
+        }
+        let retry = policy.filter(|p| retriable && retries < p.attempts);
+        let permit = retry.and_then(|_| {
+            let permit = cluster.breaker().try_acquire(Resource::Retry);
+            if permit.is_none() {
+                debug!(cluster = %cluster.name, "retry refused by the circuit breaker");
+            }
+            permit
+        });
+        let (Some(policy), Some(permit)) = (retry, permit) else {
+            return result.map(|(resp, conn)| {
+                (
+                    resp,
+                    Held {
+                        active: Some(active),
+                        permit: None,
+                        conn,
+                    },
+                )
+            });
+        };
+        drop(result);
+        drop(active);
+        _retry_permit = Some(permit);
+        retries += 1;
+        debug!(route = %route.name, cluster = %cluster.name, endpoint = %endpoint.address, retry = retries, "retrying");
+        tried.push(endpoint);
+        tokio::time::sleep(policy.backoff(retries)).await;
+    }
+}
+
+/// Sends a bodiless copy to the mirror cluster; its answer is read and
+/// dropped (so an HTTP/1.1 connection can be reused), failures only logged.
+fn spawn_mirror(mirror: &Mirror, head: &Head, headers: HeaderMap, limit: Duration) {
+    let target = mirror.target.clone();
+    let head = Head {
+        method: head.method.clone(),
+        path: head.path.clone(),
+        authority: head.authority.clone(),
+        client_version: head.client_version,
+    };
+    tokio::spawn(async move {
+        let cluster = &target.cluster;
+        let copy = async {
+            let settings = settings_of(cluster)?;
+            let endpoint = pick(cluster, &target, None, &[])?.clone();
+            let pool = pool_of(&endpoint, cluster)?;
+            let _active = endpoint.start_request();
+            let req = head.request(
+                headers,
+                head.version(&settings),
+                endpoint.address,
+                UpstreamBody::Empty,
+            )?;
+            let (resp, conn) = send(&pool, req).await?;
+            let mut body = resp.into_body();
+            while let Some(frame) = body.frame().await {
+                if frame.is_err() {
+                    return Ok(());
+                }
+            }
+            if let Some(conn) = conn {
+                conn.release();
+            }
+            Ok::<_, ProxyError>(())
+        };
+        if let Ok(Err(e)) = tokio::time::timeout(limit, copy).await {
+            debug!(cluster = %cluster.name, error = %e, "mirrored request failed");
+        }
+    });
 }

@@ -2,16 +2,22 @@
 //!
 //! HTTP/2: `connections_per_endpoint` shared connections (default 2), each
 //! carrying many concurrent streams; a closed one is replaced on next use.
-//! HTTP/1.1: keep-alive connections, one request at a time each; a
-//! connection goes back to the idle list once its response body has been
-//! read to the end, and idle connections older than [`H1_IDLE_TIMEOUT`]
-//! are closed. At most [`H1_MAX_IDLE`] idle connections are kept.
+//! HTTP/1.1: keep-alive connections, one request at a time each. The
+//! connection of an answer travels with the answer's body ([`H1Conn`]) and
+//! goes back to the idle list as soon as that body has been read to the end
+//! (no task, no timer); a body dropped early takes its connection with it.
+//! Idle connections older than [`H1_IDLE_TIMEOUT`] are closed, and at most
+//! [`H1_MAX_IDLE`] are kept.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};
@@ -26,8 +32,66 @@ pub const H1_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most idle HTTP/1.1 connections kept per endpoint.
 pub const H1_MAX_IDLE: usize = 256;
 
-/// The body sent upstream: the client's, streamed.
-pub type UpstreamBody = Incoming;
+/// The body sent upstream: the client's, streamed, or none (bodiless
+/// requests, which can be sent again: retries and mirrors).
+#[derive(Debug)]
+pub enum UpstreamBody {
+    /// No body.
+    Empty,
+    /// The client's body, streamed.
+    Client(Incoming),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            UpstreamBody::Empty => Poll::Ready(None),
+            UpstreamBody::Client(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Empty => true,
+            UpstreamBody::Client(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Empty => SizeHint::with_exact(0),
+            UpstreamBody::Client(b) => b.size_hint(),
+        }
+    }
+}
+
+/// An HTTP/1.1 connection lent to one exchange; [`H1Conn::release`] gives
+/// it back once the answer's body has been read to the end.
+pub struct H1Conn {
+    pool: Arc<HttpPool>,
+    sender: http1::SendRequest<UpstreamBody>,
+}
+
+impl std::fmt::Debug for H1Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H1Conn")
+            .field("address", &self.pool.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl H1Conn {
+    /// Returns the connection to its pool's idle list (its answer is complete).
+    pub fn release(self) {
+        self.pool.put_idle_h1(self.sender);
+    }
+}
 
 /// One endpoint's HTTP connections (kept in `Endpoint::pool`).
 pub struct HttpPool {
@@ -59,6 +123,11 @@ impl HttpPool {
             h2_next: AtomicUsize::new(0),
             h1_idle: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The endpoint's address.
+    pub fn address(&self) -> SocketAddr {
+        self.address
     }
 
     async fn connect(&self) -> Result<TokioIo<TcpStream>, HttpError> {
@@ -121,19 +190,36 @@ impl HttpPool {
             })
     }
 
+    /// The most recently used idle connection that is ready for a request.
+    /// Connections still finishing their last exchange stay listed; closed
+    /// or expired ones are dropped.
     fn take_idle_h1(&self) -> Option<http1::SendRequest<UpstreamBody>> {
         let mut idle = self.h1_idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some((s, since)) = idle.pop() {
-            if s.is_ready() && !s.is_closed() && since.elapsed() < H1_IDLE_TIMEOUT {
-                return Some(s);
+        let mut i = idle.len();
+        while i > 0 {
+            i -= 1;
+            let (s, _) = &idle[i];
+            if s.is_closed() {
+                idle.swap_remove(i);
+            } else if s.is_ready() {
+                let (s, since) = idle.swap_remove(i);
+                if since.elapsed() < H1_IDLE_TIMEOUT {
+                    return Some(s);
+                }
             }
         }
         None
     }
 
     fn put_idle_h1(&self, sender: http1::SendRequest<UpstreamBody>) {
+        if sender.is_closed() {
+            return;
+        }
         let mut idle = self.h1_idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain(|(s, since)| !s.is_closed() && since.elapsed() < H1_IDLE_TIMEOUT);
+        if idle.len() >= H1_MAX_IDLE {
+            // Make room by dropping closed ones; if none, this one is closed.
+            idle.retain(|(s, _)| !s.is_closed());
+        }
         if idle.len() < H1_MAX_IDLE {
             idle.push((sender, Instant::now()));
         }
@@ -159,30 +245,25 @@ impl HttpPool {
 
     /// Sends `req` (origin-form URI, `host` set) on an idle or new
     /// HTTP/1.1 connection; a pooled connection that turns out closed
-    /// before the request was written is replaced once.
+    /// before the request was written is replaced once. The connection comes
+    /// back with the answer: release it when the answer's body is complete.
     pub async fn send_h1(
         self: &Arc<Self>,
         req: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, HttpError> {
+    ) -> Result<(Response<Incoming>, H1Conn), HttpError> {
         let mut req = req;
-        let mut pooled = true;
         loop {
-            let mut sender = match self.take_idle_h1() {
-                Some(s) => s,
-                None => {
-                    pooled = false;
-                    self.new_h1().await?
-                }
+            let (mut sender, pooled) = match self.take_idle_h1() {
+                Some(s) => (s, true),
+                None => (self.new_h1().await?, false),
             };
             match sender.try_send_request(req).await {
                 Ok(resp) => {
-                    let pool = self.clone();
-                    tokio::spawn(async move {
-                        if sender.ready().await.is_ok() {
-                            pool.put_idle_h1(sender);
-                        }
-                    });
-                    return Ok(resp);
+                    let conn = H1Conn {
+                        pool: self.clone(),
+                        sender,
+                    };
+                    return Ok((resp, conn));
                 }
                 Err(mut e) => match e.take_message() {
                     Some(back) if pooled => {

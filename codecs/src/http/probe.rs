@@ -1,0 +1,74 @@
+//! `health_check: { kind: protocol }` on HTTP clusters: a GET of
+//! [`DEFAULT_PATH`] that passes on a 2xx or 3xx answer, over HTTP/1.1 for
+//! `http` and `http1` clusters (the core's [`HttpProbe`]) and over h2c for
+//! `http2` clusters.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use metaproxy_core::health_check::{HttpProbe, Probe, ProbeFuture};
+use metaproxy_core::registry::ProbeMaker;
+use tokio::net::TcpStream;
+
+use super::UpstreamVersion;
+
+/// The path a protocol probe asks for.
+pub const DEFAULT_PATH: &str = "/health";
+
+/// Healthy when `GET path` over HTTP/2 (prior knowledge) answers 2xx or 3xx.
+#[derive(Debug)]
+pub struct H2Probe {
+    /// The path.
+    pub path: String,
+}
+
+impl Probe for H2Probe {
+    fn probe(&self, address: SocketAddr) -> ProbeFuture {
+        let path = self.path.clone();
+        Box::pin(async move {
+            let stream = TcpStream::connect(address)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            let _ = stream.set_nodelay(true);
+            let (mut sender, conn) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("h2 handshake: {e}"))?;
+            let driver = tokio::spawn(conn);
+            let req = http::Request::get(format!("http://{address}{path}"))
+                .header(http::header::USER_AGENT, "metaproxy-health-check")
+                .body(Empty::<Bytes>::new())
+                .map_err(|e| format!("request: {e}"))?;
+            let result = sender.send_request(req).await;
+            driver.abort();
+            let status = result.map_err(|e| format!("exchange: {e}"))?.status();
+            if status.is_success() || status.is_redirection() {
+                Ok(())
+            } else {
+                Err(format!("status {}", status.as_u16()))
+            }
+        })
+    }
+}
+
+/// The probe maker of a cluster speaking `version` (the probe's `method`
+/// setting means nothing for HTTP).
+pub(crate) fn maker(version: UpstreamVersion) -> ProbeMaker {
+    Box::new(move |_method| {
+        let probe: Arc<dyn Probe> = match version {
+            UpstreamVersion::Http2 => Arc::new(H2Probe {
+                path: DEFAULT_PATH.into(),
+            }),
+            UpstreamVersion::Http1 | UpstreamVersion::Downstream => Arc::new(HttpProbe {
+                path: DEFAULT_PATH.into(),
+                expected: Vec::new(),
+            }),
+        };
+        Some(probe)
+    })
+}

@@ -1,0 +1,345 @@
+//! Traffic policies on HTTP through the release binary, with curl as the
+//! client and in-process hyper backends: retries, outlier detection, circuit
+//! breakers, active HTTP health checks, cookie affinity and mirroring.
+
+mod common;
+#[path = "common/http.rs"]
+mod http_peers;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::{Proxy, dead_address};
+use http_peers::{Backend, Quirks, curl};
+
+fn url(addr: SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
+}
+
+/// The backend tag that answered (first word of the body).
+fn tag(body: &str) -> String {
+    body.split(' ').next().unwrap_or("").to_string()
+}
+
+fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+#[test]
+fn http_retries_move_requests_to_live_endpoints() {
+    let live = Backend::start("live");
+    let busy = Backend::failing("busy", 503);
+    let live2 = Backend::start("live2");
+    let dead = dead_address();
+    let config = format!(
+        r#"
+listeners:
+  - name: http-in
+    address: 127.0.0.1:0
+    protocol: http
+    routes:
+      - match: [ {{ key: ":path", prefix: /conn }} ]
+        route:
+          cluster: flaky
+          retries: {{ attempts: 2, on: [connect-failure], backoff: {{ base: 5ms, max: 20ms }} }}
+      - match: [ {{ key: ":path", prefix: /busy }} ]
+        route:
+          cluster: busy
+          retries: {{ attempts: 2, on: [unavailable], backoff: {{ base: 5ms, max: 20ms }} }}
+clusters:
+  - name: flaky
+    protocol: http
+    connect_timeout: 500ms
+    endpoints: [ {{ address: "{dead}" }}, {{ address: "{live}" }} ]
+  - name: busy
+    protocol: http
+    endpoints: [ {{ address: "{busy}" }}, {{ address: "{live2}" }} ]
+"#,
+        live = live.address(),
+        busy = busy.address(),
+        live2 = live2.address(),
+    );
+    let proxy = Proxy::start("http_retries", &config);
+    let addr = proxy.addr("http-in");
+
+    // A GET that lands on the dead endpoint is retried on the live one.
+    for i in 0..10 {
+        let r = curl(&[&url(addr, &format!("/conn/{i}"))]);
+        assert_eq!(r.status, 200, "{r:?}\n{}", proxy.logs());
+        assert_eq!(tag(&r.body), "live", "{r:?}");
+    }
+    assert_eq!(live.count(), 10);
+
+    // 503s are retried on `on: [unavailable]`, over both HTTP versions.
+    for h2 in [false, true] {
+        for i in 0..10 {
+            let u = url(addr, &format!("/busy/{i}"));
+            let mut args = vec![u.as_str()];
+            if h2 {
+                args.insert(0, "--http2-prior-knowledge");
+            }
+            let r = curl(&args);
+            assert_eq!(r.status, 200, "h2={h2} {r:?}\n{}", proxy.logs());
+            assert_eq!(tag(&r.body), "live2", "{r:?}");
+        }
+    }
+    assert!(busy.count() >= 5, "round robin sent some to busy first");
+
+    // A request with a body is never retried: some POSTs see the 503.
+    let before = busy.count();
+    let statuses: Vec<u16> = (0..10)
+        .map(|_| curl(&["--data-binary", "payload", &url(addr, "/busy/post")]).status)
+        .collect();
+    assert!(statuses.contains(&503), "{statuses:?}");
+    assert!(statuses.contains(&200), "{statuses:?}");
+    let to_busy = busy.count() - before;
+    assert_eq!(
+        to_busy as usize,
+        statuses.iter().filter(|s| **s == 503).count(),
+        "each 503 is one try, never retried: {statuses:?}"
+    );
+}
+
+#[test]
+fn http_outlier_detection_ejects_a_failing_backend() {
+    let bad = Backend::failing("bad", 500);
+    let good = Backend::start("good");
+    let config = format!(
+        r#"
+listeners:
+  - name: http-in
+    address: 127.0.0.1:0
+    protocol: http
+    routes: [ {{ route: {{ cluster: app }} }} ]
+clusters:
+  - name: app
+    protocol: http
+    outlier_detection: {{ consecutive_errors: 3, base_ejection_time: 60s, max_ejection_percent: 50 }}
+    endpoints: [ {{ address: "{}" }}, {{ address: "{}" }} ]
+"#,
+        bad.address(),
+        good.address()
+    );
+    let proxy = Proxy::start("http_outlier", &config);
+    let addr = proxy.addr("http-in");
+    let mut statuses = Vec::new();
+    for i in 0..40 {
+        statuses.push(curl(&[&url(addr, &format!("/x/{i}"))]).status);
+    }
+    assert_eq!(
+        bad.count(),
+        3,
+        "ejected after 3 errors in a row: {statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 500).count(), 3);
+    assert!(
+        statuses[10..].iter().all(|s| *s == 200),
+        "{statuses:?}\n{}",
+        proxy.logs()
+    );
+}
+
+#[test]
+fn http_circuit_breaker_answers_over_limit() {
+    let slow = Backend::start("slow");
+    let config = format!(
+        r#"
+listeners:
+  - name: http-in
+    address: 127.0.0.1:0
+    protocol: http
+    routes: [ {{ route: {{ cluster: app, timeout: 10s }} }} ]
+clusters:
+  - name: app
+    protocol: http
+    circuit_breaker: {{ max_requests: 1 }}
+    endpoints: [ {{ address: "{}" }} ]
+"#,
+        slow.address()
+    );
+    let proxy = Proxy::start("http_breaker", &config);
+    let addr = proxy.addr("http-in");
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let u = url(addr, "/slow/1500");
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100 * i));
+                curl(&[&u])
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let ok = results.iter().filter(|r| r.status == 200).count();
+    let over: Vec<_> = results.iter().filter(|r| r.status == 503).collect();
+    assert_eq!(ok, 1, "{results:?}\n{}", proxy.logs());
+    assert_eq!(over.len(), 3, "{results:?}");
+    for r in over {
+        assert_eq!(r.header("x-metaproxy-reason"), Some("over_limit"), "{r:?}");
+        assert!(r.body.contains("too many requests in flight"), "{r:?}");
+    }
+    assert_eq!(slow.count(), 1);
+    // The permit is back once the answer is done.
+    assert_eq!(curl(&[&url(addr, "/after")]).status, 200);
+}
+
+#[test]
+fn http_health_checks_take_failing_backends_out() {
+    let sick = Backend::start_with(
+        "sick",
+        Quirks {
+            health: Some(500),
+            ..Quirks::default()
+        },
+    );
+    let well = Backend::start("well");
+    let sick2 = Backend::start_with(
+        "sick2",
+        Quirks {
+            health: Some(503),
+            ..Quirks::default()
+        },
+    );
+    let well2 = Backend::start("well2");
+    let config = format!(
+        r#"
+listeners:
+  - name: http-in
+    address: 127.0.0.1:0
+    protocol: http
+    routes:
+      - match: [ {{ key: ":path", prefix: /a }} ]
+        route: {{ cluster: checked-http }}
+      - route: {{ cluster: checked-protocol }}
+clusters:
+  - name: checked-http
+    protocol: http
+    health_check: {{ kind: http, path: /health, interval: 100ms, timeout: 500ms, unhealthy_threshold: 1, healthy_threshold: 1 }}
+    endpoints: [ {{ address: "{}" }}, {{ address: "{}" }} ]
+  - name: checked-protocol
+    protocol: http2
+    health_check: {{ interval: 100ms, timeout: 500ms, unhealthy_threshold: 1, healthy_threshold: 1 }}
+    endpoints: [ {{ address: "{}" }}, {{ address: "{}" }} ]
+"#,
+        sick.address(),
+        well.address(),
+        sick2.address(),
+        well2.address()
+    );
+    let proxy = Proxy::start("http_health", &config);
+    let addr = proxy.addr("http-in");
+    assert!(
+        wait_until(Duration::from_secs(5), || sick.count() >= 2
+            && sick2.count() >= 2),
+        "probes reach the backends\n{}",
+        proxy.logs()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (sick_before, sick2_before) = (sick.count(), sick2.count());
+    let mut seen = HashMap::<String, u32>::new();
+    for i in 0..10 {
+        for path in [format!("/a/{i}"), format!("/b/{i}")] {
+            let r = curl(&[&url(addr, &path)]);
+            assert_eq!(r.status, 200, "{r:?}\n{}", proxy.logs());
+            *seen.entry(tag(&r.body)).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.get("well"), Some(&10), "{seen:?}");
+    assert_eq!(seen.get("well2"), Some(&10), "{seen:?}");
+    // Only probes (not requests) reached the sick ones meanwhile.
+    assert!(sick.count() - sick_before < 40);
+    assert!(sick2.count() - sick2_before < 40);
+}
+
+#[test]
+fn http_cookie_affinity_with_ring_hash() {
+    let backends: Vec<Backend> = ["s1", "s2", "s3"]
+        .iter()
+        .map(|t| Backend::start(t))
+        .collect();
+    let config = format!(
+        r#"
+listeners:
+  - name: http-in
+    address: 127.0.0.1:0
+    protocol: http
+    routes: [ {{ route: {{ cluster: app }} }} ]
+clusters:
+  - name: app
+    protocol: http
+    lb: ring_hash
+    hash: [ {{ cookie: {{ name: sid, ttl: 1h }} }} ]
+    endpoints: [ {{ address: "{}" }}, {{ address: "{}" }}, {{ address: "{}" }} ]
+"#,
+        backends[0].address(),
+        backends[1].address(),
+        backends[2].address()
+    );
+    let proxy = Proxy::start("http_sticky", &config);
+    let addr = proxy.addr("http-in");
+    let mut owners = std::collections::HashSet::new();
+    for _ in 0..6 {
+        let first = curl(&[&url(addr, "/cart")]);
+        assert_eq!(first.status, 200, "{first:?}\n{}", proxy.logs());
+        let set = first.header("set-cookie").expect("set-cookie").to_string();
+        assert!(set.starts_with("sid="), "{set}");
+        assert!(set.to_ascii_lowercase().contains("max-age=3600"), "{set}");
+        let cookie = set.split(';').next().unwrap().to_string();
+        let owner = tag(&first.body);
+        for _ in 0..8 {
+            let r = curl(&["-H", &format!("cookie: {cookie}"), &url(addr, "/cart")]);
+            assert_eq!(tag(&r.body), owner, "{cookie}: {r:?}");
+            assert_eq!(r.header("set-cookie"), None, "{r:?}");
+        }
+        owners.insert(owner);
+    }
+    assert!(!owners.is_empty());
+}
+
+#[test]
+fn http_mirror_copies_bodiless_requests() {
+    let main = Backend::start("main");
+    let shadow = Backend::start("shadow");
+    let config = format!(
+        r#"
+listeners:
+  - name: http-in
+    address: 127.0.0.1:0
+    protocol: http
+    routes:
+      - route: {{ cluster: main, mirror: {{ cluster: shadow, percent: 100 }} }}
+clusters:
+  - {{ name: main, protocol: http, endpoints: [ {{ address: "{}" }} ] }}
+  - {{ name: shadow, protocol: http, endpoints: [ {{ address: "{}" }} ] }}
+"#,
+        main.address(),
+        shadow.address()
+    );
+    let proxy = Proxy::start("http_mirror", &config);
+    let addr = proxy.addr("http-in");
+    for i in 0..5 {
+        let r = curl(&[&url(addr, &format!("/get/{i}"))]);
+        assert_eq!(tag(&r.body), "main", "{r:?}\n{}", proxy.logs());
+    }
+    let r = curl(&["--http2-prior-knowledge", &url(addr, "/get/h2")]);
+    assert_eq!(tag(&r.body), "main", "{r:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || shadow.count() == 6),
+        "shadow got {}\n{}",
+        shadow.count(),
+        proxy.logs()
+    );
+    // A request with a body is not mirrored.
+    let r = curl(&["--data-binary", "x", &url(addr, "/upload")]);
+    assert_eq!(r.body, "main got 1\n", "{r:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(shadow.count(), 6);
+    assert_eq!(main.count(), 7);
+}
