@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 
 use crate::codec::{Codec, CodecOptions, ProtocolCodecFactory, UpstreamMode};
+use crate::config::HealthCheckConfig;
 use crate::filter::FilterFactory;
 use crate::health_check::{CodecProbe, Probe};
 use crate::listener::{ListenerContext, serve_rpc_connection};
@@ -47,8 +48,9 @@ pub trait Protocol: Send + Sync + 'static {
     }
 }
 
-/// Builds the protocol's own health probe (given the configured method), if it has one.
-pub type ProbeMaker = Box<dyn Fn(Option<&str>) -> Option<Arc<dyn Probe>> + Send + Sync>;
+/// Builds the protocol's own health probe from the cluster's health-check
+/// settings (`method`, `path`, `expected_statuses`), if the protocol has one.
+pub type ProbeMaker = Box<dyn Fn(&HealthCheckConfig) -> Option<Arc<dyn Probe>> + Send + Sync>;
 
 /// A cluster's codec, type-erased, with the upstream mode it prefers.
 pub struct ClusterCodec {
@@ -101,8 +103,9 @@ impl<F: ProtocolCodecFactory> Protocol for RpcProtocol<F> {
         let for_probe = codec.clone();
         Ok(ClusterCodec {
             default_mode: codec.default_upstream_mode(),
-            probe: Some(Box::new(move |method| {
-                CodecProbe::new(for_probe.clone(), method).map(|p| Arc::new(p) as Arc<dyn Probe>)
+            probe: Some(Box::new(move |check: &HealthCheckConfig| {
+                CodecProbe::new(for_probe.clone(), check.method.as_deref())
+                    .map(|p| Arc::new(p) as Arc<dyn Probe>)
             })),
             codec,
         })

@@ -56,17 +56,16 @@ impl Probe for H2Probe {
     }
 }
 
-/// The probe maker of a cluster speaking `version` (the probe's `method`
-/// setting means nothing for HTTP).
+/// The probe maker of a cluster speaking `version`: `GET path` (default
+/// [`DEFAULT_PATH`]) over that version (the `method` setting means nothing for HTTP).
 pub(crate) fn maker(version: UpstreamVersion) -> ProbeMaker {
-    Box::new(move |_method| {
+    Box::new(move |check| {
+        let path = check.path.clone().unwrap_or_else(|| DEFAULT_PATH.into());
         let probe: Arc<dyn Probe> = match version {
-            UpstreamVersion::Http2 => Arc::new(H2Probe {
-                path: DEFAULT_PATH.into(),
-            }),
+            UpstreamVersion::Http2 => Arc::new(H2Probe { path }),
             UpstreamVersion::Http1 | UpstreamVersion::Downstream => Arc::new(HttpProbe {
-                path: DEFAULT_PATH.into(),
-                expected: Vec::new(),
+                path,
+                expected: check.expected_statuses.clone().unwrap_or_default(),
             }),
         };
         Some(probe)

@@ -176,7 +176,7 @@ pub(super) fn build_cluster(
             let protocol_probe = codec
                 .as_ref()
                 .and_then(|cc| cc.probe.as_ref())
-                .and_then(|make| make(hc.method.as_deref()));
+                .and_then(|make| make(hc));
             let probe: Arc<dyn Probe> = match hc.kind {
                 HealthCheckKind::Tcp => Arc::new(TcpProbe),
                 HealthCheckKind::Http => Arc::new(HttpProbe {
