@@ -5,6 +5,7 @@
 //! per-connection [`metaproxy_core::Decoder`] and a
 //! [`metaproxy_core::ProtocolCodecFactory`].
 
+pub mod declarative;
 pub mod dubbo;
 pub mod http;
 pub mod thrift;
@@ -13,6 +14,7 @@ use metaproxy_core::registry::Registry;
 
 /// Registers every built-in codec under its protocol name.
 pub fn register_all(registry: &mut Registry) {
+    registry.register_codec(declarative::DeclarativeCodecFactory::new());
     registry.register_codec(dubbo::DubboCodecFactory::new());
     http::register(registry);
     registry.register_codec(thrift::ThriftCodecFactory::new());

@@ -1,20 +1,48 @@
 //! The example gateway: demo backends and metaproxy in one process.
 //!
 //! ```sh
-//! cargo run --example gateway [-- path/to/gateway.yaml]
+//! cargo run --example gateway [-- path/to/gateway.yaml] [--ephemeral]
 //! ```
 //!
 //! Starts three demo Dubbo providers (user v1, user v2, batch job) on
 //! 127.0.0.1:20881-20883 and six demo HTTP backends (product v1 :9101,
 //! product v2 :9102, user :9201, cart :9301-9303), then metaproxy with
-//! `examples/gateway/gateway.yaml`, and prints commands to try. Ctrl-C stops
-//! everything (in-flight requests drain).
+//! `examples/gateway/gateway.yaml`, and prints commands to try. Editing the
+//! YAML file (or `kill -HUP`) reloads it live. Ctrl-C stops everything
+//! (in-flight requests drain).
+//!
+//! `--ephemeral` (or `GATEWAY_EPHEMERAL=1`) binds everything on free ports
+//! instead: the config's fixed addresses are rewritten to the real ones
+//! into a copy of the file (printed; edit that copy to reload), and the
+//! printed commands carry the real ports. The tests use it.
 
 #[path = "../support/dubbo_demo.rs"]
 mod dubbo_demo;
 mod http_demo;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use metaproxy::core::config::load_file;
+use metaproxy::core::proxy::RunningProxy;
+
+/// The demo Dubbo providers: fixed address in gateway.yaml, tag.
+const DUBBO_PROVIDERS: [(&str, &str); 3] = [
+    ("127.0.0.1:20881", "user-v1"),
+    ("127.0.0.1:20882", "user-v2"),
+    ("127.0.0.1:20883", "batchjob"),
+];
+/// The demo HTTP backends: fixed address in gateway.yaml, tag.
+const HTTP_BACKENDS: [(&str, &str); 6] = [
+    ("127.0.0.1:9101", "product-v1"),
+    ("127.0.0.1:9102", "product-v2"),
+    ("127.0.0.1:9201", "user"),
+    ("127.0.0.1:9301", "cart-1"),
+    ("127.0.0.1:9302", "cart-2"),
+    ("127.0.0.1:9303", "cart-3"),
+];
+/// The listeners' fixed addresses in gateway.yaml.
+const LISTENERS: [&str; 2] = ["127.0.0.1:20880", "127.0.0.1:8080"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -22,60 +50,124 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::new(
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
         ))
+        .with_writer(std::io::stderr)
         .init();
-    let config = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/gateway/gateway.yaml")
-        });
+    let mut ephemeral = std::env::var("GATEWAY_EPHEMERAL").is_ok_and(|v| v == "1");
+    let mut config = None;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--ephemeral" => ephemeral = true,
+            other if other.starts_with('-') => anyhow::bail!("unknown option {other}"),
+            other => config = Some(PathBuf::from(other)),
+        }
+    }
+    let mut config = config.unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/gateway/gateway.yaml")
+    });
 
-    for (port, tag) in [(20881, "user-v1"), (20882, "user-v2"), (20883, "batchjob")] {
-        let listener = dubbo_demo::bind(([127, 0, 0, 1], port).into()).await?;
+    // The demo backends, on their fixed ports or on free ones.
+    let mut rewrites: Vec<(String, String)> = Vec::new();
+    for (fixed, tag) in DUBBO_PROVIDERS {
+        let listener = dubbo_demo::bind(bind_addr(fixed, ephemeral)?).await?;
+        rewrites.push((fixed.to_string(), listener.local_addr()?.to_string()));
         tokio::spawn(dubbo_demo::provider(listener, tag));
     }
-    for (port, tag) in [
-        (9101, "product-v1"),
-        (9102, "product-v2"),
-        (9201, "user"),
-        (9301, "cart-1"),
-        (9302, "cart-2"),
-        (9303, "cart-3"),
-    ] {
-        let listener = http_demo::bind(([127, 0, 0, 1], port).into()).await?;
+    for (fixed, tag) in HTTP_BACKENDS {
+        let listener = http_demo::bind(bind_addr(fixed, ephemeral)?).await?;
+        rewrites.push((fixed.to_string(), listener.local_addr()?.to_string()));
         tokio::spawn(http_demo::backend(listener, tag));
     }
-    let proxy = metaproxy::start_file(&config, &metaproxy::default_registry())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if ephemeral {
+        for fixed in LISTENERS {
+            rewrites.push((fixed.to_string(), "127.0.0.1:0".to_string()));
+        }
+        // A copy of the config with the real addresses (watched for reloads).
+        let mut text = std::fs::read_to_string(&config)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", config.display()))?;
+        for (fixed, real) in &rewrites {
+            text = text.replace(fixed.as_str(), real);
+        }
+        let dir = std::env::temp_dir().join(format!("metaproxy-gateway-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        config = dir.join("gateway.yaml");
+        std::fs::write(&config, text)?;
+    }
+
+    let loaded = load_file(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let proxy = Arc::new(
+        RunningProxy::start(&loaded, &metaproxy::default_registry())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    // Edit the file (or send SIGHUP) and the new config takes over live.
+    metaproxy::reload::spawn(proxy.clone(), config.clone());
+
+    let addr_of = |name: &str, fallback: &str| {
+        let name = name.to_string();
+        let fallback = fallback.to_string();
+        let proxy = proxy.clone();
+        async move {
+            proxy
+                .listener_address(&name)
+                .await
+                .map_or(fallback, |a| a.to_string())
+        }
+    };
+    let dubbo = addr_of("dubbo-in", LISTENERS[0]).await;
+    let http = addr_of("http-in", LISTENERS[1]).await;
+    let real = |fixed: &str| {
+        rewrites
+            .iter()
+            .find(|(f, _)| f == fixed)
+            .map_or(fixed.to_string(), |(_, r)| r.clone())
+    };
 
     println!("\nmetaproxy example gateway, config {}", config.display());
     for (name, addr) in proxy.bound_addresses().await {
         println!("  listener {name:<10} {addr}");
     }
-    println!("  demo Dubbo providers: user-v1 127.0.0.1:20881, user-v2 :20882, batchjob :20883");
-    println!(
-        "  demo HTTP backends: product-v1 127.0.0.1:9101, product-v2 :9102, user :9201, cart :9301-9303"
-    );
-    println!("\nTry, in another terminal:");
+    let list = |all: &[(&str, &str)]| {
+        all.iter()
+            .map(|(fixed, tag)| format!("{tag} {}", real(fixed)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("  demo Dubbo providers: {}", list(&DUBBO_PROVIDERS));
+    println!("  demo HTTP backends: {}", list(&HTTP_BACKENDS));
+    println!("\nTry, in another terminal (lines starting with `$`):");
     println!("  # Dubbo canary: ~90% user-v1, ~10% user-v2");
-    println!("  cargo run --example dubbo_call -- --count 100");
+    println!("  $ cargo run --example dubbo_call -- --addr {dubbo} --count 100");
     println!("  # Dubbo routing by attachment: every call to the batch-job provider");
-    println!("  cargo run --example dubbo_call -- --count 10 --attach batchJob=true");
-    println!("  # HTTP ingress: product canary (90% v1 / 10% v2; edit the weights and restart)");
     println!(
-        "  for i in $(seq 20); do curl -s http://127.0.0.1:8080/product/42; done | cut -d' ' -f1 | sort | uniq -c"
+        "  $ cargo run --example dubbo_call -- --addr {dubbo} --count 10 --attach batchJob=true"
+    );
+    println!(
+        "  # HTTP ingress: product canary (90% v1 / 10% v2; edit the weights in the config file, it reloads live)"
+    );
+    println!(
+        "  $ for i in $(seq 20); do curl -s http://{http}/product/42; done | cut -d' ' -f1 | sort | uniq -c"
     );
     println!("  # the same over HTTP/2 (h2c)");
-    println!("  curl -s --http2-prior-knowledge http://127.0.0.1:8080/product/42");
+    println!("  $ curl -s --http2-prior-knowledge http://{http}/product/42");
     println!("  # user service and the three cart instances (round robin)");
-    println!("  curl -s http://127.0.0.1:8080/user/me");
-    println!("  for i in 1 2 3; do curl -s http://127.0.0.1:8080/cart; done");
+    println!("  $ curl -s http://{http}/user/me");
+    println!("  $ for i in 1 2 3; do curl -s http://{http}/cart; done");
     println!("  # no route: 404 with x-metaproxy-reason");
-    println!("  curl -si http://127.0.0.1:8080/nothing");
+    println!("  $ curl -si http://{http}/nothing");
     println!("\nCtrl-C to stop.");
+    println!("ready");
 
     tokio::signal::ctrl_c().await?;
     proxy.shutdown().await;
     Ok(())
+}
+
+/// The address to bind for a demo backend: its fixed one, or a free port.
+fn bind_addr(fixed: &str, ephemeral: bool) -> anyhow::Result<std::net::SocketAddr> {
+    let addr: std::net::SocketAddr = fixed.parse()?;
+    Ok(if ephemeral {
+        std::net::SocketAddr::new(addr.ip(), 0)
+    } else {
+        addr
+    })
 }
