@@ -84,6 +84,24 @@ fn admin_endpoint_reports_health_metrics_clusters_and_route_explanations() {
     assert_eq!(d["version"], 1);
     assert_eq!(d["config"]["listeners"][0]["name"], "dubbo-in", "{dump}");
     assert_eq!(proxy.admin("GET", "/nope").0, 404);
+    // The log level changes at run time. Each client run opens one
+    // connection, logged ("accepted") at debug level only.
+    assert_eq!(proxy.admin("POST", "/log_level?level=[nonsense").0, 400);
+    let accepted = || proxy.logs().matches("accepted").count();
+    assert_eq!(proxy.admin("POST", "/log_level?level=warn").0, 200);
+    let before = accepted();
+    assert_eq!(dubbo_client(proxy.addr("dubbo-in").port(), &[]).ok, 1);
+    assert_eq!(proxy.admin("POST", "/log_level?level=debug").0, 200);
+    assert_eq!(dubbo_client(proxy.addr("dubbo-in").port(), &[]).ok, 1);
+    wait_until("the debug line of the second connection", || {
+        accepted() > before
+    });
+    // The first connection's line would have come first: only the second was logged.
+    assert_eq!(
+        accepted(),
+        before + 1,
+        "warn level still logged debug lines"
+    );
 }
 
 #[test]
