@@ -11,6 +11,11 @@
 //! Reported: median requests/s of each, the ratio, and the proxy's CPU time
 //! per request (utime+stime from /proc/PID/stat divided by requests served).
 
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{cpu_seconds, env_num, has, median};
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -20,13 +25,6 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn hstr(out: &mut Vec<u8>, s: &str) {
     assert!(s.len() < 32);
@@ -163,24 +161,6 @@ async fn load(addr: SocketAddr, conns: usize, secs: u64) -> (f64, u64) {
     (count as f64 / elapsed, errors.load(Ordering::Relaxed))
 }
 
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
-
-fn has(cmd: &str) -> bool {
-    Command::new(cmd)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
 fn start_proxy(provider: SocketAddr, pin: bool) -> (Child, SocketAddr) {
     let config = format!(
         "listeners:\n  - name: bench\n    address: 127.0.0.1:0\n    protocol: dubbo\n    routes:\n      - route: {{ cluster: echo }}\nclusters:\n  - name: echo\n    protocol: dubbo\n    endpoints: [ {{ address: \"{provider}\" }} ]\n"
@@ -296,11 +276,6 @@ fn start_envoy(bin: &str, provider: SocketAddr, pin: bool) -> (Child, SocketAddr
         std::thread::sleep(Duration::from_millis(50));
     }
     (child, addr)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 fn main() {

@@ -13,6 +13,11 @@
 //! CPU time per request (utime+stime from /proc/PID/stat divided by
 //! requests served).
 
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{cpu_seconds, env_num, has, median};
+
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -22,13 +27,6 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 async fn backend(listener: TcpListener) {
     loop {
@@ -45,24 +43,6 @@ async fn backend(listener: TcpListener) {
                 .await;
         });
     }
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
-
-fn has(cmd: &str) -> bool {
-    Command::new(cmd)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
 }
 
 fn start_proxy(backend: SocketAddr, pin: bool) -> (Child, SocketAddr) {
@@ -138,11 +118,6 @@ fn load(addr: SocketAddr, h1: bool, conns: u64, secs: u64, pin: bool) -> (f64, u
             .unwrap_or(0)
     };
     (rps, field("succeeded"), field("failed") + field("errored"))
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 fn main() {

@@ -13,6 +13,11 @@
 //! generator and the server on core 0. Reported: median requests/s, the
 //! ratio to direct, and the proxy's CPU time per request.
 
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{cpu_seconds, env_num, has, median};
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -22,13 +27,6 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A framed strict-binary `echo(1: string text)` call, seqid 1.
 fn request_frame() -> Vec<u8> {
@@ -136,24 +134,6 @@ async fn load(addr: SocketAddr, conns: usize, secs: u64) -> (f64, u64) {
     (count as f64 / elapsed, errors.load(Ordering::Relaxed))
 }
 
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
-
-fn has(cmd: &str) -> bool {
-    Command::new(cmd)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
 fn start_proxy(server: SocketAddr, mode: &str, pin: bool) -> (Child, SocketAddr) {
     let config = format!(
         "listeners:\n  - name: bench\n    address: 127.0.0.1:0\n    protocol: thrift\n    routes:\n      - route: {{ cluster: echo }}\nclusters:\n  - name: echo\n    protocol: thrift\n    mode: {mode}\n    endpoints: [ {{ address: \"{server}\" }} ]\n"
@@ -192,11 +172,6 @@ fn start_proxy(server: SocketAddr, mode: &str, pin: bool) -> (Child, SocketAddr)
         }
     }
     (child, addr.expect("proxy address"))
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 fn main() {

@@ -48,6 +48,25 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// A stable snake_case name for metrics labels and machine-read headers
+    /// (`route_not_found`, `over_limit`, ...).
+    pub fn reason(self) -> &'static str {
+        match self {
+            ErrorKind::RouteNotFound => "route_not_found",
+            ErrorKind::ClusterNotFound => "cluster_not_found",
+            ErrorKind::NoHealthyUpstream => "no_healthy_upstream",
+            ErrorKind::ConnectFailure => "connect_failure",
+            ErrorKind::OverLimit => "over_limit",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::UpstreamReset => "upstream_reset",
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -364,16 +364,5 @@ pub const ALL_KINDS: [ErrorKind; 10] = [
 
 /// The `reason` label of an error kind.
 pub fn reason(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::RouteNotFound => "route_not_found",
-        ErrorKind::ClusterNotFound => "cluster_not_found",
-        ErrorKind::NoHealthyUpstream => "no_healthy_upstream",
-        ErrorKind::ConnectFailure => "connect_failure",
-        ErrorKind::OverLimit => "over_limit",
-        ErrorKind::Timeout => "timeout",
-        ErrorKind::UpstreamReset => "upstream_reset",
-        ErrorKind::BadRequest => "bad_request",
-        ErrorKind::PermissionDenied => "permission_denied",
-        ErrorKind::Internal => "internal",
-    }
+    kind.reason()
 }

@@ -42,18 +42,7 @@ pub fn grpc_status_of(kind: ErrorKind) -> u8 {
 
 /// The stable `x-metaproxy-reason` value of an error kind.
 pub fn reason_of(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::RouteNotFound => "route_not_found",
-        ErrorKind::ClusterNotFound => "cluster_not_found",
-        ErrorKind::NoHealthyUpstream => "no_healthy_upstream",
-        ErrorKind::ConnectFailure => "connect_failure",
-        ErrorKind::OverLimit => "over_limit",
-        ErrorKind::Timeout => "timeout",
-        ErrorKind::UpstreamReset => "upstream_reset",
-        ErrorKind::BadRequest => "bad_request",
-        ErrorKind::PermissionDenied => "permission_denied",
-        ErrorKind::Internal => "internal",
-    }
+    kind.reason()
 }
 
 /// Percent-encodes a `grpc-message` (everything outside printable ASCII, and `%`).
