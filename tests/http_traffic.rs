@@ -93,10 +93,31 @@ clusters:
     }
     assert!(busy.count() >= 5, "round robin sent some to busy first");
 
-    // A request with a body is never retried: some POSTs see the 503.
+    // A small HTTP/1.1 body is read whole before forwarding, so it is
+    // retried like a bodiless request: every POST ends on live2.
+    let before = busy.count();
+    for _ in 0..10 {
+        let r = curl(&["--data-binary", "payload", &url(addr, "/busy/post")]);
+        assert_eq!(r.status, 200, "{r:?}\n{}", proxy.logs());
+        assert_eq!(tag(&r.body), "live2", "{r:?}");
+    }
+    assert!(
+        busy.count() > before,
+        "round robin sent some POSTs to busy first"
+    );
+
+    // A streamed body (HTTP/2 here) is never retried: some POSTs see the 503.
     let before = busy.count();
     let statuses: Vec<u16> = (0..10)
-        .map(|_| curl(&["--data-binary", "payload", &url(addr, "/busy/post")]).status)
+        .map(|_| {
+            curl(&[
+                "--http2-prior-knowledge",
+                "--data-binary",
+                "payload",
+                &url(addr, "/busy/post"),
+            ])
+            .status
+        })
         .collect();
     assert!(statuses.contains(&503), "{statuses:?}");
     assert!(statuses.contains(&200), "{statuses:?}");
@@ -304,7 +325,7 @@ clusters:
 }
 
 #[test]
-fn http_mirror_copies_bodiless_requests() {
+fn http_mirror_copies_complete_requests() {
     let main = Backend::start("main");
     let shadow = Backend::start("shadow");
     let config = format!(
@@ -336,10 +357,23 @@ clusters:
         shadow.count(),
         proxy.logs()
     );
-    // A request with a body is not mirrored.
+    // A small HTTP/1.1 body is complete before forwarding: mirrored too.
     let r = curl(&["--data-binary", "x", &url(addr, "/upload")]);
     assert_eq!(r.body, "main got 1\n", "{r:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || shadow.count() == 7),
+        "shadow got {}",
+        shadow.count()
+    );
+    // A streamed body (HTTP/2) is not mirrored.
+    let r = curl(&[
+        "--http2-prior-knowledge",
+        "--data-binary",
+        "x",
+        &url(addr, "/upload"),
+    ]);
+    assert_eq!(r.body, "main got 1\n", "{r:?}");
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(shadow.count(), 6);
-    assert_eq!(main.count(), 7);
+    assert_eq!(shadow.count(), 7);
+    assert_eq!(main.count(), 8);
 }

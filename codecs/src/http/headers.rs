@@ -60,7 +60,7 @@ pub fn new_request_id() -> String {
 }
 
 /// A UUID-shaped random id, formatted without allocating.
-fn request_id_bytes() -> [u8; 36] {
+pub(crate) fn request_id_bytes() -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut v = fastrand::u128(..);
     v = (v & !(0xf << 76)) | (0x4 << 76);

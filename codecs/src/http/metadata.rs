@@ -135,28 +135,39 @@ pub fn request_metadata(parts: &Parts, scheme: &str) -> Metadata {
         }
     }
     if let Some(query) = parts.uri.query() {
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            if let (Some(k), Some(v)) = (percent_decode(k), percent_decode(v)) {
-                m.push(format!("{QUERY_PREFIX}{k}").into(), v.into());
-            }
-        }
+        push_query(&mut m, query);
     }
     for cookie in headers.get_all(header::COOKIE) {
-        let Ok(text) = cookie.to_str() else { continue };
-        for pair in text.split(';') {
-            if let Some((k, v)) = pair.trim().split_once('=') {
-                m.push(
-                    format!("{COOKIE_PREFIX}{}", k.trim()).into(),
-                    v.trim().trim_matches('"').into(),
-                );
-            }
+        if let Ok(text) = cookie.to_str() {
+            push_cookies(&mut m, text);
         }
     }
     for (k, v) in spans {
         m.push(text(k), text(v));
     }
     m
+}
+
+/// Adds `query.<name>` entries for each parameter of a query string.
+pub(crate) fn push_query(m: &mut Metadata, query: &str) {
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if let (Some(k), Some(v)) = (percent_decode(k), percent_decode(v)) {
+            m.push(format!("{QUERY_PREFIX}{k}").into(), v.into());
+        }
+    }
+}
+
+/// Adds `cookie.<name>` entries for each pair of a `cookie` header value.
+pub(crate) fn push_cookies(m: &mut Metadata, text: &str) {
+    for pair in text.split(';') {
+        if let Some((k, v)) = pair.trim().split_once('=') {
+            m.push(
+                format!("{COOKIE_PREFIX}{}", k.trim()).into(),
+                v.trim().trim_matches('"').into(),
+            );
+        }
+    }
 }
 
 /// Decodes `%XX` escapes and `+` (a space, as in forms); `None` if the

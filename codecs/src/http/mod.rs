@@ -18,11 +18,13 @@
 
 mod body;
 mod error;
+mod h1;
 pub mod headers;
 pub mod metadata;
 pub mod probe;
 pub mod reply;
 mod request;
+mod route;
 mod server;
 pub mod upstream;
 

@@ -17,7 +17,7 @@ use metaproxy_core::cluster::{Cluster, Endpoint, HashDecision, Outcome, Resource
 use metaproxy_core::codec::ResponseClass;
 use metaproxy_core::filter::{FilterAction, LocalResponse, RequestContext, ResponseContext};
 use metaproxy_core::metadata::{Metadata, MetadataView, keys};
-use metaproxy_core::router::{Mirror, Route, RouteAction, Target};
+use metaproxy_core::router::{Mirror, Route, Target};
 use metaproxy_core::snapshot::ListenerRuntime;
 use metaproxy_core::{ErrorKind, ErrorSource, MessageKind, ProxyError};
 use tracing::{debug, warn};
@@ -25,7 +25,8 @@ use tracing::{debug, warn};
 use super::body::{Held, ProxyBody};
 use super::headers::{add_forwarded, apply_mutation, ensure_request_id_header, strip_hop_by_hop};
 use super::metadata::{self as md, is_grpc, request_metadata};
-use super::reply::{local_reply, redirect_location, redirect_reply, text_reply};
+use super::reply::{local_reply, redirect_reply, text_reply};
+use super::route::Early;
 use super::upstream::{H1Conn, HttpPool, UpstreamBody};
 use super::{HttpClusterSettings, UpstreamVersion};
 
@@ -87,7 +88,7 @@ fn error(kind: ErrorKind, origin: ErrorSource, message: String) -> ProxyError {
 }
 
 /// A filter's complete HTTP answer.
-fn filter_reply(r: LocalResponse) -> Response<ProxyBody> {
+pub(crate) fn filter_reply(r: LocalResponse) -> Response<ProxyBody> {
     let mut resp = Response::new(ProxyBody::full(r.body));
     *resp.status_mut() =
         StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -167,7 +168,7 @@ impl Head {
     }
 }
 
-fn settings_of(cluster: &Cluster) -> Result<Arc<HttpClusterSettings>, ProxyError> {
+pub(crate) fn settings_of(cluster: &Cluster) -> Result<Arc<HttpClusterSettings>, ProxyError> {
     cluster
         .codec
         .clone()
@@ -181,7 +182,7 @@ fn settings_of(cluster: &Cluster) -> Result<Arc<HttpClusterSettings>, ProxyError
         })
 }
 
-fn pool_of(endpoint: &Endpoint, cluster: &Cluster) -> Result<Arc<HttpPool>, ProxyError> {
+pub(crate) fn pool_of(endpoint: &Endpoint, cluster: &Cluster) -> Result<Arc<HttpPool>, ProxyError> {
     endpoint
         .pool
         .get_or_init(|| {
@@ -205,7 +206,7 @@ fn pool_of(endpoint: &Endpoint, cluster: &Cluster) -> Result<Arc<HttpPool>, Prox
         })
 }
 
-fn pick<'a>(
+pub(crate) fn pick<'a>(
     cluster: &'a Cluster,
     target: &Target,
     hash: Option<u64>,
@@ -244,15 +245,18 @@ async fn send(
 /// How an answer counts for retries and outlier detection: 503 (and a gRPC
 /// trailers-only UNAVAILABLE) is "unavailable", any other 5xx a server error.
 pub(crate) fn classify(status: StatusCode, headers: &HeaderMap) -> ResponseClass {
-    match status.as_u16() {
+    class_of(
+        status.as_u16(),
+        headers.get("grpc-status").map(HeaderValue::as_bytes),
+    )
+}
+
+/// [`classify`] from the status code and the `grpc-status` header's value.
+pub(crate) fn class_of(status: u16, grpc_status: Option<&[u8]>) -> ResponseClass {
+    match status {
         503 => ResponseClass::Unavailable,
         500..=599 => ResponseClass::ServerError,
-        _ if headers
-            .get("grpc-status")
-            .is_some_and(|v| v.as_bytes() == b"14") =>
-        {
-            ResponseClass::Unavailable
-        }
+        _ if grpc_status == Some(b"14") => ResponseClass::Unavailable,
         _ => ResponseClass::Success,
     }
 }
@@ -264,51 +268,16 @@ async fn forward(
     mut parts: http::request::Parts,
     body: Incoming,
 ) -> Result<Response<ProxyBody>, ProxyError> {
-    let mut route = listener.routes.find(&*rc);
-    let chain = route
-        .and_then(|r| r.filters.as_ref())
-        .unwrap_or(&listener.filters);
-    if !chain.is_empty() {
-        match chain.on_request(rc).await {
-            FilterAction::Continue => {}
-            FilterAction::Reply(e) => return Err(e),
-            FilterAction::Respond(r) => return Ok(filter_reply(r)),
-        }
-        if rc.reroute {
-            route = listener.routes.find(&*rc);
-        }
-    }
-    let route = route.ok_or_else(|| {
-        error(
-            ErrorKind::RouteNotFound,
-            ErrorSource::Internal,
-            format!(
-                "no route for {} {}{} on listener `{}`",
-                rc.lookup(md::METHOD).unwrap_or("?"),
-                rc.lookup(md::AUTHORITY).unwrap_or(""),
-                rc.lookup(md::PATH).unwrap_or("?"),
-                listener.name
-            ),
-        )
-    })?;
-    rc.route = Some(route.name.clone());
-    rc.request_mutation.extend(&route.request_mutation);
-    rc.response_mutation.extend(&route.response_mutation);
-
+    let super::route::Routed { route, chain } =
+        match super::route::route_request(listener, rc, conn.scheme).await {
+            Ok(r) => r,
+            Err(Early::Error(e)) => return Err(e),
+            Err(Early::Respond(r)) => return Ok(filter_reply(r)),
+            Err(Early::Redirect(code, location)) => return Ok(redirect_reply(code, &location)),
+        };
     let path_and_query = rc.lookup(md::PATH).unwrap_or("/");
     let authority = rc.lookup(md::AUTHORITY).unwrap_or("");
-    if let RouteAction::Redirect(r) = &route.action {
-        let scheme = rc.lookup(md::SCHEME).unwrap_or(conn.scheme);
-        let location = redirect_location(r, scheme, authority, path_and_query);
-        return Ok(redirect_reply(r.code, &location));
-    }
-    let target = route.action.pick().ok_or_else(|| {
-        error(
-            ErrorKind::Internal,
-            ErrorSource::Internal,
-            format!("route `{}` has no target", route.name),
-        )
-    })?;
+    let target = super::route::pick_target(route)?;
     let cluster = &target.cluster;
     let settings = settings_of(cluster)?;
     let decision = if cluster.hash_policy.is_empty() {

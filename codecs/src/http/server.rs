@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -44,8 +45,30 @@ impl ConnectionHandler for HttpHandler {
 /// store per read or write: no clock on the hot path; the idle loop samples
 /// the flag a few times per idle period).
 struct Tracked {
-    inner: TcpStream,
+    inner: Prefixed,
     moved: Arc<AtomicBool>,
+}
+
+/// The socket with the bytes the lean path already read put back in front.
+struct Prefixed {
+    prefix: Bytes,
+    inner: TcpStream,
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
 }
 
 impl Tracked {
@@ -77,7 +100,7 @@ impl AsyncWrite for Tracked {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        let r = Pin::new(&mut this.inner.inner).poll_write(cx, buf);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             this.touch();
         }
@@ -90,7 +113,7 @@ impl AsyncWrite for Tracked {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        let r = Pin::new(&mut this.inner.inner).poll_write_vectored(cx, bufs);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             this.touch();
         }
@@ -98,15 +121,15 @@ impl AsyncWrite for Tracked {
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner.inner.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        Pin::new(&mut self.get_mut().inner.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().inner.inner).poll_shutdown(cx)
     }
 }
 
@@ -126,14 +149,6 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 }
 
 async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext>) {
-    let Some(limits) = ctx
-        .snapshot
-        .load()
-        .listener(&ctx.name)
-        .map(|l| l.limits.clone())
-    else {
-        return;
-    };
     let _ = stream.set_nodelay(true);
     let mut connection = Metadata::with_capacity(3);
     connection.insert(keys::SOURCE_IP, peer.ip().to_string());
@@ -144,14 +159,35 @@ async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext>) {
         client_ip: http::HeaderValue::from_str(&peer.ip().to_string())
             .unwrap_or_else(|_| http::HeaderValue::from_static("unknown")),
         scheme: "http",
-        idle_timeout: limits.idle_timeout,
+        idle_timeout: ctx
+            .snapshot
+            .load()
+            .listener(&ctx.name)
+            .map_or(Duration::from_secs(60), |l| l.limits.idle_timeout),
     });
+    // Plain HTTP/1.1 takes the lean path; the rest (and the rest of a
+    // connection that needs more) is served by hyper.
+    let (stream, prefix) = match super::h1::serve(stream, &ctx, &info).await {
+        super::h1::Handoff::Done => return,
+        super::h1::Handoff::Hyper(stream, prefix) => (stream, prefix),
+    };
     let moved = Arc::new(AtomicBool::new(false));
     let io = Tracked {
-        inner: stream,
+        inner: Prefixed {
+            prefix,
+            inner: stream,
+        },
         moved: moved.clone(),
     };
     let service_ctx = ctx.clone();
+    let Some(limits) = ctx
+        .snapshot
+        .load()
+        .listener(&ctx.name)
+        .map(|l| l.limits.clone())
+    else {
+        return;
+    };
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let ctx = service_ctx.clone();
         let info = info.clone();

@@ -100,6 +100,7 @@ pub struct HttpPool {
     h2_slots: Vec<tokio::sync::Mutex<Option<http2::SendRequest<UpstreamBody>>>>,
     h2_next: AtomicUsize,
     h1_idle: Mutex<Vec<(http1::SendRequest<UpstreamBody>, Instant)>>,
+    lean_idle: Mutex<Vec<(super::h1::LeanConn, Instant)>>,
 }
 
 impl std::fmt::Debug for HttpPool {
@@ -122,12 +123,23 @@ impl HttpPool {
                 .collect(),
             h2_next: AtomicUsize::new(0),
             h1_idle: Mutex::new(Vec::new()),
+            lean_idle: Mutex::new(Vec::new()),
         }
     }
 
     /// The endpoint's address.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// How long connecting may take.
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// The lean HTTP/1.1 path's idle connections, newest last.
+    pub(crate) fn lean_idle(&self) -> &Mutex<Vec<(super::h1::LeanConn, Instant)>> {
+        &self.lean_idle
     }
 
     async fn connect(&self) -> Result<TokioIo<TcpStream>, HttpError> {

@@ -1,0 +1,171 @@
+//! One try on one endpoint: send the whole request (head and body, one
+//! vectored write), read the answer's head. A pooled connection found
+//! closed before any answer byte is replaced by a new one, once.
+
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::error::ExchangeError;
+use super::head::{self, Head};
+use super::pool::{self, LeanConn};
+use crate::http::upstream::HttpPool;
+
+/// Largest answer head accepted from an upstream.
+const MAX_ANSWER_HEAD: usize = 64 * 1024;
+
+/// How an answer's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body (HEAD, 1xx, 204, 304).
+    None,
+    /// `content-length` bytes.
+    Length(u64),
+    /// `transfer-encoding: chunked`, relayed as is.
+    Chunked,
+    /// Until the upstream closes.
+    Close,
+}
+
+/// An answer head and the connection its body arrives on.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// The head.
+    pub head: Head,
+    /// The status code.
+    pub status: u16,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// Whether the connection can carry another exchange after this body.
+    pub reusable: bool,
+    /// The connection (its buffer may already hold body bytes).
+    pub conn: LeanConn,
+}
+
+/// Sends `request` + `body` and reads the answer head.
+pub(crate) async fn exchange(
+    pool: &Arc<HttpPool>,
+    request: &Bytes,
+    body: &Bytes,
+    head_request: bool,
+) -> Result<Answer, ExchangeError> {
+    let address = pool.address();
+    // After one stale pooled connection, the request goes on a new one.
+    let mut use_pool = true;
+    loop {
+        let pooled = if use_pool { pool::checkout(pool) } else { None };
+        let (mut conn, pooled) = match pooled {
+            Some(c) => (c, true),
+            None => (pool::connect(pool).await?, false),
+        };
+        use_pool = false;
+        let mut out = request.clone().chain(body.clone());
+        if let Err(source) = conn.stream.write_all_buf(&mut out).await {
+            if pooled {
+                continue;
+            }
+            return Err(ExchangeError::Io { address, source });
+        }
+        match read_answer(&mut conn, head_request).await {
+            Ok(Some((head, status, framing, reusable))) => {
+                return Ok(Answer {
+                    head,
+                    status,
+                    framing,
+                    reusable,
+                    conn,
+                });
+            }
+            // Closed before a single byte: a stale pooled connection.
+            Ok(None) if pooled => continue,
+            Ok(None) => return Err(ExchangeError::Closed { address }),
+            Err(ReadError::Io(source)) if pooled && conn.buf.is_empty() => {
+                tracing::debug!(%address, error = %source, "pooled connection failed; retrying on a new one");
+                continue;
+            }
+            Err(ReadError::Io(source)) => return Err(ExchangeError::Io { address, source }),
+            Err(ReadError::Closed) => return Err(ExchangeError::Closed { address }),
+            Err(ReadError::Head(e)) => return Err(ExchangeError::bad(address, e)),
+            Err(ReadError::TooLarge) => {
+                return Err(ExchangeError::BadAnswer {
+                    address,
+                    reason: format!("head larger than {MAX_ANSWER_HEAD} bytes"),
+                });
+            }
+        }
+    }
+}
+
+enum ReadError {
+    Io(std::io::Error),
+    Closed,
+    Head(head::HeadError),
+    TooLarge,
+}
+
+/// Reads the final answer head (interim 1xx answers are skipped); `None`
+/// when the connection closed before any byte.
+async fn read_answer(
+    conn: &mut LeanConn,
+    head_request: bool,
+) -> Result<Option<(Head, u16, Framing, bool)>, ReadError> {
+    let mut received = false;
+    loop {
+        if let Some(head) = head::parse_response(&mut conn.buf).map_err(ReadError::Head)? {
+            let status = head::status(&head);
+            if (100..200).contains(&status) && status != 101 {
+                continue;
+            }
+            let framing = framing(&head, status, head_request).map_err(ReadError::Head)?;
+            let keep = if head.minor == 0 {
+                head.connection_has(b"keep-alive")
+            } else {
+                !head.connection_has(b"close")
+            };
+            let reusable = keep && framing != Framing::Close && status != 101;
+            return Ok(Some((head, status, framing, reusable)));
+        }
+        if conn.buf.len() >= MAX_ANSWER_HEAD {
+            return Err(ReadError::TooLarge);
+        }
+        pool::reserve(&mut conn.buf);
+        let n = conn
+            .stream
+            .read_buf(&mut conn.buf)
+            .await
+            .map_err(ReadError::Io)?;
+        if n == 0 {
+            return if received {
+                Err(ReadError::Closed)
+            } else {
+                Ok(None)
+            };
+        }
+        received = true;
+    }
+}
+
+/// How the body of an answer with this head is delimited (RFC 9112 §6.3).
+pub(crate) fn framing(
+    head: &Head,
+    status: u16,
+    head_request: bool,
+) -> Result<Framing, head::HeadError> {
+    if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
+        return Ok(Framing::None);
+    }
+    if let Some(te) = head.header(b"transfer-encoding") {
+        let last = te.rsplit(|b| *b == b',').next().unwrap_or_default();
+        return Ok(if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+            Framing::Chunked
+        } else {
+            Framing::Close
+        });
+    }
+    match head.content_length() {
+        Ok(Some(n)) => Ok(Framing::Length(n)),
+        Ok(None) => Ok(Framing::Close),
+        Err(()) => Err(head::HeadError::Malformed("invalid content-length")),
+    }
+}

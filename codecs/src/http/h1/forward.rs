@@ -1,0 +1,489 @@
+//! One HTTP/1.1 request on the lean path: metadata → shared routing step
+//! (filters, route, redirect) → target → circuit breaker → mirror → tries
+//! (endpoint pick, per-try timeout, outlier outcome, retries) under the
+//! route timeout → response filters → the answer relayed to the client.
+//! The request is complete in memory (its head and a bounded body), so
+//! every try, retry and mirror resends the same encoded bytes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use metaproxy_core::access_log::Entry;
+use metaproxy_core::cluster::health::record_outcome;
+use metaproxy_core::cluster::{
+    ActiveGuard, Endpoint, HashDecision, Outcome, Resource, hash_policy,
+};
+use metaproxy_core::codec::ResponseClass;
+use metaproxy_core::filter::{FilterAction, RequestContext, ResponseContext};
+use metaproxy_core::metadata::{Metadata, MetadataView};
+use metaproxy_core::router::{Mirror, Route, Target};
+use metaproxy_core::snapshot::ListenerRuntime;
+use metaproxy_core::{ErrorKind, ErrorSource, MessageKind, ProxyError};
+use tokio::io::AsyncWrite;
+use tracing::{debug, warn};
+
+use super::encode::{self, HeaderChanges, RequestParts};
+use super::exchange::{Answer, exchange};
+use super::head::Head;
+use super::meta::request_metadata;
+use super::pool;
+use super::relay::relay;
+use crate::http::metadata as md;
+use crate::http::reply::{local_reply, redirect_reply};
+use crate::http::request::{ConnInfo, class_of, filter_reply, pick, pool_of};
+use crate::http::route::{Early, Routed, pick_target, route_request};
+use crate::http::upstream::HttpPool;
+
+/// A request read by the connection loop.
+pub(crate) struct Request {
+    /// Its head.
+    pub head: Head,
+    /// Its whole body.
+    pub body: Bytes,
+    /// The client asked to close after the answer.
+    pub close: bool,
+}
+
+/// How the answer went, for metrics and the access log.
+enum Done {
+    /// The upstream's answer was relayed (`complete`: to its end).
+    Relayed { status: u16, complete: bool },
+    /// The proxy answers itself.
+    Early(Early),
+}
+
+/// Answers one request on `client`; returns whether the client connection
+/// can carry another request.
+pub(crate) async fn handle<W: AsyncWrite + Unpin>(
+    listener: &ListenerRuntime,
+    info: &ConnInfo,
+    req: Request,
+    client: &mut W,
+) -> bool {
+    let started = Instant::now();
+    let metrics = &listener.metrics;
+    metrics.requests_active.inc();
+    let (request_id, generated) = match req
+        .head
+        .headers
+        .iter()
+        .find(|(n, v)| req.head.at(n) == b"x-request-id" && !v.is_empty())
+    {
+        Some((_, v)) => (req.head.bytes.slice(v.clone()), false),
+        None => (
+            Bytes::copy_from_slice(&crate::http::headers::request_id_bytes()),
+            true,
+        ),
+    };
+    let metadata = request_metadata(&req.head, info.scheme, &request_id, generated);
+    let mut rc = RequestContext::new(
+        crate::http::HTTP,
+        MessageKind::Request,
+        metadata,
+        info.connection.clone(),
+    );
+    let mut target = None;
+    let generated = generated.then_some(&request_id[..]);
+    let done = forward(
+        listener,
+        info,
+        &mut rc,
+        &req,
+        generated,
+        client,
+        &mut target,
+    )
+    .await;
+    metrics.requests_active.dec();
+    let mut keep = !req.close;
+    let (label, status): (&str, Option<u16>) = match &done {
+        Done::Relayed { status, complete } => {
+            keep &= *complete;
+            let label = if *status >= 500 { "error" } else { "success" };
+            (label, Some(*status))
+        }
+        Done::Early(Early::Error(e)) => {
+            metrics.local_reply(e.kind);
+            (metaproxy_core::metrics::reason(e.kind), None)
+        }
+        Done::Early(Early::Respond(r)) => ("local", Some(r.status)),
+        Done::Early(Early::Redirect(code, _)) => ("redirect", Some(*code)),
+    };
+    if let Some(t) = target {
+        match (&done, label) {
+            (Done::Relayed { .. }, "error") => t.metrics.error.inc(),
+            (Done::Relayed { .. }, _) => t.metrics.success.inc(),
+            _ => t.metrics.local.inc(),
+        };
+        t.metrics.duration.observe(started.elapsed().as_secs_f64());
+    }
+    if let Done::Early(early) = done {
+        let resp = match early {
+            Early::Error(e) => {
+                debug!(
+                    listener = %listener.name,
+                    authority = rc.lookup(md::AUTHORITY).unwrap_or(""),
+                    path = rc.lookup(md::PATH).unwrap_or(""),
+                    error = %e,
+                    "local reply"
+                );
+                local_reply(&e, false)
+            }
+            Early::Respond(r) => filter_reply(r),
+            Early::Redirect(code, location) => redirect_reply(code, &location),
+        };
+        let bytes = encode::local_answer(resp, !keep);
+        if relay_local(client, bytes, info.idle_timeout).await.is_err() {
+            keep = false;
+        }
+    }
+    if let Some(log) = listener.access_log() {
+        let status = status.map(|s| s.to_string());
+        log.log(&Entry {
+            metadata: &rc,
+            listener: &listener.name,
+            protocol: crate::http::HTTP,
+            route: rc.route.as_deref(),
+            cluster: target.map(|t| &*t.cluster.name),
+            upstream_host: rc.upstream,
+            duration: started.elapsed(),
+            outcome: label,
+            status: status.as_deref(),
+        });
+    }
+    keep
+}
+
+async fn relay_local<W: AsyncWrite + Unpin>(
+    client: &mut W,
+    bytes: Bytes,
+    idle: Duration,
+) -> Result<(), super::error::RelayError> {
+    use bytes::Buf;
+    use tokio::io::AsyncWriteExt;
+    let mut b = bytes.chain(Bytes::new());
+    tokio::time::timeout(idle, client.write_all_buf(&mut b))
+        .await
+        .map_err(|_| super::error::RelayError::Idle(idle))??;
+    Ok(())
+}
+
+fn error(kind: ErrorKind, message: String) -> ProxyError {
+    ProxyError::new(kind, ErrorSource::Internal, message)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward<'a, W: AsyncWrite + Unpin>(
+    listener: &'a ListenerRuntime,
+    info: &ConnInfo,
+    rc: &mut RequestContext,
+    req: &Request,
+    generated_id: Option<&[u8]>,
+    client: &mut W,
+    target_out: &mut Option<&'a Target>,
+) -> Done {
+    let Routed { route, chain } = match route_request(listener, rc, info.scheme).await {
+        Ok(r) => r,
+        Err(early) => return Done::Early(early),
+    };
+    let target = match pick_target(route) {
+        Ok(t) => t,
+        Err(e) => return Done::Early(Early::Error(e)),
+    };
+    *target_out = Some(target);
+    let cluster = &target.cluster;
+    let decision = if cluster.hash_policy.is_empty() {
+        HashDecision::default()
+    } else {
+        hash_policy::decide(&cluster.hash_policy, &*rc)
+    };
+    let request = match upstream_request(route, rc, req, info, generated_id) {
+        Ok(r) => r,
+        Err(e) => return Done::Early(Early::Error(e)),
+    };
+    let Some(_permit) = cluster.breaker().try_acquire(Resource::Request) else {
+        target.metrics.overflows.inc();
+        return Done::Early(Early::Error(error(
+            ErrorKind::OverLimit,
+            format!("cluster `{}` has too many requests in flight", cluster.name),
+        )));
+    };
+    if let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample()) {
+        spawn_mirror(mirror, request.clone(), req.body.clone(), route.timeout);
+    }
+    let head_request = req.head.at(&req.head.first) == b"HEAD";
+    let tries = tries(
+        route,
+        target,
+        &request,
+        &req.body,
+        head_request,
+        decision.hash,
+        rc,
+    );
+    let (answer, pool, _active) = match tokio::time::timeout(route.timeout, tries).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => return Done::Early(Early::Error(e)),
+        Err(_) => {
+            return Done::Early(Early::Error(ProxyError::new(
+                ErrorKind::Timeout,
+                ErrorSource::Upstream,
+                format!(
+                    "no response headers from cluster `{}` within {:?}",
+                    cluster.name, route.timeout
+                ),
+            )));
+        }
+    };
+    if !chain.is_empty() {
+        let view = answer_view(&answer);
+        match chain.on_response(rc, &view).await {
+            FilterAction::Continue => {}
+            FilterAction::Reply(e) => return Done::Early(Early::Error(e)),
+            FilterAction::Respond(r) => return Done::Early(Early::Respond(r)),
+        }
+    }
+    let changes = HeaderChanges::of(&rc.response_mutation);
+    for p in &changes.problems {
+        warn!(route = %route.name, "response mutation: {p}");
+    }
+    let close = req.close || answer.framing == super::exchange::Framing::Close;
+    let head = encode::answer_head(
+        &answer.head,
+        &changes,
+        decision.set_cookie.as_deref(),
+        close,
+    );
+    let Answer {
+        status,
+        framing,
+        reusable,
+        conn: mut upstream,
+        ..
+    } = answer;
+    match relay(&mut upstream, framing, head, client, info.idle_timeout).await {
+        Ok(()) => {
+            if reusable {
+                pool::checkin(&pool, upstream);
+            }
+            Done::Relayed {
+                status,
+                complete: !close,
+            }
+        }
+        Err(e) => {
+            debug!(route = %route.name, error = %e, "answer relay stopped");
+            Done::Relayed {
+                status,
+                complete: false,
+            }
+        }
+    }
+}
+
+/// The answer's head as response metadata for the filters.
+fn answer_view(answer: &Answer) -> ResponseContext {
+    let head = &answer.head;
+    let mut metadata = Metadata::with_capacity(2 + head.headers.len());
+    metadata.insert(md::STATUS, answer.status.to_string());
+    metadata.insert(metaproxy_core::metadata::keys::PROTOCOL, crate::http::HTTP);
+    for (n, v) in &head.headers {
+        let (Ok(n), Ok(v)) = (
+            bytestring::ByteString::try_from(head.bytes.slice(n.clone())),
+            bytestring::ByteString::try_from(head.bytes.slice(v.clone())),
+        ) else {
+            continue;
+        };
+        metadata.push(n, v);
+    }
+    ResponseContext {
+        kind: MessageKind::Response,
+        metadata,
+    }
+}
+
+/// The upstream request head: rewrites, forwarding headers, mutation.
+fn upstream_request(
+    route: &Route,
+    rc: &RequestContext,
+    req: &Request,
+    info: &ConnInfo,
+    generated_id: Option<&[u8]>,
+) -> Result<Bytes, ProxyError> {
+    let head = &req.head;
+    let sent = head.at(&head.second);
+    let path_and_query = rc.lookup(md::PATH).unwrap_or("/");
+    let mut path: Option<String> = None;
+    let mut host: Option<String> = None;
+    if let Some(rw) = &route.rewrite {
+        if let Some(p) = &rw.path {
+            path = Some(p.apply(path_and_query));
+        }
+        host.clone_from(&rw.host);
+    }
+    if path.is_none() && path_and_query.as_bytes() != sent {
+        path = Some(path_and_query.to_string());
+    }
+    let changes = HeaderChanges::of(&rc.request_mutation);
+    for p in &changes.problems {
+        warn!(route = %route.name, "request mutation: {p}");
+    }
+    if let Some(p) = changes.path {
+        path = Some(p.to_string());
+    }
+    if let Some(a) = changes.authority {
+        host = Some(a.to_string());
+    }
+    let path = path.as_deref().map_or(sent, str::as_bytes);
+    let bad = |what: &str| {
+        ProxyError::new(
+            ErrorKind::BadRequest,
+            ErrorSource::Downstream,
+            format!("bad {what} after rewrite"),
+        )
+    };
+    if path.first() != Some(&b'/') || path.iter().any(|b| *b <= b' ' || *b == 0x7f) {
+        return Err(bad("path"));
+    }
+    if host
+        .as_deref()
+        .is_some_and(|h| h.is_empty() || h.bytes().any(|b| b <= b' ' || b == 0x7f))
+    {
+        return Err(bad("host"));
+    }
+    Ok(encode::request_head(
+        head,
+        &RequestParts {
+            path,
+            host: host.as_deref().map(str::as_bytes),
+            client_ip: info.client_ip.as_bytes(),
+            scheme: info.scheme,
+            request_id: generated_id,
+            changes: &changes,
+            body_len: req.body.len(),
+        },
+    ))
+}
+
+/// The first try and the retries the route's policy allows, each on a
+/// fresh pick that avoids endpoints already tried; every outcome feeds
+/// outlier detection.
+async fn tries(
+    route: &Route,
+    target: &Target,
+    request: &Bytes,
+    body: &Bytes,
+    head_request: bool,
+    hash: Option<u64>,
+    rc: &mut RequestContext,
+) -> Result<(Answer, Arc<HttpPool>, ActiveGuard), ProxyError> {
+    let cluster = &target.cluster;
+    let policy = route.retry.as_ref();
+    let mut tried: Vec<Arc<Endpoint>> = Vec::new();
+    let mut retries = 0;
+    let mut _retry_permit = None;
+    loop {
+        let exclude: Vec<&Endpoint> = tried.iter().map(|e| &**e).collect();
+        let endpoint = pick(cluster, target, hash, &exclude)?.clone();
+        drop(exclude);
+        let pool = pool_of(&endpoint, cluster)?;
+        let active = endpoint.start_request();
+        rc.upstream = Some(endpoint.address);
+        let once = exchange(&pool, request, body, head_request);
+        let result = match policy.and_then(|p| p.per_try_timeout) {
+            Some(limit) => match tokio::time::timeout(limit, once).await {
+                Ok(r) => r.map_err(|e| e.into_proxy_error()),
+                Err(_) => Err(ProxyError::new(
+                    ErrorKind::Timeout,
+                    ErrorSource::Upstream,
+                    format!(
+                        "no response headers from {} within the per-try timeout {limit:?}",
+                        endpoint.address
+                    ),
+                )),
+            },
+            None => once.await.map_err(|e| e.into_proxy_error()),
+        };
+        let (outcome, retriable) = match &result {
+            Ok(answer) => {
+                let class = class_of(answer.status, answer.head.header(b"grpc-status"));
+                let outcome = match class {
+                    ResponseClass::Success => Outcome::Success,
+                    ResponseClass::ServerError => Outcome::ServerError,
+                    ResponseClass::Unavailable => Outcome::GatewayError,
+                };
+                (
+                    Some(outcome),
+                    policy.is_some_and(|p| p.retries_class(class)),
+                )
+            }
+            Err(e) => {
+                let outcome = matches!(
+                    e.kind,
+                    ErrorKind::ConnectFailure | ErrorKind::UpstreamReset | ErrorKind::Timeout
+                )
+                .then_some(Outcome::GatewayError);
+                (outcome, policy.is_some_and(|p| p.retries_error(e)))
+            }
+        };
+        if let (Some(outlier), Some(outcome)) = (&cluster.outlier, outcome) {
+            record_outcome(&endpoint, outcome, outlier, &cluster.subsets[0].endpoints);
+        }
+        let retry = policy.filter(|p| retriable && retries < p.attempts);
+        let permit = retry.and_then(|_| {
+            let permit = cluster.breaker().try_acquire(Resource::Retry);
+            if permit.is_none() {
+                target.metrics.overflows.inc();
+                debug!(cluster = %cluster.name, "retry refused by the circuit breaker");
+            }
+            permit
+        });
+        let (Some(policy), Some(permit)) = (retry, permit) else {
+            return result.map(|answer| (answer, pool, active));
+        };
+        drop(result);
+        drop(active);
+        _retry_permit = Some(permit);
+        retries += 1;
+        target.metrics.retries.inc();
+        debug!(route = %route.name, cluster = %cluster.name, endpoint = %endpoint.address, retry = retries, "retrying");
+        tried.push(endpoint);
+        tokio::time::sleep(policy.backoff(retries)).await;
+    }
+}
+
+/// Sends a copy to the mirror cluster; its answer is read and dropped (so
+/// the connection can be reused), failures only logged.
+fn spawn_mirror(mirror: &Mirror, request: Bytes, body: Bytes, limit: Duration) {
+    let target = mirror.target.clone();
+    tokio::spawn(async move {
+        let cluster = &target.cluster;
+        let copy = async {
+            let endpoint = pick(cluster, &target, None, &[])?.clone();
+            let pool = pool_of(&endpoint, cluster)?;
+            let _active = endpoint.start_request();
+            let answer = exchange(&pool, &request, &body, false)
+                .await
+                .map_err(|e| e.into_proxy_error())?;
+            let Answer {
+                framing,
+                reusable,
+                conn: mut upstream,
+                ..
+            } = answer;
+            let mut sink = tokio::io::sink();
+            if relay(&mut upstream, framing, Bytes::new(), &mut sink, limit)
+                .await
+                .is_ok()
+                && reusable
+            {
+                pool::checkin(&pool, upstream);
+            }
+            Ok::<_, ProxyError>(())
+        };
+        if let Ok(Err(e)) = tokio::time::timeout(limit, copy).await {
+            debug!(cluster = %cluster.name, error = %e, "mirrored request failed");
+        }
+    });
+}

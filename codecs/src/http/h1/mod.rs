@@ -1,0 +1,27 @@
+//! The lean HTTP/1.1 forwarding path.
+//!
+//! A plain HTTP/1.1 exchange (the common case of a gateway) does not go
+//! through hyper: the request head is parsed in place with `httparse`
+//! (metadata values are slices of the read buffer), routed by the same
+//! shared step as every HTTP request, and forwarded as bytes on a pooled
+//! upstream socket: the client's header bytes are copied as they are,
+//! hop-by-hop headers dropped, forwarding headers and mutations added; the
+//! answer's head is re-encoded the same way and its body relayed as
+//! framed (chunked included), through one reused buffer.
+//!
+//! Whatever this path does not handle (see [`serve`]'s module) goes to
+//! hyper for the rest of the connection, with the bytes already read.
+
+mod chunked;
+mod encode;
+mod error;
+mod exchange;
+mod forward;
+mod head;
+mod meta;
+mod pool;
+mod relay;
+mod serve;
+
+pub(crate) use pool::LeanConn;
+pub(crate) use serve::{Handoff, serve};

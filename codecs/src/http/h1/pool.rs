@@ -1,0 +1,71 @@
+//! The lean path's upstream HTTP/1.1 connections: a plain socket and its
+//! read buffer, lent to one exchange at a time and kept idle in the
+//! endpoint's [`HttpPool`] between exchanges.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+
+use super::error::ExchangeError;
+use crate::http::upstream::{H1_IDLE_TIMEOUT, H1_MAX_IDLE, HttpPool};
+
+/// Initial read buffer of an upstream connection.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// An upstream HTTP/1.1 connection of the lean path.
+#[derive(Debug)]
+pub(crate) struct LeanConn {
+    /// The socket.
+    pub stream: TcpStream,
+    /// Bytes read and not yet relayed.
+    pub buf: BytesMut,
+}
+
+/// The newest idle connection that is still open, if any. A connection the
+/// peer closed (or wrote to unasked) while idle is dropped.
+pub(crate) fn checkout(pool: &HttpPool) -> Option<LeanConn> {
+    let mut idle = pool.lean_idle().lock().unwrap_or_else(|p| p.into_inner());
+    while let Some((conn, since)) = idle.pop() {
+        if since.elapsed() >= H1_IDLE_TIMEOUT || !conn.buf.is_empty() {
+            continue;
+        }
+        let mut probe = [0u8; 1];
+        match conn.stream.try_read(&mut probe) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(conn),
+            _ => continue,
+        }
+    }
+    None
+}
+
+/// Returns a connection whose last exchange is complete.
+pub(crate) fn checkin(pool: &HttpPool, conn: LeanConn) {
+    let mut idle = pool.lean_idle().lock().unwrap_or_else(|p| p.into_inner());
+    if idle.len() < H1_MAX_IDLE {
+        idle.push((conn, Instant::now()));
+    }
+}
+
+/// A new connection to the pool's endpoint.
+pub(crate) async fn connect(pool: &Arc<HttpPool>) -> Result<LeanConn, ExchangeError> {
+    let address = pool.address();
+    let timeout = pool.connect_timeout();
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+        .await
+        .map_err(|_| ExchangeError::ConnectTimeout { address, timeout })?
+        .map_err(|source| ExchangeError::Connect { address, source })?;
+    let _ = stream.set_nodelay(true);
+    Ok(LeanConn {
+        stream,
+        buf: BytesMut::with_capacity(READ_BUFFER),
+    })
+}
+
+/// Makes room for at least one more read in `buf`.
+pub(crate) fn reserve(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < READ_BUFFER / 4 {
+        buf.reserve(READ_BUFFER);
+    }
+}

@@ -1,0 +1,167 @@
+//! Relaying an answer's body from the upstream connection to the client
+//! as it arrives: the bytes go through untouched (chunked framing
+//! included), the first write carries the re-encoded head with whatever
+//! body bytes came with it (one vectored write), and the read buffer is
+//! reused, so memory stays bounded by one buffer whatever the body size.
+
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::chunked::ChunkScanner;
+use super::error::RelayError;
+use super::exchange::Framing;
+use super::pool::{self, LeanConn};
+
+/// Writes `head` then the body delimited by `framing` to `out`; each
+/// read from the upstream and each write to the client must make progress
+/// within `idle`.
+pub(crate) async fn relay<W: AsyncWrite + Unpin>(
+    up: &mut LeanConn,
+    framing: Framing,
+    head: Bytes,
+    out: &mut W,
+    idle: Duration,
+) -> Result<(), RelayError> {
+    let mut pending = Some(head);
+    let mut left = match framing {
+        Framing::None => {
+            return write(out, pending.take().unwrap_or_default(), Bytes::new(), idle).await;
+        }
+        Framing::Length(n) => n,
+        Framing::Chunked | Framing::Close => u64::MAX,
+    };
+    let mut chunks = (framing == Framing::Chunked).then(ChunkScanner::default);
+    loop {
+        let take = match &mut chunks {
+            Some(scanner) => scanner.advance(&up.buf)?,
+            None => usize::try_from(left)
+                .unwrap_or(usize::MAX)
+                .min(up.buf.len()),
+        };
+        let piece = up.buf.split_to(take).freeze();
+        if framing != Framing::Close {
+            left = left.saturating_sub(take as u64);
+        }
+        let done = match &chunks {
+            Some(scanner) => scanner.is_done(),
+            None => left == 0,
+        };
+        if !piece.is_empty() || pending.is_some() {
+            write(out, pending.take().unwrap_or_default(), piece, idle).await?;
+        }
+        if done {
+            return Ok(());
+        }
+        pool::reserve(&mut up.buf);
+        let n = tokio::time::timeout(idle, up.stream.read_buf(&mut up.buf))
+            .await
+            .map_err(|_| RelayError::Idle(idle))??;
+        if n == 0 {
+            return if framing == Framing::Close {
+                Ok(())
+            } else {
+                Err(RelayError::Truncated)
+            };
+        }
+    }
+}
+
+async fn write<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    head: Bytes,
+    body: Bytes,
+    idle: Duration,
+) -> Result<(), RelayError> {
+    let mut both = head.chain(body);
+    tokio::time::timeout(idle, out.write_all_buf(&mut both))
+        .await
+        .map_err(|_| RelayError::Idle(idle))??;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// An upstream socket pair whose far end writes `rest` then closes.
+    async fn upstream(already: &[u8], rest: &'static [u8]) -> LeanConn {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            for piece in rest.chunks(3) {
+                s.write_all(piece).await.unwrap();
+            }
+        });
+        LeanConn {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            buf: BytesMut::from(already),
+        }
+    }
+
+    async fn run(
+        framing: Framing,
+        already: &[u8],
+        rest: &'static [u8],
+    ) -> (Result<(), RelayError>, Vec<u8>, Vec<u8>) {
+        let mut up = upstream(already, rest).await;
+        let (mut client, mut far) = tokio::io::duplex(1 << 20);
+        let r = relay(
+            &mut up,
+            framing,
+            Bytes::from_static(b"H|"),
+            &mut client,
+            Duration::from_secs(5),
+        )
+        .await;
+        drop(client);
+        let mut seen = Vec::new();
+        far.read_to_end(&mut seen).await.unwrap();
+        let mut left = up.buf.to_vec();
+        let mut tail = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_millis(200), up.stream.read_to_end(&mut tail))
+            .await;
+        left.extend(tail);
+        (r, seen, left)
+    }
+
+    #[tokio::test]
+    async fn length_bodies_stop_at_their_length() {
+        let (r, seen, left) = run(Framing::Length(10), b"0123", b"456789NEXT").await;
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(seen, b"H|0123456789");
+        assert_eq!(left, b"NEXT");
+    }
+
+    #[tokio::test]
+    async fn chunked_bodies_pass_verbatim() {
+        let body = b"4\r\nwiki\r\n0\r\nx-t: 1\r\n\r\n";
+        let (r, seen, left) = run(
+            Framing::Chunked,
+            b"",
+            b"4\r\nwiki\r\n0\r\nx-t: 1\r\n\r\nNEXT",
+        )
+        .await;
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(&seen[2..], body);
+        assert_eq!(left, b"NEXT");
+    }
+
+    #[tokio::test]
+    async fn truncated_and_close_delimited() {
+        let (r, seen, _) = run(Framing::Length(10), b"", b"0123").await;
+        assert!(matches!(r, Err(RelayError::Truncated)), "{r:?}");
+        assert_eq!(seen, b"H|0123");
+        let (r, seen, _) = run(Framing::Close, b"ab", b"cdef").await;
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(seen, b"H|abcdef");
+        let (r, seen, _) = run(Framing::None, b"", b"").await;
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(seen, b"H|");
+    }
+}
