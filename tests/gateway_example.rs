@@ -1,13 +1,22 @@
 //! The README's first command, `cargo run --example gateway`, works: the
 //! gateway starts (on free ports, `--ephemeral`), and every command it
-//! prints gives the answer its comment promises.
+//! prints gives the answer its comment promises. Its Thrift listener also
+//! serves Apache Thrift's Python client (a third-party peer; `thrift_call`
+//! and the demo servers use metaproxy's own encoding).
 
 mod common;
+#[path = "common/thrift.rs"]
+mod thrift_peers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{ChildGuard, START_TIMEOUT};
+
+/// The examples the printed commands run.
+const EXAMPLES: [&str; 3] = ["gateway", "dubbo_call", "thrift_call"];
+/// The cookie jar path the gateway prints; each test run uses its own instead.
+const CART_JAR: &str = "/tmp/metaproxy-cart.jar";
 
 /// `target/<profile>/examples/<name>`. `cargo test` builds the examples
 /// along with the binary; `cargo test --test gateway_example` does not, so
@@ -18,7 +27,7 @@ use common::{ChildGuard, START_TIMEOUT};
 fn example(name: &str) -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_metaproxy")).parent().unwrap();
-    let fresh = ["gateway", "dubbo_call"]
+    let fresh = EXAMPLES
         .iter()
         .all(|n| bin_dir.join("examples").join(n).exists());
     BUILD.call_once(|| {
@@ -34,26 +43,30 @@ fn example(name: &str) -> PathBuf {
         };
         let status = Command::new(env!("CARGO"))
             .current_dir(common::repo_root())
-            .args(["build", "--example", "gateway", "--example", "dubbo_call"])
+            .arg("build")
+            .args(EXAMPLES.iter().flat_map(|n| ["--example", n]))
             .args(["--profile", &profile])
             .env("CARGO_TARGET_DIR", target_dir)
             .status()
             .expect("run cargo build --example");
         assert!(
             status.success(),
-            "cargo build --example gateway --example dubbo_call failed"
+            "cargo build of the examples {EXAMPLES:?} failed"
         );
     });
     bin_dir.join("examples").join(name)
 }
 
-/// Runs one printed command with the example binaries instead of `cargo run`.
-fn run(command: &str) -> String {
-    let dubbo_call = example("dubbo_call");
-    let command = command.replace(
-        "cargo run --example dubbo_call --",
-        &dubbo_call.display().to_string(),
-    );
+/// Runs one printed command with the example binaries instead of `cargo run`
+/// and this run's own cookie jar.
+fn run(command: &str, jar: &Path) -> String {
+    let mut command = command.replace(CART_JAR, &jar.display().to_string());
+    for name in ["dubbo_call", "thrift_call"] {
+        command = command.replace(
+            &format!("cargo run --example {name} --"),
+            &example(name).display().to_string(),
+        );
+    }
     let out = Command::new("sh")
         .args(["-c", &command])
         .stdin(Stdio::null())
@@ -77,10 +90,114 @@ fn count(output: &str, what: &str) -> usize {
         .sum()
 }
 
+/// The address the gateway printed for listener `name` (`  listener thrift-in  127.0.0.1:PORT`).
+fn listener(printed: &[String], name: &str) -> std::net::SocketAddr {
+    printed
+        .iter()
+        .find_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some("listener") && words.next() == Some(name))
+                .then(|| words.next()?.parse().ok())
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("no `listener {name}` line in {printed:#?}"))
+}
+
+/// The `cart` cookie in a curl cookie jar: (value, expiry in Unix seconds).
+fn jar_cookie(jar: &Path) -> (String, u64) {
+    let text = std::fs::read_to_string(jar)
+        .unwrap_or_else(|e| panic!("curl wrote no cookie jar {}: {e}", jar.display()));
+    // Netscape format: domain, subdomains, path, secure, expiry, name, value.
+    text.lines()
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .find(|f| f.len() == 7 && f[5] == "cart")
+        .map(|f| (f[6].to_string(), f[4].parse().expect("expiry")))
+        .unwrap_or_else(|| panic!("no cart cookie in the jar:\n{text}"))
+}
+
+/// The first word of every line (the demo backends start with their tag).
+fn tags(output: &str) -> Vec<&str> {
+    output
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect()
+}
+
+/// Sticky carts, past the printed commands: a request that carries the
+/// jar's cookie goes to the jar's instance and gets no new cookie.
+fn check_cookie_sticks(http: std::net::SocketAddr, jar: &Path, tag: &str) {
+    let (value, _) = jar_cookie(jar);
+    for _ in 0..5 {
+        let out = run(&format!("curl -si -b cart={value} http://{http}/cart"), jar);
+        let lower = out.to_lowercase();
+        assert!(!lower.contains("set-cookie"), "cookie set again:\n{out}");
+        let body = out.split("\r\n\r\n").nth(1).unwrap_or("");
+        assert!(body.starts_with(tag), "cart={value} left {tag}:\n{out}");
+    }
+}
+
+/// The Thrift listener with Apache Thrift's Python client: framed binary,
+/// unframed compact, THeader binary and THeader compact (compact is
+/// translated to binary for the demo servers), info headers reaching the
+/// server, the proxy's UNKNOWN_METHOD.
+fn check_python_client(thrift: std::net::SocketAddr) {
+    let port = thrift.port();
+    let s = thrift_peers::client(port, &["--method", "hello", "--count", "5"]);
+    assert_eq!(s.result("Hello bob, from greeter-v1"), 5, "{}", s.raw);
+    // Unframed compact after framed binary: the proxy's pooled upstream
+    // connections carry both transports, translated to binary.
+    let s = thrift_peers::client(
+        port,
+        &[
+            "--transport",
+            "buffered",
+            "--protocol",
+            "compact",
+            "--count",
+            "3",
+        ],
+    );
+    assert_eq!(s.result("Hello bob, from greeter-v1"), 3, "{}", s.raw);
+    let s = thrift_peers::client(
+        port,
+        &[
+            "--transport",
+            "header",
+            "--method",
+            "header",
+            "--arg",
+            "x-user",
+            "--header",
+            "x-user=carol",
+            "--count",
+            "3",
+        ],
+    );
+    assert_eq!(s.result("greeter-v2: x-user=carol"), 3, "{}", s.raw);
+    let s = thrift_peers::client(
+        port,
+        &[
+            "--transport",
+            "header",
+            "--protocol",
+            "compact",
+            "--header",
+            "x-canary=true",
+            "--count",
+            "3",
+        ],
+    );
+    assert_eq!(s.result("Hello bob, from greeter-v2"), 3, "{}", s.raw);
+    let s = thrift_peers::client(port, &["--method", "getItem"]);
+    assert_eq!(s.exceptions("1"), 1, "UNKNOWN_METHOD expected: {}", s.raw);
+}
+
 #[test]
 fn every_printed_command_works() {
     let gateway = example("gateway");
-    example("dubbo_call");
+    for name in EXAMPLES {
+        example(name);
+    }
     let mut child = Command::new(&gateway)
         .arg("--ephemeral")
         .env("RUST_LOG", "warn")
@@ -117,16 +234,22 @@ fn every_printed_command_works() {
         .filter_map(|l| l.trim_start().strip_prefix("$ "))
         .map(str::to_string)
         .collect();
-    assert!(commands.len() >= 7, "{printed:#?}");
+    assert!(commands.len() >= 13, "{printed:#?}");
     assert!(
         !commands
             .iter()
-            .any(|c| c.contains(":8080") || c.contains(":20880")),
+            .any(|c| [":8080", ":20880", ":9090"].iter().any(|p| c.contains(p))),
         "ephemeral mode must print the real ports: {commands:#?}"
     );
+    assert!(
+        commands.iter().any(|c| c.contains(CART_JAR)),
+        "the sticky-cart command uses {CART_JAR}: {commands:#?}"
+    );
+    let jar = common::scratch_dir("gateway-cart").join("cart.jar");
+    let http = listener(&printed, "http-in");
 
     for command in &commands {
-        let out = run(command);
+        let out = run(command, &jar);
         let context = format!("`{command}` printed:\n{out}");
         if command.contains("batchJob=true") {
             assert_eq!(count(&out, "from batchjob"), 10, "{context}");
@@ -134,6 +257,19 @@ fn every_printed_command_works() {
             let (v1, v2) = (count(&out, "from user-v1"), count(&out, "from user-v2"));
             assert_eq!(v1 + v2, 100, "{context}");
             assert!(v1 > v2 && v2 >= 1, "{context}");
+        } else if command.contains("x-canary=true") {
+            assert_eq!(count(&out, "Hello bob, from greeter-v2"), 10, "{context}");
+        } else if command.contains("--method hello") {
+            assert_eq!(count(&out, "Hello bob, from greeter-v1"), 10, "{context}");
+        } else if command.contains("--method header") {
+            assert_eq!(count(&out, "greeter-v2: x-user=alice"), 10, "{context}");
+        } else if command.contains("--method getItem") {
+            assert_eq!(
+                count(&out, "TApplicationException UNKNOWN_METHOD"),
+                1,
+                "{context}"
+            );
+            assert!(out.contains("metaproxy"), "a local reply: {context}");
         } else if command.contains("seq 20") {
             let (v1, v2) = (count(&out, "product-v1"), count(&out, "product-v2"));
             assert_eq!(v1 + v2, 20, "{context}");
@@ -142,10 +278,33 @@ fn every_printed_command_works() {
             assert!(out.starts_with("product-v"), "{context}");
         } else if command.contains("/user/me") {
             assert!(out.starts_with("user GET /user/me"), "{context}");
-        } else if command.contains("/cart") {
-            for tag in ["cart-1", "cart-2", "cart-3"] {
-                assert!(out.contains(tag), "{context}");
-            }
+        } else if command.contains("set-cookie") {
+            let line = out.trim().to_lowercase();
+            assert!(line.starts_with("set-cookie: cart="), "{context}");
+            assert!(line.contains("max-age=3600"), "{context}");
+            assert!(line.contains("path=/"), "{context}");
+        } else if command.contains(CART_JAR) {
+            let tags = tags(&out);
+            assert_eq!(tags.len(), 3, "{context}");
+            assert!(tags[0].starts_with("cart-"), "{context}");
+            assert!(tags.iter().all(|t| *t == tags[0]), "not sticky: {context}");
+            let (_, expires) = jar_cookie(&jar);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            assert!(
+                (now + 3500..=now + 3700).contains(&expires),
+                "the cart cookie should live 1h: expires {expires}, now {now}"
+            );
+            check_cookie_sticks(http, &jar, tags[0]);
+        } else if command.contains("seq 30") {
+            let per_tag = ["cart-1", "cart-2", "cart-3"].map(|t| count(&out, t));
+            assert_eq!(per_tag.iter().sum::<usize>(), 30, "{context}");
+            assert!(
+                per_tag.iter().filter(|&&n| n > 0).count() >= 2,
+                "new carts should spread: {context}"
+            );
         } else if command.contains("/nothing") {
             assert!(out.contains(" 404"), "{context}");
             assert!(
@@ -156,4 +315,5 @@ fn every_printed_command_works() {
             panic!("no check for a printed command: {context}");
         }
     }
+    check_python_client(listener(&printed, "thrift-in"));
 }

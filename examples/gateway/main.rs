@@ -5,9 +5,11 @@
 //! ```
 //!
 //! Starts three demo Dubbo providers (user v1, user v2, batch job) on
-//! 127.0.0.1:20881-20883 and six demo HTTP backends (product v1 :9101,
-//! product v2 :9102, user :9201, cart :9301-9303), then metaproxy with
-//! `examples/gateway/gateway.yaml`, and prints commands to try. Editing the
+//! 127.0.0.1:20881-20883, six demo HTTP backends (product v1 :9101,
+//! product v2 :9102, user :9201, cart :9301-9303) and two demo Thrift
+//! `Greeter` servers (v1 :9091, v2 :9092), then metaproxy with
+//! `examples/gateway/gateway.yaml` (listeners: Dubbo :20880, HTTP :8080,
+//! Thrift :9090), and prints commands to try. Editing the
 //! YAML file (or `kill -HUP`) reloads it live. Ctrl-C stops everything
 //! (in-flight requests drain).
 //!
@@ -19,6 +21,9 @@
 #[path = "../support/dubbo_demo.rs"]
 mod dubbo_demo;
 mod http_demo;
+#[path = "../support/thrift_demo.rs"]
+mod thrift_demo;
+mod try_commands;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,8 +46,13 @@ const HTTP_BACKENDS: [(&str, &str); 6] = [
     ("127.0.0.1:9302", "cart-2"),
     ("127.0.0.1:9303", "cart-3"),
 ];
-/// The listeners' fixed addresses in gateway.yaml.
-const LISTENERS: [&str; 2] = ["127.0.0.1:20880", "127.0.0.1:8080"];
+/// The demo Thrift servers (`Greeter`): fixed address in gateway.yaml, tag.
+const THRIFT_SERVERS: [(&str, &str); 2] = [
+    ("127.0.0.1:9091", "greeter-v1"),
+    ("127.0.0.1:9092", "greeter-v2"),
+];
+/// The listeners' fixed addresses in gateway.yaml: dubbo-in, http-in, thrift-in.
+const LISTENERS: [&str; 3] = ["127.0.0.1:20880", "127.0.0.1:8080", "127.0.0.1:9090"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -76,6 +86,11 @@ async fn main() -> anyhow::Result<()> {
         let listener = http_demo::bind(bind_addr(fixed, ephemeral)?).await?;
         rewrites.push((fixed.to_string(), listener.local_addr()?.to_string()));
         tokio::spawn(http_demo::backend(listener, tag));
+    }
+    for (fixed, tag) in THRIFT_SERVERS {
+        let listener = thrift_demo::bind(bind_addr(fixed, ephemeral)?).await?;
+        rewrites.push((fixed.to_string(), listener.local_addr()?.to_string()));
+        tokio::spawn(thrift_demo::server(listener, tag));
     }
     if ephemeral {
         for fixed in LISTENERS {
@@ -115,6 +130,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let dubbo = addr_of("dubbo-in", LISTENERS[0]).await;
     let http = addr_of("http-in", LISTENERS[1]).await;
+    let thrift = addr_of("thrift-in", LISTENERS[2]).await;
     let real = |fixed: &str| {
         rewrites
             .iter()
@@ -134,26 +150,12 @@ async fn main() -> anyhow::Result<()> {
     };
     println!("  demo Dubbo providers: {}", list(&DUBBO_PROVIDERS));
     println!("  demo HTTP backends: {}", list(&HTTP_BACKENDS));
-    println!("\nTry, in another terminal (lines starting with `$`):");
-    println!("  # Dubbo canary: ~90% user-v1, ~10% user-v2");
-    println!("  $ cargo run --example dubbo_call -- --addr {dubbo} --count 100");
-    println!("  # Dubbo routing by attachment: every call to the batch-job provider");
-    println!(
-        "  $ cargo run --example dubbo_call -- --addr {dubbo} --count 10 --attach batchJob=true"
-    );
-    println!(
-        "  # HTTP ingress: product canary (90% v1 / 10% v2; edit the weights in the config file, it reloads live)"
-    );
-    println!(
-        "  $ for i in $(seq 20); do curl -s http://{http}/product/42; done | cut -d' ' -f1 | sort | uniq -c"
-    );
-    println!("  # the same over HTTP/2 (h2c)");
-    println!("  $ curl -s --http2-prior-knowledge http://{http}/product/42");
-    println!("  # user service and the three cart instances (round robin)");
-    println!("  $ curl -s http://{http}/user/me");
-    println!("  $ for i in 1 2 3; do curl -s http://{http}/cart; done");
-    println!("  # no route: 404 with x-metaproxy-reason");
-    println!("  $ curl -si http://{http}/nothing");
+    println!("  demo Thrift servers: {}", list(&THRIFT_SERVERS));
+    try_commands::print(&try_commands::Addresses {
+        dubbo,
+        http,
+        thrift,
+    });
     println!("\nCtrl-C to stop.");
     println!("ready");
 
