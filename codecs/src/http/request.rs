@@ -69,8 +69,20 @@ pub(crate) async fn handle(
         metadata,
         conn.connection.clone(),
     );
-    match forward(&listener, &conn, &mut rc, parts, body).await {
-        Ok(resp) => resp,
+    let started = std::time::Instant::now();
+    listener.metrics.requests_active.inc();
+    let mut target = None;
+    let result = forward(&listener, &conn, &mut rc, parts, body, &mut target).await;
+    listener.metrics.requests_active.dec();
+    let (label, resp) = match result {
+        Ok((resp, upstream)) => {
+            let label = match (upstream, resp.status().is_server_error()) {
+                (false, _) => "local",
+                (true, true) => "error",
+                (true, false) => "success",
+            };
+            (label, resp)
+        }
         Err(err) => {
             debug!(
                 listener = %listener.name,
@@ -79,9 +91,36 @@ pub(crate) async fn handle(
                 error = %err,
                 "local reply"
             );
-            local_reply(&err, grpc)
+            listener.metrics.local_reply(err.kind);
+            (
+                metaproxy_core::metrics::reason(err.kind),
+                local_reply(&err, grpc),
+            )
         }
+    };
+    if let Some(t) = target {
+        match label {
+            "success" => t.metrics.success.inc(),
+            "error" => t.metrics.error.inc(),
+            _ => t.metrics.local.inc(),
+        };
+        t.metrics.duration.observe(started.elapsed().as_secs_f64());
     }
+    if let Some(log) = listener.access_log() {
+        let status = resp.status();
+        log.log(&metaproxy_core::access_log::Entry {
+            metadata: &rc,
+            listener: &listener.name,
+            protocol: super::HTTP,
+            route: rc.route.as_deref(),
+            cluster: target.map(|t| &*t.cluster.name),
+            upstream_host: rc.upstream,
+            duration: started.elapsed(),
+            outcome: label,
+            status: Some(status.as_str()),
+        });
+    }
+    resp
 }
 fn error(kind: ErrorKind, origin: ErrorSource, message: String) -> ProxyError {
     ProxyError::new(kind, origin, message)
@@ -261,23 +300,28 @@ pub(crate) fn class_of(status: u16, grpc_status: Option<&[u8]>) -> ResponseClass
     }
 }
 
-async fn forward(
-    listener: &ListenerRuntime,
+/// Routes and forwards; the answer comes with whether it is the upstream's.
+async fn forward<'a>(
+    listener: &'a ListenerRuntime,
     conn: &ConnInfo,
     rc: &mut RequestContext,
     mut parts: http::request::Parts,
     body: Incoming,
-) -> Result<Response<ProxyBody>, ProxyError> {
+    target_out: &mut Option<&'a Target>,
+) -> Result<(Response<ProxyBody>, bool), ProxyError> {
     let super::route::Routed { route, chain } =
         match super::route::route_request(listener, rc, conn.scheme).await {
             Ok(r) => r,
             Err(Early::Error(e)) => return Err(e),
-            Err(Early::Respond(r)) => return Ok(filter_reply(r)),
-            Err(Early::Redirect(code, location)) => return Ok(redirect_reply(code, &location)),
+            Err(Early::Respond(r)) => return Ok((filter_reply(r), false)),
+            Err(Early::Redirect(code, location)) => {
+                return Ok((redirect_reply(code, &location), false));
+            }
         };
     let path_and_query = rc.lookup(md::PATH).unwrap_or("/");
     let authority = rc.lookup(md::AUTHORITY).unwrap_or("");
     let target = super::route::pick_target(route)?;
+    *target_out = Some(target);
     let cluster = &target.cluster;
     let settings = settings_of(cluster)?;
     let decision = if cluster.hash_policy.is_empty() {
@@ -403,7 +447,7 @@ async fn forward(
         match chain.on_response(rc, &view).await {
             FilterAction::Continue => {}
             FilterAction::Reply(e) => return Err(e),
-            FilterAction::Respond(r) => return Ok(filter_reply(r)),
+            FilterAction::Respond(r) => return Ok((filter_reply(r), false)),
         }
     }
     strip_hop_by_hop(&mut rparts.headers);
@@ -419,9 +463,9 @@ async fn forward(
         rparts.headers.append(header::SET_COOKIE, v);
     }
     rparts.version = Version::HTTP_11;
-    Ok(Response::from_parts(
-        rparts,
-        ProxyBody::stream(rbody, conn.idle_timeout, held),
+    Ok((
+        Response::from_parts(rparts, ProxyBody::stream(rbody, conn.idle_timeout, held)),
+        true,
     ))
 }
 

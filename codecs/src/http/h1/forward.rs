@@ -97,7 +97,7 @@ pub(crate) async fn handle<W: AsyncWrite + Unpin>(
     .await;
     metrics.requests_active.dec();
     let mut keep = !req.close;
-    let (label, status): (&str, Option<u16>) = match &done {
+    let (label, mut status): (&str, Option<u16>) = match &done {
         Done::Relayed { status, complete } => {
             keep &= *complete;
             let label = if *status >= 500 { "error" } else { "success" };
@@ -133,6 +133,7 @@ pub(crate) async fn handle<W: AsyncWrite + Unpin>(
             Early::Respond(r) => filter_reply(r),
             Early::Redirect(code, location) => redirect_reply(code, &location),
         };
+        status = Some(resp.status().as_u16());
         let bytes = encode::local_answer(resp, !keep);
         if relay_local(client, bytes, info.idle_timeout).await.is_err() {
             keep = false;

@@ -1,0 +1,380 @@
+//! The lean HTTP/1.1 path through the release binary: answer framings it
+//! relays as they are (chunked with trailers, close-delimited, interim
+//! 1xx, 204, HEAD), pipelined requests, upstream connection reuse and
+//! `connection: close`, and the hand-over to hyper (HTTP/1.0, large and
+//! chunked request bodies) on the same connection. Clients: curl and raw
+//! sockets; upstreams: a scripted HTTP/1.1 server and the hyper backend.
+
+mod common;
+#[path = "common/http.rs"]
+mod http_peers;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::Proxy;
+use http_peers::{Backend, curl};
+
+/// An upstream that answers each path with fixed bytes and counts the
+/// connections it accepted.
+struct Scripted {
+    address: SocketAddr,
+    connections: Arc<AtomicUsize>,
+}
+
+fn answer_for(path: &str, request_line: &str) -> (Vec<u8>, bool) {
+    match path {
+        "/chunked" => (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Up: 1\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: t\r\n\r\n".to_vec(),
+            false,
+        ),
+        "/close" => (b"HTTP/1.1 200 OK\r\n\r\nuntil the end".to_vec(), true),
+        "/interim" => (
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+            false,
+        ),
+        "/nocontent" => (b"HTTP/1.1 204 No Content\r\nX-Up: 1\r\n\r\n".to_vec(), false),
+        "/bye" => (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbye".to_vec(),
+            true,
+        ),
+        _ => (
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{request_line}",
+                request_line.len()
+            )
+            .into_bytes(),
+            false,
+        ),
+    }
+}
+
+impl Scripted {
+    fn start() -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = connections.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                count.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || serve_scripted(stream));
+            }
+        });
+        Scripted {
+            address,
+            connections,
+        }
+    }
+}
+
+fn serve_scripted(stream: TcpStream) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut out = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let request_line = request_line.trim_end().to_string();
+        let path = request_line.split(' ').nth(1).unwrap_or("/").to_string();
+        let (mut bytes, close) = answer_for(&path, &request_line);
+        if request_line.starts_with("HEAD ") {
+            // The head only: a HEAD answer has no body.
+            let end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            bytes.truncate(end);
+        }
+        if out.write_all(&bytes).is_err() || close {
+            return;
+        }
+    }
+}
+
+fn start_proxy(test: &str, upstream: SocketAddr) -> Proxy {
+    let config = format!(
+        r#"
+listeners:
+  - name: http-in
+    address: 127.0.0.1:0
+    protocol: http
+    routes: [ {{ route: {{ cluster: up, timeout: 5s }} }} ]
+clusters:
+  - {{ name: up, protocol: http, endpoints: [ {{ address: "{upstream}" }} ] }}
+"#
+    );
+    Proxy::start(test, &config)
+}
+
+fn url(addr: SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
+}
+
+#[test]
+fn answer_framings_pass_through() {
+    let up = Scripted::start();
+    let proxy = start_proxy("lean_framings", up.address);
+    let addr = proxy.addr("http-in");
+
+    let r = curl(&["--raw", &url(addr, "/chunked")]);
+    assert_eq!(r.status, 200, "{r:?}\n{}", proxy.logs());
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"), "{r:?}");
+    assert!(
+        r.body.contains("hello") && r.body.contains(" world") && r.body.contains("x-trailer: t"),
+        "chunks and trailers relayed verbatim: {r:?}"
+    );
+
+    let r = curl(&[&url(addr, "/close")]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, "until the end");
+    assert_eq!(r.header("connection"), Some("close"), "{r:?}");
+
+    let r = curl(&[&url(addr, "/interim")]);
+    assert_eq!((r.status, r.body.as_str()), (200, "ok"), "{r:?}");
+
+    // 204 and HEAD carry no body: the next request on the same client
+    // connection must still be answered (curl reuses it for both URLs).
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-o", "/dev/null"])
+        .args(["-w", "%{http_code} %{num_connects}\\n"])
+        .args([url(addr, "/nocontent"), url(addr, "/after")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text, "204 1\n200 0\n", "one connection for both: {text}");
+    let r = curl(&["-I", &url(addr, "/head")]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("content-length"), Some("19"), "{r:?}");
+}
+
+/// Reads one answer with a `content-length` body.
+fn read_answer(reader: &mut BufReader<TcpStream>) -> (String, String) {
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    (status, String::from_utf8(body).unwrap())
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order_on_reused_upstreams() {
+    let up = Scripted::start();
+    let proxy = start_proxy("lean_pipeline", up.address);
+    let addr = proxy.addr("http-in");
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut batch = Vec::new();
+    for i in 0..3 {
+        batch.extend_from_slice(
+            format!("POST /p{i} HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc").as_bytes(),
+        );
+    }
+    writer.write_all(&batch).unwrap();
+    for i in 0..3 {
+        let (status, body) = read_answer(&mut reader);
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        assert_eq!(body, format!("POST /p{i} HTTP/1.1"));
+    }
+    // Sequential requests reuse the upstream connection.
+    for i in 0..20 {
+        writer
+            .write_all(format!("GET /s{i} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
+            .unwrap();
+        let (_, body) = read_answer(&mut reader);
+        assert_eq!(body, format!("GET /s{i} HTTP/1.1"));
+    }
+    assert!(
+        up.connections.load(Ordering::SeqCst) <= 2,
+        "upstream connections: {}",
+        up.connections.load(Ordering::SeqCst)
+    );
+
+    // An upstream that closes after each answer: never reused, never failing.
+    let before = up.connections.load(Ordering::SeqCst);
+    for _ in 0..5 {
+        writer
+            .write_all(b"GET /bye HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap();
+        let (status, body) = read_answer(&mut reader);
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        assert_eq!(body, "bye");
+    }
+    // The first goes on the idle pooled connection; each later one needs a new one.
+    assert_eq!(up.connections.load(Ordering::SeqCst) - before, 4);
+
+    // `connection: close` from the client: answered, then closed.
+    writer
+        .write_all(b"GET /last HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (_, body) = read_answer(&mut reader);
+    assert_eq!(body, "GET /last HTTP/1.1");
+    let mut rest = Vec::new();
+    assert_eq!(reader.read_to_end(&mut rest).unwrap(), 0, "closed after");
+}
+
+#[test]
+fn hyper_takes_over_what_the_lean_path_does_not_do() {
+    let backend = Backend::start("b");
+    let config = format!(
+        r#"
+listeners:
+  - name: http-in
+    address: 127.0.0.1:0
+    protocol: http
+    routes: [ {{ route: {{ cluster: b }} }} ]
+clusters:
+  - {{ name: b, protocol: http, endpoints: [ {{ address: "{}" }} ] }}
+"#,
+        backend.address()
+    );
+    let proxy = Proxy::start("lean_handover", &config);
+    let addr = proxy.addr("http-in");
+
+    // HTTP/1.0.
+    let r = curl(&["--http1.0", &url(addr, "/old")]);
+    assert_eq!(r.status, 200, "{r:?}\n{}", proxy.logs());
+    assert!(r.body.starts_with("b GET /old"), "{r:?}");
+
+    // A body over the lean path's limit, then a small request on the same
+    // connection (now served by hyper).
+    let big = common::scratch_dir("lean_handover").join("big.bin");
+    std::fs::write(&big, vec![b'x'; 1_000_000]).unwrap();
+    let data = format!("@{}", big.display());
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-w", "|%{num_connects}\\n", "--data-binary", &data])
+        .arg(url(addr, "/upload"))
+        .args(["--next", "-s", "-w", "|%{num_connects}\\n"])
+        .arg(url(addr, "/small"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("b got 1000000\n|1\n"), "{text}");
+    assert!(
+        text.contains("b POST /small") || text.contains("b GET /small"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("|0\n"),
+        "second request on the same connection: {text}"
+    );
+
+    // A chunked request body.
+    let r = curl(&[
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        "chunked payload",
+        &url(addr, "/upload"),
+    ]);
+    assert_eq!(r.body, "b got 15\n", "{r:?}");
+}
+
+#[test]
+fn http_requests_are_counted_and_logged_on_both_engines() {
+    let backend = Backend::start("b");
+    let dir = common::scratch_dir("http_access_log");
+    let log = dir.join("access.json");
+    let config = format!(
+        r#"
+admin: {{ address: 127.0.0.1:0 }}
+listeners:
+  - name: web
+    address: 127.0.0.1:0
+    protocol: http
+    access_log: {{ path: "{log}", format: "%:method% %:path% %route% %upstream_host% %outcome% %status%" }}
+    routes:
+      - name: api
+        match: [ {{ key: ":path", regex: "/(api|status)/.*" }} ]
+        route: {{ cluster: b }}
+clusters:
+  - {{ name: b, protocol: http, endpoints: [ {{ address: "{up}" }} ] }}
+"#,
+        log = log.display(),
+        up = backend.address()
+    );
+    let proxy = Proxy::start("http_access_log", &config);
+    let addr = proxy.addr("web");
+    assert_eq!(curl(&[&url(addr, "/api/1")]).status, 200);
+    assert_eq!(curl(&[&url(addr, "/status/503")]).status, 503);
+    assert_eq!(
+        curl(&["--http2-prior-knowledge", &url(addr, "/api/2")]).status,
+        200
+    );
+    assert_eq!(curl(&[&url(addr, "/nowhere")]).status, 404);
+
+    let (code, metrics) = proxy.admin("GET", "/metrics");
+    assert_eq!(code, 200);
+    let series = |outcome: &str| {
+        format!(
+            r#"metaproxy_requests_total{{listener="web",route="api",cluster="b",protocol="http",outcome="{outcome}"}}"#
+        )
+    };
+    assert!(
+        metrics.contains(&format!("{} 2\n", series("success"))),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("{} 1\n", series("error"))),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"reason="route_not_found"} 1"#),
+        "{metrics}"
+    );
+
+    let wanted = [
+        format!("GET /api/1 api {} success 200", backend.address()),
+        format!("GET /status/503 api {} error 503", backend.address()),
+        "GET /api/2 api".to_string(),
+        "GET /nowhere - - route_not_found 404".to_string(),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if wanted.iter().all(|w| text.contains(w.as_str())) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "access log:\n{text}\nwanted {wanted:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
