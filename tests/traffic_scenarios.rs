@@ -72,3 +72,34 @@ table! {
 fn http_cookie_affinity() {
     traffic::scenarios::http_cookie_affinity();
 }
+
+/// `metaproxy validate` locates zone mistakes (line and column).
+#[test]
+fn zone_mistakes_are_located() {
+    let path = common::write_config(
+        "traffic-zone-mistakes",
+        r#"listeners:
+  - name: in
+    address: 127.0.0.1:0
+    protocol: dubbo
+    routes: [ { route: { cluster: backend } } ]
+clusters:
+  - name: backend
+    protocol: dubbo
+    locality: { zones: [zone-a, zone-c], drain: [zone-x] }
+    endpoints:
+      - { address: 127.0.0.1:20881, zone: zone-a, priority: 1 }
+      - { address: 127.0.0.1:20882, zone: zone-b, weight: 0 }
+"#,
+    );
+    let (ok, out, err) = common::validate(&path);
+    assert!(!ok, "accepted: {out}");
+    for expected in [
+        ":9:33: no endpoint is in zone `zone-c`",
+        ":9:50: cannot drain zone `zone-x`: no endpoint is in it",
+        ":11:61: `priority` cannot be combined with the cluster's `locality`",
+        ":12:9: endpoint weight must be at least 1 (to take an endpoint out of traffic, use `drain: true`)",
+    ] {
+        assert!(err.contains(expected), "expected `{expected}` in:\n{err}");
+    }
+}

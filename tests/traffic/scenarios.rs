@@ -327,18 +327,28 @@ pub fn zone_failover<P: Flavor>() {
 }
 
 /// The same `user-id` reaches the same upstream for 1000 calls of the real
-/// third-party client (and for ours); without a key, the same source IP does.
+/// third-party client (the one our client's calls with that key reach);
+/// without a key, the same source IP does.
 pub fn affinity<P: Flavor>() {
     let ups = P::start(&Spec::many(&["s1", "s2", "s3"]));
     let run = Run::start::<P>("affinity.yaml", &refs(&ups));
     let addr = run.addr();
 
-    let t = P::third_party_calls(addr, "alice", 1000);
-    assert_eq!((t.ok(), t.tags.len()), (1000, 1), "{}: {t:?}", P::NAME);
-    let owner = t.tags.keys().next().unwrap().clone();
+    // Calls without a key stick by source IP: find a key whose upstream
+    // differs from 127.0.0.1's, so a key the proxy failed to read shows.
     let mut client = P::client(addr, None);
-    let t = sample(&mut client, Some("alice"), 20);
-    assert_eq!(t.tags.get(&owner), Some(&20), "{}: {t:?}", P::NAME);
+    let by_ip = sample(&mut client, None, 5);
+    assert_eq!(by_ip.tags.len(), 1, "{}: {by_ip:?}", P::NAME);
+    let (key, owner) = (0..64)
+        .map(|i| format!("user-{i}"))
+        .find_map(|key| {
+            let t = sample(&mut client, Some(&key), 1);
+            let owner = t.tags.into_keys().next()?;
+            (!by_ip.tags.contains_key(&owner)).then_some((key, owner))
+        })
+        .expect("some key hashes away from the source IP's upstream");
+    let t = P::third_party_calls(addr, &key, 1000);
+    assert_eq!(t.tags.get(&owner), Some(&1000), "{}: {key}: {t:?}", P::NAME);
 
     let mut owners = HashSet::new();
     for i in 0..24 {
