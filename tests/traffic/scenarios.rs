@@ -32,8 +32,9 @@ fn tail(run: &Run) -> String {
 }
 
 /// No client-visible failure where the proxy may retry; otherwise (gRPC:
-/// bodies are streamed, never replayed) only "unavailable" answers for the
-/// calls caught by the outage, and few of them.
+/// bodies are streamed, never replayed) only the failures of calls caught
+/// by the outage ("unavailable" answers, or a stream reset when the
+/// upstream died mid-answer), and few of them.
 fn assert_outage_hidden<P: Flavor>(records: &[Record], run: &Run) {
     let t = tally(records);
     if P::REPLAYABLE {
@@ -48,8 +49,19 @@ fn assert_outage_hidden<P: Flavor>(records: &[Record], run: &Run) {
     }
     for r in records {
         if let Err(f) = &r.result {
-            assert_eq!(f.kind, FailureKind::Unavailable, "{}: {f:?}", P::NAME);
+            assert!(
+                matches!(f.kind, FailureKind::Unavailable | FailureKind::Other),
+                "{}: {f:?}",
+                P::NAME
+            );
         }
+    }
+    if t.failed() > 0 {
+        eprintln!(
+            "{}: failures caught by the outage: {:?}",
+            P::NAME,
+            t.failures
+        );
     }
     assert!(
         t.failed() * 20 <= t.ok() + t.failed(),
