@@ -281,6 +281,8 @@ fn cluster_json(c: &Cluster) -> Value {
                 "labels": e.labels,
                 "weight": e.weight,
                 "priority": e.priority,
+                "zone": e.zone(),
+                "drained": c.is_drained(e),
                 "healthy": !e.health.check_failed(),
                 "ejected": e.health.is_ejected(now),
                 "times_ejected": e.health.times_ejected(),

@@ -80,6 +80,7 @@ const PLACES: &[(&str, &str)] = &[
         "{ clusters: [ { outlier_detection: X } ] }",
     ),
     ("HealthCheckConfig", "{ clusters: [ { health_check: X } ] }"),
+    ("LocalityConfig", "{ clusters: [ { locality: X } ] }"),
 ];
 
 /// The field names after `expected` in an unknown-field message. serde

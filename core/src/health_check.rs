@@ -251,3 +251,115 @@ pub fn spawn_health_checks(cluster: &Arc<Cluster>, shutdown: CancellationToken, 
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::testing;
+    use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+    use tokio::time::Instant;
+
+    const PASS: u8 = 0;
+    const FAIL: u8 = 1;
+    const HANG: u8 = 2;
+
+    /// A probe whose answer the test sets, counting its calls.
+    struct Scripted {
+        mode: Arc<AtomicU8>,
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl Probe for Scripted {
+        fn probe(&self, _address: SocketAddr) -> ProbeFuture {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let mode = self.mode.load(Ordering::SeqCst);
+            Box::pin(async move {
+                match mode {
+                    PASS => Ok(()),
+                    FAIL => Err("down".into()),
+                    _ => std::future::pending().await,
+                }
+            })
+        }
+    }
+
+    /// Waits (on the paused clock) until the probe ran `n` times and its
+    /// verdict was recorded (same task poll); returns when that was.
+    async fn after_check(calls: &AtomicUsize, n: usize) -> Instant {
+        while calls.load(Ordering::SeqCst) < n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Instant::now()
+    }
+
+    /// The check loop on tokio's paused clock: intervals with jitter,
+    /// thresholds in both directions, the timeout counted as a failure.
+    #[tokio::test(start_paused = true)]
+    async fn verdicts_flip_after_threshold_checks_in_a_row() {
+        let mode = Arc::new(AtomicU8::new(FAIL));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut cluster = testing::cluster(&[0]);
+        cluster.health_checker = Some(HealthChecker {
+            probe: Arc::new(Scripted {
+                mode: mode.clone(),
+                calls: calls.clone(),
+            }),
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(1),
+            unhealthy_threshold: 3,
+            healthy_threshold: 2,
+        });
+        let cluster = Arc::new(cluster);
+        let endpoint = cluster.subsets[0].endpoints[0].clone();
+        let shutdown = CancellationToken::new();
+        let start = Instant::now();
+        spawn_health_checks(&cluster, shutdown.clone(), &Metrics::default());
+
+        let mut last = start;
+        let mut gap = |at: Instant| {
+            let d = at - last;
+            last = at;
+            d
+        };
+        // Two failures: still healthy; the third flips it.
+        for n in 1..=2 {
+            let at = after_check(&calls, n).await;
+            let d = gap(at);
+            assert!(
+                (Duration::from_millis(4480)..=Duration::from_millis(5520)).contains(&d),
+                "check {n} came {d:?} after the previous one (5s ± 10%)"
+            );
+            assert!(!endpoint.health.check_failed(), "after {n} failure(s)");
+        }
+        after_check(&calls, 3).await;
+        assert!(endpoint.health.check_failed(), "three failures in a row");
+        assert!(!endpoint.health.is_available(crate::cluster::now_ms()));
+
+        // One pass is not enough to come back, two are.
+        mode.store(PASS, Ordering::SeqCst);
+        after_check(&calls, 4).await;
+        assert!(endpoint.health.check_failed(), "one pass of two");
+        after_check(&calls, 5).await;
+        assert!(!endpoint.health.check_failed(), "two passes in a row");
+
+        // A probe that never answers fails at the timeout; a pass in between
+        // restarts the streak.
+        mode.store(HANG, Ordering::SeqCst);
+        after_check(&calls, 6).await;
+        mode.store(PASS, Ordering::SeqCst);
+        after_check(&calls, 7).await;
+        mode.store(HANG, Ordering::SeqCst);
+        let began = after_check(&calls, 8).await;
+        after_check(&calls, 10).await;
+        assert!(
+            !endpoint.health.check_failed(),
+            "the timeout has not passed yet"
+        );
+        tokio::time::sleep(Duration::from_millis(1010)).await;
+        assert!(endpoint.health.check_failed(), "three timeouts in a row");
+        assert!(
+            Instant::now() - began >= Duration::from_secs(2) * 45 / 10 + Duration::from_secs(1)
+        );
+        shutdown.cancel();
+    }
+}

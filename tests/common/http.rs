@@ -46,6 +46,8 @@ pub struct Quirks {
     pub status_all: Option<u16>,
     /// `/health` is answered with this status.
     pub health: Option<u16>,
+    /// Every request except `/health` is answered this late (a slow backend).
+    pub delay: Option<Duration>,
 }
 
 impl Backend {
@@ -65,13 +67,19 @@ impl Backend {
     }
 
     pub fn start_with(tag: &str, quirks: Quirks) -> Backend {
+        Backend::start_on(tag, quirks, 0)
+    }
+
+    /// [`Backend::start_with`] on `port` (0: ephemeral), e.g. to restart a
+    /// stopped backend where it was.
+    pub fn start_on(tag: &str, quirks: Quirks, port: u16) -> Backend {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
         let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicU64::new(0));
@@ -92,7 +100,11 @@ impl Backend {
                             .status_all
                             .or(quirks.health.filter(|_| path == "/health"));
                         let tag = tag.clone();
+                        let delay = quirks.delay.filter(|_| path != "/health");
                         async move {
+                            if let Some(d) = delay {
+                                tokio::time::sleep(d).await;
+                            }
                             match status {
                                 Some(code) => {
                                     let mut resp =

@@ -49,7 +49,8 @@ pub struct Lines {
 }
 
 impl Lines {
-    fn spawn(reader: impl std::io::Read + Send + 'static) -> Self {
+    /// Collects the lines `reader` yields, on a background thread.
+    pub fn spawn(reader: impl std::io::Read + Send + 'static) -> Self {
         let (tx, rx) = channel();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let keep = seen.clone();

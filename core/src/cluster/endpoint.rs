@@ -9,6 +9,9 @@ use std::sync::{Arc, OnceLock};
 
 use super::health::EndpointHealth;
 
+/// The label holding an endpoint's zone.
+pub const ZONE_LABEL: &str = "zone";
+
 /// An upstream endpoint.
 pub struct Endpoint {
     /// Where it listens.
@@ -34,6 +37,7 @@ impl fmt::Debug for Endpoint {
             .field("labels", &self.labels)
             .field("weight", &self.weight)
             .field("priority", &self.priority)
+            .field("zone", &self.zone())
             .field("active", &self.active())
             .finish()
     }
@@ -57,6 +61,11 @@ impl Endpoint {
     pub fn with_priority(mut self, priority: u32) -> Self {
         self.priority = priority;
         self
+    }
+
+    /// Its zone: the `zone` label (set by the endpoint's `zone` field).
+    pub fn zone(&self) -> Option<&str> {
+        self.labels.get(ZONE_LABEL).map(String::as_str)
     }
 
     /// Requests in flight to this endpoint.

@@ -4,16 +4,27 @@
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tracing::info;
 
 use super::endpoint::Endpoint;
 
-/// Milliseconds since the process started (monotonic).
+/// Milliseconds on a process-wide monotonic clock (never 0).
+///
+/// Read from tokio's clock, so tests with paused time control ejection
+/// deadlines. The epoch is set a minute before the first reading: a paused
+/// test clock starts where its runtime was built, which may be a little
+/// before another thread's first reading, and must not read before the epoch.
 pub fn now_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = EPOCH.get_or_init(|| {
+        let now = Instant::now();
+        now.checked_sub(Duration::from_secs(60)).unwrap_or(now)
+    });
+    epoch.elapsed().as_millis() as u64 + 1
 }
 
 /// What one exchange with an endpoint says about its health.
@@ -208,6 +219,49 @@ mod tests {
             record_outcome(&peers[2], Outcome::GatewayError, &p, &peers);
         }
         assert!(!peers[2].health.is_ejected(now_ms()));
+    }
+
+    /// Ejection deadlines on tokio's paused clock: no real waiting.
+    #[tokio::test(start_paused = true)]
+    async fn ejection_time_grows_with_each_ejection_and_resets_after_a_healthy_spell() {
+        use tokio::time::advance;
+        let peers: Vec<_> = (0..2).map(ep).collect();
+        let p = OutlierPolicy {
+            consecutive_errors: 5,
+            consecutive_gateway_errors: 1,
+            base_ejection: Duration::from_secs(30),
+            max_ejection_percent: 100,
+            interval: Duration::from_secs(10),
+        };
+        let fail = || record_outcome(&peers[0], Outcome::GatewayError, &p, &peers);
+        let available = || peers[0].health.is_available(now_ms());
+        assert!(fail(), "first ejection");
+        advance(Duration::from_secs(29)).await;
+        assert!(!available(), "still out after 29s of 30s");
+        advance(Duration::from_secs(2)).await;
+        assert!(available(), "back after 30s");
+        // Second ejection: twice the base time.
+        assert!(fail());
+        assert_eq!(peers[0].health.times_ejected(), 2);
+        advance(Duration::from_secs(59)).await;
+        assert!(!available(), "still out after 59s of 60s");
+        advance(Duration::from_secs(2)).await;
+        assert!(available());
+        // Healthy for more than 10 × interval: the multiplier starts over.
+        advance(Duration::from_secs(101)).await;
+        assert!(fail());
+        assert_eq!(peers[0].health.times_ejected(), 1);
+        advance(Duration::from_secs(31)).await;
+        assert!(available(), "30s again, not 90s");
+        // The multiplier is capped at 10 × base.
+        for round in 2..=12u64 {
+            assert!(fail());
+            let expected = 30 * round.min(10);
+            advance(Duration::from_secs(expected - 1)).await;
+            assert!(!available(), "round {round}: out for {expected}s");
+            advance(Duration::from_secs(2)).await;
+            assert!(available(), "round {round}: back after {expected}s");
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Clusters: endpoints with labels and priorities, subsets selected by
-//! labels, a load balancer per subset and priority level, health (active
+//! Clusters: endpoints with labels, zones and priorities, subsets selected
+//! by labels, a load balancer per subset and priority level, health (active
 //! checks and outlier detection), circuit breakers and hash policies.
 
 pub mod balancer;
@@ -8,6 +8,7 @@ pub mod endpoint;
 pub mod hash;
 pub mod hash_policy;
 pub mod health;
+pub mod priority;
 
 use std::any::Any;
 use std::fmt;
@@ -19,6 +20,7 @@ pub use breaker::{BreakerLimits, CircuitBreaker, Permit, Resource};
 pub use endpoint::{ActiveGuard, Endpoint};
 pub use hash_policy::{HashDecision, HashPolicy};
 pub use health::{Outcome, OutlierPolicy, now_ms};
+pub use priority::{LevelHealth, PriorityLoad};
 
 use crate::codec::UpstreamMode;
 use crate::config::LbPolicy;
@@ -40,22 +42,34 @@ pub struct Level {
 pub struct Subset {
     /// The subset name (`""` for the whole cluster).
     pub name: String,
-    /// All its endpoints.
+    /// All its endpoints, drained ones included.
     pub endpoints: Vec<Arc<Endpoint>>,
-    /// Its endpoints by priority, highest (0) first.
+    /// Its endpoints that take traffic (not drained), by priority, highest (0) first.
     pub levels: Vec<Level>,
 }
 
 impl Subset {
     /// Groups `endpoints` by priority and builds a balancer per level.
     pub fn new(name: String, policy: LbPolicy, endpoints: Vec<Arc<Endpoint>>) -> Self {
-        let mut priorities: Vec<u32> = endpoints.iter().map(|e| e.priority).collect();
+        Self::with_drained(name, policy, endpoints, |_| false)
+    }
+
+    /// Like [`Subset::new`], leaving the endpoints `drained` holds for out of
+    /// every level: they are kept (health checks, state) but take no traffic.
+    pub fn with_drained(
+        name: String,
+        policy: LbPolicy,
+        endpoints: Vec<Arc<Endpoint>>,
+        drained: impl Fn(&Endpoint) -> bool,
+    ) -> Self {
+        let serving: Vec<_> = endpoints.iter().filter(|e| !drained(e)).cloned().collect();
+        let mut priorities: Vec<u32> = serving.iter().map(|e| e.priority).collect();
         priorities.sort_unstable();
         priorities.dedup();
         let levels = priorities
             .into_iter()
             .map(|priority| {
-                let members: Vec<_> = endpoints
+                let members: Vec<_> = serving
                     .iter()
                     .filter(|e| e.priority == priority)
                     .cloned()
@@ -72,6 +86,15 @@ impl Subset {
             endpoints,
             levels,
         }
+    }
+
+    /// Whether `endpoint` is a member that is drained (in no level).
+    pub fn is_drained(&self, endpoint: &Endpoint) -> bool {
+        self.endpoints.iter().any(|e| std::ptr::eq(&**e, endpoint))
+            && !self
+                .levels
+                .iter()
+                .any(|l| l.endpoints.iter().any(|e| std::ptr::eq(&**e, endpoint)))
     }
 }
 
@@ -149,8 +172,14 @@ impl Cluster {
         self.outlier.is_some() || self.health_checker.is_some()
     }
 
+    /// Whether `endpoint` is drained: kept, but out of load balancing.
+    pub fn is_drained(&self, endpoint: &Endpoint) -> bool {
+        self.subsets[0].is_drained(endpoint)
+    }
+
     /// Picks an endpoint of subset `subset` for one request, skipping `exclude`
     /// (endpoints a retry already tried) when another one is available.
+    /// Drained endpoints are never picked.
     pub fn pick(
         &self,
         subset: usize,
@@ -169,35 +198,21 @@ impl Cluster {
         let now = now_ms();
         let available = |e: &Endpoint| e.health.is_available(now);
         // Per-level health, as Envoy computes priority load.
-        let mut healthy_total = 0usize;
-        let mut loads = Vec::with_capacity(s.levels.len());
-        let mut assigned = 0.0f64;
-        for level in &s.levels {
-            let healthy = level.endpoints.iter().filter(|e| available(e)).count();
-            healthy_total += healthy;
-            let pct = if level.endpoints.is_empty() {
-                0.0
-            } else {
-                (100.0 * healthy as f64 / level.endpoints.len() as f64
-                    * self.failover.overprovisioning)
-                    .min(100.0)
-            };
-            let load = pct.min(100.0 - assigned);
-            assigned += load;
-            loads.push(load);
-        }
-        let healthy_pct = 100.0 * healthy_total as f64 / s.endpoints.len().max(1) as f64;
-        let panic = assigned <= 0.0 || healthy_pct < self.failover.panic_threshold;
-        if !panic {
-            let roll = fastrand::f64() * assigned;
-            let mut upper = 0.0;
-            let chosen = loads
-                .iter()
-                .position(|l| {
-                    upper += l;
-                    roll < upper
-                })
-                .unwrap_or(0);
+        let health: Vec<LevelHealth> = s
+            .levels
+            .iter()
+            .map(|level| LevelHealth {
+                healthy: level.endpoints.iter().filter(|e| available(e)).count(),
+                total: level.endpoints.len(),
+            })
+            .collect();
+        let load = PriorityLoad::compute(
+            &health,
+            self.failover.overprovisioning,
+            self.failover.panic_threshold,
+        );
+        if !load.panic {
+            let chosen = load.level_for(fastrand::f64());
             let order = std::iter::once(chosen).chain((0..s.levels.len()).filter(|i| *i != chosen));
             for i in order {
                 let level = &s.levels[i];
@@ -228,13 +243,15 @@ impl Cluster {
     }
 }
 
+/// Clusters built by hand for unit tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
     use std::collections::BTreeMap;
 
-    fn cluster(priorities: &[u32]) -> Cluster {
-        let endpoints: Vec<_> = priorities
+    /// Endpoints `127.0.0.1:2000+i` with the given priorities.
+    pub(crate) fn endpoints(priorities: &[u32]) -> Vec<Arc<Endpoint>> {
+        priorities
             .iter()
             .enumerate()
             .map(|(i, p)| {
@@ -247,11 +264,24 @@ mod tests {
                     .with_priority(*p),
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    /// A round-robin cluster over `endpoints`, with the ones `drained`
+    /// selects out of load balancing, ejecting on the first gateway error.
+    pub(crate) fn cluster_of(
+        endpoints: Vec<Arc<Endpoint>>,
+        drained: impl Fn(&Endpoint) -> bool,
+    ) -> Cluster {
         Cluster {
             name: Arc::from("c"),
             protocol: "dubbo".into(),
-            subsets: vec![Subset::new(String::new(), LbPolicy::RoundRobin, endpoints)],
+            subsets: vec![Subset::with_drained(
+                String::new(),
+                LbPolicy::RoundRobin,
+                endpoints,
+                drained,
+            )],
             pool: PoolSettings {
                 mode: UpstreamMode::Multiplex,
                 connections_per_endpoint: 1,
@@ -275,6 +305,17 @@ mod tests {
             fingerprint: String::new(),
         }
     }
+
+    /// [`cluster_of`] with endpoints at `priorities`, none drained.
+    pub(crate) fn cluster(priorities: &[u32]) -> Cluster {
+        cluster_of(endpoints(priorities), |_| false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::cluster;
+    use super::*;
 
     fn share_of_priority_1(c: &Cluster) -> f64 {
         let n = 2000;
@@ -320,5 +361,45 @@ mod tests {
         health::record_outcome(&all[0], Outcome::GatewayError, &p, &all);
         health::record_outcome(&all[1], Outcome::GatewayError, &p, &all);
         assert!(c.pick(0, None, &[]).is_some(), "panic mode still routes");
+    }
+
+    #[test]
+    fn drained_endpoints_take_no_traffic_and_do_not_count_for_health() {
+        // Zone A (priority 0): two endpoints, one drained; zone B: one.
+        let eps = testing::endpoints(&[0, 0, 1]);
+        let drained = eps[1].clone();
+        let mut c = testing::cluster_of(eps, |e| std::ptr::eq(e, &*drained));
+        c.failover.panic_threshold = 50.0;
+        assert!(c.is_drained(&drained));
+        assert!(!c.is_drained(&c.subsets[0].endpoints[0]));
+        for _ in 0..200 {
+            let e = c.pick(0, None, &[]).unwrap();
+            assert_eq!(e.address, c.subsets[0].endpoints[0].address);
+        }
+        // Even a retry that already tried the only live one in A stays off it.
+        let first = c.subsets[0].endpoints[0].clone();
+        for _ in 0..50 {
+            let e = c.pick(0, None, &[&first]).unwrap();
+            assert_eq!(
+                e.priority, 1,
+                "the retry goes to zone B, not the drained one"
+            );
+        }
+        // The drained endpoint does not count as a healthy member of A: with
+        // A's live endpoint ejected, A is empty and everything goes to B
+        // (1 of 2 serving endpoints healthy: no panic at 50%).
+        let p = c.outlier.clone().unwrap();
+        let all = c.subsets[0].endpoints.clone();
+        health::record_outcome(&all[0], Outcome::GatewayError, &p, &all);
+        assert_eq!(share_of_priority_1(&c), 1.0);
+    }
+
+    #[test]
+    fn a_fully_drained_subset_has_no_endpoint() {
+        let c = testing::cluster_of(testing::endpoints(&[0, 1]), |_| true);
+        assert!(c.pick(0, None, &[]).is_none());
+        let mut c = testing::cluster_of(testing::endpoints(&[0]), |_| true);
+        c.outlier = None;
+        assert!(c.pick(0, None, &[]).is_none(), "fast path too");
     }
 }

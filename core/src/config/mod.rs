@@ -3,10 +3,12 @@
 //!
 //! [`model`] holds the serde types (unknown fields are errors), [`duration`]
 //! the `500ms` / `2s` parser, [`load`] reading and parsing, [`validate`] the
-//! cross-checks serde cannot do (unknown cluster, duplicate names, bad regex...).
+//! cross-checks serde cannot do (unknown cluster, duplicate names, bad regex...),
+//! [`locality`] the zone / priority / drain rules of a cluster's endpoints.
 
 pub mod duration;
 pub mod load;
+pub mod locality;
 pub mod model;
 pub mod validate;
 

@@ -498,6 +498,10 @@ pub struct ClusterConfig {
     /// Priority spill-over factor in percent (default 140, as Envoy).
     #[serde(default)]
     pub overprovisioning_factor: Option<u32>,
+    /// Zone-aware routing: the zones in order of preference (they become
+    /// priority levels) and the zones drained of traffic.
+    #[serde(default)]
+    pub locality: Option<Spanned<LocalityConfig>>,
     /// Thrift options (`transport`, `protocol`); only for `protocol: thrift`.
     #[serde(default)]
     pub thrift: Option<Spanned<serde_json::Value>>,
@@ -519,6 +523,26 @@ pub struct EndpointConfig {
     #[serde(default)]
     pub weight: Option<u32>,
     /// Priority (0 = first); lower priorities take traffic as higher ones fail (default 0).
+    /// With the cluster's `locality`, the zone order sets it instead.
     #[serde(default)]
-    pub priority: Option<u32>,
+    pub priority: Option<Spanned<u32>>,
+    /// The endpoint's zone: shorthand for the label `zone`.
+    #[serde(default)]
+    pub zone: Option<Spanned<String>>,
+    /// Take the endpoint out of load balancing (in-flight requests finish;
+    /// its health, outlier state and connections are kept).
+    #[serde(default)]
+    pub drain: bool,
+}
+
+/// Zone-aware routing of a cluster (Envoy's locality / priority failover).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct LocalityConfig {
+    /// Zones in order of preference: the first is priority 0, the next 1,
+    /// and endpoints of any other zone (or none) come last.
+    pub zones: Vec<Spanned<String>>,
+    /// Zones taken out of load balancing, as `drain: true` on each of their endpoints.
+    #[serde(default)]
+    pub drain: Vec<Spanned<String>>,
 }

@@ -148,4 +148,40 @@ mod tests {
             assert!(p.backoff(retry) <= Duration::from_millis(40));
         }
     }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_full_jitter() {
+        let p = RetryPolicy {
+            attempts: 10,
+            per_try_timeout: None,
+            on: RetryOn::default_set(),
+            backoff_base: Duration::from_millis(25),
+            backoff_max: Duration::from_millis(250),
+        };
+        for (retry, cap_ms) in [
+            (1, 25),
+            (2, 50),
+            (3, 100),
+            (4, 200),
+            (5, 250),
+            (9, 250),
+            (40, 250),
+        ] {
+            let cap = Duration::from_millis(cap_ms);
+            let samples: Vec<Duration> = (0..2000).map(|_| p.backoff(retry)).collect();
+            let (lo, hi) = (
+                *samples.iter().min().unwrap(),
+                *samples.iter().max().unwrap(),
+            );
+            assert!(hi <= cap, "retry {retry}: {hi:?} > {cap:?}");
+            // Full jitter: the whole range [0, cap] is used.
+            assert!(lo < cap / 10, "retry {retry}: smallest {lo:?}");
+            assert!(hi > cap * 9 / 10, "retry {retry}: largest {hi:?}");
+            let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
+            assert!(
+                mean > cap * 4 / 10 && mean < cap * 6 / 10,
+                "retry {retry}: mean {mean:?} of cap {cap:?}"
+            );
+        }
+    }
 }

@@ -10,6 +10,7 @@ use crate::cluster::{
 };
 use crate::codec::{CodecOptions, UpstreamMode};
 use crate::config::load::ErrorSink;
+use crate::config::locality::place_endpoints;
 use crate::config::validate::socket_addr;
 use crate::config::{ClusterConfig, DEFAULT_MAX_FRAME_BYTES, HealthCheckKind, LbPolicy};
 use crate::health_check::{HealthChecker, HttpProbe, Probe, TcpProbe};
@@ -81,15 +82,22 @@ pub(super) fn build_cluster(
     if let Some(p) = reuse {
         breaker = p.pool.breaker.clone();
     }
+    let placements = place_endpoints(sink, c);
     let mut endpoints = Vec::new();
-    for e in &c.endpoints {
+    let mut drained = Vec::new();
+    for (e, place) in c.endpoints.iter().zip(placements) {
         let ep = &e.value;
         if ep.weight == Some(0) {
-            sink.on(e, "endpoint weight must be at least 1");
+            sink.on(
+                e,
+                "endpoint weight must be at least 1 (to take an endpoint out of traffic, use `drain: true`)",
+            );
         }
         if let Some(addr) = socket_addr(sink, &ep.address, "endpoint address") {
-            let fresh = Endpoint::new(addr, ep.labels.clone(), ep.weight.unwrap_or(1))
-                .with_priority(ep.priority.unwrap_or(0));
+            let fresh = Endpoint::new(addr, place.labels, ep.weight.unwrap_or(1))
+                .with_priority(place.priority);
+            // Draining is not part of an endpoint's identity: a drained
+            // endpoint keeps its pool, health and outlier state.
             let kept = reuse.and_then(|p| {
                 p.subsets[0]
                     .endpoints
@@ -102,9 +110,14 @@ pub(super) fn build_cluster(
                     })
                     .cloned()
             });
-            endpoints.push(kept.unwrap_or_else(|| Arc::new(fresh)));
+            let endpoint = kept.unwrap_or_else(|| Arc::new(fresh));
+            if place.drained {
+                drained.push(endpoint.clone());
+            }
+            endpoints.push(endpoint);
         }
     }
+    let is_drained = |e: &Endpoint| drained.iter().any(|d| std::ptr::eq(&**d, e));
     if !(1..=MAX_CONNECTIONS_PER_ENDPOINT).contains(&connections) {
         sink.on(
             &c.name,
@@ -113,7 +126,12 @@ pub(super) fn build_cluster(
             ),
         );
     }
-    let mut subsets = vec![Subset::new(String::new(), c.lb, endpoints.clone())];
+    let mut subsets = vec![Subset::with_drained(
+        String::new(),
+        c.lb,
+        endpoints.clone(),
+        is_drained,
+    )];
     for (name, selector) in &c.subsets {
         if name.is_empty() {
             sink.on(selector, "subset name must not be empty");
@@ -123,7 +141,12 @@ pub(super) fn build_cluster(
             .filter(|e| e.has_labels(&selector.value))
             .cloned()
             .collect();
-        subsets.push(Subset::new(name.clone(), c.lb, members));
+        subsets.push(Subset::with_drained(
+            name.clone(),
+            c.lb,
+            members,
+            is_drained,
+        ));
     }
     let hash_policy = hash_policy(sink, c);
     let outlier = c.outlier_detection.as_ref().map(|o| OutlierPolicy {
@@ -291,5 +314,126 @@ pub(super) fn protocol_section(
         ("thrift", Some(t), _) => t.value.clone(),
         (_, _, Some(o)) => o.value.clone(),
         _ => serde_json::Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{Outcome, health, now_ms};
+    use crate::codec::CodecOptions;
+    use crate::config::parse_str;
+    use crate::registry::{ClusterCodec, ConnectionHandler, Protocol};
+
+    /// A protocol with a codec of `()`: enough to build clusters.
+    struct Fake;
+
+    impl Protocol for Fake {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+        fn listener_handler(&self, _: &CodecOptions) -> Result<Arc<dyn ConnectionHandler>, String> {
+            Err("no listeners".into())
+        }
+        fn cluster_codec(&self, _: &CodecOptions) -> Result<ClusterCodec, String> {
+            Ok(ClusterCodec {
+                codec: Arc::new(()),
+                default_mode: UpstreamMode::Multiplex,
+                probe: None,
+            })
+        }
+    }
+
+    fn build(yaml: &str, previous: Option<&Cluster>) -> Cluster {
+        let text = format!("listeners: []\nclusters:\n{yaml}");
+        let loaded = parse_str(&text, "t.yaml").unwrap();
+        let mut registry = Registry::new();
+        registry.register_protocol(Arc::new(Fake));
+        let mut sink = ErrorSink::new("t.yaml");
+        let c = build_cluster(
+            &mut sink,
+            &loaded.config.clusters[0].value,
+            &registry,
+            previous,
+        );
+        sink.finish().unwrap();
+        c.unwrap()
+    }
+
+    fn zones(drain: &str) -> String {
+        format!(
+            r#"  - name: c
+    protocol: fake
+    outlier_detection: {{ consecutive_gateway_errors: 1, max_ejection_percent: 100 }}
+    locality: {{ zones: [zone-a, zone-b]{drain} }}
+    endpoints:
+      - {{ address: "127.0.0.1:1", zone: zone-a }}
+      - {{ address: "127.0.0.1:2", zone: zone-a }}
+      - {{ address: "127.0.0.1:3", zone: zone-b }}
+"#
+        )
+    }
+
+    fn zone_of_picks(c: &Cluster) -> Vec<String> {
+        let mut seen: Vec<String> = (0..100)
+            .map(|_| c.pick(0, None, &[]).unwrap().zone().unwrap().to_string())
+            .collect();
+        seen.sort();
+        seen.dedup();
+        seen
+    }
+
+    #[test]
+    fn zones_become_priorities_and_draining_by_reload_keeps_endpoint_state() {
+        let first = build(&zones(""), None);
+        let eps = &first.subsets[0].endpoints;
+        assert_eq!(
+            eps.iter().map(|e| e.priority).collect::<Vec<_>>(),
+            [0, 0, 1]
+        );
+        assert_eq!(zone_of_picks(&first), ["zone-a"]);
+        // Some state on an endpoint of zone A: an ejection.
+        let p = first.outlier.clone().unwrap();
+        health::record_outcome(&eps[0], Outcome::GatewayError, &p, eps);
+        assert_eq!(eps[0].health.times_ejected(), 1);
+
+        let drained = build(&zones(", drain: [zone-a]"), Some(&first));
+        assert_eq!(zone_of_picks(&drained), ["zone-b"]);
+        for (old, new) in eps.iter().zip(&drained.subsets[0].endpoints) {
+            assert!(Arc::ptr_eq(old, new), "{} was rebuilt", old.address);
+        }
+        assert!(drained.is_drained(&drained.subsets[0].endpoints[0]));
+        assert!(!drained.is_drained(&drained.subsets[0].endpoints[2]));
+
+        let back = build(&zones(""), Some(&drained));
+        // Zone A is back, half healthy (its ejected endpoint is still out):
+        // 70% stays in A, 30% spills to B.
+        assert_eq!(zone_of_picks(&back), ["zone-a", "zone-b"]);
+        let again = &back.subsets[0].endpoints;
+        assert!(Arc::ptr_eq(&eps[0], &again[0]));
+        assert_eq!(again[0].health.times_ejected(), 1, "outlier state kept");
+        assert!(again[0].health.is_ejected(now_ms()), "still ejected");
+        assert!(Arc::ptr_eq(first.breaker(), back.breaker()));
+    }
+
+    #[test]
+    fn drained_endpoints_leave_named_subsets_too() {
+        let c = build(
+            r#"  - name: c
+    protocol: fake
+    subsets: { v1: { version: v1 } }
+    endpoints:
+      - { address: "127.0.0.1:1", labels: { version: v1 }, drain: true }
+      - { address: "127.0.0.1:2", labels: { version: v1 } }
+      - { address: "127.0.0.1:3", labels: { version: v2 } }
+"#,
+            None,
+        );
+        let v1 = c.subset_index("v1").unwrap();
+        assert_eq!(c.subsets[v1].endpoints.len(), 2);
+        for _ in 0..20 {
+            assert_eq!(c.pick(v1, None, &[]).unwrap().address.port(), 2);
+            assert_ne!(c.pick(0, None, &[]).unwrap().address.port(), 1);
+        }
     }
 }

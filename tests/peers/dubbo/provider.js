@@ -1,6 +1,6 @@
 'use strict';
 // Dubbo 2 (hessian2) test provider built on sofa-rpc-node + dubbo-remoting.
-// Usage: node provider.js --tag NAME [--port 0] [--host 127.0.0.1] [--version 1.0.0] [--verbose]
+// Usage: node provider.js --tag NAME [--port 0] [--host 127.0.0.1] [--version 1.0.0] [--delay-ms 0] [--verbose]
 // stdout: {"event":"listening","port":N} once, then one {"event":"call",...} line per request.
 
 const fs = require('fs');
@@ -29,11 +29,12 @@ function parseArgs(argv, defaults) {
 }
 
 function usage(msg) {
-  process.stderr.write(`${msg}\nusage: node provider.js --tag NAME [--port 0] [--host 127.0.0.1] [--version 1.0.0] [--verbose]\n`);
+  process.stderr.write(`${msg}\nusage: node provider.js --tag NAME [--port 0] [--host 127.0.0.1] [--version 1.0.0] [--delay-ms 0] [--verbose]\n`);
   process.exit(2);
 }
 
-const opts = parseArgs(process.argv.slice(2), { tag: '', port: '0', host: '127.0.0.1', version: '1.0.0', verbose: false });
+const opts = parseArgs(process.argv.slice(2), { tag: '', port: '0', host: '127.0.0.1', version: '1.0.0', 'delay-ms': '0', verbose: false });
+const DELAY_MS = Number(opts['delay-ms']);
 if (!opts.tag) usage('--tag is required');
 
 const emit = obj => process.stdout.write(JSON.stringify(obj) + '\n');
@@ -99,6 +100,7 @@ const server = new Provider({
 // Service methods must be `async` functions (sofa-rpc-node rejects plain ones).
 server.addService({ interfaceName: INTERFACE, version: opts.version }, {
   async sayHello(name) {
+    if (DELAY_MS > 0) await new Promise(resolve => setTimeout(resolve, DELAY_MS)); // a slow provider
     return safe(`Hello ${name}, from ${opts.tag}`);
   },
   async getAttachment(key) {

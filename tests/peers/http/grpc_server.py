@@ -7,12 +7,15 @@ Service `demo.Echo`:
   ServerStream(b"N") -> N messages b"<tag>:<i>".
   ClientStream(stream) -> b"<tag>:<count>:<total bytes>".
   Fail(bytes) -> aborts with NOT_FOUND and the details "no such thing: <request>".
+  Sleep(b"MS") -> waits MS milliseconds, then b"<tag>:slept <MS>".
 Prints one JSON line {"event": "listening", "port": N}, then one line per call.
-Usage: grpc_server.py --tag TAG [--port 0]
+--delay-ms N makes every Unary answer N milliseconds late (a slow server).
+Usage: grpc_server.py --tag TAG [--port 0] [--delay-ms 0]
 """
 import argparse
 import json
 import sys
+import time
 from concurrent import futures
 
 import grpc
@@ -22,6 +25,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tag", default="grpc")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--delay-ms", type=int, default=0)
     args = ap.parse_args()
     tag = args.tag.encode()
 
@@ -31,10 +35,18 @@ def main():
 
     def unary(request, context):
         log("Unary", context)
+        if args.delay_ms > 0:
+            time.sleep(args.delay_ms / 1000.0)
         echoed = [("x-seen-" + k, v) for k, v in context.invocation_metadata()
                   if k.startswith("x-") and not k.endswith("-bin")]
         context.send_initial_metadata(tuple(echoed))
         return tag + b":" + request
+
+    def sleep(request, context):
+        log("Sleep", context)
+        ms = int(request.decode() or "0")
+        time.sleep(ms / 1000.0)
+        return tag + b":slept " + str(ms).encode()
 
     def server_stream(request, context):
         log("ServerStream", context)
@@ -60,6 +72,7 @@ def main():
         "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream),
         "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream),
         "Fail": grpc.unary_unary_rpc_method_handler(fail),
+        "Sleep": grpc.unary_unary_rpc_method_handler(sleep),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("demo.Echo", handlers),))

@@ -2,13 +2,14 @@
 """A Thrift test server built on Apache Thrift's Python library.
 
 Usage: server.py --transport framed|buffered|header --protocol binary|compact
-                 --tag NAME [--port 0]
+                 --tag NAME [--port 0] [--delay-ms 0]
 
 Prints {"event":"listening","port":N} first, then one JSON line per call:
 {"event":"call","method":..,"args":{..},"headers":{..},"tag":..}.
 Serves Greeter (also as the default, non-multiplexed service) and
 Calculator behind a TMultiplexedProcessor. One thread per connection, one
-call at a time per connection (TThreadedServer).
+call at a time per connection (TThreadedServer). --delay-ms N makes every
+`hello` answer N milliseconds late (a slow server).
 """
 
 import argparse
@@ -50,14 +51,17 @@ def current_headers():
 
 
 class GreeterHandler:
-    def __init__(self, tag):
+    def __init__(self, tag, delay_ms=0):
         self.tag = tag
+        self.delay_ms = delay_ms
 
     def _log(self, method, **args):
         emit({"event": "call", "method": method, "args": args, "headers": current_headers(), "tag": self.tag})
 
     def hello(self, name):
         self._log("hello", name=name)
+        if self.delay_ms > 0:
+            time.sleep(self.delay_ms / 1000.0)
         return "Hello %s, from %s" % (name, self.tag)
 
     def notify(self, msg):
@@ -125,10 +129,11 @@ def main():
     ap.add_argument("--protocol", choices=["binary", "compact"], default="binary")
     ap.add_argument("--tag", default="server")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--delay-ms", type=int, default=0)
     a = ap.parse_args()
 
     mux = TMultiplexedProcessor()
-    greeter = Greeter.Processor(GreeterHandler(a.tag))
+    greeter = Greeter.Processor(GreeterHandler(a.tag, a.delay_ms))
     mux.registerDefault(greeter)
     mux.registerProcessor("Greeter", greeter)
     mux.registerProcessor("Calculator", Calculator.Processor(CalculatorHandler(a.tag)))

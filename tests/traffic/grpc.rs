@@ -1,0 +1,223 @@
+//! gRPC: grpcio servers (`tests/peers/http/grpc_server.py`) as upstreams,
+//! grpcio's client as the third-party client, and unary calls over one
+//! HTTP/2 connection from hyper.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Command, Stdio};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http2::{SendRequest, handshake};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use super::{CallResult, Client, Failure, FailureKind, Flavor, Spec, Tally, Upstream};
+use crate::common::{ChildGuard, Lines, START_TIMEOUT, repo_root};
+use crate::http_peers::{grpc_client, python};
+
+/// gRPC over HTTP/2 (h2c) to `http2` clusters.
+pub struct Grpc;
+
+/// A grpcio server process.
+pub struct GrpcUpstream {
+    child: Option<ChildGuard>,
+    calls: Lines,
+    tag: String,
+    port: u16,
+}
+
+impl Upstream for GrpcUpstream {
+    fn tag(&self) -> &str {
+        &self.tag
+    }
+    fn port(&self) -> u16 {
+        self.port
+    }
+    fn calls(&self) -> usize {
+        self.calls
+            .all()
+            .iter()
+            .filter(|l| l.contains("\"method\": \"Unary\""))
+            .count()
+    }
+    fn kill(&mut self) {
+        self.child.take();
+    }
+}
+
+impl Flavor for Grpc {
+    const NAME: &'static str = "grpc";
+    const LISTENER: &'static str = "http";
+    const CLUSTER: &'static str = "http2";
+    /// Requests with a body are streamed upstream, never replayed.
+    const REPLAYABLE: bool = false;
+    type Upstream = GrpcUpstream;
+    type Client = GrpcClient;
+
+    fn start(specs: &[Spec]) -> Vec<GrpcUpstream> {
+        let script = repo_root().join("tests/peers/http/grpc_server.py");
+        let spawned: Vec<_> = specs
+            .iter()
+            .map(|s| {
+                let mut child = Command::new(python())
+                    .arg(&script)
+                    .args(["--tag", &s.tag, "--port", &s.port.to_string()])
+                    .args(["--delay-ms", &s.delay_ms.to_string()])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .expect("spawn grpc server");
+                let calls = Lines::spawn(child.stdout.take().unwrap());
+                (ChildGuard(child), calls, s)
+            })
+            .collect();
+        spawned
+            .into_iter()
+            .map(|(child, calls, s)| {
+                let first = calls
+                    .next(START_TIMEOUT)
+                    .expect("grpc server printed nothing");
+                let v: serde_json::Value = serde_json::from_str(&first).expect("first line");
+                assert_eq!(v["event"], "listening", "{first}");
+                GrpcUpstream {
+                    child: Some(child),
+                    calls,
+                    tag: s.tag.clone(),
+                    port: v["port"].as_u64().unwrap() as u16,
+                }
+            })
+            .collect()
+    }
+
+    fn client(proxy: SocketAddr, source: Option<IpAddr>) -> GrpcClient {
+        GrpcClient {
+            proxy,
+            source,
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            sender: None,
+        }
+    }
+
+    fn third_party_calls(proxy: SocketAddr, key: &str, count: usize) -> Tally {
+        let v = grpc_client(
+            proxy,
+            &[
+                "--call",
+                "unary",
+                "--count",
+                &count.to_string(),
+                "--meta",
+                &format!("user-id={key}"),
+            ],
+        );
+        let mut tally = Tally::default();
+        for (answer, n) in v["results"].as_object().unwrap() {
+            let tag = answer.split(':').next().unwrap_or("").to_string();
+            *tally.tags.entry(tag).or_default() += n.as_u64().unwrap() as usize;
+        }
+        for (code, n) in v["errors"].as_object().unwrap() {
+            tally
+                .failures
+                .insert(code.clone(), n.as_u64().unwrap() as usize);
+        }
+        tally
+    }
+
+    /// grpcio resets an HTTP/2 `GET /health` (the `protocol` probe of
+    /// `http2` clusters), so gRPC clusters check with a TCP connect.
+    fn adapt(config: String) -> String {
+        config.replace("health_check: {", "health_check: { kind: tcp,")
+    }
+}
+
+/// Unary calls on one HTTP/2 connection, reopened after errors.
+pub struct GrpcClient {
+    proxy: SocketAddr,
+    source: Option<IpAddr>,
+    runtime: tokio::runtime::Runtime,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl GrpcClient {
+    fn unary(&mut self, method: &str, payload: &str, key: Option<&str>) -> CallResult {
+        let (proxy, source) = (self.proxy, self.source);
+        let sender = &mut self.sender;
+        let mut frame = BytesMut::with_capacity(5 + payload.len());
+        frame.put_u8(0);
+        frame.put_u32(payload.len() as u32);
+        frame.put_slice(payload.as_bytes());
+        let mut request = hyper::Request::post(format!("http://{proxy}/demo.Echo/{method}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        if let Some(k) = key {
+            request = request.header("user-id", k);
+        }
+        let request = request.body(Full::new(frame.freeze())).unwrap();
+        let result = self.runtime.block_on(async move {
+            if sender.is_none() {
+                let stream = super::net::connect_async(proxy, source)
+                    .await
+                    .map_err(|e| format!("connect: {e}"))?;
+                let (s, conn) = handshake(TokioExecutor::new(), TokioIo::new(stream))
+                    .await
+                    .map_err(|e| format!("handshake: {e}"))?;
+                tokio::spawn(conn);
+                *sender = Some(s);
+            }
+            let s = sender.as_mut().unwrap();
+            s.ready().await.map_err(|e| format!("not ready: {e}"))?;
+            let response = s
+                .send_request(request)
+                .await
+                .map_err(|e| format!("send: {e}"))?;
+            let head = response.headers().clone();
+            let collected = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("body: {e}"))?;
+            let trailers = collected.trailers().cloned().unwrap_or_default();
+            let read = |name: &str| {
+                trailers
+                    .get(name)
+                    .or_else(|| head.get(name))
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let status = read("grpc-status").unwrap_or_else(|| "missing".into());
+            let message = read("grpc-message").unwrap_or_default();
+            Ok::<_, String>((status, message, collected.to_bytes()))
+        });
+        let (status, message, body) = result.map_err(|e: String| {
+            self.sender = None;
+            Failure::new(FailureKind::Other, e)
+        })?;
+        let kind = match status.as_str() {
+            "0" => {
+                let answer = String::from_utf8_lossy(body.get(5..).unwrap_or_default());
+                return Ok(answer.split(':').next().unwrap_or("").to_string());
+            }
+            "4" => FailureKind::Timeout,
+            "8" => FailureKind::OverLimit,
+            "14" => FailureKind::Unavailable,
+            _ => FailureKind::Other,
+        };
+        Err(Failure::new(
+            kind,
+            format!("grpc-status {status}: {message}"),
+        ))
+    }
+}
+
+impl Client for GrpcClient {
+    fn call(&mut self, key: Option<&str>) -> CallResult {
+        self.unary("Unary", "hello", key)
+    }
+
+    fn slow_call(&mut self, ms: u64) -> CallResult {
+        self.unary("Sleep", &ms.to_string(), None)
+    }
+}
