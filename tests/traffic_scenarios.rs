@@ -51,18 +51,7 @@ use traffic::thrift::Thrift;
 table! {
     kill_one_of_three: [dubbo => super::Dubbo, thrift => super::Thrift, http => super::Http, grpc => super::Grpc];
     slow_upstream: [dubbo => super::Dubbo, thrift => super::Thrift, http => super::Http, grpc => super::Grpc];
-    // The HTTP codec counts none of its local replies in
-    // metaproxy_local_replies_total (codecs/src/http/request.rs); HTTP and
-    // gRPC run the client-side half until it does.
-    breaker_overflow_counted: [
-        dubbo => super::Dubbo,
-        thrift => super::Thrift,
-        #[ignore = "bug: the HTTP codec does not count local replies in metaproxy_local_replies_total"]
-        http => super::Http,
-        #[ignore = "bug: the HTTP codec does not count local replies in metaproxy_local_replies_total"]
-        grpc => super::Grpc,
-    ];
-    breaker_overflow: [http => super::Http, grpc => super::Grpc];
+    breaker_overflow_counted: [dubbo => super::Dubbo, thrift => super::Thrift, http => super::Http, grpc => super::Grpc];
     zone_failover: [dubbo => super::Dubbo, thrift => super::Thrift, http => super::Http, grpc => super::Grpc];
     affinity: [dubbo => super::Dubbo, thrift => super::Thrift, http => super::Http, grpc => super::Grpc];
     mirror_share: [dubbo => super::Dubbo, thrift => super::Thrift, http => super::Http];

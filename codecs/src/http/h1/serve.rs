@@ -75,6 +75,32 @@ pub(crate) async fn serve(
     let mut current = Current { cached: None };
     let mut first = true;
     loop {
+        if buf.is_empty() {
+            let Some(idle) = ctx
+                .snapshot
+                .load()
+                .listener(&ctx.name)
+                .map(|l| l.limits.idle_timeout)
+            else {
+                return Handoff::Done;
+            };
+            tokio::select! {
+                r = tokio::time::timeout(idle, stream.read_buf(&mut buf)) => match r {
+                    Ok(Ok(n)) if n > 0 => {}
+                    Ok(Err(e)) => {
+                        debug!(listener = %ctx.name, error = %e, "client read failed");
+                        return Handoff::Done;
+                    }
+                    Ok(Ok(_)) => return Handoff::Done,
+                    Err(_) => {
+                        debug!(listener = %ctx.name, ?idle, "idle timeout");
+                        return Handoff::Done;
+                    }
+                },
+                _ = ctx.shutdown.cancelled() => return Handoff::Done,
+            }
+        }
+        // The config as of this request's first byte.
         let Some((listener, lean)) = current.get(ctx) else {
             let err = ProxyError::new(
                 ErrorKind::RouteNotFound,
@@ -90,23 +116,6 @@ pub(crate) async fn serve(
             return Handoff::Hyper(stream, buf.freeze());
         }
         let limits = &listener.limits;
-        if buf.is_empty() {
-            tokio::select! {
-                r = tokio::time::timeout(limits.idle_timeout, stream.read_buf(&mut buf)) => match r {
-                    Ok(Ok(n)) if n > 0 => {}
-                    Ok(Err(e)) => {
-                        debug!(listener = %ctx.name, error = %e, "client read failed");
-                        return Handoff::Done;
-                    }
-                    Ok(Ok(_)) => return Handoff::Done,
-                    Err(_) => {
-                        debug!(listener = %ctx.name, idle = ?limits.idle_timeout, "idle timeout");
-                        return Handoff::Done;
-                    }
-                },
-                _ = ctx.shutdown.cancelled() => return Handoff::Done,
-            }
-        }
         let deadline = Instant::now() + limits.header_read_timeout;
         if first {
             first = false;
