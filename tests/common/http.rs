@@ -26,7 +26,7 @@ type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 /// - any path: `200`, body = `<tag> <METHOD> <path?query> <version>` then
 ///   one `name: value` line per request header;
 /// - `/bytes/N`: streams N zero bytes in 64 KiB chunks;
-/// - `/upload`: reads the body to the end, answers `<tag> got N`;
+/// - `…/upload`: reads the body to the end, answers `<tag> got N`;
 /// - `/status/N`: answers status N;
 /// - `/slow/MS`: waits MS milliseconds before answering.
 ///
@@ -154,7 +154,7 @@ async fn answer(tag: Arc<str>, req: Request<Incoming>) -> Result<Response<BoxBod
         };
         return Ok(Response::new(body.boxed()));
     }
-    if path == "/upload" {
+    if path.ends_with("/upload") {
         let mut body = req.into_body();
         let mut total: u64 = 0;
         while let Some(frame) = body.frame().await {

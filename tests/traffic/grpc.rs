@@ -48,8 +48,8 @@ impl Flavor for Grpc {
     const NAME: &'static str = "grpc";
     const LISTENER: &'static str = "http";
     const CLUSTER: &'static str = "http2";
-    /// Requests with a body are streamed upstream, never replayed.
-    const REPLAYABLE: bool = false;
+    /// Request bodies are streamed upstream and kept (up to 256 KiB) for retries.
+    const REPLAYABLE: bool = true;
     type Upstream = GrpcUpstream;
     type Client = GrpcClient;
 

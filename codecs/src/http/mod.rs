@@ -22,6 +22,7 @@ mod h1;
 pub mod headers;
 pub mod metadata;
 pub mod probe;
+mod replay;
 pub mod reply;
 mod request;
 mod route;

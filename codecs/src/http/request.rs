@@ -25,8 +25,10 @@ use tracing::{debug, warn};
 use super::body::{Held, ProxyBody};
 use super::headers::{add_forwarded, apply_mutation, ensure_request_id_header, strip_hop_by_hop};
 use super::metadata::{self as md, is_grpc, request_metadata};
+use super::replay::Replayable;
 use super::reply::{local_reply, redirect_reply, text_reply};
 use super::route::Early;
+
 use super::upstream::{H1Conn, HttpPool, UpstreamBody};
 use super::{HttpClusterSettings, UpstreamVersion};
 
@@ -394,24 +396,28 @@ async fn forward<'a>(
             )
         })?;
 
-    // Only a request whose body is already complete (none) can be sent twice.
-    let replayable = body.is_end_stream();
-    if replayable && let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample()) {
+    // A bodiless request is mirrored and retried as is; with a retry
+    // policy, a streamed body is kept (up to a limit) for the retries.
+    let bodiless = body.is_end_stream();
+    if bodiless && let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample()) {
         spawn_mirror(mirror, &head, headers.clone(), route.timeout);
     }
-    let body = if replayable {
-        UpstreamBody::Empty
-    } else {
-        UpstreamBody::Client(body)
+    let policy = route.retry.as_ref();
+    let (body, replay) = match (bodiless, policy) {
+        (true, _) => (UpstreamBody::Empty, None),
+        (false, None) => (UpstreamBody::Client(body), None),
+        (false, Some(_)) => {
+            let (shared, first) = Replayable::new(body);
+            (UpstreamBody::Replay(first), Some(shared))
+        }
     };
-    let policy = route.retry.as_ref().filter(|_| replayable);
     let tries = tries(
         route,
         target,
         &settings,
         &head,
         headers,
-        body,
+        (body, replay),
         decision.hash,
         policy,
     );
@@ -488,8 +494,9 @@ fn add_forwarded_ip(headers: &mut HeaderMap, client_ip: &HeaderValue, scheme: &'
 }
 
 /// The first try and the retries the route's policy allows (bodiless
-/// requests only), each on a fresh pick that avoids endpoints already
-/// tried; every outcome feeds outlier detection.
+/// requests, and bodies kept for replay while under the limit), each on a
+/// fresh pick that avoids endpoints already tried; every outcome feeds
+/// outlier detection.
 #[allow(clippy::too_many_arguments)]
 async fn tries(
     route: &Route,
@@ -497,7 +504,7 @@ async fn tries(
     settings: &HttpClusterSettings,
     head: &Head,
     headers: HeaderMap,
-    body: UpstreamBody,
+    (body, replay): (UpstreamBody, Option<Replayable<Incoming>>),
     hash: Option<u64>,
     policy: Option<&metaproxy_core::router::RetryPolicy>,
 ) -> Result<(Response<Incoming>, Held), ProxyError> {
@@ -517,7 +524,13 @@ async fn tries(
         let active = endpoint.start_request();
         let (headers, body) = match first.take() {
             Some(f) => f,
-            None => (template.clone().unwrap_or_default(), UpstreamBody::Empty),
+            None => {
+                let body = match replay.as_ref().and_then(Replayable::cursor) {
+                    Some(cursor) => UpstreamBody::Replay(cursor),
+                    None => UpstreamBody::Empty,
+                };
+                (template.clone().unwrap_or_default(), body)
+            }
         };
         let req = head.request(headers, version, endpoint.address, body)?;
         let once = send(&pool, req);
@@ -559,7 +572,9 @@ async fn tries(
         if let (Some(outlier), Some(outcome)) = (&cluster.outlier, outcome) {
             record_outcome(&endpoint, outcome, outlier, &cluster.subsets[0].endpoints);
         }
-        let retry = policy.filter(|p| retriable && retries < p.attempts);
+        // A body too large to keep cannot be sent again.
+        let replayable = replay.as_ref().is_none_or(Replayable::can_replay);
+        let retry = policy.filter(|p| retriable && replayable && retries < p.attempts);
         let permit = retry.and_then(|_| {
             let permit = cluster.breaker().try_acquire(Resource::Retry);
             if permit.is_none() {

@@ -40,19 +40,24 @@ pub enum UpstreamBody {
     Empty,
     /// The client's body, streamed.
     Client(Incoming),
+    /// The client's body, streamed and kept for a retry.
+    Replay(super::replay::Cursor<Incoming>),
 }
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = super::replay::BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             UpstreamBody::Empty => Poll::Ready(None),
-            UpstreamBody::Client(b) => Pin::new(b).poll_frame(cx),
+            UpstreamBody::Client(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(Into::into))),
+            UpstreamBody::Replay(b) => Pin::new(b).poll_frame(cx),
         }
     }
 
@@ -60,6 +65,7 @@ impl Body for UpstreamBody {
         match self {
             UpstreamBody::Empty => true,
             UpstreamBody::Client(b) => b.is_end_stream(),
+            UpstreamBody::Replay(b) => b.is_end_stream(),
         }
     }
 
@@ -67,6 +73,7 @@ impl Body for UpstreamBody {
         match self {
             UpstreamBody::Empty => SizeHint::with_exact(0),
             UpstreamBody::Client(b) => b.size_hint(),
+            UpstreamBody::Replay(_) => SizeHint::default(),
         }
     }
 }
