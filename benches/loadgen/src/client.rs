@@ -235,6 +235,7 @@ async fn connection(
                 if let Some(since) = full_since.take() {
                     last_full = Some((since, now));
                 }
+                stats.answered += 1;
                 if let Some(q) = quota.as_mut() {
                     *q -= 1;
                 }

@@ -11,6 +11,8 @@ use serde::Serialize;
 pub struct Stats {
     /// Successful answers inside the measured window.
     pub ok: u64,
+    /// Every answer, warm-up and drain included (to divide a server's CPU time by).
+    pub answered: u64,
     /// Error answers inside the window, plus requests lost with a connection.
     pub errors: u64,
     /// Requests that got no answer within the timeout.
@@ -32,6 +34,7 @@ impl Stats {
     pub fn new(latency: Histogram<u64>) -> Self {
         Self {
             ok: 0,
+            answered: 0,
             errors: 0,
             timeouts: 0,
             connect_errors: 0,
@@ -45,6 +48,7 @@ impl Stats {
     /// Adds `other`'s counts and latencies.
     pub fn merge(&mut self, other: &Stats) {
         self.ok += other.ok;
+        self.answered += other.answered;
         self.errors += other.errors;
         self.timeouts += other.timeouts;
         self.connect_errors += other.connect_errors;
@@ -62,6 +66,7 @@ impl Stats {
             seconds: secs,
             requests: self.ok,
             requests_per_sec: self.ok as f64 / secs,
+            answered: self.answered,
             errors: self.errors,
             timeouts: self.timeouts,
             connect_errors: self.connect_errors,
@@ -125,6 +130,8 @@ pub struct Summary {
     pub requests: u64,
     /// `requests / seconds`.
     pub requests_per_sec: f64,
+    /// Every answer, warm-up and drain included.
+    pub answered: u64,
     /// Error answers and requests lost with a connection.
     pub errors: u64,
     /// Requests unanswered within the timeout.
