@@ -15,7 +15,7 @@ the tools). Method (design.md section 6, docs/benchmarks.md):
 
 Environment: ROUNDS (3), DURATION (seconds per run, 5), WARMUP (1),
 CONNS (32), INFLIGHT (1), RATE (open-loop req/s for the latency cases,
-10000), IDLE (1000), CASES (comma list of case ids or protocol prefixes,
+5000), IDLE (1000), CASES (comma list of case ids or protocol prefixes,
 default all), TARGETS (comma list, default all), OUT (target/bench),
 BIN (where loadgen/echo-upstream/metaproxy are), ENVOY_BIN.
 """
@@ -47,7 +47,7 @@ DURATION = float(os.environ.get("DURATION", 5))
 WARMUP = float(os.environ.get("WARMUP", 1))
 CONNS = env_int("CONNS", 32)
 INFLIGHT = env_int("INFLIGHT", 1)
-RATE = env_int("RATE", 10000)
+RATE = env_int("RATE", 5000)
 IDLE = env_int("IDLE", 1000)
 OUT = os.environ.get("OUT", os.path.join(ROOT, "target", "bench"))
 BIN = os.environ.get("BIN", os.path.join(ROOT, "target", "release"))
@@ -137,13 +137,19 @@ class Server:
                 self.proc.wait()
 
 
+def base(proto):
+    """The protocol family: thrift-header-compact is served and proxied as thrift."""
+    return "thrift" if proto.startswith("thrift") else proto
+
+
 def start_echo(proto):
-    kind = {"http1": "http", "h2": "http"}.get(proto, proto)
+    kind = {"http1": "http", "h2": "http"}.get(base(proto), base(proto))
     return Server(f"echo-{kind}", pinned(0, [f"{BIN}/echo-upstream", "-p", kind]))
 
 
 def start_proxy(target, proto, ups, tmp):
     """Starts `target` in front of `ups`; returns a Server."""
+    proto = base(proto)
     port = free_port()
     ext = "yaml" if target == "envoy" or target.startswith("metaproxy") else "conf"
     path = os.path.join(tmp, f"{target}-{proto}-{port}.{ext}")
@@ -172,9 +178,9 @@ def start_proxy(target, proto, ups, tmp):
     return server
 
 
-def loadgen(proto, port, payload, extra=()):
+def loadgen(proto, port, payload, extra=(), in_flight=INFLIGHT):
     cmd = [f"{BIN}/loadgen", "-a", f"127.0.0.1:{port}", "--json",
-           "-c", str(CONNS), "-m", str(INFLIGHT), "-s", str(payload),
+           "-c", str(CONNS), "-m", str(in_flight), "-s", str(payload),
            "-d", f"{DURATION}s", "--warmup", f"{WARMUP}s"]
     if proto == "dubbo":
         cmd += ["-p", "dubbo"]
@@ -295,8 +301,10 @@ def one_run(kind, proto, payload, port, tmp, target):
         return h2load(port, 0, tmp, h1=True, method_get=True)
     if proto == "h2":
         return h2load(port, payload, tmp)
-    extra = ["-r", str(RATE), "-m", "16"] if kind == "rate" else []
-    return loadgen(proto, port, payload, extra)
+    if kind == "rate":
+        # Up to 16 in flight per connection, so a slow answer delays no later send.
+        return loadgen(proto, port, payload, ["-r", str(RATE)], in_flight=16)
+    return loadgen(proto, port, payload)
 
 
 def idle_run(proto, server):
