@@ -173,7 +173,7 @@ def markdown(data):
     s = m["settings"]
     lines = [
         f"Run {m['date']} on {m['nproc']} cores ({m['cpu']}), kernel {m['kernel']}; "
-        f"proxies pinned to core 1: {m['pinned']}.",
+        f"proxies pinned to core 1: {m['pinned']}; niceness {m.get('nice', 0)}.",
         f"{s['rounds']} interleaved rounds × {s['duration_s']:g} s (+{s['warmup_s']:g} s warm-up), "
         f"{s['connections']} connections × {s['in_flight']} in flight; medians over rounds.",
         f"Peers: {m['envoy']}; {m['haproxy']}; {m['nginx']}.",
