@@ -295,7 +295,9 @@ def selected(cases):
     for c in cases:
         if want and not any(c[0] == w or c[0].startswith(w + "-") or c[0].startswith(w) for w in want):
             continue
-        targets = [t for t in c[6] if available(t) and (not only or t in only or t == "direct")]
+        # Direct and the tool cross-check always run; TARGETS picks the proxies.
+        always = ("direct", "loadgen", "wrk", "h2load --h1")
+        targets = [t for t in c[6] if available(t) and (not only or t in only or t in always)]
         out.append(c[:6] + (targets,))
     return out
 
