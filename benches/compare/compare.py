@@ -1,0 +1,453 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: direct vs metaproxy vs Envoy vs HAProxy vs nginx.
+
+Run through `bash benches/compare.sh` (which installs the peers and builds
+the tools). Method (design.md section 6, docs/benchmarks.md):
+
+- echo upstreams (`echo-upstream`) and the load tool run on core 0, each
+  proxy on core 1 (`taskset`) with one worker thread;
+- for each case, fresh proxies start, then the targets run interleaved
+  (direct, metaproxy, Envoy, ... then again) for ROUNDS rounds;
+- reported per target: median req/s, ratios to direct and to Envoy, the
+  proxy's CPU seconds per 100k requests (utime+stime from /proc/PID/stat),
+  latency percentiles, peak RSS (VmHWM), and for the idle case memory per
+  connection (VmRSS delta over 1000 idle connections).
+
+Environment: NICE (-10 as root), ROUNDS (3), DURATION (seconds per run, 5), WARMUP (1),
+CONNS (32), INFLIGHT (1), RATE (open-loop req/s for the latency cases,
+5000), IDLE (1000), CASES (comma list of case ids or protocol prefixes,
+default all), TARGETS (comma list, default all), OUT (target/bench),
+BIN (where loadgen/echo-upstream/metaproxy are), ENVOY_BIN.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import configs  # noqa: E402
+import report  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def env_int(name, default):
+    return int(os.environ.get(name, default))
+
+
+ROUNDS = env_int("ROUNDS", 3)
+DURATION = float(os.environ.get("DURATION", 5))
+WARMUP = float(os.environ.get("WARMUP", 1))
+CONNS = env_int("CONNS", 32)
+INFLIGHT = env_int("INFLIGHT", 1)
+RATE = env_int("RATE", 5000)
+IDLE = env_int("IDLE", 1000)
+OUT = os.environ.get("OUT", os.path.join(ROOT, "target", "bench"))
+BIN = os.environ.get("BIN", os.path.join(ROOT, "target", "release"))
+ENVOY = os.environ.get("ENVOY_BIN") or shutil.which("envoy")
+PIN = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+SMALL, LARGE = 100, 16 * 1024
+
+
+# Every benchmark process runs at this niceness (root only), so that other
+# work on a shared machine (builds) disturbs the runs less.
+NICE = env_int("NICE", -10 if os.geteuid() == 0 else 0)
+
+
+def pinned(core, cmd):
+    if PIN:
+        cmd = ["taskset", "-c", str(core)] + cmd
+    return ["nice", "-n", str(NICE)] + cmd if NICE else cmd
+
+
+def raise_nofile():
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read()[-3000:] if proc.stderr else ""
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {err}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port} within {timeout}s")
+
+
+def proc_stat(pid):
+    """(utime+stime seconds, VmRSS KiB, VmHWM KiB) of a process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    rss = hwm = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    return cpu, rss, hwm
+
+
+class Server:
+    """A started process (echo upstream or proxy) and its port."""
+
+    def __init__(self, name, cmd, port=None, stdin=None):
+        self.name = name
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE if port is None else subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            stdin=stdin,
+            preexec_fn=raise_nofile,
+            text=True,
+        )
+        if port is None:
+            line = self.proc.stdout.readline()
+            m = re.search(r"address=\S+:(\d+)", line)
+            if not m:
+                raise RuntimeError(f"{name}: no address line ({line!r}): {self.proc.stderr.read()}")
+            port = int(m.group(1))
+        self.port = port
+
+    def stat(self):
+        return proc_stat(self.proc.pid)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def base(proto):
+    """The protocol family: thrift-header-compact is served and proxied as thrift."""
+    return "thrift" if proto.startswith("thrift") else proto
+
+
+def start_echo(proto):
+    kind = {"http1": "http", "h2": "http"}.get(base(proto), base(proto))
+    return Server(f"echo-{kind}", pinned(0, [f"{BIN}/echo-upstream", "-p", kind]))
+
+
+def start_proxy(target, proto, ups, tmp):
+    """Starts `target` in front of `ups`; returns a Server."""
+    proto = base(proto)
+    port = free_port()
+    ext = "yaml" if target == "envoy" or target.startswith("metaproxy") else "conf"
+    path = os.path.join(tmp, f"{target}-{proto}-{port}.{ext}")
+    if target.startswith("metaproxy"):
+        mode = "multiplex" if target == "metaproxy-mux" else None
+        text = configs.metaproxy(proto, port, ups, mode)
+        cmd = [f"{BIN}/metaproxy", "run", "--workers", "1", "--log", "error", "-c", path]
+    elif target == "envoy":
+        text = configs.envoy(proto, port, ups)
+        cmd = [ENVOY, "--concurrency", "1", "--log-level", "error",
+               "--disable-hot-restart", "-c", path]
+    elif target == "haproxy":
+        text = configs.haproxy(proto, port, ups)
+        cmd = ["haproxy", "-db", "-f", path]
+    elif target == "nginx":
+        for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            os.makedirs(os.path.join(tmp, d), exist_ok=True)
+        text = configs.nginx(proto, port, ups, tmp)
+        cmd = ["nginx", "-p", tmp, "-c", path]
+    else:
+        raise ValueError(target)
+    with open(path, "w") as f:
+        f.write(text)
+    server = Server(target, pinned(1, cmd), port=port)
+    wait_port(port, server.proc, target)
+    return server
+
+
+def loadgen(proto, port, payload, extra=(), in_flight=INFLIGHT):
+    cmd = [f"{BIN}/loadgen", "-a", f"127.0.0.1:{port}", "--json",
+           "-c", str(CONNS), "-m", str(in_flight), "-s", str(payload),
+           "-d", f"{DURATION}s", "--warmup", f"{WARMUP}s"]
+    if proto == "dubbo":
+        cmd += ["-p", "dubbo"]
+    elif proto.startswith("thrift"):
+        cmd += ["-p", "thrift"]
+        if proto == "thrift-header-compact":
+            cmd += ["--transport", "header", "--thrift-protocol", "compact"]
+    else:
+        cmd += ["-p", "http1"]
+    cmd += list(extra)
+    out = subprocess.run(pinned(0, cmd), capture_output=True, text=True)
+    if not out.stdout.strip():
+        return {"requests_per_sec": 0.0, "answered": 0, "errors": -1,
+                "latency_us": {}, "stderr": out.stderr.strip()}
+    r = json.loads(out.stdout)
+    r["errors_total"] = r["errors"] + r["timeouts"] + r["io_errors"] + r["connect_errors"]
+    return r
+
+
+def h2load(port, payload, tmp, h1=False, method_get=False):
+    data = os.path.join(tmp, f"payload-{payload}")
+    if not os.path.exists(data):
+        with open(data, "wb") as f:
+            f.write((b"abcdefghijklmnopqrstuvwxyz0123456789" * (payload // 36 + 1))[:payload])
+    cmd = ["h2load", "-c", str(CONNS), "-m", str(INFLIGHT), "-t", "1",
+           "-D", str(int(DURATION)), "--warm-up-time", f"{int(WARMUP * 1000)}ms"]
+    if h1:
+        cmd.append("--h1")
+    if not method_get:
+        cmd += ["-d", data]
+    cmd.append(f"http://127.0.0.1:{port}/echo")
+    out = subprocess.run(pinned(0, cmd), capture_output=True, text=True).stdout
+    rps = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1)) if "req/s" in out else 0.0
+    m = re.search(r"requests: (\d+) total.*?(\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout", out)
+    status = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    lat = re.search(r"time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)", out)
+
+    def us(v, unit):
+        return float(v) * {"us": 1, "ms": 1000, "s": 1e6}[unit]
+
+    errors = 0
+    if m:
+        errors = int(m.group(3)) + int(m.group(4)) + int(m.group(5))
+    if status:
+        errors += int(status.group(3)) + int(status.group(4))
+    return {
+        "requests_per_sec": rps,
+        # h2load's own counts exclude the warm-up; the proxy's CPU covers it.
+        "answered": int(rps * (DURATION + WARMUP)),
+        "errors_total": errors,
+        "latency_us": {"mean": us(lat.group(5), lat.group(6))} if lat else {},
+    }
+
+
+def wrk(port):
+    cmd = ["wrk", "-t1", f"-c{CONNS}", f"-d{int(DURATION)}s", f"http://127.0.0.1:{port}/echo"]
+    out = subprocess.run(pinned(0, cmd), capture_output=True, text=True).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    return {"requests_per_sec": float(m.group(1)) if m else 0.0, "errors_total": 0,
+            "answered": 0, "latency_us": {}}
+
+
+# Case id -> (title, protocol, kind, payload, upstream count, targets)
+HTTP_PEERS = ["direct", "metaproxy", "envoy", "haproxy", "nginx"]
+RPC_PEERS = ["direct", "metaproxy", "envoy", "haproxy"]
+THRIFT_PEERS = ["direct", "metaproxy", "metaproxy-mux", "envoy", "haproxy"]
+CASES = [
+    ("tools", "Load tools on a direct connection (HTTP/1.1 GET)", "http1", "tools", 0, 1,
+     ["loadgen", "wrk", "h2load --h1"]),
+    ("http1-small", "HTTP/1.1 POST, 100 B body echoed", "http1", "load", SMALL, 1, HTTP_PEERS),
+    ("http1-16k", "HTTP/1.1 POST, 16 KiB body echoed", "http1", "load", LARGE, 1, HTTP_PEERS),
+    ("http1-weighted", "HTTP/1.1 POST 100 B, 50/50 split over two upstreams", "http1", "load", SMALL, 2, HTTP_PEERS),
+    ("h2-small", "HTTP/2 (h2c, h2load) POST, 100 B body echoed; HTTP/1.1 upstream", "h2", "load", SMALL, 1, HTTP_PEERS),
+    ("dubbo-small", "Dubbo hessian2 sayHello, 100 B argument echoed", "dubbo", "load", SMALL, 1, RPC_PEERS),
+    ("dubbo-16k", "Dubbo hessian2 sayHello, 16 KiB argument echoed", "dubbo", "load", LARGE, 1, RPC_PEERS),
+    ("dubbo-weighted", "Dubbo 100 B, 50/50 split over two providers", "dubbo", "load", SMALL, 2, RPC_PEERS),
+    ("thrift-small", "Thrift framed/binary echo, 100 B string", "thrift", "load", SMALL, 1, THRIFT_PEERS),
+    ("thrift-16k", "Thrift framed/binary echo, 16 KiB string", "thrift", "load", LARGE, 1, THRIFT_PEERS),
+    ("thrift-header-compact", "Thrift THeader/compact echo, 100 B string", "thrift-header-compact", "load", SMALL, 1, THRIFT_PEERS),
+    ("thrift-weighted", "Thrift framed/binary 100 B, 50/50 split over two servers", "thrift", "load", SMALL, 2, THRIFT_PEERS),
+    ("http1-rate", f"HTTP/1.1 POST 100 B at a fixed {RATE} req/s (open loop, latency)", "http1", "rate", SMALL, 1, HTTP_PEERS),
+    ("dubbo-rate", f"Dubbo 100 B at a fixed {RATE} req/s (open loop, latency)", "dubbo", "rate", SMALL, 1, RPC_PEERS),
+    ("thrift-rate", f"Thrift framed/binary 100 B at a fixed {RATE} req/s (open loop, latency)", "thrift", "rate", SMALL, 1, THRIFT_PEERS),
+    ("http1-idle", f"HTTP/1.1: {IDLE} idle keep-alive connections (one request each)", "http1", "idle", SMALL, 1, HTTP_PEERS[1:]),
+    ("dubbo-idle", f"Dubbo: {IDLE} idle connections (one request each)", "dubbo", "idle", SMALL, 1, RPC_PEERS[1:]),
+    ("thrift-idle", f"Thrift: {IDLE} idle connections (one request each)", "thrift", "idle", SMALL, 1, THRIFT_PEERS[1:]),
+]
+
+
+def available(target):
+    if target in ("direct", "loadgen") or target.startswith("metaproxy"):
+        return True
+    if target == "envoy":
+        return ENVOY is not None
+    if target == "h2load --h1":
+        return shutil.which("h2load") is not None
+    return shutil.which(target) is not None
+
+
+def selected(cases):
+    want = [w for w in os.environ.get("CASES", "").split(",") if w]
+    only = [t for t in os.environ.get("TARGETS", "").split(",") if t]
+    out = []
+    for c in cases:
+        if want and not any(c[0] == w or c[0].startswith(w + "-") or c[0].startswith(w) for w in want):
+            continue
+        # Direct and the tool cross-check always run; TARGETS picks the proxies.
+        always = ("direct", "loadgen", "wrk", "h2load --h1")
+        targets = [t for t in c[6] if available(t) and (not only or t in only or t in always)]
+        out.append(c[:6] + (targets,))
+    return out
+
+
+def one_run(kind, proto, payload, port, tmp, target):
+    if kind == "tools":
+        if target == "loadgen":
+            return loadgen("http1", port, 0)
+        if target == "wrk":
+            return wrk(port)
+        return h2load(port, 0, tmp, h1=True, method_get=True)
+    if proto == "h2":
+        return h2load(port, payload, tmp)
+    if kind == "rate":
+        # Up to 16 in flight per connection, so a slow answer delays no later send.
+        return loadgen(proto, port, payload, ["-r", str(RATE)], in_flight=16)
+    return loadgen(proto, port, payload)
+
+
+def idle_run(proto, server):
+    """RSS growth of `server` while IDLE connections sit open on it."""
+    _, before, _ = server.stat()
+    cmd = [f"{BIN}/loadgen", "-a", f"127.0.0.1:{server.port}", "--json", "--idle", str(IDLE),
+           "-p", "thrift" if proto.startswith("thrift") else ("dubbo" if proto == "dubbo" else "http1"),
+           "-s", str(SMALL)]
+    holder = subprocess.Popen(pinned(0, cmd), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, preexec_fn=raise_nofile)
+    held = json.loads(holder.stdout.readline() or '{"held": 0, "failed": -1}')
+    # Poll until RSS stops growing (lazy allocations settle), at most 3 s.
+    after, deadline = server.stat()[1], time.monotonic() + 3
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = server.stat()[1]
+        if now == after:
+            break
+        after = now
+    holder.stdin.close()
+    holder.wait()
+    per = (after - before) / max(held["held"], 1)
+    return {"rss_before_kib": before, "rss_after_kib": after, "held": held["held"],
+            "failed": held["failed"], "kib_per_connection": per}
+
+
+def run_case(case, tmp, log):
+    cid, title, proto, kind, payload, nups, targets = case
+    echos = [start_echo(proto) for _ in range(nups)]
+    ups = [("127.0.0.1", e.port) for e in echos]
+    servers = {}
+    results = {t: [] for t in targets}
+    try:
+        for t in targets:
+            if t in ("direct", "loadgen", "wrk", "h2load --h1"):
+                continue
+            servers[t] = start_proxy(t, proto, ups, tmp)
+        if kind == "idle":
+            for t in targets:
+                r = idle_run(proto, servers[t])
+                results[t].append(r)
+                log(f"  {t:<14} {r['kib_per_connection']:8.1f} KiB/connection ({r['held']} held)")
+        else:
+            for rnd in range(ROUNDS):
+                for t in targets:
+                    port = servers[t].port if t in servers else ups[0][1]
+                    cpu0 = servers[t].stat()[0] if t in servers else None
+                    r = one_run(kind, proto, payload, port, tmp, t)
+                    if cpu0 is not None:
+                        cpu1, _, hwm = servers[t].stat()
+                        r["cpu_s"] = cpu1 - cpu0
+                        r["cpu_s_per_100k"] = (cpu1 - cpu0) * 1e5 / max(r.get("answered", 0), 1)
+                        r["peak_rss_kib"] = hwm
+                    results[t].append(r)
+                    lat = r.get("latency_us", {})
+                    log(f"  round {rnd + 1} {t:<14} {r['requests_per_sec']:>10.0f} req/s"
+                        f"  p99 {lat.get('p99', float('nan')):>8.1f} us"
+                        f"  cpu/100k {r.get('cpu_s_per_100k', float('nan')):6.2f} s"
+                        f"  errors {r.get('errors_total', 0)}")
+    finally:
+        for s in list(servers.values()) + echos:
+            s.stop()
+    return {"id": cid, "title": title, "protocol": proto, "kind": kind, "payload": payload,
+            "targets": targets, "runs": results}
+
+
+def machine():
+    model = ""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        model = re.search(r"Model name:\s+(.*)", out).group(1).strip()
+    except Exception:
+        pass
+
+    def version(cmd):
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True)
+            return (p.stdout + p.stderr).strip().splitlines()[0]
+        except Exception:
+            return "not found"
+
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "kernel": os.uname().release,
+        "pinned": PIN,
+        "nice": NICE,
+        "envoy": version([ENVOY, "--version"]) if ENVOY else "not found",
+        "haproxy": version(["haproxy", "-v"]),
+        "nginx": version(["nginx", "-v"]),
+        "wrk": version(["wrk", "--version"]),
+        "h2load": version(["h2load", "--version"]),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "settings": {"rounds": ROUNDS, "duration_s": DURATION, "warmup_s": WARMUP,
+                     "connections": CONNS, "in_flight": INFLIGHT, "rate": RATE, "idle": IDLE},
+    }
+
+
+def main():
+    # Stop the servers (the `finally` in run_case) on SIGTERM and SIGINT too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.makedirs(OUT, exist_ok=True)
+    cases = selected(CASES)
+    if not cases:
+        sys.exit(f"no case matches CASES={os.environ.get('CASES')}")
+    logf = open(os.path.join(OUT, "compare.log"), "w")
+
+    def log(msg):
+        print(msg, flush=True)
+        logf.write(msg + "\n")
+
+    info = machine()
+    log(f"machine: {info['nproc']} cores, {info['cpu']}; proxies pinned to core 1: {PIN}")
+    if not ENVOY:
+        log("envoy not found (set ENVOY_BIN or run benches/compare.sh): envoy columns skipped")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="metaproxy-compare-") as tmp:
+        for case in cases:
+            log(f"\n== {case[0]}: {case[1]}")
+            try:
+                results.append(run_case(case, tmp, log))
+            except Exception as e:  # keep going: one broken peer must not lose the rest
+                log(f"  case failed: {e}")
+    data = {"machine": info, "cases": results}
+    with open(os.path.join(OUT, "compare.json"), "w") as f:
+        json.dump(data, f, indent=1)
+    md = report.markdown(data)
+    with open(os.path.join(OUT, "compare.md"), "w") as f:
+        f.write(md)
+    log("\n" + md)
+    log(f"written: {OUT}/compare.md, {OUT}/compare.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""Equivalent configs for each proxy: one listener, one route to one echo
+upstream (or a 50/50 split over two), one worker thread.
+
+Each function returns the config text; `port` is where the proxy listens,
+`ups` the echo upstreams as (host, port) pairs.
+"""
+
+DUBBO_INTERFACE = "org.apache.dubbo.samples.DemoService"
+
+
+def metaproxy(proto, port, ups, thrift_mode=None):
+    """metaproxy: `proto` is http1 | h2 | dubbo | thrift."""
+    listener_proto = {"http1": "http", "h2": "http"}.get(proto, proto)
+    # Every peer talks HTTP/1.1 to the upstream, whatever the client spoke.
+    cluster_proto = {"http1": "http1", "h2": "http1"}.get(proto, proto)
+    if len(ups) == 1:
+        route = "{ cluster: echo0 }"
+    else:
+        split = ", ".join(f"{{ cluster: echo{i}, weight: 50 }}" for i in range(len(ups)))
+        route = f"{{ weighted: [ {split} ] }}"
+    mode = f"\n    mode: {thrift_mode}" if thrift_mode else ""
+    clusters = "".join(
+        f"""
+  - name: echo{i}
+    protocol: {cluster_proto}{mode}
+    endpoints: [ {{ address: "{h}:{p}" }} ]"""
+        for i, (h, p) in enumerate(ups)
+    )
+    return f"""listeners:
+  - name: bench
+    address: 127.0.0.1:{port}
+    protocol: {listener_proto}
+    limits: {{ max_connections: 8000 }}
+    routes:
+      - route: {route}
+clusters:{clusters}
+"""
+
+
+def _envoy_clusters(ups, h2=False):
+    out = []
+    for i, (h, p) in enumerate(ups):
+        out.append(
+            f"""  - name: echo{i}
+    connect_timeout: 1s
+    type: STATIC
+    load_assignment:
+      cluster_name: echo{i}
+      endpoints: [ {{ lb_endpoints: [ {{ endpoint: {{ address: {{ socket_address: {{ address: {h}, port_value: {p} }} }} }} }} ] }} ]"""
+        )
+    return "\n".join(out)
+
+
+def _envoy_weighted(ups, indent):
+    lines = [f"{indent}weighted_clusters:", f"{indent}  clusters:"]
+    for i in range(len(ups)):
+        lines.append(f"{indent}  - {{ name: echo{i}, weight: 50 }}")
+    return "\n".join(lines)
+
+
+def envoy(proto, port, ups):
+    """Envoy 1.40: http_connection_manager, dubbo_proxy or thrift_proxy."""
+    single = len(ups) == 1
+    if proto in ("http1", "h2"):
+        action = (
+            "                  cluster: echo0"
+            if single
+            else _envoy_weighted(ups, "                  ")
+        )
+        flt = f"""      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          codec_type: AUTO
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/" }}
+                route:
+{action}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"""
+    elif proto == "dubbo":
+        action = (
+            "              route: { cluster: echo0 }"
+            if single
+            else "              route:\n" + _envoy_weighted(ups, "                ")
+        )
+        flt = f"""      - name: envoy.filters.network.dubbo_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.DubboProxy
+          stat_prefix: bench
+          route_config:
+          - name: local
+            interface: {DUBBO_INTERFACE}
+            routes:
+            - match: {{ method: {{ name: {{ exact: sayHello }} }} }}
+{action}"""
+    elif proto == "thrift":
+        action = (
+            "              route: { cluster: echo0 }"
+            if single
+            else "              route:\n" + _envoy_weighted(ups, "                ")
+        )
+        flt = f"""      - name: envoy.filters.network.thrift_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.v3.ThriftProxy
+          stat_prefix: bench
+          route_config:
+            name: local
+            routes:
+            - match: {{ method_name: echo }}
+{action}"""
+    else:
+        raise ValueError(proto)
+    return f"""static_resources:
+  listeners:
+  - name: bench
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    filter_chains:
+    - filters:
+{flt}
+  clusters:
+{_envoy_clusters(ups)}
+"""
+
+
+def haproxy(proto, port, ups):
+    """HAProxy: mode http (h2c on the listener for h2), mode tcp for RPC protocols."""
+    mode = "http" if proto in ("http1", "h2") else "tcp"
+    bind_opts = " proto h2" if proto == "h2" else ""
+    servers = "\n".join(
+        f"  server s{i} {h}:{p} weight 1" for i, (h, p) in enumerate(ups)
+    )
+    keepalive = "  option http-keep-alive\n  http-reuse always\n" if mode == "http" else ""
+    return f"""global
+  nbthread 1
+  maxconn 8000
+  log stderr format raw local0 emerg
+
+defaults
+  mode {mode}
+  timeout connect 5s
+  timeout client 120s
+  timeout server 120s
+{keepalive}
+frontend fe
+  bind 127.0.0.1:{port}{bind_opts}
+  default_backend be
+
+backend be
+  balance roundrobin
+{servers}
+"""
+
+
+def nginx(proto, port, ups, tmp):
+    """nginx: one process (no master), keep-alive to the upstream."""
+    if proto not in ("http1", "h2"):
+        raise ValueError(proto)
+    http2 = " http2" if proto == "h2" else ""
+    servers = "\n".join(
+        f"    server {h}:{p} weight=1;" for h, p in ups
+    )
+    return f"""daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 16000;
+error_log stderr error;
+pid {tmp}/nginx.pid;
+events {{ worker_connections 8000; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}/body;
+  proxy_temp_path {tmp}/proxy;
+  fastcgi_temp_path {tmp}/fastcgi;
+  uwsgi_temp_path {tmp}/uwsgi;
+  scgi_temp_path {tmp}/scgi;
+  client_body_buffer_size 64k;
+  keepalive_requests 100000000;
+  keepalive_timeout 120s;
+  http2_max_requests 100000000;
+  upstream be {{
+{servers}
+    keepalive 64;
+    keepalive_requests 100000000;
+  }}
+  server {{
+    listen 127.0.0.1:{port}{http2};
+    location / {{
+      proxy_pass http://be;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}
+}}
+"""

@@ -1,0 +1,56 @@
+//! One pick of each load balancer (`Balancer::pick`) over 3 and 100
+//! endpoints: round robin, random, least request, ring hash and Maglev
+//! (`cargo bench -p metaproxy-core`).
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use metaproxy_core::cluster::balancer::Balancer;
+use metaproxy_core::cluster::endpoint::Endpoint;
+use metaproxy_core::cluster::hash::stable_hash;
+use metaproxy_core::config::LbPolicy;
+
+fn endpoints(n: usize) -> Vec<Arc<Endpoint>> {
+    (0..n)
+        .map(|i| {
+            let addr: SocketAddr = format!("10.0.{}.{}:20880", i / 250, i % 250 + 1)
+                .parse()
+                .expect("address");
+            Arc::new(Endpoint::new(addr, BTreeMap::new(), 1 + (i % 3) as u32))
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("lb_pick");
+    let keys: Vec<u64> = (0..1024)
+        .map(|i| stable_hash(format!("user-{i}").as_bytes()))
+        .collect();
+    for n in [3usize, 100] {
+        let eps = endpoints(n);
+        for (name, policy) in [
+            ("round_robin", LbPolicy::RoundRobin),
+            ("random", LbPolicy::Random),
+            ("least_request", LbPolicy::LeastRequest),
+            ("ring_hash", LbPolicy::RingHash),
+            ("maglev", LbPolicy::Maglev),
+        ] {
+            let lb = Balancer::new(policy, &eps);
+            let mut i = 0usize;
+            g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+                b.iter(|| {
+                    i = (i + 1) & 1023;
+                    let hash = lb.uses_hash().then(|| keys[i]);
+                    black_box(lb.pick(&eps, hash).map(|e| e.weight))
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
