@@ -660,6 +660,7 @@ fn http_gateway_example_routes_product_user_cart() {
     let mut replacements = vec![
         ("127.0.0.1:8080", "127.0.0.1:0".to_string()),
         ("127.0.0.1:20880", "127.0.0.1:0".to_string()),
+        ("127.0.0.1:9090", "127.0.0.1:0".to_string()),
     ];
     for (from, b) in froms.iter().zip(&backends) {
         replacements.push((from.as_str(), b.address()));
@@ -682,15 +683,25 @@ fn http_gateway_example_routes_product_user_cart() {
             .body
             .starts_with("user GET /user/me")
     );
-    let carts: std::collections::HashSet<String> = (0..6)
-        .map(|_| {
-            let r = curl(&["--http2-prior-knowledge", &url(addr, "/cart")]);
-            r.body.split(' ').next().unwrap().to_string()
+    // Carts are sticky by the `cart` cookie (ring hash); without one, the
+    // proxy makes one up per request, so requests spread.
+    let cart_of = |args: &[&str]| {
+        let r = curl(args);
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body.split(' ').next().unwrap().to_string()
+    };
+    let u = url(addr, "/cart");
+    let sticky: std::collections::HashSet<String> = (0..10)
+        .map(|i| {
+            if i % 2 == 0 {
+                cart_of(&["-H", "Cookie: cart=4f1c9e", &u])
+            } else {
+                cart_of(&["--http2-prior-knowledge", "-H", "Cookie: cart=4f1c9e", &u])
+            }
         })
         .collect();
-    assert_eq!(
-        carts.len(),
-        3,
-        "round robin over the three carts: {carts:?}"
-    );
+    assert_eq!(sticky.len(), 1, "one cart per cookie: {sticky:?}");
+    let spread: std::collections::HashSet<String> =
+        (0..30).map(|_| cart_of(&[u.as_str()])).collect();
+    assert!(spread.len() >= 2, "new sessions spread: {spread:?}");
 }

@@ -389,6 +389,7 @@ async fn forward<'a>(
         .breaker()
         .try_acquire(Resource::Request)
         .ok_or_else(|| {
+            target.metrics.overflows.inc();
             error(
                 ErrorKind::OverLimit,
                 ErrorSource::Internal,
@@ -569,8 +570,10 @@ async fn tries(
                 (outcome, policy.is_some_and(|p| p.retries_error(e)))
             }
         };
-        if let (Some(outlier), Some(outcome)) = (&cluster.outlier, outcome) {
-            record_outcome(&endpoint, outcome, outlier, &cluster.subsets[0].endpoints);
+        if let (Some(outlier), Some(outcome)) = (&cluster.outlier, outcome)
+            && record_outcome(&endpoint, outcome, outlier, &cluster.subsets[0].endpoints)
+        {
+            target.metrics.ejections.inc();
         }
         // A body too large to keep cannot be sent again.
         let replayable = replay.as_ref().is_none_or(Replayable::can_replay);
@@ -578,6 +581,7 @@ async fn tries(
         let permit = retry.and_then(|_| {
             let permit = cluster.breaker().try_acquire(Resource::Retry);
             if permit.is_none() {
+                target.metrics.overflows.inc();
                 debug!(cluster = %cluster.name, "retry refused by the circuit breaker");
             }
             permit

@@ -205,6 +205,7 @@ async fn forward<'a, C: Codec>(
         .breaker()
         .try_acquire(Resource::Request)
         .ok_or_else(|| {
+            target.metrics.overflows.inc();
             error(
                 ErrorKind::OverLimit,
                 ErrorSource::Internal,

@@ -279,6 +279,13 @@ impl<'a> Reader<'a> {
     fn skip_units(&mut self, units: usize) -> Result<()> {
         let mut left = units;
         while left > 0 {
+            // Runs of ASCII (one byte, one unit) go in one step.
+            let ascii = ascii_prefix(self.buf.get(self.pos..).unwrap_or_default(), left);
+            self.pos += ascii;
+            left -= ascii;
+            if left == 0 {
+                break;
+            }
             let at = self.pos;
             let lead = self.peek().ok_or(HessianError::Eof(at))?;
             let (len, n) = match lead {
@@ -585,8 +592,32 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// How many of the first `max` bytes of `bytes` are ASCII, eight at a time.
+fn ascii_prefix(bytes: &[u8], max: usize) -> usize {
+    let bytes = &bytes[..bytes.len().min(max)];
+    let mut n = 0;
+    for word in bytes.chunks_exact(8) {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or([0x80; 8]));
+        if w & 0x8080_8080_8080_8080 != 0 {
+            break;
+        }
+        n += 8;
+    }
+    n + bytes[n..].iter().take_while(|b| b.is_ascii()).count()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ascii_runs_stop_at_the_first_other_byte_and_the_limit() {
+        let text = b"abcdefghijklmnop\xc3\xa9xyz";
+        assert_eq!(super::ascii_prefix(text, 100), 16);
+        assert_eq!(super::ascii_prefix(text, 11), 11);
+        assert_eq!(super::ascii_prefix(&text[3..], 100), 13);
+        assert_eq!(super::ascii_prefix(b"", 5), 0);
+        assert_eq!(super::ascii_prefix(b"ab\x80cdefghijk", 100), 2);
+    }
+
     use super::*;
 
     fn skip_all(bytes: &[u8]) -> Result<usize> {

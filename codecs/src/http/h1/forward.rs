@@ -428,8 +428,10 @@ async fn tries(
                 (outcome, policy.is_some_and(|p| p.retries_error(e)))
             }
         };
-        if let (Some(outlier), Some(outcome)) = (&cluster.outlier, outcome) {
-            record_outcome(&endpoint, outcome, outlier, &cluster.subsets[0].endpoints);
+        if let (Some(outlier), Some(outcome)) = (&cluster.outlier, outcome)
+            && record_outcome(&endpoint, outcome, outlier, &cluster.subsets[0].endpoints)
+        {
+            target.metrics.ejections.inc();
         }
         let retry = policy.filter(|p| retriable && retries < p.attempts);
         let permit = retry.and_then(|_| {
