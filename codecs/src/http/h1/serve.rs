@@ -71,7 +71,7 @@ pub(crate) async fn serve(
     ctx: &ListenerContext,
     info: &ConnInfo,
 ) -> Handoff {
-    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut buf = BytesMut::new();
     let mut current = Current { cached: None };
     let mut first = true;
     loop {
@@ -84,8 +84,11 @@ pub(crate) async fn serve(
             else {
                 return Handoff::Done;
             };
+            // No buffer is held while the connection waits: an idle
+            // keep-alive connection costs its task and its socket only.
+            buf = BytesMut::new();
             tokio::select! {
-                r = tokio::time::timeout(idle, stream.read_buf(&mut buf)) => match r {
+                r = tokio::time::timeout(idle, read_when_ready(&mut stream, &mut buf)) => match r {
                     Ok(Ok(n)) if n > 0 => {}
                     Ok(Err(e)) => {
                         debug!(listener = %ctx.name, error = %e, "client read failed");
@@ -195,6 +198,19 @@ pub(crate) async fn serve(
         drop(listener);
         if !keep || ctx.shutdown.is_cancelled() {
             return Handoff::Done;
+        }
+    }
+}
+
+/// Waits until the client sends something, then reads it into a fresh
+/// buffer.
+async fn read_when_ready(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    loop {
+        stream.readable().await?;
+        reserve(buf);
+        match stream.try_read_buf(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => return r,
         }
     }
 }
