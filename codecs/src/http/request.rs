@@ -12,7 +12,6 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
-use metaproxy_core::cluster::health::record_outcome;
 use metaproxy_core::cluster::{Cluster, Endpoint, HashDecision, Outcome, Resource, hash_policy};
 use metaproxy_core::codec::ResponseClass;
 use metaproxy_core::filter::{FilterAction, LocalResponse, RequestContext, ResponseContext};
@@ -551,30 +550,18 @@ async fn tries(
         let (outcome, retriable) = match &result {
             Ok((resp, _)) => {
                 let class = classify(resp.status(), resp.headers());
-                let outcome = match class {
-                    ResponseClass::Success => Outcome::Success,
-                    ResponseClass::ServerError => Outcome::ServerError,
-                    ResponseClass::Unavailable => Outcome::GatewayError,
-                };
+                let outcome = Outcome::of_class(class);
                 (
                     Some(outcome),
                     policy.is_some_and(|p| p.retries_class(class)),
                 )
             }
             Err(e) => {
-                let outcome = matches!(
-                    e.kind,
-                    ErrorKind::ConnectFailure | ErrorKind::UpstreamReset | ErrorKind::Timeout
-                )
-                .then_some(Outcome::GatewayError);
+                let outcome = Outcome::of_error(e.kind);
                 (outcome, policy.is_some_and(|p| p.retries_error(e)))
             }
         };
-        if let (Some(outlier), Some(outcome)) = (&cluster.outlier, outcome)
-            && record_outcome(&endpoint, outcome, outlier, &cluster.subsets[0].endpoints)
-        {
-            target.metrics.ejections.inc();
-        }
+        target.record(&endpoint, outcome);
         // A body too large to keep cannot be sent again.
         let replayable = replay.as_ref().is_none_or(Replayable::can_replay);
         let retry = policy.filter(|p| retriable && replayable && retries < p.attempts);

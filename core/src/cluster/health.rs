@@ -38,6 +38,29 @@ pub enum Outcome {
     GatewayError,
 }
 
+impl Outcome {
+    /// The outcome of an answer the codec classified as `class`.
+    pub fn of_class(class: crate::codec::ResponseClass) -> Self {
+        match class {
+            crate::codec::ResponseClass::Success => Outcome::Success,
+            crate::codec::ResponseClass::ServerError => Outcome::ServerError,
+            crate::codec::ResponseClass::Unavailable => Outcome::GatewayError,
+        }
+    }
+
+    /// The outcome of a try that failed without an answer: a gateway error
+    /// for connect failures, resets and timeouts; `None` for failures that
+    /// say nothing about the endpoint.
+    pub fn of_error(kind: crate::error::ErrorKind) -> Option<Self> {
+        use crate::error::ErrorKind;
+        matches!(
+            kind,
+            ErrorKind::ConnectFailure | ErrorKind::UpstreamReset | ErrorKind::Timeout
+        )
+        .then_some(Outcome::GatewayError)
+    }
+}
+
 /// Passive outlier detection settings of a cluster.
 #[derive(Debug, Clone)]
 pub struct OutlierPolicy {

@@ -9,9 +9,8 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::debug;
 
 use crate::access_log::Entry;
-use crate::cluster::health::record_outcome;
 use crate::cluster::{Cluster, Endpoint, HashDecision, Outcome, Resource, hash_policy};
-use crate::codec::{Codec, ResponseClass};
+use crate::codec::Codec;
 use crate::error::{ErrorKind, ErrorSource, ProxyError};
 use crate::filter::{FilterAction, RequestContext, ResponseContext};
 use crate::message::{Message, MessageKind};
@@ -323,30 +322,18 @@ async fn tries<C: Codec>(
         let (outcome, retriable) = match &result {
             Ok(resp) => {
                 let class = pool.codec().classify_response(resp);
-                let outcome = match class {
-                    ResponseClass::Success => Outcome::Success,
-                    ResponseClass::ServerError => Outcome::ServerError,
-                    ResponseClass::Unavailable => Outcome::GatewayError,
-                };
+                let outcome = Outcome::of_class(class);
                 (
                     Some(outcome),
                     policy.is_some_and(|p| p.retries_class(class)),
                 )
             }
             Err(e) => {
-                let outcome = matches!(
-                    e.kind,
-                    ErrorKind::ConnectFailure | ErrorKind::UpstreamReset | ErrorKind::Timeout
-                )
-                .then_some(Outcome::GatewayError);
+                let outcome = Outcome::of_error(e.kind);
                 (outcome, policy.is_some_and(|p| p.retries_error(e)))
             }
         };
-        if let (Some(outlier), Some(outcome)) = (&cluster.outlier, outcome)
-            && record_outcome(&endpoint, outcome, outlier, &cluster.subsets[0].endpoints)
-        {
-            target.metrics.ejections.inc();
-        }
+        target.record(&endpoint, outcome);
         let Some(policy) = policy.filter(|p| retriable && retries < p.attempts) else {
             return result;
         };

@@ -24,6 +24,28 @@ pub struct Target {
     pub metrics: TargetMetrics,
 }
 
+impl Target {
+    /// Feeds one try's outcome (if it says something about `endpoint`) to
+    /// the cluster's outlier detection; an ejection is counted.
+    pub fn record(
+        &self,
+        endpoint: &crate::cluster::Endpoint,
+        outcome: Option<crate::cluster::Outcome>,
+    ) {
+        let cluster = &self.cluster;
+        if let (Some(outlier), Some(outcome)) = (&cluster.outlier, outcome)
+            && crate::cluster::health::record_outcome(
+                endpoint,
+                outcome,
+                outlier,
+                &cluster.subsets[0].endpoints,
+            )
+        {
+            self.metrics.ejections.inc();
+        }
+    }
+}
+
 /// An HTTP redirect the proxy answers itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redirect {

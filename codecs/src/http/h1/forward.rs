@@ -10,11 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use metaproxy_core::access_log::Entry;
-use metaproxy_core::cluster::health::record_outcome;
 use metaproxy_core::cluster::{
     ActiveGuard, Endpoint, HashDecision, Outcome, Resource, hash_policy,
 };
-use metaproxy_core::codec::ResponseClass;
 use metaproxy_core::filter::{FilterAction, RequestContext, ResponseContext};
 use metaproxy_core::metadata::{Metadata, MetadataView};
 use metaproxy_core::router::{Mirror, Route, Target};
@@ -409,30 +407,18 @@ async fn tries(
         let (outcome, retriable) = match &result {
             Ok(answer) => {
                 let class = class_of(answer.status, answer.head.header(b"grpc-status"));
-                let outcome = match class {
-                    ResponseClass::Success => Outcome::Success,
-                    ResponseClass::ServerError => Outcome::ServerError,
-                    ResponseClass::Unavailable => Outcome::GatewayError,
-                };
+                let outcome = Outcome::of_class(class);
                 (
                     Some(outcome),
                     policy.is_some_and(|p| p.retries_class(class)),
                 )
             }
             Err(e) => {
-                let outcome = matches!(
-                    e.kind,
-                    ErrorKind::ConnectFailure | ErrorKind::UpstreamReset | ErrorKind::Timeout
-                )
-                .then_some(Outcome::GatewayError);
+                let outcome = Outcome::of_error(e.kind);
                 (outcome, policy.is_some_and(|p| p.retries_error(e)))
             }
         };
-        if let (Some(outlier), Some(outcome)) = (&cluster.outlier, outcome)
-            && record_outcome(&endpoint, outcome, outlier, &cluster.subsets[0].endpoints)
-        {
-            target.metrics.ejections.inc();
-        }
+        target.record(&endpoint, outcome);
         let retry = policy.filter(|p| retriable && retries < p.attempts);
         let permit = retry.and_then(|_| {
             let permit = cluster.breaker().try_acquire(Resource::Retry);
