@@ -4,83 +4,33 @@
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use super::{CallResult, Client, Failure, FailureKind, Flavor, Spec, Tally, Upstream, hello_tag};
+use super::peer::PeerProcess;
+use super::{CallResult, Client, Failure, FailureKind, Flavor, Spec, Tally, hello_tag};
 use crate::common::dubbo_wire::{read_frame, request};
-use crate::common::{ChildGuard, Lines, START_TIMEOUT, dubbo_client, dubbo_peers};
+use crate::common::{dubbo_client, dubbo_peers};
 
 const IFACE: &str = "org.apache.dubbo.samples.DemoService";
 
 /// Dubbo 2 (hessian2).
 pub struct Dubbo;
 
-/// A sofa-rpc-node provider process.
-pub struct Provider {
-    child: Option<ChildGuard>,
-    calls: Lines,
-    tag: String,
-    port: u16,
-}
-
-impl Upstream for Provider {
-    fn tag(&self) -> &str {
-        &self.tag
-    }
-    fn port(&self) -> u16 {
-        self.port
-    }
-    fn calls(&self) -> usize {
-        self.calls
-            .all()
-            .iter()
-            .filter(|l| l.contains("\"method\":\"sayHello\""))
-            .count()
-    }
-    fn kill(&mut self) {
-        self.child.take();
-    }
-}
-
 impl Flavor for Dubbo {
     const NAME: &'static str = "dubbo";
     const LISTENER: &'static str = "dubbo";
     const CLUSTER: &'static str = "dubbo";
-    type Upstream = Provider;
+    type Upstream = PeerProcess;
     type Client = DubboClient;
 
-    fn start(specs: &[Spec]) -> Vec<Provider> {
-        let dir = dubbo_peers();
-        let spawned: Vec<_> = specs
-            .iter()
-            .map(|s| {
-                let mut child = Command::new("node")
-                    .arg(dir.join("provider.js"))
-                    .args(["--tag", &s.tag, "--port", &s.port.to_string()])
-                    .args(["--delay-ms", &s.delay_ms.to_string()])
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::inherit())
-                    .spawn()
-                    .expect("spawn node provider (is node installed?)");
-                let calls = Lines::spawn(child.stdout.take().unwrap());
-                (ChildGuard(child), calls, s)
-            })
-            .collect();
-        spawned
-            .into_iter()
-            .map(|(child, calls, s)| {
-                let first = calls.next(START_TIMEOUT).expect("provider printed nothing");
-                let v: serde_json::Value = serde_json::from_str(&first).expect("first line");
-                assert_eq!(v["event"], "listening", "{first}");
-                Provider {
-                    child: Some(child),
-                    calls,
-                    tag: s.tag.clone(),
-                    port: v["port"].as_u64().unwrap() as u16,
-                }
-            })
-            .collect()
+    fn start(specs: &[Spec]) -> Vec<PeerProcess> {
+        let script = dubbo_peers().join("provider.js");
+        let command = || {
+            let mut c = Command::new("node");
+            c.arg(&script);
+            c
+        };
+        PeerProcess::start_all(specs, command, "\"method\":\"sayHello\"")
     }
 
     fn client(proxy: SocketAddr, source: Option<IpAddr>) -> DubboClient {

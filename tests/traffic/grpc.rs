@@ -3,46 +3,20 @@
 //! HTTP/2 connection from hyper.
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2::{SendRequest, handshake};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use super::{CallResult, Client, Failure, FailureKind, Flavor, Spec, Tally, Upstream};
-use crate::common::{ChildGuard, Lines, START_TIMEOUT, repo_root};
+use super::peer::PeerProcess;
+use super::{CallResult, Client, Failure, FailureKind, Flavor, Spec, Tally};
+use crate::common::repo_root;
 use crate::http_peers::{grpc_client, python};
 
 /// gRPC over HTTP/2 (h2c) to `http2` clusters.
 pub struct Grpc;
-
-/// A grpcio server process.
-pub struct GrpcUpstream {
-    child: Option<ChildGuard>,
-    calls: Lines,
-    tag: String,
-    port: u16,
-}
-
-impl Upstream for GrpcUpstream {
-    fn tag(&self) -> &str {
-        &self.tag
-    }
-    fn port(&self) -> u16 {
-        self.port
-    }
-    fn calls(&self) -> usize {
-        self.calls
-            .all()
-            .iter()
-            .filter(|l| l.contains("\"method\": \"Unary\""))
-            .count()
-    }
-    fn kill(&mut self) {
-        self.child.take();
-    }
-}
 
 impl Flavor for Grpc {
     const NAME: &'static str = "grpc";
@@ -50,43 +24,17 @@ impl Flavor for Grpc {
     const CLUSTER: &'static str = "http2";
     /// Request bodies are streamed upstream and kept (up to 256 KiB) for retries.
     const REPLAYABLE: bool = true;
-    type Upstream = GrpcUpstream;
+    type Upstream = PeerProcess;
     type Client = GrpcClient;
 
-    fn start(specs: &[Spec]) -> Vec<GrpcUpstream> {
+    fn start(specs: &[Spec]) -> Vec<PeerProcess> {
         let script = repo_root().join("tests/peers/http/grpc_server.py");
-        let spawned: Vec<_> = specs
-            .iter()
-            .map(|s| {
-                let mut child = Command::new(python())
-                    .arg(&script)
-                    .args(["--tag", &s.tag, "--port", &s.port.to_string()])
-                    .args(["--delay-ms", &s.delay_ms.to_string()])
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::inherit())
-                    .spawn()
-                    .expect("spawn grpc server");
-                let calls = Lines::spawn(child.stdout.take().unwrap());
-                (ChildGuard(child), calls, s)
-            })
-            .collect();
-        spawned
-            .into_iter()
-            .map(|(child, calls, s)| {
-                let first = calls
-                    .next(START_TIMEOUT)
-                    .expect("grpc server printed nothing");
-                let v: serde_json::Value = serde_json::from_str(&first).expect("first line");
-                assert_eq!(v["event"], "listening", "{first}");
-                GrpcUpstream {
-                    child: Some(child),
-                    calls,
-                    tag: s.tag.clone(),
-                    port: v["port"].as_u64().unwrap() as u16,
-                }
-            })
-            .collect()
+        let command = || {
+            let mut c = Command::new(python());
+            c.arg(&script);
+            c
+        };
+        PeerProcess::start_all(specs, command, "\"method\": \"Unary\"")
     }
 
     fn client(proxy: SocketAddr, source: Option<IpAddr>) -> GrpcClient {

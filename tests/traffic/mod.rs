@@ -10,6 +10,7 @@ pub mod dubbo;
 pub mod grpc;
 pub mod http;
 pub mod net;
+pub mod peer;
 pub mod scenarios;
 pub mod thrift;
 

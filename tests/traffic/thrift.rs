@@ -6,83 +6,31 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use super::{CallResult, Client, Failure, FailureKind, Flavor, Spec, Tally, Upstream, hello_tag};
-use crate::common::{ChildGuard, Lines, START_TIMEOUT};
+use super::peer::PeerProcess;
+use super::{CallResult, Client, Failure, FailureKind, Flavor, Spec, Tally, hello_tag};
 use crate::thrift_peers::{client as python_client, peers_dir};
 
 /// Thrift (binary protocol; framed or THeader).
 pub struct Thrift;
 
-/// A Python Thrift server process.
-pub struct Server {
-    child: Option<ChildGuard>,
-    calls: Lines,
-    tag: String,
-    port: u16,
-}
-
-impl Upstream for Server {
-    fn tag(&self) -> &str {
-        &self.tag
-    }
-    fn port(&self) -> u16 {
-        self.port
-    }
-    fn calls(&self) -> usize {
-        self.calls
-            .all()
-            .iter()
-            .filter(|l| l.contains("\"method\": \"hello\""))
-            .count()
-    }
-    fn kill(&mut self) {
-        self.child.take();
-    }
-}
-
 impl Flavor for Thrift {
     const NAME: &'static str = "thrift";
     const LISTENER: &'static str = "thrift";
     const CLUSTER: &'static str = "thrift";
-    type Upstream = Server;
+    type Upstream = PeerProcess;
     type Client = ThriftClient;
 
-    fn start(specs: &[Spec]) -> Vec<Server> {
+    fn start(specs: &[Spec]) -> Vec<PeerProcess> {
         let dir = peers_dir();
-        let spawned: Vec<_> = specs
-            .iter()
-            .map(|s| {
-                let mut child = Command::new(dir.join(".venv/bin/python"))
-                    .arg(dir.join("server.py"))
-                    .args(["--transport", "header", "--protocol", "binary"])
-                    .args(["--tag", &s.tag, "--port", &s.port.to_string()])
-                    .args(["--delay-ms", &s.delay_ms.to_string()])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::inherit())
-                    .spawn()
-                    .expect("spawn python thrift server");
-                let calls = Lines::spawn(child.stdout.take().unwrap());
-                (ChildGuard(child), calls, s)
-            })
-            .collect();
-        spawned
-            .into_iter()
-            .map(|(child, calls, s)| {
-                let first = calls
-                    .wait_for(START_TIMEOUT, |l| l.contains("listening"))
-                    .expect("thrift server did not start");
-                let v: serde_json::Value = serde_json::from_str(&first).expect("first line");
-                Server {
-                    child: Some(child),
-                    calls,
-                    tag: s.tag.clone(),
-                    port: v["port"].as_u64().unwrap() as u16,
-                }
-            })
-            .collect()
+        let command = || {
+            let mut c = Command::new(dir.join(".venv/bin/python"));
+            c.arg(dir.join("server.py"))
+                .args(["--transport", "header", "--protocol", "binary"]);
+            c
+        };
+        PeerProcess::start_all(specs, command, "\"method\": \"hello\"")
     }
 
     fn client(proxy: SocketAddr, source: Option<IpAddr>) -> ThriftClient {
