@@ -40,6 +40,28 @@ pub enum HttpError {
         /// hyper's error.
         source: hyper::Error,
     },
+    /// Writing the request or reading the answer failed (lean HTTP/1.1 path).
+    #[error("exchange with {address} failed: {source}")]
+    Io {
+        /// The endpoint.
+        address: SocketAddr,
+        /// The socket error.
+        source: std::io::Error,
+    },
+    /// The upstream closed the connection before a complete answer head.
+    #[error("{address} closed the connection before answering")]
+    Closed {
+        /// The endpoint.
+        address: SocketAddr,
+    },
+    /// The answer's head is not HTTP/1.x, or too large.
+    #[error("bad answer head from {address}: {reason}")]
+    BadAnswer {
+        /// The endpoint.
+        address: SocketAddr,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The request could not be built (bad rewritten path or host).
     #[error("cannot build the upstream request: {0}")]
     BadRequest(String),
@@ -52,7 +74,10 @@ impl HttpError {
             HttpError::Connect { .. }
             | HttpError::ConnectTimeout { .. }
             | HttpError::Handshake { .. } => ErrorKind::ConnectFailure,
-            HttpError::Exchange { .. } => ErrorKind::UpstreamReset,
+            HttpError::Exchange { .. }
+            | HttpError::Io { .. }
+            | HttpError::Closed { .. }
+            | HttpError::BadAnswer { .. } => ErrorKind::UpstreamReset,
             HttpError::BadRequest(_) => ErrorKind::BadRequest,
         };
         let origin = match kind {

@@ -139,17 +139,18 @@ impl HttpPool {
         self.address
     }
 
-    /// How long connecting may take.
-    pub(crate) fn connect_timeout(&self) -> Duration {
-        self.connect_timeout
-    }
-
     /// The lean HTTP/1.1 path's idle connections, newest last.
     pub(crate) fn lean_idle(&self) -> &Mutex<Vec<(super::h1::LeanConn, Instant)>> {
         &self.lean_idle
     }
 
     async fn connect(&self) -> Result<TokioIo<TcpStream>, HttpError> {
+        self.connect_tcp().await.map(TokioIo::new)
+    }
+
+    /// A new TCP connection to the endpoint (no delay), within the
+    /// cluster's connect timeout.
+    pub(crate) async fn connect_tcp(&self) -> Result<TcpStream, HttpError> {
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.address))
             .await
             .map_err(|_| HttpError::ConnectTimeout {
@@ -161,7 +162,7 @@ impl HttpPool {
                 source,
             })?;
         let _ = stream.set_nodelay(true);
-        Ok(TokioIo::new(stream))
+        Ok(stream)
     }
 
     /// Sends `req` (absolute URI) on a shared HTTP/2 connection.

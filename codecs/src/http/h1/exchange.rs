@@ -7,9 +7,9 @@ use std::sync::Arc;
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::error::ExchangeError;
 use super::head::{self, Head};
 use super::pool::{self, LeanConn};
+use crate::http::HttpError;
 use crate::http::upstream::HttpPool;
 
 /// Largest answer head accepted from an upstream.
@@ -49,7 +49,7 @@ pub(crate) async fn exchange(
     request: &Bytes,
     body: &Bytes,
     head_request: bool,
-) -> Result<Answer, ExchangeError> {
+) -> Result<Answer, HttpError> {
     let address = pool.address();
     // After one stale pooled connection, the request goes on a new one.
     let mut use_pool = true;
@@ -65,7 +65,7 @@ pub(crate) async fn exchange(
             if pooled {
                 continue;
             }
-            return Err(ExchangeError::Io { address, source });
+            return Err(HttpError::Io { address, source });
         }
         match read_answer(&mut conn, head_request).await {
             Ok(Some((head, status, framing, reusable))) => {
@@ -79,16 +79,21 @@ pub(crate) async fn exchange(
             }
             // Closed before a single byte: a stale pooled connection.
             Ok(None) if pooled => continue,
-            Ok(None) => return Err(ExchangeError::Closed { address }),
+            Ok(None) => return Err(HttpError::Closed { address }),
             Err(ReadError::Io(source)) if pooled && conn.buf.is_empty() => {
                 tracing::debug!(%address, error = %source, "pooled connection failed; retrying on a new one");
                 continue;
             }
-            Err(ReadError::Io(source)) => return Err(ExchangeError::Io { address, source }),
-            Err(ReadError::Closed) => return Err(ExchangeError::Closed { address }),
-            Err(ReadError::Head(e)) => return Err(ExchangeError::bad(address, e)),
+            Err(ReadError::Io(source)) => return Err(HttpError::Io { address, source }),
+            Err(ReadError::Closed) => return Err(HttpError::Closed { address }),
+            Err(ReadError::Head(e)) => {
+                return Err(HttpError::BadAnswer {
+                    address,
+                    reason: e.to_string(),
+                });
+            }
             Err(ReadError::TooLarge) => {
-                return Err(ExchangeError::BadAnswer {
+                return Err(HttpError::BadAnswer {
                     address,
                     reason: format!("head larger than {MAX_ANSWER_HEAD} bytes"),
                 });

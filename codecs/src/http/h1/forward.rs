@@ -26,7 +26,7 @@ use super::exchange::{Answer, exchange};
 use super::head::Head;
 use super::meta::request_metadata;
 use super::pool;
-use super::relay::relay;
+use super::relay::{relay, write};
 use crate::http::metadata as md;
 use crate::http::reply::{local_reply, redirect_reply};
 use crate::http::request::{ConnInfo, class_of, filter_reply, pick, pool_of};
@@ -133,7 +133,10 @@ pub(crate) async fn handle<W: AsyncWrite + Unpin>(
         };
         status = Some(resp.status().as_u16());
         let bytes = encode::local_answer(resp, !keep);
-        if relay_local(client, bytes, info.idle_timeout).await.is_err() {
+        if write(client, bytes, Bytes::new(), info.idle_timeout)
+            .await
+            .is_err()
+        {
             keep = false;
         }
     }
@@ -152,20 +155,6 @@ pub(crate) async fn handle<W: AsyncWrite + Unpin>(
         });
     }
     keep
-}
-
-async fn relay_local<W: AsyncWrite + Unpin>(
-    client: &mut W,
-    bytes: Bytes,
-    idle: Duration,
-) -> Result<(), super::error::RelayError> {
-    use bytes::Buf;
-    use tokio::io::AsyncWriteExt;
-    let mut b = bytes.chain(Bytes::new());
-    tokio::time::timeout(idle, client.write_all_buf(&mut b))
-        .await
-        .map_err(|_| super::error::RelayError::Idle(idle))??;
-    Ok(())
 }
 
 fn error(kind: ErrorKind, message: String) -> ProxyError {

@@ -2,13 +2,12 @@
 //! read buffer, lent to one exchange at a time and kept idle in the
 //! endpoint's [`HttpPool`] between exchanges.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 
-use super::error::ExchangeError;
+use crate::http::HttpError;
 use crate::http::upstream::{H1_IDLE_TIMEOUT, H1_MAX_IDLE, HttpPool};
 
 /// Initial read buffer of an upstream connection.
@@ -49,16 +48,9 @@ pub(crate) fn checkin(pool: &HttpPool, conn: LeanConn) {
 }
 
 /// A new connection to the pool's endpoint.
-pub(crate) async fn connect(pool: &Arc<HttpPool>) -> Result<LeanConn, ExchangeError> {
-    let address = pool.address();
-    let timeout = pool.connect_timeout();
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
-        .await
-        .map_err(|_| ExchangeError::ConnectTimeout { address, timeout })?
-        .map_err(|source| ExchangeError::Connect { address, source })?;
-    let _ = stream.set_nodelay(true);
+pub(crate) async fn connect(pool: &HttpPool) -> Result<LeanConn, HttpError> {
     Ok(LeanConn {
-        stream,
+        stream: pool.connect_tcp().await?,
         buf: BytesMut::with_capacity(READ_BUFFER),
     })
 }

@@ -68,7 +68,9 @@ pub(crate) async fn relay<W: AsyncWrite + Unpin>(
     }
 }
 
-async fn write<W: AsyncWrite + Unpin>(
+/// Writes `head` then `body` (one vectored write when the socket takes
+/// it), each step bounded by `idle`.
+pub(crate) async fn write<W: AsyncWrite + Unpin>(
     out: &mut W,
     head: Bytes,
     body: Bytes,

@@ -50,6 +50,19 @@ struct Current {
 }
 
 impl Current {
+    /// The idle timeout as of the last request (the current config before
+    /// the first one): waiting for a request costs no config lookup.
+    fn idle_timeout(&self, ctx: &ListenerContext) -> Option<Duration> {
+        match &self.cached {
+            Some((l, _)) => Some(l.limits.idle_timeout),
+            None => ctx
+                .snapshot
+                .load()
+                .listener(&ctx.name)
+                .map(|l| l.limits.idle_timeout),
+        }
+    }
+
     fn get(&mut self, ctx: &ListenerContext) -> Option<(Arc<ListenerRuntime>, bool)> {
         let listener = ctx.snapshot.load().listener(&ctx.name).cloned()?;
         let lean = match &self.cached {
@@ -76,12 +89,7 @@ pub(crate) async fn serve(
     let mut first = true;
     loop {
         if buf.is_empty() {
-            let Some(idle) = ctx
-                .snapshot
-                .load()
-                .listener(&ctx.name)
-                .map(|l| l.limits.idle_timeout)
-            else {
+            let Some(idle) = current.idle_timeout(ctx) else {
                 return Handoff::Done;
             };
             // No buffer is held while the connection waits: an idle
