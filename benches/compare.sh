@@ -40,9 +40,13 @@ if [[ -z "${ENVOY_BIN:-}" ]]; then
 fi
 "$ENVOY_BIN" --version
 
-log "cargo build --release (metaproxy, loadgen, echo-upstream)"
-cargo build --release --locked -p metaproxy -p metaproxy-loadgen
+# metaproxy as shipped (the `dist` profile: thin LTO, one codegen unit);
+# the load tools in plain release mode.
+log "cargo build --profile dist (metaproxy); --release (loadgen, echo-upstream)"
+cargo build --profile dist --locked -p metaproxy
+cargo build --release --locked -p metaproxy-loadgen
 export BIN="${CARGO_TARGET_DIR:-$PWD/target}/release"
+export METAPROXY_BIN="${METAPROXY_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/dist/metaproxy}"
 export OUT="${OUT:-${CARGO_TARGET_DIR:-$PWD/target}/bench}"
 
 log "compare (ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-5} CASES=${CASES:-all})"

@@ -378,3 +378,88 @@ clusters:
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Reads until the proxy closes the connection; how long that took.
+fn time_to_close(reader: &mut BufReader<TcpStream>) -> Duration {
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = reader.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "unexpected bytes: {rest:?}");
+    started.elapsed()
+}
+
+#[test]
+fn idle_keep_alive_connections_end_at_the_idle_timeout_and_at_shutdown() {
+    let up = Scripted::start();
+    let config = format!(
+        r#"
+listeners:
+  - name: http-in
+    address: 127.0.0.1:0
+    protocol: http
+    limits: {{ idle_timeout: 2s }}
+    routes: [ {{ route: {{ cluster: up, timeout: 5s }} }} ]
+  - name: http-long
+    address: 127.0.0.1:0
+    protocol: http
+    routes: [ {{ route: {{ cluster: up, timeout: 5s }} }} ]
+clusters:
+  - {{ name: up, protocol: http, endpoints: [ {{ address: "{}" }} ] }}
+"#,
+        up.address
+    );
+    let mut proxy = Proxy::start("lean_idle", &config);
+    let connect = |listener: &str| {
+        let stream = TcpStream::connect(proxy.addr(listener)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        (stream.try_clone().unwrap(), BufReader::new(stream))
+    };
+    let ask = |writer: &mut TcpStream, reader: &mut BufReader<TcpStream>, i: usize| {
+        writer
+            .write_all(format!("GET /i{i} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
+            .unwrap();
+        let (status, body) = read_answer(reader);
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        assert_eq!(body, format!("GET /i{i} HTTP/1.1"));
+    };
+
+    // Requests 1 s apart keep the connection open past its first 2 s
+    // deadline (each request pushes the deadline back)...
+    let (mut writer, mut reader) = connect("http-in");
+    for i in 0..4 {
+        if i > 0 {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        ask(&mut writer, &mut reader, i);
+    }
+    // ... and 2 s of silence after the last one close it.
+    let waited = time_to_close(&mut reader);
+    assert!(
+        waited >= Duration::from_millis(1900) && waited < Duration::from_secs(10),
+        "closed after {waited:?}"
+    );
+
+    // A keep-alive connection waiting on a listener with the default
+    // (10 min) idle timeout is closed as soon as the proxy shuts down.
+    let (mut writer, mut reader) = connect("http-long");
+    ask(&mut writer, &mut reader, 9);
+    proxy.signal("TERM");
+    let waited = time_to_close(&mut reader);
+    assert!(waited < Duration::from_secs(10), "closed after {waited:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while proxy.is_running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "proxy did not exit:\n{}",
+            proxy.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        proxy.logs().contains("all connections drained"),
+        "{}",
+        proxy.logs()
+    );
+}

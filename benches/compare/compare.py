@@ -17,7 +17,9 @@ Environment: NICE (-10 as root), ROUNDS (3), DURATION (seconds per run, 5), WARM
 CONNS (32), INFLIGHT (1), RATE (open-loop req/s for the latency cases,
 5000), IDLE (1000), CASES (comma list of case ids or protocol prefixes,
 default all), TARGETS (comma list, default all), OUT (target/bench),
-BIN (where loadgen/echo-upstream/metaproxy are), ENVOY_BIN.
+BIN (where loadgen/echo-upstream are), METAPROXY_BIN (the metaproxy
+binary, default BIN/metaproxy; compare.sh builds the `dist` profile),
+ENVOY_BIN.
 """
 
 import json
@@ -52,6 +54,7 @@ RATE = env_int("RATE", 5000)
 IDLE = env_int("IDLE", 1000)
 OUT = os.environ.get("OUT", os.path.join(ROOT, "target", "bench"))
 BIN = os.environ.get("BIN", os.path.join(ROOT, "target", "release"))
+METAPROXY_BIN = os.environ.get("METAPROXY_BIN", os.path.join(BIN, "metaproxy"))
 ENVOY = os.environ.get("ENVOY_BIN") or shutil.which("envoy")
 PIN = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
 SMALL, LARGE = 100, 16 * 1024
@@ -164,7 +167,7 @@ def start_proxy(target, proto, ups, tmp):
     if target.startswith("metaproxy"):
         mode = "multiplex" if target == "metaproxy-mux" else None
         text = configs.metaproxy(proto, port, ups, mode)
-        cmd = [f"{BIN}/metaproxy", "run", "--workers", "1", "--log", "error", "-c", path]
+        cmd = [METAPROXY_BIN, "run", "--workers", "1", "--log", "error", "-c", path]
     elif target == "envoy":
         text = configs.envoy(proto, port, ups)
         cmd = [ENVOY, "--concurrency", "1", "--log-level", "error",
@@ -402,6 +405,7 @@ def machine():
         "kernel": os.uname().release,
         "pinned": PIN,
         "nice": NICE,
+        "metaproxy": METAPROXY_BIN,
         "envoy": version([ENVOY, "--version"]) if ENVOY else "not found",
         "haproxy": version(["haproxy", "-v"]),
         "nginx": version(["nginx", "-v"]),

@@ -176,7 +176,7 @@ def markdown(data):
         f"proxies pinned to core 1: {m['pinned']}; niceness {m.get('nice', 0)}.",
         f"{s['rounds']} interleaved rounds × {s['duration_s']:g} s (+{s['warmup_s']:g} s warm-up), "
         f"{s['connections']} connections × {s['in_flight']} in flight; medians over rounds.",
-        f"Peers: {m['envoy']}; {m['haproxy']}; {m['nginx']}.",
+        f"metaproxy: {m.get('metaproxy', '?')}. Peers: {m['envoy']}; {m['haproxy']}; {m['nginx']}.",
         "",
     ]
     tables = {"load": load_table, "rate": rate_table, "idle": idle_table, "tools": tools_table}

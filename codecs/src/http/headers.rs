@@ -62,17 +62,15 @@ pub fn new_request_id() -> String {
 /// A UUID-shaped random id, formatted without allocating.
 pub(crate) fn request_id_bytes() -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Where each byte's two hex digits go (dashes at 8, 13, 18, 23).
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
     let mut v = fastrand::u128(..);
     v = (v & !(0xf << 76)) | (0x4 << 76);
     v = (v & !(0x3 << 62)) | (0x2 << 62);
     let mut out = [b'-'; 36];
-    let mut nibble = 32;
-    for (i, slot) in out.iter_mut().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            continue;
-        }
-        nibble -= 1;
-        *slot = HEX[((v >> (nibble * 4)) & 0xf) as usize];
+    for (byte, at) in v.to_be_bytes().into_iter().zip(AT) {
+        out[at] = HEX[usize::from(byte >> 4)];
+        out[at + 1] = HEX[usize::from(byte & 0xf)];
     }
     out
 }
@@ -171,4 +169,24 @@ pub fn apply_mutation(
         }
     }
     (pseudo, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_id_bytes;
+
+    #[test]
+    fn request_ids_are_distinct_version_4_uuids() {
+        let a = request_id_bytes();
+        let b = request_id_bytes();
+        assert_ne!(a, b);
+        for id in [a, b] {
+            let text = std::str::from_utf8(&id).unwrap();
+            let groups: Vec<usize> = text.split('-').map(str::len).collect();
+            assert_eq!(groups, [8, 4, 4, 4, 12], "{text}");
+            assert!(text.bytes().all(|c| c == b'-' || c.is_ascii_hexdigit()));
+            assert_eq!(id[14], b'4', "{text}");
+            assert!(b"89ab".contains(&id[19]), "{text}");
+        }
+    }
 }

@@ -90,13 +90,63 @@ fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {
 }
 
 fn put_length(out: &mut BytesMut, n: usize) {
-    use std::fmt::Write;
-    let _ = write!(out, "content-length: {n}\r\n");
+    put_header(
+        out,
+        b"content-length",
+        itoa::Buffer::new().format(n).as_bytes(),
+    );
+}
+
+/// Copies kept header lines of a head to the output, each run of
+/// consecutive kept lines with one copy (the client's bytes as they are:
+/// names lower-cased, values untouched). A line not ending in CRLF is
+/// written normalized instead.
+struct LineCopy<'h> {
+    head: &'h Head,
+    run: std::ops::Range<usize>,
+}
+
+impl<'h> LineCopy<'h> {
+    fn new(head: &'h Head) -> Self {
+        Self { head, run: 0..0 }
+    }
+
+    /// Keeps header `(n, v)`.
+    fn keep(&mut self, out: &mut BytesMut, n: &std::ops::Range<usize>, v: &std::ops::Range<usize>) {
+        let bytes = &self.head.bytes[..];
+        // The value excludes trailing whitespace; an empty one is 0..0.
+        let from = if v.is_empty() { n.end } else { v.end };
+        let end = bytes[from..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(bytes.len(), |i| from + i + 1);
+        if end < n.start + 2 || bytes[end - 2] != b'\r' {
+            self.flush(out);
+            put_header(out, &bytes[n.clone()], &bytes[v.clone()]);
+            return;
+        }
+        if self.run.end != n.start || self.run.is_empty() {
+            self.flush(out);
+            self.run.start = n.start;
+        }
+        self.run.end = end;
+    }
+
+    /// Writes the pending run.
+    fn flush(&mut self, out: &mut BytesMut) {
+        if !self.run.is_empty() {
+            out.put_slice(&self.head.bytes[self.run.clone()]);
+        }
+        self.run = 0..0;
+    }
 }
 
 /// The header names a head's `connection` headers list (lower-cased
 /// comparisons happen in [`hop_by_hop`]).
 fn connection_tokens(head: &Head) -> Vec<&[u8]> {
+    if !head.may_have(b"connection") {
+        return Vec::new();
+    }
     head.headers
         .iter()
         .filter(|(n, _)| head.at(n) == b"connection")
@@ -131,16 +181,26 @@ pub(crate) struct RequestParts<'a> {
     pub body_len: usize,
 }
 
-/// Encodes the upstream request head.
-pub(crate) fn request_head(head: &Head, p: &RequestParts<'_>) -> Bytes {
-    let mut out = BytesMut::with_capacity(head.bytes.len() + 160);
-    out.put_slice(head.at(&head.first));
-    out.put_u8(b' ');
-    out.put_slice(p.path);
-    out.put_slice(b" HTTP/1.1\r\n");
+/// Encodes the upstream request head at the end of `out` (a scratch
+/// buffer) and splits it off.
+pub(crate) fn request_head(out: &mut BytesMut, head: &Head, p: &RequestParts<'_>) -> Bytes {
+    out.reserve(head.bytes.len() + 160);
+    // The request line as sent when the path stays and it is plain HTTP/1.1.
+    let line_end = head.second.end + b" HTTP/1.1\r\n".len();
+    if p.path == head.at(&head.second)
+        && head.bytes.get(head.second.end..line_end) == Some(b" HTTP/1.1\r\n")
+    {
+        out.put_slice(&head.bytes[..line_end]);
+    } else {
+        out.put_slice(head.at(&head.first));
+        out.put_u8(b' ');
+        out.put_slice(p.path);
+        out.put_slice(b" HTTP/1.1\r\n");
+    }
     let named = connection_tokens(head);
     let mut forwarded_for: Vec<&[u8]> = Vec::new();
     let mut has_proto = false;
+    let mut lines = LineCopy::new(head);
     for (n, v) in &head.headers {
         let name = head.at(n);
         let value = head.at(v);
@@ -158,10 +218,11 @@ pub(crate) fn request_head(head: &Head, p: &RequestParts<'_>) -> Bytes {
         if hop_by_hop(&named, name) || p.changes.touches(name) {
             continue;
         }
-        put_header(&mut out, name, value);
+        lines.keep(out, n, v);
     }
+    lines.flush(out);
     if let Some(host) = p.host {
-        put_header(&mut out, b"host", host);
+        put_header(out, b"host", host);
     }
     if !p.changes.touches(b"x-forwarded-for") {
         out.put_slice(b"x-forwarded-for: ");
@@ -173,53 +234,70 @@ pub(crate) fn request_head(head: &Head, p: &RequestParts<'_>) -> Bytes {
         out.put_slice(b"\r\n");
     }
     if !has_proto && !p.changes.touches(b"x-forwarded-proto") {
-        put_header(&mut out, b"x-forwarded-proto", p.scheme.as_bytes());
+        match p.scheme {
+            "http" => out.put_slice(b"x-forwarded-proto: http\r\n"),
+            "https" => out.put_slice(b"x-forwarded-proto: https\r\n"),
+            other => put_header(out, b"x-forwarded-proto", other.as_bytes()),
+        }
     }
     if let Some(id) = p.request_id {
-        put_header(&mut out, b"x-request-id", id);
+        put_header(out, b"x-request-id", id);
     }
-    p.changes.write_sets(&mut out);
+    p.changes.write_sets(out);
     if p.body_len > 0 || head.header(b"content-length").is_some() {
-        put_length(&mut out, p.body_len);
+        put_length(out, p.body_len);
     }
     out.put_slice(b"\r\n");
-    out.freeze()
+    out.split().freeze()
 }
 
 /// Encodes the answer head for the client: the upstream's status line and
 /// headers without hop-by-hop ones (framing headers kept: the body is
 /// relayed as framed), the mutation, an affinity cookie, and
 /// `connection: close` when the client connection ends after this answer.
+/// Like [`request_head`], written to `out` and split off.
 pub(crate) fn answer_head(
+    out: &mut BytesMut,
     head: &Head,
     changes: &HeaderChanges<'_>,
     set_cookie: Option<&str>,
     close: bool,
 ) -> Bytes {
-    let mut out = BytesMut::with_capacity(head.bytes.len() + 64);
-    out.put_slice(b"HTTP/1.1 ");
-    out.put_slice(head.at(&head.first));
-    out.put_u8(b' ');
-    out.put_slice(head.at(&head.second));
-    out.put_slice(b"\r\n");
+    out.reserve(head.bytes.len() + 64);
+    // The status line as sent when it is a plain HTTP/1.1 one.
+    let line_end = head.second.end + 2;
+    if head.bytes.starts_with(b"HTTP/1.1 ")
+        && head.second.start > head.first.end
+        && head.bytes.get(head.second.end..line_end) == Some(b"\r\n")
+    {
+        out.put_slice(&head.bytes[..line_end]);
+    } else {
+        out.put_slice(b"HTTP/1.1 ");
+        out.put_slice(head.at(&head.first));
+        out.put_u8(b' ');
+        out.put_slice(head.at(&head.second));
+        out.put_slice(b"\r\n");
+    }
     let named = connection_tokens(head);
+    let mut lines = LineCopy::new(head);
     for (n, v) in &head.headers {
         let name = head.at(n);
         let framing = name == b"transfer-encoding";
         if (!framing && hop_by_hop(&named, name)) || changes.touches(name) {
             continue;
         }
-        put_header(&mut out, name, head.at(v));
+        lines.keep(out, n, v);
     }
-    changes.write_sets(&mut out);
+    lines.flush(out);
+    changes.write_sets(out);
     if let Some(cookie) = set_cookie.filter(|c| is_value(c)) {
-        put_header(&mut out, b"set-cookie", cookie.as_bytes());
+        put_header(out, b"set-cookie", cookie.as_bytes());
     }
     if close {
         out.put_slice(b"connection: close\r\n");
     }
     out.put_slice(b"\r\n");
-    out.freeze()
+    out.split().freeze()
 }
 
 /// Serializes a complete local answer (status, headers, small body).
@@ -274,6 +352,7 @@ mod tests {
         m.remove("x-drop");
         let changes = HeaderChanges::of(&m);
         let out = request_head(
+            &mut BytesMut::new(),
             &h,
             &RequestParts {
                 path: b"/b",
@@ -306,6 +385,59 @@ mod tests {
     }
 
     #[test]
+    fn kept_lines_are_copied_as_sent_and_bare_lf_lines_normalized() {
+        let h = head(
+            "POST /u HTTP/1.1\r\nHost: shop\r\nX-A:a  \r\nX-Empty:\r\nConnection: close\r\nX-B: b\nX-C: c\r\n\r\n",
+        );
+        let changes = HeaderChanges::default();
+        let out = request_head(
+            &mut BytesMut::new(),
+            &h,
+            &RequestParts {
+                path: b"/u",
+                host: None,
+                client_ip: b"10.1.1.1",
+                scheme: "https",
+                request_id: None,
+                changes: &changes,
+                body_len: 0,
+            },
+        );
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "POST /u HTTP/1.1\r\nhost: shop\r\nx-a:a  \r\nx-empty:\r\nx-b: b\r\nx-c: c\r\nx-forwarded-for: 10.1.1.1\r\nx-forwarded-proto: https\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn status_lines_other_than_plain_http_1_1_are_rewritten() {
+        for (sent, want) in [
+            ("HTTP/1.0 404 Not Found\r\n", "HTTP/1.1 404 Not Found\r\n"),
+            ("HTTP/1.1 204\r\n", "HTTP/1.1 204 \r\n"),
+            ("HTTP/1.1 200 OK\n", "HTTP/1.1 200 OK\r\n"),
+            ("HTTP/1.1 503 Slow Down\r\n", "HTTP/1.1 503 Slow Down\r\n"),
+        ] {
+            let h = parse_response(&mut BytesMut::from(
+                format!("{sent}x-a: 1\r\n\r\n").as_bytes(),
+            ))
+            .unwrap()
+            .unwrap();
+            let out = answer_head(
+                &mut BytesMut::new(),
+                &h,
+                &HeaderChanges::default(),
+                None,
+                false,
+            );
+            assert_eq!(
+                std::str::from_utf8(&out).unwrap(),
+                format!("{want}x-a: 1\r\n\r\n"),
+                "{sent:?}"
+            );
+        }
+    }
+
+    #[test]
     fn answer_head_keeps_framing_and_adds_close() {
         let h = parse_response(&mut BytesMut::from(
             &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\nX-Backend: b\r\n\r\n"[..],
@@ -316,6 +448,7 @@ mod tests {
         m.remove("x-backend");
         m.set("x-served-by", "metaproxy");
         let out = answer_head(
+            &mut BytesMut::new(),
             &h,
             &HeaderChanges::of(&m),
             Some("cart=1; Max-Age=3600"),

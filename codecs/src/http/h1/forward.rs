@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use metaproxy_core::access_log::Entry;
 use metaproxy_core::cluster::{
     ActiveGuard, Endpoint, HashDecision, Outcome, Resource, hash_policy,
@@ -21,6 +21,7 @@ use metaproxy_core::{ErrorKind, ErrorSource, MessageKind, ProxyError};
 use tokio::io::AsyncWrite;
 use tracing::{debug, warn};
 
+use super::deadline::LazyDeadline;
 use super::encode::{self, HeaderChanges, RequestParts};
 use super::exchange::{Answer, exchange};
 use super::head::Head;
@@ -43,6 +44,16 @@ pub(crate) struct Request {
     pub close: bool,
 }
 
+/// What a client connection lends each of its requests.
+#[derive(Debug, Default)]
+pub(crate) struct Workspace {
+    /// Where the upstream request head, the answer head and a generated
+    /// request id are written (each split off as `Bytes`).
+    pub scratch: BytesMut,
+    /// The route timeout, re-armed lazily from one request to the next.
+    pub route_deadline: Option<LazyDeadline>,
+}
+
 /// How the answer went, for metrics and the access log.
 enum Done {
     /// The upstream's answer was relayed (`complete`: to its end).
@@ -58,6 +69,7 @@ pub(crate) async fn handle<W: AsyncWrite + Unpin>(
     info: &ConnInfo,
     req: Request,
     client: &mut W,
+    work: &mut Workspace,
 ) -> bool {
     let started = Instant::now();
     let metrics = &listener.metrics;
@@ -69,10 +81,11 @@ pub(crate) async fn handle<W: AsyncWrite + Unpin>(
         .find(|(n, v)| req.head.at(n) == b"x-request-id" && !v.is_empty())
     {
         Some((_, v)) => (req.head.bytes.slice(v.clone()), false),
-        None => (
-            Bytes::copy_from_slice(&crate::http::headers::request_id_bytes()),
-            true,
-        ),
+        None => {
+            work.scratch
+                .extend_from_slice(&crate::http::headers::request_id_bytes());
+            (work.scratch.split().freeze(), true)
+        }
     };
     let metadata = request_metadata(&req.head, info.scheme, &request_id, generated);
     let mut rc = RequestContext::new(
@@ -90,6 +103,7 @@ pub(crate) async fn handle<W: AsyncWrite + Unpin>(
         &req,
         generated,
         client,
+        work,
         &mut target,
     )
     .await;
@@ -169,6 +183,7 @@ async fn forward<'a, W: AsyncWrite + Unpin>(
     req: &Request,
     generated_id: Option<&[u8]>,
     client: &mut W,
+    work: &mut Workspace,
     target_out: &mut Option<&'a Target>,
 ) -> Done {
     let Routed { route, chain } = match route_request(listener, rc, info.scheme).await {
@@ -186,7 +201,7 @@ async fn forward<'a, W: AsyncWrite + Unpin>(
     } else {
         hash_policy::decide(&cluster.hash_policy, &*rc)
     };
-    let request = match upstream_request(route, rc, req, info, generated_id) {
+    let request = match upstream_request(&mut work.scratch, route, rc, req, info, generated_id) {
         Ok(r) => r,
         Err(e) => return Done::Early(Early::Error(e)),
     };
@@ -210,10 +225,19 @@ async fn forward<'a, W: AsyncWrite + Unpin>(
         decision.hash,
         rc,
     );
-    let (answer, pool, _active) = match tokio::time::timeout(route.timeout, tries).await {
-        Ok(Ok(a)) => a,
-        Ok(Err(e)) => return Done::Early(Early::Error(e)),
-        Err(_) => {
+    let deadline = LazyDeadline::arm(
+        &mut work.route_deadline,
+        tokio::time::Instant::now() + route.timeout,
+    );
+    let tried = tokio::select! {
+        biased;
+        r = tries => Some(r),
+        () = deadline.expired() => None,
+    };
+    let (answer, pool, _active) = match tried {
+        Some(Ok(a)) => a,
+        Some(Err(e)) => return Done::Early(Early::Error(e)),
+        None => {
             return Done::Early(Early::Error(ProxyError::new(
                 ErrorKind::Timeout,
                 ErrorSource::Upstream,
@@ -238,6 +262,7 @@ async fn forward<'a, W: AsyncWrite + Unpin>(
     }
     let close = req.close || answer.framing == super::exchange::Framing::Close;
     let head = encode::answer_head(
+        &mut work.scratch,
         &answer.head,
         &changes,
         decision.set_cookie.as_deref(),
@@ -291,8 +316,10 @@ fn answer_view(answer: &Answer) -> ResponseContext {
     }
 }
 
-/// The upstream request head: rewrites, forwarding headers, mutation.
+/// The upstream request head (written to `scratch`): rewrites, forwarding
+/// headers, mutation.
 fn upstream_request(
+    scratch: &mut BytesMut,
     route: &Route,
     rc: &RequestContext,
     req: &Request,
@@ -341,6 +368,7 @@ fn upstream_request(
         return Err(bad("host"));
     }
     Ok(encode::request_head(
+        scratch,
         head,
         &RequestParts {
             path,

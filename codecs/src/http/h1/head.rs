@@ -9,6 +9,8 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 
+use super::spare::{self, HeaderSpans};
+
 /// Most headers the lean path parses; a listener allowing more hands such
 /// requests to hyper.
 pub(crate) const MAX_LEAN_HEADERS: usize = 128;
@@ -27,9 +29,48 @@ pub(crate) struct Head {
     /// Request: the request-target. Response: the reason phrase.
     pub second: Range<usize>,
     /// `(name, value)` of each header, in order.
-    pub headers: Vec<(Range<usize>, Range<usize>)>,
+    pub headers: HeaderSpans,
     /// The minor HTTP version (`1` for HTTP/1.1).
     pub minor: u8,
+    /// Which of the [`WELL_KNOWN`] names appear: a lookup of one that does
+    /// not costs no scan.
+    seen: u16,
+}
+
+/// Header names the lean path looks up on every request, each with its
+/// bit in [`Head`]'s `seen` set.
+const WELL_KNOWN: [&[u8]; 10] = [
+    b"host",
+    b"content-length",
+    b"transfer-encoding",
+    b"connection",
+    b"expect",
+    b"upgrade",
+    b"x-request-id",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"grpc-status",
+];
+
+/// The bit of a well-known (lower-case) name; 0 for any other name.
+fn well_known_bit(name: &[u8]) -> u16 {
+    WELL_KNOWN
+        .iter()
+        .position(|k| *k == name)
+        .map_or(0, |i| 1 << i)
+}
+
+/// The digits of a `content-length` value (surrounding whitespace
+/// allowed); `None` when it is not a number or does not fit.
+fn parse_length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, b| {
+        let d = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
 }
 
 impl Head {
@@ -38,8 +79,18 @@ impl Head {
         &self.bytes[r.clone()]
     }
 
+    /// Whether header `name` (lower-case) may appear: false only for a
+    /// well-known name the head does not have.
+    pub(crate) fn may_have(&self, name: &[u8]) -> bool {
+        let bit = well_known_bit(name);
+        bit == 0 || self.seen & bit != 0
+    }
+
     /// The first value of header `name` (lower-case).
     pub(crate) fn header(&self, name: &[u8]) -> Option<&[u8]> {
+        if !self.may_have(name) {
+            return None;
+        }
         self.headers
             .iter()
             .find(|(n, _)| self.at(n) == name)
@@ -48,6 +99,9 @@ impl Head {
 
     /// How many times header `name` (lower-case) appears.
     pub(crate) fn count(&self, name: &[u8]) -> usize {
+        if !self.may_have(name) {
+            return 0;
+        }
         self.headers
             .iter()
             .filter(|(n, _)| self.at(n) == name)
@@ -56,6 +110,9 @@ impl Head {
 
     /// Whether a `connection` header lists `token`.
     pub(crate) fn connection_has(&self, token: &[u8]) -> bool {
+        if !self.may_have(b"connection") {
+            return false;
+        }
         self.headers
             .iter()
             .filter(|(n, _)| self.at(n) == b"connection")
@@ -66,22 +123,27 @@ impl Head {
     /// The single, valid `content-length`; `Err` when repeated with
     /// different values or not a number.
     pub(crate) fn content_length(&self) -> Result<Option<u64>, ()> {
+        if !self.may_have(b"content-length") {
+            return Ok(None);
+        }
         let mut found: Option<u64> = None;
         for (n, v) in &self.headers {
             if self.at(n) != b"content-length" {
                 continue;
             }
-            let text = std::str::from_utf8(self.at(v)).map_err(|_| ())?.trim();
-            if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(());
-            }
-            let value: u64 = text.parse().map_err(|_| ())?;
+            let value = parse_length(self.at(v)).ok_or(())?;
             match found {
                 Some(f) if f != value => return Err(()),
                 _ => found = Some(value),
             }
         }
         Ok(found)
+    }
+}
+
+impl Drop for Head {
+    fn drop(&mut self) {
+        spare::return_header_spans(std::mem::take(&mut self.headers));
     }
 }
 
@@ -124,11 +186,14 @@ fn finish(
     len: usize,
     first: Range<usize>,
     second: Range<usize>,
-    headers: Vec<(Range<usize>, Range<usize>)>,
+    headers: HeaderSpans,
     minor: u8,
 ) -> Head {
+    let mut seen = 0;
     for (n, _) in &headers {
-        buf[n.clone()].make_ascii_lowercase();
+        let name = &mut buf[n.clone()];
+        name.make_ascii_lowercase();
+        seen |= well_known_bit(name);
     }
     Head {
         bytes: buf.split_to(len).freeze(),
@@ -136,6 +201,7 @@ fn finish(
         second,
         headers,
         minor,
+        seen,
     }
 }
 
@@ -157,11 +223,12 @@ pub(crate) fn parse_request(
     let first = span(base, req.method.unwrap_or_default().as_bytes());
     let second = span(base, req.path.unwrap_or_default().as_bytes());
     let minor = req.version.unwrap_or(1);
-    let headers = req
-        .headers
-        .iter()
-        .map(|h| (span(base, h.name.as_bytes()), span(base, h.value)))
-        .collect();
+    let mut headers = spare::header_spans();
+    headers.extend(
+        req.headers
+            .iter()
+            .map(|h| (span(base, h.name.as_bytes()), span(base, h.value))),
+    );
     Ok(Some(finish(buf, len, first, second, headers, minor)))
 }
 
@@ -180,20 +247,23 @@ pub(crate) fn parse_response(buf: &mut BytesMut) -> Result<Option<Head>, HeadErr
     let code = resp.code.unwrap_or(0);
     // The status digits are the three bytes after "HTTP/1.x ".
     let first = 9..12;
-    if buf
-        .get(first.clone())
-        .is_none_or(|d| d != code.to_string().as_bytes())
-    {
+    let digits = [
+        b'0' + (code / 100 % 10) as u8,
+        b'0' + (code / 10 % 10) as u8,
+        b'0' + (code % 10) as u8,
+    ];
+    if code > 999 || buf.get(first.clone()).is_none_or(|d| d != digits) {
         return Err(HeadError::Malformed("invalid status"));
     }
     let second = span(base, resp.reason.unwrap_or_default().as_bytes());
     let second = if second.start < 12 { 12..12 } else { second };
     let minor = resp.version.unwrap_or(1);
-    let headers = resp
-        .headers
-        .iter()
-        .map(|h| (span(base, h.name.as_bytes()), span(base, h.value)))
-        .collect();
+    let mut headers = spare::header_spans();
+    headers.extend(
+        resp.headers
+            .iter()
+            .map(|h| (span(base, h.name.as_bytes()), span(base, h.value))),
+    );
     Ok(Some(finish(buf, len, first, second, headers, minor)))
 }
 
@@ -254,11 +324,34 @@ mod tests {
                 .content_length()
                 .is_err()
         );
-        assert!(
-            parse("POST / HTTP/1.1\r\ncontent-length: +3\r\n\r\n")
-                .content_length()
-                .is_err()
+        for bad in ["+3", "", "1 2", "0x10", "99999999999999999999", "-1"] {
+            let text = format!("POST / HTTP/1.1\r\ncontent-length: {bad}\r\n\r\n");
+            assert!(parse(&text).content_length().is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            parse("POST / HTTP/1.1\r\nContent-Length:  007 \r\n\r\n").content_length(),
+            Ok(Some(7))
         );
+        assert_eq!(
+            parse("POST / HTTP/1.1\r\ncontent-length: 18446744073709551615\r\n\r\n")
+                .content_length(),
+            Ok(Some(u64::MAX))
+        );
+    }
+
+    #[test]
+    fn well_known_names_found_whatever_their_case_and_absent_ones_skipped() {
+        let mut buf = BytesMut::from(
+            &b"GET / HTTP/1.1\r\nHOST: a\r\nConnection: Close\r\nX-Other: o\r\nhost: b\r\n\r\n"[..],
+        );
+        let head = parse_request(&mut buf, 100).unwrap().unwrap();
+        assert_eq!(head.count(b"host"), 2);
+        assert_eq!(head.header(b"host"), Some(&b"a"[..]));
+        assert!(head.connection_has(b"close"));
+        assert!(head.may_have(b"x-anything"));
+        assert!(!head.may_have(b"transfer-encoding"));
+        assert_eq!(head.header(b"expect"), None);
+        assert_eq!(head.header(b"x-other"), Some(&b"o"[..]));
     }
 
     #[test]

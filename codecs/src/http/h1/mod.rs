@@ -13,6 +13,7 @@
 //! hyper for the rest of the connection, with the bytes already read.
 
 mod chunked;
+mod deadline;
 mod encode;
 mod error;
 mod exchange;
@@ -22,6 +23,7 @@ mod meta;
 mod pool;
 mod relay;
 mod serve;
+mod spare;
 
 pub(crate) use pool::LeanConn;
 pub(crate) use serve::{Handoff, serve};

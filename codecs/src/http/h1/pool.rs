@@ -7,11 +7,9 @@ use std::time::Instant;
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 
+use super::spare::READ_BUFFER;
 use crate::http::HttpError;
 use crate::http::upstream::{H1_IDLE_TIMEOUT, H1_MAX_IDLE, HttpPool};
-
-/// Initial read buffer of an upstream connection.
-const READ_BUFFER: usize = 16 * 1024;
 
 /// An upstream HTTP/1.1 connection of the lean path.
 #[derive(Debug)]

@@ -4,6 +4,8 @@
 //! body bytes came with it (one vectored write), and the read buffer is
 //! reused, so memory stays bounded by one buffer whatever the body size.
 
+use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
@@ -77,9 +79,15 @@ pub(crate) async fn write<W: AsyncWrite + Unpin>(
     idle: Duration,
 ) -> Result<(), RelayError> {
     let mut both = head.chain(body);
-    tokio::time::timeout(idle, out.write_all_buf(&mut both))
-        .await
-        .map_err(|_| RelayError::Idle(idle))??;
+    let mut writing = std::pin::pin!(out.write_all_buf(&mut both));
+    // Most writes complete at once: the timer is armed only when one waits.
+    let first = std::future::poll_fn(|cx| Poll::Ready(writing.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(r) => r?,
+        Poll::Pending => tokio::time::timeout(idle, writing)
+            .await
+            .map_err(|_| RelayError::Idle(idle))??,
+    }
     Ok(())
 }
 

@@ -12,17 +12,19 @@ use bytes::{Bytes, BytesMut};
 use http::StatusCode;
 use http::header::HeaderValue;
 use metaproxy_core::listener::ListenerContext;
-use metaproxy_core::snapshot::ListenerRuntime;
+use metaproxy_core::snapshot::{ListenerRuntime, Snapshot};
 use metaproxy_core::{ErrorKind, ErrorSource, ProxyError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Duration, Instant};
 use tracing::debug;
 
+use super::deadline::LazyDeadline;
 use super::encode::local_answer;
-use super::forward::{Request, handle};
+use super::forward::{Request, Workspace, handle};
 use super::head::{Head, HeadError, MAX_LEAN_BODY, MAX_LEAN_HEADERS, parse_request};
 use super::pool::reserve;
+use super::spare;
 use crate::http::reply::{local_reply, text_reply};
 use crate::http::request::ConnInfo;
 use crate::http::route::all_targets_http1;
@@ -44,9 +46,10 @@ pub(crate) enum Handoff {
 }
 
 /// The listener as of now, and whether the lean path serves it (cached
-/// per config version).
+/// per config version: while the snapshot is the same one, no lookup).
 struct Current {
     cached: Option<(Arc<ListenerRuntime>, bool)>,
+    snapshot: Option<Arc<Snapshot>>,
 }
 
 impl Current {
@@ -64,7 +67,14 @@ impl Current {
     }
 
     fn get(&mut self, ctx: &ListenerContext) -> Option<(Arc<ListenerRuntime>, bool)> {
-        let listener = ctx.snapshot.load().listener(&ctx.name).cloned()?;
+        let snapshot = ctx.snapshot.load();
+        if let (Some(seen), Some((listener, lean))) = (&self.snapshot, &self.cached)
+            && Arc::ptr_eq(seen, &snapshot)
+        {
+            return Some((listener.clone(), *lean));
+        }
+        let listener = snapshot.listener(&ctx.name).cloned()?;
+        self.snapshot = Some(Arc::clone(&snapshot));
         let lean = match &self.cached {
             Some((l, lean)) if Arc::ptr_eq(l, &listener) => *lean,
             _ => {
@@ -85,8 +95,16 @@ pub(crate) async fn serve(
     info: &ConnInfo,
 ) -> Handoff {
     let mut buf = BytesMut::new();
-    let mut current = Current { cached: None };
+    let mut work = Workspace::default();
+    let mut idle_deadline: Option<LazyDeadline> = None;
+    let mut current = Current {
+        cached: None,
+        snapshot: None,
+    };
     let mut first = true;
+    // Registered once for the connection's life: each idle wait polls it
+    // first, so a request is not started after shutdown began.
+    let mut shutdown = std::pin::pin!(ctx.shutdown.cancelled());
     loop {
         if buf.is_empty() {
             let Some(idle) = current.idle_timeout(ctx) else {
@@ -94,21 +112,24 @@ pub(crate) async fn serve(
             };
             // No buffer is held while the connection waits: an idle
             // keep-alive connection costs its task and its socket only.
-            buf = BytesMut::new();
+            spare::return_read_buffer(std::mem::take(&mut buf));
+            spare::return_scratch_buffer(std::mem::take(&mut work.scratch));
+            let deadline = LazyDeadline::arm(&mut idle_deadline, Instant::now() + idle);
             tokio::select! {
-                r = tokio::time::timeout(idle, read_when_ready(&mut stream, &mut buf)) => match r {
-                    Ok(Ok(n)) if n > 0 => {}
-                    Ok(Err(e)) => {
+                biased;
+                () = &mut shutdown => return Handoff::Done,
+                r = read_when_ready(&mut stream, &mut buf) => match r {
+                    Ok(n) if n > 0 => {}
+                    Ok(_) => return Handoff::Done,
+                    Err(e) => {
                         debug!(listener = %ctx.name, error = %e, "client read failed");
                         return Handoff::Done;
                     }
-                    Ok(Ok(_)) => return Handoff::Done,
-                    Err(_) => {
-                        debug!(listener = %ctx.name, ?idle, "idle timeout");
-                        return Handoff::Done;
-                    }
                 },
-                _ = ctx.shutdown.cancelled() => return Handoff::Done,
+                () = deadline.expired() => {
+                    debug!(listener = %ctx.name, ?idle, "idle timeout");
+                    return Handoff::Done;
+                }
             }
         }
         // The config as of this request's first byte.
@@ -202,25 +223,29 @@ pub(crate) async fn serve(
         }
         let body = buf.split_to(length).freeze();
         let close = head.connection_has(b"close");
-        let keep = handle(&listener, info, Request { head, body, close }, &mut stream).await;
+        if work.scratch.capacity() == 0 {
+            work.scratch = spare::scratch_buffer();
+        }
+        let request = Request { head, body, close };
+        let keep = handle(&listener, info, request, &mut stream, &mut work).await;
         drop(listener);
-        if !keep || ctx.shutdown.is_cancelled() {
+        // A pipelined request waits in `buf`: it is not started after
+        // shutdown began (an empty `buf` goes through the idle wait, which
+        // checks first).
+        if !keep || (!buf.is_empty() && ctx.shutdown.is_cancelled()) {
             return Handoff::Done;
         }
     }
 }
 
-/// Waits until the client sends something, then reads it into a fresh
-/// buffer.
+/// Waits until the client sends something, then reads it into a buffer
+/// from the worker's stock. The read goes through `AsyncRead`, which marks the socket
+/// drained after a short read: the next wait for readiness then goes to
+/// the reactor directly instead of costing a `recv` that would block.
 async fn read_when_ready(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
-    loop {
-        stream.readable().await?;
-        reserve(buf);
-        match stream.try_read_buf(buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            r => return r,
-        }
-    }
+    stream.readable().await?;
+    *buf = spare::read_buffer();
+    stream.read_buf(buf).await
 }
 
 /// Reads until the bytes either are or cannot be the HTTP/2 preface:
