@@ -43,18 +43,24 @@ pub(crate) struct Answer {
     pub conn: LeanConn,
 }
 
-/// Sends `request` + `body` and reads the answer head.
+/// Sends `request` + `body` and reads the answer head; `now` is when the
+/// request started (pooled connections idle too long are not used).
 pub(crate) async fn exchange(
     pool: &Arc<HttpPool>,
     request: &Bytes,
     body: &Bytes,
     head_request: bool,
+    now: std::time::Instant,
 ) -> Result<Answer, HttpError> {
     let address = pool.address();
     // After one stale pooled connection, the request goes on a new one.
     let mut use_pool = true;
     loop {
-        let pooled = if use_pool { pool::checkout(pool) } else { None };
+        let pooled = if use_pool {
+            pool::checkout(pool, now)
+        } else {
+            None
+        };
         let (mut conn, pooled) = match pooled {
             Some(c) => (c, true),
             None => (pool::connect(pool).await?, false),

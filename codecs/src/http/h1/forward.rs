@@ -6,7 +6,9 @@
 //! every try, retry and mirror resends the same encoded bytes.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use metaproxy_core::access_log::Entry;
@@ -74,12 +76,13 @@ pub(crate) async fn handle<W: AsyncWrite + Unpin>(
     let started = Instant::now();
     let metrics = &listener.metrics;
     metrics.requests_active.inc();
-    let (request_id, generated) = match req
-        .head
-        .headers
-        .iter()
-        .find(|(n, v)| req.head.at(n) == b"x-request-id" && !v.is_empty())
-    {
+    let sent_id = req.head.may_have(b"x-request-id").then(|| {
+        req.head
+            .headers
+            .iter()
+            .find(|(n, v)| req.head.at(n) == b"x-request-id" && !v.is_empty())
+    });
+    let (request_id, generated) = match sent_id.flatten() {
         Some((_, v)) => (req.head.bytes.slice(v.clone()), false),
         None => {
             work.scratch
@@ -104,6 +107,7 @@ pub(crate) async fn handle<W: AsyncWrite + Unpin>(
         generated,
         client,
         work,
+        started,
         &mut target,
     )
     .await;
@@ -184,6 +188,7 @@ async fn forward<'a, W: AsyncWrite + Unpin>(
     generated_id: Option<&[u8]>,
     client: &mut W,
     work: &mut Workspace,
+    started: Instant,
     target_out: &mut Option<&'a Target>,
 ) -> Done {
     let Routed { route, chain } = match route_request(listener, rc, info.scheme).await {
@@ -224,11 +229,9 @@ async fn forward<'a, W: AsyncWrite + Unpin>(
         head_request,
         decision.hash,
         rc,
+        started.into_std(),
     );
-    let deadline = LazyDeadline::arm(
-        &mut work.route_deadline,
-        tokio::time::Instant::now() + route.timeout,
-    );
+    let deadline = LazyDeadline::arm(&mut work.route_deadline, started + route.timeout);
     let tried = tokio::select! {
         biased;
         r = tries => Some(r),
@@ -278,7 +281,7 @@ async fn forward<'a, W: AsyncWrite + Unpin>(
     match relay(&mut upstream, framing, head, client, info.idle_timeout).await {
         Ok(()) => {
             if reusable {
-                pool::checkin(&pool, upstream);
+                pool::checkin(&pool, upstream, started.into_std());
             }
             Done::Relayed {
                 status,
@@ -385,6 +388,7 @@ fn upstream_request(
 /// The first try and the retries the route's policy allows, each on a
 /// fresh pick that avoids endpoints already tried; every outcome feeds
 /// outlier detection.
+#[allow(clippy::too_many_arguments)]
 async fn tries(
     route: &Route,
     target: &Target,
@@ -393,6 +397,7 @@ async fn tries(
     head_request: bool,
     hash: Option<u64>,
     rc: &mut RequestContext,
+    started: std::time::Instant,
 ) -> Result<(Answer, Arc<HttpPool>, ActiveGuard), ProxyError> {
     let cluster = &target.cluster;
     let policy = route.retry.as_ref();
@@ -406,7 +411,7 @@ async fn tries(
         let pool = pool_of(&endpoint, cluster)?;
         let active = endpoint.start_request();
         rc.upstream = Some(endpoint.address);
-        let once = exchange(&pool, request, body, head_request);
+        let once = exchange(&pool, request, body, head_request, started);
         let result = match policy.and_then(|p| p.per_try_timeout) {
             Some(limit) => match tokio::time::timeout(limit, once).await {
                 Ok(r) => r.map_err(|e| e.into_proxy_error()),
@@ -469,7 +474,8 @@ fn spawn_mirror(mirror: &Mirror, request: Bytes, body: Bytes, limit: Duration) {
             let endpoint = pick(cluster, &target, None, &[])?.clone();
             let pool = pool_of(&endpoint, cluster)?;
             let _active = endpoint.start_request();
-            let answer = exchange(&pool, &request, &body, false)
+            let now = std::time::Instant::now();
+            let answer = exchange(&pool, &request, &body, false, now)
                 .await
                 .map_err(|e| e.into_proxy_error())?;
             let Answer {
@@ -484,7 +490,7 @@ fn spawn_mirror(mirror: &Mirror, request: Bytes, body: Bytes, limit: Duration) {
                 .is_ok()
                 && reusable
             {
-                pool::checkin(&pool, upstream);
+                pool::checkin(&pool, upstream, now);
             }
             Ok::<_, ProxyError>(())
         };

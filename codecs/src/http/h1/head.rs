@@ -54,6 +54,10 @@ const WELL_KNOWN: [&[u8]; 10] = [
 
 /// The bit of a well-known (lower-case) name; 0 for any other name.
 fn well_known_bit(name: &[u8]) -> u16 {
+    // Most names are not well-known: their length alone says so.
+    if !matches!(name.len(), 4 | 6 | 7 | 10 | 11 | 12 | 14 | 15 | 17) {
+        return 0;
+    }
     WELL_KNOWN
         .iter()
         .position(|k| *k == name)
@@ -337,6 +341,19 @@ mod tests {
                 .content_length(),
             Ok(Some(u64::MAX))
         );
+    }
+
+    #[test]
+    fn every_well_known_name_has_its_bit() {
+        for (i, name) in WELL_KNOWN.iter().enumerate() {
+            assert_eq!(
+                well_known_bit(name),
+                1 << i,
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
+        assert_eq!(well_known_bit(b"x-user"), 0);
     }
 
     #[test]

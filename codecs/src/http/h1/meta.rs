@@ -29,7 +29,16 @@ pub(crate) fn request_metadata(
         .find(|(n, _)| head.at(n) == b"host")
         .and_then(|(_, v)| text(v))
         .unwrap_or_default();
-    let method = text(&head.first).unwrap_or_default();
+    let method = match head.at(&head.first) {
+        b"GET" => key("GET"),
+        b"POST" => key("POST"),
+        b"PUT" => key("PUT"),
+        b"DELETE" => key("DELETE"),
+        b"HEAD" => key("HEAD"),
+        b"OPTIONS" => key("OPTIONS"),
+        b"PATCH" => key("PATCH"),
+        _ => text(&head.first).unwrap_or_default(),
+    };
     let path = text(&head.second).unwrap_or_else(|| key("/"));
     let id = ByteString::try_from(request_id.clone()).unwrap_or_default();
     m.push(key(keys::PROTOCOL), key(crate::http::HTTP));
@@ -62,11 +71,36 @@ pub(crate) fn request_metadata(
         m.push(key("x-request-id"), id);
     }
     for (n, v) in &head.headers {
-        if let (Some(n), Some(v)) = (text(n), text(v)) {
+        let name = common_name(head.at(n)).map_or_else(|| text(n), |s| Some(key(s)));
+        if let (Some(n), Some(v)) = (name, text(v)) {
             m.push(n, v);
         }
     }
     m
+}
+
+/// The static copy of a common (lower-case) header name: its metadata key
+/// then costs no reference to the head's buffer.
+fn common_name(name: &[u8]) -> Option<&'static str> {
+    Some(match name {
+        b"host" => "host",
+        b"accept" => "accept",
+        b"accept-encoding" => "accept-encoding",
+        b"accept-language" => "accept-language",
+        b"authorization" => "authorization",
+        b"cache-control" => "cache-control",
+        b"connection" => "connection",
+        b"content-length" => "content-length",
+        b"content-type" => "content-type",
+        b"cookie" => "cookie",
+        b"origin" => "origin",
+        b"referer" => "referer",
+        b"user-agent" => "user-agent",
+        b"x-forwarded-for" => "x-forwarded-for",
+        b"x-forwarded-proto" => "x-forwarded-proto",
+        b"x-request-id" => "x-request-id",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -96,5 +130,7 @@ mod tests {
         assert_eq!(m.lookup("x-request-id"), Some("id-1"));
         assert_eq!(m.lookup("request_id"), Some("id-1"));
         assert_eq!(m.lookup(":scheme"), Some("http"));
+        assert_eq!(m.lookup("host"), Some("shop.test"));
+        assert_eq!(m.lookup("cookie"), Some("sid=42; cart=\"c1\""));
     }
 }

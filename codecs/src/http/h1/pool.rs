@@ -20,12 +20,13 @@ pub(crate) struct LeanConn {
     pub buf: BytesMut,
 }
 
-/// The newest idle connection that is still open, if any. A connection the
-/// peer closed (or wrote to unasked) while idle is dropped.
-pub(crate) fn checkout(pool: &HttpPool) -> Option<LeanConn> {
+/// The newest idle connection that is still open, if any, as of `now`. A
+/// connection the peer closed (or wrote to unasked) while idle, or idle for
+/// too long, is dropped.
+pub(crate) fn checkout(pool: &HttpPool, now: Instant) -> Option<LeanConn> {
     let mut idle = pool.lean_idle().lock().unwrap_or_else(|p| p.into_inner());
     while let Some((conn, since)) = idle.pop() {
-        if since.elapsed() >= H1_IDLE_TIMEOUT || !conn.buf.is_empty() {
+        if now.saturating_duration_since(since) >= H1_IDLE_TIMEOUT || !conn.buf.is_empty() {
             continue;
         }
         let mut probe = [0u8; 1];
@@ -37,11 +38,12 @@ pub(crate) fn checkout(pool: &HttpPool) -> Option<LeanConn> {
     None
 }
 
-/// Returns a connection whose last exchange is complete.
-pub(crate) fn checkin(pool: &HttpPool, conn: LeanConn) {
+/// Returns a connection whose last exchange is complete (as of `now`, a
+/// recent instant the caller already read).
+pub(crate) fn checkin(pool: &HttpPool, conn: LeanConn, now: Instant) {
     let mut idle = pool.lean_idle().lock().unwrap_or_else(|p| p.into_inner());
     if idle.len() < H1_MAX_IDLE {
-        idle.push((conn, Instant::now()));
+        idle.push((conn, now));
     }
 }
 

@@ -148,10 +148,14 @@ pub(crate) async fn serve(
             return Handoff::Hyper(stream, buf.freeze());
         }
         let limits = &listener.limits;
-        let deadline = Instant::now() + limits.header_read_timeout;
+        // The head must arrive within this; read only when a head is split
+        // over several reads.
+        let mut head_deadline = None;
+        let mut deadline =
+            || *head_deadline.get_or_insert_with(|| Instant::now() + limits.header_read_timeout);
         if first {
             first = false;
-            match read_preface(&mut stream, &mut buf, deadline).await {
+            match read_preface(&mut stream, &mut buf, deadline()).await {
                 Some(true) => return Handoff::Hyper(stream, buf.freeze()),
                 Some(false) => {}
                 None => return Handoff::Done,
@@ -168,7 +172,7 @@ pub(crate) async fn serve(
                 }
                 Ok(None) => {
                     reserve(&mut buf);
-                    match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
+                    match tokio::time::timeout_at(deadline(), stream.read_buf(&mut buf)).await {
                         Ok(Ok(n)) if n > 0 => {}
                         Ok(_) => return Handoff::Done,
                         Err(_) => {
