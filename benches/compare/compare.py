@@ -9,7 +9,8 @@ the tools). Method (design.md section 6, docs/benchmarks.md):
 - for each case, fresh proxies start, then the targets run interleaved
   (direct, metaproxy, Envoy, ... then again) for ROUNDS rounds;
 - reported per target: median req/s, ratios to direct and to Envoy, the
-  proxy's CPU seconds per 100k requests (utime+stime from /proc/PID/stat),
+  proxy's CPU seconds per 100k requests (utime+stime from /proc/PID/stat,
+  also shown split into user and kernel µs per request),
   latency percentiles, peak RSS (VmHWM), and for the idle case memory per
   connection (VmRSS delta over 1000 idle connections).
 
@@ -98,12 +99,18 @@ def wait_port(port, proc, what, timeout=30):
     raise RuntimeError(f"{what} did not listen on {port} within {timeout}s")
 
 
-def proc_stat(pid):
-    """(utime+stime seconds, VmRSS KiB, VmHWM KiB) of a process."""
+def cpu_times(pid):
+    """(utime, stime) seconds of a process: its own code, and the kernel's
+    work for it (system calls, the TCP stack)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
+
+
+def proc_stat(pid):
+    """(utime+stime seconds, VmRSS KiB, VmHWM KiB) of a process."""
+    cpu = sum(cpu_times(pid))
     rss = hwm = 0
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -362,20 +369,30 @@ def run_case(case, tmp, log):
                 log(f"  {t:<14} {r['kib_per_connection']:8.1f} KiB/connection ({r['held']} held)")
         else:
             for rnd in range(ROUNDS):
-                for t in targets:
+                # Each round starts one target later, so no target always
+                # runs right after the same neighbour.
+                shift = rnd % len(targets)
+                for t in targets[shift:] + targets[:shift]:
                     port = servers[t].port if t in servers else ups[0][1]
                     cpu0 = servers[t].stat()[0] if t in servers else None
+                    split0 = cpu_times(servers[t].proc.pid) if t in servers else None
                     r = one_run(kind, proto, payload, port, tmp, t)
                     if cpu0 is not None:
                         cpu1, _, hwm = servers[t].stat()
+                        split1 = cpu_times(servers[t].proc.pid)
+                        answered = max(r.get("answered", 0), 1)
                         r["cpu_s"] = cpu1 - cpu0
-                        r["cpu_s_per_100k"] = (cpu1 - cpu0) * 1e5 / max(r.get("answered", 0), 1)
+                        r["cpu_s_per_100k"] = (cpu1 - cpu0) * 1e5 / answered
+                        r["user_us_per_req"] = (split1[0] - split0[0]) * 1e6 / answered
+                        r["sys_us_per_req"] = (split1[1] - split0[1]) * 1e6 / answered
                         r["peak_rss_kib"] = hwm
                     results[t].append(r)
                     lat = r.get("latency_us", {})
                     log(f"  round {rnd + 1} {t:<14} {r['requests_per_sec']:>10.0f} req/s"
                         f"  p99 {lat.get('p99', float('nan')):>8.1f} us"
                         f"  cpu/100k {r.get('cpu_s_per_100k', float('nan')):6.2f} s"
+                        f" (user {r.get('user_us_per_req', float('nan')):5.1f}"
+                        f" + kernel {r.get('sys_us_per_req', float('nan')):5.1f} us/req)"
                         f"  errors {r.get('errors_total', 0)}")
     finally:
         for s in list(servers.values()) + echos:

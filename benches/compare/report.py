@@ -28,6 +28,12 @@ def fmt(v, spec="{:.0f}"):
     return "–" if v is None else spec.format(v)
 
 
+def split(runs):
+    """Median user and kernel CPU µs per request, as `u + k`."""
+    u, k = med(runs, "user_us_per_req"), med(runs, "sys_us_per_req")
+    return "–" if u is None or k is None else f"{u:.1f} + {k:.1f}"
+
+
 def name(case, target):
     n = NAMES.get(target, target)
     if target == "haproxy" and not case["protocol"].startswith(("http", "h2")):
@@ -40,8 +46,8 @@ def load_table(case):
     d = med(runs.get("direct", []), "requests_per_sec")
     e = med(runs.get("envoy", []), "requests_per_sec")
     rows = [
-        "| target | req/s | × direct | × Envoy | CPU s /100k req | p50 µs | p99 µs | p99.9 µs | errors | peak RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| target | req/s | × direct | × Envoy | CPU s /100k req | user + kernel µs/req | p50 µs | p99 µs | p99.9 µs | errors | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for t in case["targets"]:
         rs = runs.get(t, [])
@@ -52,6 +58,7 @@ def load_table(case):
             f"| {name(case, t)} | {fmt(rps)} | {fmt(rps / d if rps and d else None, '{:.2f}')} "
             f"| {fmt(rps / e if rps and e else None, '{:.2f}')} "
             f"| {fmt(med(rs, 'cpu_s_per_100k'), '{:.2f}')} "
+            f"| {split(rs)} "
             f"| {fmt(med(rs, 'latency_us', 'p50'), '{:.0f}')} "
             f"| {fmt(med(rs, 'latency_us', 'p99'), '{:.0f}')} "
             f"| {fmt(med(rs, 'latency_us', 'p999'), '{:.0f}')} "
