@@ -207,7 +207,7 @@ fn every_printed_command_works() {
         .spawn()
         .expect("spawn the gateway example");
     let stdout = child.stdout.take().unwrap();
-    let _guard = ChildGuard(child);
+    let mut guard = ChildGuard(child);
     let lines = std::sync::mpsc::channel::<String>();
     let (tx, rx) = lines;
     std::thread::spawn(move || {
@@ -316,4 +316,32 @@ fn every_printed_command_works() {
         }
     }
     check_python_client(listener(&printed, "thrift-in"));
+
+    // SIGTERM: the gateway stops and removes its scratch config directory.
+    let config = printed
+        .iter()
+        .find_map(|l| {
+            l.split_once(", config ")
+                .map(|(_, p)| PathBuf::from(p.trim()))
+        })
+        .unwrap_or_else(|| panic!("no config path printed: {printed:#?}"));
+    assert!(config.exists(), "{}", config.display());
+    let status = Command::new("kill")
+        .args(["-TERM", &guard.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while guard.0.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        !config.parent().unwrap().exists(),
+        "{} left behind",
+        config.display()
+    );
 }

@@ -92,6 +92,8 @@ async fn main() -> anyhow::Result<()> {
         rewrites.push((fixed.to_string(), listener.local_addr()?.to_string()));
         tokio::spawn(thrift_demo::server(listener, tag));
     }
+    // The scratch directory of an `--ephemeral` run, removed on exit.
+    let mut scratch = None;
     if ephemeral {
         for fixed in LISTENERS {
             rewrites.push((fixed.to_string(), "127.0.0.1:0".to_string()));
@@ -106,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
         std::fs::create_dir_all(&dir)?;
         config = dir.join("gateway.yaml");
         std::fs::write(&config, text)?;
+        scratch = Some(dir);
     }
 
     let loaded = load_file(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -159,8 +162,21 @@ async fn main() -> anyhow::Result<()> {
     println!("\nCtrl-C to stop.");
     println!("ready");
 
-    tokio::signal::ctrl_c().await?;
+    stopped().await?;
     proxy.shutdown().await;
+    if let Some(dir) = scratch {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn stopped() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
     Ok(())
 }
 
