@@ -49,6 +49,9 @@ pub async fn serve_rpc_connection<C: Codec>(
     let in_flight = Arc::new(Semaphore::new(limits.max_requests_per_connection));
     let mut decoder = codec.decoder();
     let mut buf = BytesMut::with_capacity(4096);
+    // The connection's own child of the listener's token: waiting on it
+    // per read locks this connection's token, not one every worker shares.
+    let shutdown = ctx.shutdown.child_token();
 
     'conn: loop {
         loop {
@@ -96,7 +99,7 @@ pub async fn serve_rpc_connection<C: Codec>(
             buf.reserve(4096);
         }
         let read = tokio::select! {
-            _ = ctx.shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => break,
             r = tokio::time::timeout(limits.idle_timeout, rd.read_buf(&mut buf)) => r,
         };
         match read {

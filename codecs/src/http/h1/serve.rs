@@ -102,9 +102,12 @@ pub(crate) async fn serve(
         snapshot: None,
     };
     let mut first = true;
-    // Registered once for the connection's life: each idle wait polls it
-    // first, so a request is not started after shutdown began.
-    let mut shutdown = std::pin::pin!(ctx.shutdown.cancelled());
+    // The connection's own child of the listener's token: its waiter is
+    // registered once, and the per-request checks lock this connection's
+    // token only, never one shared with the other workers. Each idle wait
+    // polls it first, so a request is not started after shutdown began.
+    let own = ctx.shutdown.child_token();
+    let mut shutdown = std::pin::pin!(own.cancelled());
     loop {
         if buf.is_empty() {
             let Some(idle) = current.idle_timeout(ctx) else {
@@ -236,7 +239,7 @@ pub(crate) async fn serve(
         // A pipelined request waits in `buf`: it is not started after
         // shutdown began (an empty `buf` goes through the idle wait, which
         // checks first).
-        if !keep || (!buf.is_empty() && ctx.shutdown.is_cancelled()) {
+        if !keep || (!buf.is_empty() && own.is_cancelled()) {
             return Handoff::Done;
         }
     }
