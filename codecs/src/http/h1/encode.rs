@@ -255,7 +255,7 @@ pub(crate) fn request_head(out: &mut BytesMut, head: &Head, p: &RequestParts<'_>
 /// headers without hop-by-hop ones (framing headers kept: the body is
 /// relayed as framed), the mutation, an affinity cookie, and
 /// `connection: close` when the client connection ends after this answer.
-/// Like [`request_head`], written to `out` and split off.
+/// Written at the end of `out` (a scratch buffer) and split off.
 pub(crate) fn answer_head(
     out: &mut BytesMut,
     head: &Head,

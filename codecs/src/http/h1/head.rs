@@ -52,10 +52,21 @@ const WELL_KNOWN: [&[u8]; 10] = [
     b"grpc-status",
 ];
 
+/// Bit `n` is set when some [`WELL_KNOWN`] name is `n` bytes long.
+const WELL_KNOWN_LENGTHS: u32 = {
+    let mut lengths = 0;
+    let mut i = 0;
+    while i < WELL_KNOWN.len() {
+        lengths |= 1 << WELL_KNOWN[i].len();
+        i += 1;
+    }
+    lengths
+};
+
 /// The bit of a well-known (lower-case) name; 0 for any other name.
 fn well_known_bit(name: &[u8]) -> u16 {
     // Most names are not well-known: their length alone says so.
-    if !matches!(name.len(), 4 | 6 | 7 | 10 | 11 | 12 | 14 | 15 | 17) {
+    if name.len() >= 32 || WELL_KNOWN_LENGTHS & (1 << name.len()) == 0 {
         return 0;
     }
     WELL_KNOWN
