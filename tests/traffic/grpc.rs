@@ -141,7 +141,7 @@ impl GrpcClient {
         });
         let (status, message, body) = result.map_err(|e: String| {
             self.sender = None;
-            Failure::new(FailureKind::Other, e)
+            Failure::new(FailureKind::of_transport_error(&e), e)
         })?;
         let kind = match status.as_str() {
             "0" => {

@@ -189,7 +189,7 @@ impl HttpClient {
     fn request(&mut self, path: &str, key: Option<&str>) -> CallResult {
         let (status, reason, body) = self
             .get(path, key)
-            .map_err(|e| Failure::new(FailureKind::Other, e))?;
+            .map_err(|e| Failure::new(FailureKind::of_transport_error(&e), e))?;
         let kind = match (status, reason.as_str()) {
             (200, _) => return Ok(body.split(' ').next().unwrap_or("").to_string()),
             (504, _) => FailureKind::Timeout,

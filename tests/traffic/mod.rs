@@ -73,8 +73,23 @@ pub enum FailureKind {
     OverLimit,
     /// No upstream could serve it (connect failure, reset, no healthy upstream).
     Unavailable,
+    /// The answer had begun (its head was received) when its body broke
+    /// off: the upstream died mid-answer, which no proxy can replay.
+    MidAnswer,
     /// Anything else (including the client's own transport errors).
     Other,
+}
+
+impl FailureKind {
+    /// The kind of a client transport error: `body: ...` means the answer
+    /// had begun (see the clients).
+    pub fn of_transport_error(text: &str) -> FailureKind {
+        if text.starts_with("body: ") {
+            FailureKind::MidAnswer
+        } else {
+            FailureKind::Other
+        }
+    }
 }
 
 /// A failed call.
