@@ -139,6 +139,7 @@ clusters:
 #[test]
 fn circuit_breaker_refuses_requests_over_the_limit() {
     let slow = DubboProvider::start("slow");
+    let shadow = DubboProvider::start("shadow");
     let config = format!(
         r#"{}
 clusters:
@@ -146,9 +147,13 @@ clusters:
     protocol: dubbo
     circuit_breaker: {{ max_requests: 2 }}
     endpoints: [ {{ address: "{}" }} ]
+  - name: shadow
+    protocol: dubbo
+    endpoints: [ {{ address: "{}" }} ]
 "#,
-        listener("      - route: { cluster: demo }\n"),
-        slow.address()
+        listener("      - route: { cluster: demo, mirror: { cluster: shadow, percent: 100 } }\n"),
+        slow.address(),
+        shadow.address()
     );
     let proxy = Proxy::start("breaker", &config);
     let s = dubbo_client(
@@ -167,6 +172,27 @@ clusters:
     assert!(s.ok >= 2 && s.errors >= 4, "{}", s.raw);
     let msg = s.error_messages.keys().next().unwrap();
     assert!(msg.contains("too many requests in flight"), "{msg}");
+    // Only admitted requests are mirrored: the breaker runs before the
+    // mirror, so a refused request never reaches the shadow cluster.
+    let mirrored = || {
+        shadow
+            .calls
+            .all()
+            .iter()
+            .filter(|l| l.contains("\"method\":\"sleep\""))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mirrored() < s.ok as usize {
+        assert!(
+            Instant::now() < deadline,
+            "mirrored {} of {}",
+            mirrored(),
+            s.ok
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(mirrored(), s.ok as usize, "{}", s.raw);
 }
 
 #[test]

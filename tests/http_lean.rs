@@ -323,6 +323,9 @@ listeners:
       - name: api
         match: [ {{ key: ":path", regex: "/(api|status)/.*" }} ]
         route: {{ cluster: b }}
+      - name: moved
+        match: [ {{ key: ":path", prefix: /old/ }} ]
+        route: {{ redirect: {{ path: /new, code: 302 }} }}
 clusters:
   - {{ name: b, protocol: http, endpoints: [ {{ address: "{up}" }} ] }}
 "#,
@@ -338,6 +341,12 @@ clusters:
         200
     );
     assert_eq!(curl(&[&url(addr, "/nowhere")]).status, 404);
+    // A redirect is the same outcome on both engines.
+    assert_eq!(curl(&[&url(addr, "/old/1")]).status, 302);
+    assert_eq!(
+        curl(&["--http2-prior-knowledge", &url(addr, "/old/2")]).status,
+        302
+    );
 
     let (code, metrics) = proxy.admin("GET", "/metrics");
     assert_eq!(code, 200);
@@ -362,7 +371,10 @@ clusters:
     let wanted = [
         format!("GET /api/1 api {} success 200", backend.address()),
         format!("GET /status/503 api {} error 503", backend.address()),
-        "GET /api/2 api".to_string(),
+        // The hyper engine (HTTP/2) names the upstream host too.
+        format!("GET /api/2 api {} success 200", backend.address()),
+        "GET /old/1 moved - redirect 302".to_string(),
+        "GET /old/2 moved - redirect 302".to_string(),
         "GET /nowhere - - route_not_found 404".to_string(),
     ];
     let deadline = std::time::Instant::now() + Duration::from_secs(5);

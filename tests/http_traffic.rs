@@ -41,6 +41,7 @@ fn http_retries_move_requests_to_live_endpoints() {
     let dead = dead_address();
     let config = format!(
         r#"
+admin: {{ address: 127.0.0.1:0 }}
 listeners:
   - name: http-in
     address: 127.0.0.1:0
@@ -117,6 +118,16 @@ clusters:
         ]);
         assert_eq!((r.status, tag(&r.body)), (200, "live2".into()), "{r:?}");
     }
+    // Every answer from `busy` so far was a 503 retried once on `live2`,
+    // whichever engine carried it (lean HTTP/1.1 or hyper's HTTP/2): each
+    // retry is counted.
+    let (_, metrics) = proxy.admin("GET", "/metrics");
+    let retries = format!(
+        "metaproxy_upstream_retries_total{{cluster=\"busy\"}} {}\n",
+        busy.count()
+    );
+    assert!(metrics.contains(&retries), "want {retries}in\n{metrics}");
+
     // A body larger than what is kept: a try that fails before sending
     // much of it (a refused connection, an early 503) is still retried
     // with the whole body; every answer is either that 503 or the complete

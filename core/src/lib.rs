@@ -21,6 +21,7 @@ pub mod message;
 pub mod metadata;
 pub mod metrics;
 pub mod mutation;
+pub mod pipeline;
 pub mod proxy;
 pub mod registry;
 pub mod router;

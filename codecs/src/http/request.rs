@@ -12,11 +12,12 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
-use metaproxy_core::cluster::{Cluster, Endpoint, HashDecision, Outcome, Resource, hash_policy};
+use metaproxy_core::cluster::{Cluster, Endpoint, HashDecision, hash_policy};
 use metaproxy_core::codec::ResponseClass;
 use metaproxy_core::filter::{FilterAction, LocalResponse, RequestContext, ResponseContext};
 use metaproxy_core::metadata::{Metadata, MetadataView, keys};
-use metaproxy_core::router::{Mirror, Route, Target};
+use metaproxy_core::pipeline::{Ending, Finished, finish};
+use metaproxy_core::router::{Mirror, Target};
 use metaproxy_core::snapshot::ListenerRuntime;
 use metaproxy_core::{ErrorKind, ErrorSource, MessageKind, ProxyError};
 use tracing::{debug, warn};
@@ -75,14 +76,16 @@ pub(crate) async fn handle(
     let mut target = None;
     let result = forward(&listener, &conn, &mut rc, parts, body, &mut target).await;
     listener.metrics.requests_active.dec();
-    let (label, resp) = match result {
-        Ok((resp, upstream)) => {
-            let label = match (upstream, resp.status().is_server_error()) {
-                (false, _) => "local",
-                (true, true) => "error",
-                (true, false) => "success",
+    let (ending, resp) = match result {
+        Ok((resp, answered)) => {
+            let ending = match answered {
+                Answered::Filter => Ending::Filter,
+                Answered::Redirect => Ending::Redirect,
+                Answered::Upstream => Ending::Upstream {
+                    error: resp.status().is_server_error(),
+                },
             };
-            (label, resp)
+            (ending, resp)
         }
         Err(err) => {
             debug!(
@@ -92,35 +95,20 @@ pub(crate) async fn handle(
                 error = %err,
                 "local reply"
             );
-            listener.metrics.local_reply(err.kind);
-            (
-                metaproxy_core::metrics::reason(err.kind),
-                local_reply(&err, grpc),
-            )
+            (Ending::Failed(err.kind), local_reply(&err, grpc))
         }
     };
-    if let Some(t) = target {
-        match label {
-            "success" => t.metrics.success.inc(),
-            "error" => t.metrics.error.inc(),
-            _ => t.metrics.local.inc(),
-        };
-        t.metrics.duration.observe(started.elapsed().as_secs_f64());
-    }
-    if let Some(log) = listener.access_log() {
-        let status = resp.status();
-        log.log(&metaproxy_core::access_log::Entry {
-            metadata: &rc,
-            listener: &listener.name,
-            protocol: super::HTTP,
-            route: rc.route.as_deref(),
-            cluster: target.map(|t| &*t.cluster.name),
-            upstream_host: rc.upstream,
-            duration: started.elapsed(),
-            outcome: label,
-            status: Some(status.as_str()),
-        });
-    }
+    finish(
+        &listener,
+        super::HTTP,
+        &Finished {
+            request: &rc,
+            target,
+            ending,
+            status: Some(resp.status().as_str()),
+            started,
+        },
+    );
     resp
 }
 fn error(kind: ErrorKind, origin: ErrorSource, message: String) -> ProxyError {
@@ -246,28 +234,7 @@ pub(crate) fn pool_of(endpoint: &Endpoint, cluster: &Cluster) -> Result<Arc<Http
         })
 }
 
-pub(crate) fn pick<'a>(
-    cluster: &'a Cluster,
-    target: &Target,
-    hash: Option<u64>,
-    exclude: &[&Endpoint],
-) -> Result<&'a Arc<Endpoint>, ProxyError> {
-    cluster.pick(target.subset, hash, exclude).ok_or_else(|| {
-        let subset = &cluster.subsets[target.subset].name;
-        error(
-            ErrorKind::NoHealthyUpstream,
-            ErrorSource::Internal,
-            if subset.is_empty() {
-                format!("cluster `{}` has no endpoint", cluster.name)
-            } else {
-                format!(
-                    "subset `{subset}` of cluster `{}` has no endpoint",
-                    cluster.name
-                )
-            },
-        )
-    })
-}
+pub(crate) use metaproxy_core::pipeline::pick_endpoint as pick;
 
 /// One exchange on `pool`: the answer's head and, for HTTP/1.1, its connection.
 async fn send(
@@ -301,7 +268,19 @@ pub(crate) fn class_of(status: u16, grpc_status: Option<&[u8]>) -> ResponseClass
     }
 }
 
-/// Routes and forwards; the answer comes with whether it is the upstream's.
+/// Who produced an answer, for metrics and the access log (the same
+/// labels as the lean path's).
+#[derive(Debug, Clone, Copy)]
+enum Answered {
+    /// The upstream.
+    Upstream,
+    /// A filter's own response.
+    Filter,
+    /// A redirect route.
+    Redirect,
+}
+
+/// Routes and forwards; the answer comes with who produced it.
 async fn forward<'a>(
     listener: &'a ListenerRuntime,
     conn: &ConnInfo,
@@ -309,14 +288,14 @@ async fn forward<'a>(
     mut parts: http::request::Parts,
     body: Incoming,
     target_out: &mut Option<&'a Target>,
-) -> Result<(Response<ProxyBody>, bool), ProxyError> {
+) -> Result<(Response<ProxyBody>, Answered), ProxyError> {
     let super::route::Routed { route, chain } =
         match super::route::route_request(listener, rc, conn.scheme).await {
             Ok(r) => r,
             Err(Early::Error(e)) => return Err(e),
-            Err(Early::Respond(r)) => return Ok((filter_reply(r), false)),
+            Err(Early::Respond(r)) => return Ok((filter_reply(r), Answered::Filter)),
             Err(Early::Redirect(code, location)) => {
-                return Ok((redirect_reply(code, &location), false));
+                return Ok((redirect_reply(code, &location), Answered::Redirect));
             }
         };
     let path_and_query = rc.lookup(md::PATH).unwrap_or("/");
@@ -384,17 +363,7 @@ async fn forward<'a>(
     };
     let headers = parts.headers;
 
-    let permit = cluster
-        .breaker()
-        .try_acquire(Resource::Request)
-        .ok_or_else(|| {
-            target.metrics.overflows.inc();
-            error(
-                ErrorKind::OverLimit,
-                ErrorSource::Internal,
-                format!("cluster `{}` has too many requests in flight", cluster.name),
-            )
-        })?;
+    let permit = metaproxy_core::pipeline::admit(target)?;
 
     // A bodiless request is mirrored and retried as is; with a retry
     // policy, a streamed body is kept (up to a limit) for the retries.
@@ -412,7 +381,6 @@ async fn forward<'a>(
         }
     };
     let tries = tries(
-        route,
         target,
         &settings,
         &head,
@@ -420,6 +388,7 @@ async fn forward<'a>(
         (body, replay),
         decision.hash,
         policy,
+        &mut rc.upstream,
     );
     let (response, mut held) =
         tokio::time::timeout(route.timeout, tries)
@@ -453,7 +422,7 @@ async fn forward<'a>(
         match chain.on_response(rc, &view).await {
             FilterAction::Continue => {}
             FilterAction::Reply(e) => return Err(e),
-            FilterAction::Respond(r) => return Ok((filter_reply(r), false)),
+            FilterAction::Respond(r) => return Ok((filter_reply(r), Answered::Filter)),
         }
     }
     strip_hop_by_hop(&mut rparts.headers);
@@ -471,7 +440,7 @@ async fn forward<'a>(
     rparts.version = Version::HTTP_11;
     Ok((
         Response::from_parts(rparts, ProxyBody::stream(rbody, conn.idle_timeout, held)),
-        true,
+        Answered::Upstream,
     ))
 }
 
@@ -499,7 +468,6 @@ fn add_forwarded_ip(headers: &mut HeaderMap, client_ip: &HeaderValue, scheme: &'
 /// outlier detection.
 #[allow(clippy::too_many_arguments)]
 async fn tries(
-    route: &Route,
     target: &Target,
     settings: &HttpClusterSettings,
     head: &Head,
@@ -507,21 +475,15 @@ async fn tries(
     (body, replay): (UpstreamBody, Option<Replayable<Incoming>>),
     hash: Option<u64>,
     policy: Option<&metaproxy_core::router::RetryPolicy>,
+    upstream: &mut Option<SocketAddr>,
 ) -> Result<(Response<Incoming>, Held), ProxyError> {
     let cluster = &target.cluster;
     let version = head.version(settings);
     // Retries resend a copy of the head; the first try takes the original.
     let template = policy.map(|_| headers.clone());
     let mut first = Some((headers, body));
-    let mut tried: Vec<Arc<Endpoint>> = Vec::new();
-    let mut retries = 0;
-    let mut _retry_permit = None;
-    loop {
-        let exclude: Vec<&Endpoint> = tried.iter().map(|e| &**e).collect();
-        let endpoint = pick(cluster, target, hash, &exclude)?.clone();
-        drop(exclude);
-        let pool = pool_of(&endpoint, cluster)?;
-        let active = endpoint.start_request();
+    let replay = &replay;
+    let one_try = |endpoint: &Arc<Endpoint>, _attempt: u32| {
         let (headers, body) = match first.take() {
             Some(f) => f,
             None => {
@@ -532,67 +494,42 @@ async fn tries(
                 (template.clone().unwrap_or_default(), body)
             }
         };
-        let req = head.request(headers, version, endpoint.address, body)?;
-        let once = send(&pool, req);
-        let result = match policy.and_then(|p| p.per_try_timeout) {
-            Some(limit) => tokio::time::timeout(limit, once).await.unwrap_or_else(|_| {
-                Err(error(
-                    ErrorKind::Timeout,
-                    ErrorSource::Upstream,
-                    format!(
-                        "no response headers from {} within the per-try timeout {limit:?}",
-                        endpoint.address
-                    ),
-                ))
-            }),
-            None => once.await,
-        };
-        let (outcome, retriable) = match &result {
-            Ok((resp, _)) => {
-                let class = classify(resp.status(), resp.headers());
-                let outcome = Outcome::of_class(class);
-                (
-                    Some(outcome),
-                    policy.is_some_and(|p| p.retries_class(class)),
-                )
-            }
-            Err(e) => {
-                let outcome = Outcome::of_error(e.kind);
-                (outcome, policy.is_some_and(|p| p.retries_error(e)))
-            }
-        };
-        target.record(&endpoint, outcome);
-        // A body too large to keep cannot be sent again.
-        let replayable = replay.as_ref().is_none_or(Replayable::can_replay);
-        let retry = policy.filter(|p| retriable && replayable && retries < p.attempts);
-        let permit = retry.and_then(|_| {
-            let permit = cluster.breaker().try_acquire(Resource::Retry);
-            if permit.is_none() {
-                target.metrics.overflows.inc();
-                debug!(cluster = %cluster.name, "retry refused by the circuit breaker");
-            }
-            permit
+        let prepared = pool_of(endpoint, cluster).and_then(|pool| {
+            Ok((
+                pool,
+                head.request(headers, version, endpoint.address, body)?,
+            ))
         });
-        let (Some(policy), Some(permit)) = (retry, permit) else {
-            return result.map(|(resp, conn)| {
-                (
-                    resp,
-                    Held {
-                        active: Some(active),
-                        permit: None,
-                        conn,
-                    },
-                )
-            });
-        };
-        drop(result);
-        drop(active);
-        _retry_permit = Some(permit);
-        retries += 1;
-        debug!(route = %route.name, cluster = %cluster.name, endpoint = %endpoint.address, retry = retries, "retrying");
-        tried.push(endpoint);
-        tokio::time::sleep(policy.backoff(retries)).await;
-    }
+        async move {
+            let (pool, req) = prepared?;
+            let (resp, conn) = send(&pool, req).await?;
+            let class = classify(resp.status(), resp.headers());
+            Ok(((resp, conn), class))
+        }
+    };
+    // A body too large to keep cannot be sent again.
+    let replayable = || replay.as_ref().is_none_or(Replayable::can_replay);
+    let done = metaproxy_core::pipeline::run_tries(
+        target,
+        policy,
+        hash,
+        "response headers",
+        upstream,
+        one_try,
+        replayable,
+    )
+    .await;
+    done.map(|t| {
+        let (resp, conn) = t.answer;
+        (
+            resp,
+            Held {
+                active: Some(t.active),
+                permit: None,
+                conn,
+            },
+        )
+    })
 }
 
 /// Sends a bodiless copy to the mirror cluster; its answer is read and

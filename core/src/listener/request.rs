@@ -8,14 +8,14 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::debug;
 
-use crate::access_log::Entry;
-use crate::cluster::{Cluster, Endpoint, HashDecision, Outcome, Resource, hash_policy};
+use crate::cluster::{Endpoint, HashDecision, hash_policy};
 use crate::codec::Codec;
 use crate::error::{ErrorKind, ErrorSource, ProxyError};
 use crate::filter::{FilterAction, RequestContext, ResponseContext};
 use crate::message::{Message, MessageKind};
 use crate::metadata::{Metadata, MetadataView, keys};
 use crate::mutation::Mutation;
+use crate::pipeline;
 use crate::router::{Mirror, Route, Target};
 use crate::snapshot::ListenerRuntime;
 use crate::upstream::EndpointPool;
@@ -55,36 +55,27 @@ pub(crate) async fn handle_request<C: Codec>(task: RequestTask<C>) {
     let mut target = None;
     let outcome = forward::<C>(&message, listener, &mut req, &mut target).await;
     metrics.requests_active.dec();
-    if let Some(t) = target {
-        match &outcome {
-            Ok(Some(r)) if r.kind == MessageKind::Error => t.metrics.error.inc(),
-            Ok(_) => t.metrics.success.inc(),
-            Err(_) => t.metrics.local.inc(),
-        };
-        t.metrics.duration.observe(started.elapsed().as_secs_f64());
-    }
-    if let Err(e) = &outcome {
-        metrics.local_reply(e.kind);
-    }
-    if let Some(log) = listener.access_log() {
-        let (label, status) = match &outcome {
-            Ok(None) => ("oneway", None),
-            Ok(Some(r)) if r.kind == MessageKind::Error => ("error", r.metadata.get("status")),
-            Ok(Some(r)) => ("success", r.metadata.get("status")),
-            Err(e) => (crate::metrics::reason(e.kind), None),
-        };
-        log.log(&Entry {
-            metadata: &req,
-            listener: &listener.name,
-            protocol: codec.protocol(),
-            route: req.route.as_deref(),
-            cluster: target.map(|t| &*t.cluster.name),
-            upstream_host: req.upstream,
-            duration: started.elapsed(),
-            outcome: label,
+    let (ending, status) = match &outcome {
+        Ok(None) => (pipeline::Ending::Oneway, None),
+        Ok(Some(r)) => (
+            pipeline::Ending::Upstream {
+                error: r.kind == MessageKind::Error,
+            },
+            r.metadata.get("status"),
+        ),
+        Err(e) => (pipeline::Ending::Failed(e.kind), None),
+    };
+    pipeline::finish(
+        listener,
+        codec.protocol(),
+        &pipeline::Finished {
+            request: &req,
+            target,
+            ending,
             status,
-        });
-    }
+            started,
+        },
+    );
     let reply = match outcome {
         Ok(None) => return,
         Ok(Some(response)) => {
@@ -192,6 +183,8 @@ async fn forward<'a, C: Codec>(
     if let Some(cookie) = &hash.set_cookie {
         req.response_mutation.set("set-cookie", cookie.as_str());
     }
+    let _request = pipeline::admit(target)?;
+    // Mirrored only once admitted: a copy of a refused request is never sent.
     if let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample()) {
         spawn_mirror::<C>(
             mirror,
@@ -200,21 +193,10 @@ async fn forward<'a, C: Codec>(
             route.timeout,
         );
     }
-    let _request = cluster
-        .breaker()
-        .try_acquire(Resource::Request)
-        .ok_or_else(|| {
-            target.metrics.overflows.inc();
-            error(
-                ErrorKind::OverLimit,
-                ErrorSource::Internal,
-                format!("cluster `{}` has too many requests in flight", cluster.name),
-            )
-        })?;
 
     if req.kind == MessageKind::Oneway {
         // Forwarded, never waited for, never retried.
-        let endpoint = pick(cluster, target, hash.hash, &[])?;
+        let endpoint = pipeline::pick_endpoint(cluster, target, hash.hash, &[])?;
         req.upstream = Some(endpoint.address);
         let _active = endpoint.start_request();
         let pool = EndpointPool::<C>::of(endpoint, cluster)?;
@@ -259,31 +241,9 @@ async fn forward<'a, C: Codec>(
     Ok(Some(response))
 }
 
-fn pick<'a>(
-    cluster: &'a Cluster,
-    target: &Target,
-    hash: Option<u64>,
-    exclude: &[&Endpoint],
-) -> Result<&'a Arc<Endpoint>, ProxyError> {
-    cluster.pick(target.subset, hash, exclude).ok_or_else(|| {
-        let subset = &cluster.subsets[target.subset].name;
-        error(
-            ErrorKind::NoHealthyUpstream,
-            ErrorSource::Internal,
-            if subset.is_empty() {
-                format!("cluster `{}` has no endpoint", cluster.name)
-            } else {
-                format!(
-                    "subset `{subset}` of cluster `{}` has no endpoint",
-                    cluster.name
-                )
-            },
-        )
-    })
-}
-
-/// The first try and the retries the route allows, each on a fresh pick
-/// that avoids endpoints already tried.
+/// The first try and the retries the route allows (the shared loop in
+/// [`pipeline::run_tries`]); each try waits for its answer on a pooled
+/// connection of the picked endpoint.
 async fn tries<C: Codec>(
     message: &Message<C::State>,
     route: &Route,
@@ -293,62 +253,26 @@ async fn tries<C: Codec>(
     upstream: &mut Option<std::net::SocketAddr>,
 ) -> Result<Message<C::State>, ProxyError> {
     let cluster = &target.cluster;
-    let policy = route.retry.as_ref();
-    let mut tried: Vec<Arc<Endpoint>> = Vec::new();
-    let mut retries = 0;
-    let mut _retry_permit = None;
-    loop {
-        let exclude: Vec<&Endpoint> = tried.iter().map(|e| &**e).collect();
-        let endpoint = pick(cluster, target, hash, &exclude)?.clone();
-        let pool = EndpointPool::<C>::of(&endpoint, cluster)?;
-        *upstream = Some(endpoint.address);
-        let result = {
-            let _active = endpoint.start_request();
-            let once = try_once(pool, &endpoint, message, mutation);
-            match policy.and_then(|p| p.per_try_timeout) {
-                Some(limit) => tokio::time::timeout(limit, once).await.unwrap_or_else(|_| {
-                    Err(error(
-                        ErrorKind::Timeout,
-                        ErrorSource::Upstream,
-                        format!(
-                            "no answer from {} within the per-try timeout {limit:?}",
-                            endpoint.address
-                        ),
-                    ))
-                }),
-                None => once.await,
-            }
-        };
-        let (outcome, retriable) = match &result {
-            Ok(resp) => {
-                let class = pool.codec().classify_response(resp);
-                let outcome = Outcome::of_class(class);
-                (
-                    Some(outcome),
-                    policy.is_some_and(|p| p.retries_class(class)),
-                )
-            }
-            Err(e) => {
-                let outcome = Outcome::of_error(e.kind);
-                (outcome, policy.is_some_and(|p| p.retries_error(e)))
-            }
-        };
-        target.record(&endpoint, outcome);
-        let Some(policy) = policy.filter(|p| retriable && retries < p.attempts) else {
-            return result;
-        };
-        let Some(permit) = cluster.breaker().try_acquire(Resource::Retry) else {
-            debug!(cluster = %cluster.name, "retry refused by the circuit breaker");
-            target.metrics.overflows.inc();
-            return result;
-        };
-        target.metrics.retries.inc();
-        _retry_permit = Some(permit);
-        retries += 1;
-        debug!(cluster = %cluster.name, endpoint = %endpoint.address, retry = retries, "retrying");
-        tried.push(endpoint);
-        tokio::time::sleep(policy.backoff(retries)).await;
-    }
+    let send = |endpoint: &Arc<Endpoint>, _attempt: u32| {
+        let endpoint = endpoint.clone();
+        async move {
+            let pool = EndpointPool::<C>::of(&endpoint, cluster)?;
+            let answer = try_once(pool, &endpoint, message, mutation).await?;
+            let class = pool.codec().classify_response(&answer);
+            Ok((answer, class))
+        }
+    };
+    let done = pipeline::run_tries(
+        target,
+        route.retry.as_ref(),
+        hash,
+        "answer",
+        upstream,
+        send,
+        || true,
+    )
+    .await?;
+    Ok(done.answer)
 }
 
 async fn try_once<C: Codec>(

@@ -11,12 +11,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use metaproxy_core::access_log::Entry;
-use metaproxy_core::cluster::{
-    ActiveGuard, Endpoint, HashDecision, Outcome, Resource, hash_policy,
-};
+use metaproxy_core::cluster::{ActiveGuard, Endpoint, HashDecision, hash_policy};
 use metaproxy_core::filter::{FilterAction, RequestContext, ResponseContext};
 use metaproxy_core::metadata::{Metadata, MetadataView};
+use metaproxy_core::pipeline::{Ending, Finished, finish};
 use metaproxy_core::router::{Mirror, Route, Target};
 use metaproxy_core::snapshot::ListenerRuntime;
 use metaproxy_core::{ErrorKind, ErrorSource, MessageKind, ProxyError};
@@ -113,27 +111,20 @@ pub(crate) async fn handle<W: AsyncWrite + Unpin>(
     .await;
     metrics.requests_active.dec();
     let mut keep = !req.close;
-    let (label, mut status): (&str, Option<u16>) = match &done {
+    let (ending, mut status): (Ending, Option<u16>) = match &done {
         Done::Relayed { status, complete } => {
             keep &= *complete;
-            let label = if *status >= 500 { "error" } else { "success" };
-            (label, Some(*status))
+            (
+                Ending::Upstream {
+                    error: *status >= 500,
+                },
+                Some(*status),
+            )
         }
-        Done::Early(Early::Error(e)) => {
-            metrics.local_reply(e.kind);
-            (metaproxy_core::metrics::reason(e.kind), None)
-        }
-        Done::Early(Early::Respond(r)) => ("local", Some(r.status)),
-        Done::Early(Early::Redirect(code, _)) => ("redirect", Some(*code)),
+        Done::Early(Early::Error(e)) => (Ending::Failed(e.kind), None),
+        Done::Early(Early::Respond(r)) => (Ending::Filter, Some(r.status)),
+        Done::Early(Early::Redirect(code, _)) => (Ending::Redirect, Some(*code)),
     };
-    if let Some(t) = target {
-        match (&done, label) {
-            (Done::Relayed { .. }, "error") => t.metrics.error.inc(),
-            (Done::Relayed { .. }, _) => t.metrics.success.inc(),
-            _ => t.metrics.local.inc(),
-        };
-        t.metrics.duration.observe(started.elapsed().as_secs_f64());
-    }
     if let Done::Early(early) = done {
         let resp = match early {
             Early::Error(e) => {
@@ -158,25 +149,19 @@ pub(crate) async fn handle<W: AsyncWrite + Unpin>(
             keep = false;
         }
     }
-    if let Some(log) = listener.access_log() {
-        let status = status.map(|s| s.to_string());
-        log.log(&Entry {
-            metadata: &rc,
-            listener: &listener.name,
-            protocol: crate::http::HTTP,
-            route: rc.route.as_deref(),
-            cluster: target.map(|t| &*t.cluster.name),
-            upstream_host: rc.upstream,
-            duration: started.elapsed(),
-            outcome: label,
+    let status = status.map(|s| s.to_string());
+    finish(
+        listener,
+        crate::http::HTTP,
+        &Finished {
+            request: &rc,
+            target,
+            ending,
             status: status.as_deref(),
-        });
-    }
+            started: started.into_std(),
+        },
+    );
     keep
-}
-
-fn error(kind: ErrorKind, message: String) -> ProxyError {
-    ProxyError::new(kind, ErrorSource::Internal, message)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -210,12 +195,9 @@ async fn forward<'a, W: AsyncWrite + Unpin>(
         Ok(r) => r,
         Err(e) => return Done::Early(Early::Error(e)),
     };
-    let Some(_permit) = cluster.breaker().try_acquire(Resource::Request) else {
-        target.metrics.overflows.inc();
-        return Done::Early(Early::Error(error(
-            ErrorKind::OverLimit,
-            format!("cluster `{}` has too many requests in flight", cluster.name),
-        )));
+    let _permit = match metaproxy_core::pipeline::admit(target) {
+        Ok(p) => p,
+        Err(e) => return Done::Early(Early::Error(e)),
     };
     if let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample()) {
         spawn_mirror(mirror, request.clone(), req.body.clone(), route.timeout);
@@ -385,9 +367,9 @@ fn upstream_request(
     ))
 }
 
-/// The first try and the retries the route's policy allows, each on a
-/// fresh pick that avoids endpoints already tried; every outcome feeds
-/// outlier detection.
+/// The first try and the retries the route's policy allows (the shared
+/// loop in [`metaproxy_core::pipeline::run_tries`]); every try resends the
+/// same encoded request.
 #[allow(clippy::too_many_arguments)]
 async fn tries(
     route: &Route,
@@ -400,68 +382,29 @@ async fn tries(
     started: std::time::Instant,
 ) -> Result<(Answer, Arc<HttpPool>, ActiveGuard), ProxyError> {
     let cluster = &target.cluster;
-    let policy = route.retry.as_ref();
-    let mut tried: Vec<Arc<Endpoint>> = Vec::new();
-    let mut retries = 0;
-    let mut _retry_permit = None;
-    loop {
-        let exclude: Vec<&Endpoint> = tried.iter().map(|e| &**e).collect();
-        let endpoint = pick(cluster, target, hash, &exclude)?.clone();
-        drop(exclude);
-        let pool = pool_of(&endpoint, cluster)?;
-        let active = endpoint.start_request();
-        rc.upstream = Some(endpoint.address);
-        let once = exchange(&pool, request, body, head_request, started);
-        let result = match policy.and_then(|p| p.per_try_timeout) {
-            Some(limit) => match tokio::time::timeout(limit, once).await {
-                Ok(r) => r.map_err(|e| e.into_proxy_error()),
-                Err(_) => Err(ProxyError::new(
-                    ErrorKind::Timeout,
-                    ErrorSource::Upstream,
-                    format!(
-                        "no response headers from {} within the per-try timeout {limit:?}",
-                        endpoint.address
-                    ),
-                )),
-            },
-            None => once.await.map_err(|e| e.into_proxy_error()),
-        };
-        let (outcome, retriable) = match &result {
-            Ok(answer) => {
-                let class = class_of(answer.status, answer.head.header(b"grpc-status"));
-                let outcome = Outcome::of_class(class);
-                (
-                    Some(outcome),
-                    policy.is_some_and(|p| p.retries_class(class)),
-                )
-            }
-            Err(e) => {
-                let outcome = Outcome::of_error(e.kind);
-                (outcome, policy.is_some_and(|p| p.retries_error(e)))
-            }
-        };
-        target.record(&endpoint, outcome);
-        let retry = policy.filter(|p| retriable && retries < p.attempts);
-        let permit = retry.and_then(|_| {
-            let permit = cluster.breaker().try_acquire(Resource::Retry);
-            if permit.is_none() {
-                target.metrics.overflows.inc();
-                debug!(cluster = %cluster.name, "retry refused by the circuit breaker");
-            }
-            permit
-        });
-        let (Some(policy), Some(permit)) = (retry, permit) else {
-            return result.map(|answer| (answer, pool, active));
-        };
-        drop(result);
-        drop(active);
-        _retry_permit = Some(permit);
-        retries += 1;
-        target.metrics.retries.inc();
-        debug!(route = %route.name, cluster = %cluster.name, endpoint = %endpoint.address, retry = retries, "retrying");
-        tried.push(endpoint);
-        tokio::time::sleep(policy.backoff(retries)).await;
-    }
+    let one_try = |endpoint: &Arc<Endpoint>, _attempt: u32| {
+        let pool = pool_of(endpoint, cluster);
+        async move {
+            let pool = pool?;
+            let answer = exchange(&pool, request, body, head_request, started)
+                .await
+                .map_err(|e| e.into_proxy_error())?;
+            let class = class_of(answer.status, answer.head.header(b"grpc-status"));
+            Ok(((answer, pool), class))
+        }
+    };
+    let done = metaproxy_core::pipeline::run_tries(
+        target,
+        route.retry.as_ref(),
+        hash,
+        "response headers",
+        &mut rc.upstream,
+        one_try,
+        || true,
+    )
+    .await?;
+    let (answer, pool) = done.answer;
+    Ok((answer, pool, done.active))
 }
 
 /// Sends a copy to the mirror cluster; its answer is read and dropped (so

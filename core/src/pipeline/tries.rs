@@ -1,0 +1,231 @@
+//! The tries of one request: the first and the retries the route's policy
+//! allows, each on a fresh pick that avoids endpoints already tried, each
+//! under the per-try timeout; every outcome feeds outlier detection, every
+//! retry takes the breaker's retry permit and is counted.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tracing::debug;
+
+use crate::cluster::{ActiveGuard, Endpoint, Outcome, Resource};
+use crate::codec::ResponseClass;
+use crate::error::{ErrorKind, ErrorSource, ProxyError};
+use crate::router::{RetryPolicy, Target};
+
+use super::admit::pick_endpoint;
+
+/// The try that ended the loop: its answer, and the endpoint's
+/// active-request guard (held until the answer's body is done).
+#[derive(Debug)]
+pub struct TryAnswer<A> {
+    /// What the engine's try returned.
+    pub answer: A,
+    /// Counts the request as active on its endpoint while held.
+    pub active: ActiveGuard,
+}
+
+/// Runs the tries. `send(endpoint, attempt)` sends one try (attempt 0 is
+/// the first) and returns the answer with its class; `replayable()` says
+/// whether the request can still be sent again (a streamed body kept for
+/// replay may have outgrown its bound). `awaited` names what a try waits
+/// for in the per-try timeout's message ("answer", "response headers").
+/// `upstream` is set to each try's endpoint (for the access log).
+pub async fn run_tries<A, F>(
+    target: &Target,
+    policy: Option<&RetryPolicy>,
+    hash: Option<u64>,
+    awaited: &str,
+    upstream: &mut Option<SocketAddr>,
+    mut send: impl FnMut(&Arc<Endpoint>, u32) -> F,
+    replayable: impl Fn() -> bool,
+) -> Result<TryAnswer<A>, ProxyError>
+where
+    F: Future<Output = Result<(A, ResponseClass), ProxyError>>,
+{
+    let cluster = &target.cluster;
+    let mut tried: Vec<Arc<Endpoint>> = Vec::new();
+    let mut retries = 0;
+    let mut _retry_permit = None;
+    loop {
+        let endpoint = {
+            let exclude: Vec<&Endpoint> = tried.iter().map(|e| &**e).collect();
+            pick_endpoint(cluster, target, hash, &exclude)?.clone()
+        };
+        *upstream = Some(endpoint.address);
+        let active = endpoint.start_request();
+        let once = send(&endpoint, retries);
+        let result = match policy.and_then(|p| p.per_try_timeout) {
+            Some(limit) => tokio::time::timeout(limit, once).await.unwrap_or_else(|_| {
+                Err(ProxyError::new(
+                    ErrorKind::Timeout,
+                    ErrorSource::Upstream,
+                    format!(
+                        "no {awaited} from {} within the per-try timeout {limit:?}",
+                        endpoint.address
+                    ),
+                ))
+            }),
+            None => once.await,
+        };
+        let (outcome, retriable) = match &result {
+            Ok((_, class)) => (
+                Some(Outcome::of_class(*class)),
+                policy.is_some_and(|p| p.retries_class(*class)),
+            ),
+            Err(e) => (
+                Outcome::of_error(e.kind),
+                policy.is_some_and(|p| p.retries_error(e)),
+            ),
+        };
+        target.record(&endpoint, outcome);
+        let retry = policy.filter(|p| retriable && retries < p.attempts && replayable());
+        let permit = retry.and_then(|_| {
+            let permit = cluster.breaker().try_acquire(Resource::Retry);
+            if permit.is_none() {
+                target.metrics.overflows.inc();
+                debug!(cluster = %cluster.name, "retry refused by the circuit breaker");
+            }
+            permit
+        });
+        let (Some(policy), Some(permit)) = (retry, permit) else {
+            return result.map(|(answer, _)| TryAnswer { answer, active });
+        };
+        drop(result);
+        drop(active);
+        _retry_permit = Some(permit);
+        retries += 1;
+        target.metrics.retries.inc();
+        debug!(cluster = %cluster.name, endpoint = %endpoint.address, retry = retries, "retrying");
+        tried.push(endpoint);
+        tokio::time::sleep(policy.backoff(retries)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cluster::testing::cluster;
+    use crate::metrics::Metrics;
+    use crate::router::RetryOn;
+
+    fn target() -> Target {
+        Target {
+            cluster: Arc::new(cluster(&[0, 0])),
+            subset: 0,
+            metrics: Metrics::new().target("l", "r", "c", "p"),
+        }
+    }
+
+    fn policy(on: RetryOn, per_try_timeout: Option<Duration>) -> RetryPolicy {
+        RetryPolicy {
+            attempts: 2,
+            per_try_timeout,
+            on,
+            backoff_base: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(2),
+        }
+    }
+
+    /// Runs the tries with `answer(attempt)` deciding each try; returns the
+    /// result and the endpoints tried, in order.
+    async fn run(
+        target: &Target,
+        policy: &RetryPolicy,
+        replayable: bool,
+        answer: impl Fn(u32) -> Option<ResponseClass>,
+    ) -> (Result<TryAnswer<u32>, ProxyError>, Vec<SocketAddr>) {
+        let tried = Mutex::new(Vec::new());
+        let mut upstream = None;
+        let send = |e: &Arc<Endpoint>, attempt: u32| {
+            tried.lock().unwrap().push(e.address);
+            let class = answer(attempt);
+            async move {
+                match class {
+                    Some(c) => Ok((attempt, c)),
+                    None => std::future::pending().await,
+                }
+            }
+        };
+        let r = run_tries(
+            target,
+            Some(policy),
+            None,
+            "answer",
+            &mut upstream,
+            send,
+            || replayable,
+        )
+        .await;
+        let tried = tried.into_inner().unwrap();
+        assert_eq!(upstream, tried.last().copied());
+        (r, tried)
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_answer_is_retried_on_another_endpoint_and_counted() {
+        let t = target();
+        let on = RetryOn {
+            unavailable: true,
+            ..RetryOn::default()
+        };
+        let (r, tried) = run(&t, &policy(on, None), true, |a| {
+            Some(if a == 0 {
+                ResponseClass::Unavailable
+            } else {
+                ResponseClass::Success
+            })
+        })
+        .await;
+        assert_eq!(r.unwrap().answer, 1);
+        assert_eq!(tried.len(), 2);
+        assert_ne!(tried[0], tried[1], "the retry avoids the endpoint tried");
+        assert_eq!(t.metrics.retries.get(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_try_ends_at_the_per_try_timeout_and_is_retried() {
+        let t = target();
+        let on = RetryOn {
+            timeout: true,
+            ..RetryOn::default()
+        };
+        let started = tokio::time::Instant::now();
+        let limit = Duration::from_millis(100);
+        let (r, tried) = run(&t, &policy(on, Some(limit)), true, |a| {
+            (a > 0).then_some(ResponseClass::Success)
+        })
+        .await;
+        assert_eq!(r.unwrap().answer, 1);
+        assert_eq!(tried.len(), 2);
+        assert!(started.elapsed() >= limit);
+        assert_eq!(t.metrics.retries.get(), 1);
+
+        // Every try silent: the last try's timeout is the answer.
+        let (r, tried) = run(&t, &policy(on, Some(limit)), true, |_| None).await;
+        let e = r.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Timeout);
+        assert!(e.message.contains("per-try timeout"), "{e}");
+        assert_eq!(tried.len(), 3, "the first try and two retries");
+    }
+
+    #[tokio::test]
+    async fn a_request_that_cannot_be_replayed_is_tried_once() {
+        let t = target();
+        let on = RetryOn {
+            unavailable: true,
+            ..RetryOn::default()
+        };
+        let (r, tried) = run(&t, &policy(on, None), false, |_| {
+            Some(ResponseClass::Unavailable)
+        })
+        .await;
+        assert_eq!(r.unwrap().answer, 0, "the first answer is returned");
+        assert_eq!(tried.len(), 1);
+        assert_eq!(t.metrics.retries.get(), 0);
+    }
+}
