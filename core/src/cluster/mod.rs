@@ -229,8 +229,21 @@ impl Cluster {
                 }
             }
         }
-        // Panic mode: too few healthy endpoints to be choosy; spread over all of them.
-        for level in &s.levels {
+        // Panic mode: too few healthy endpoints to be choosy; spread over
+        // every level's endpoints, each level taking its share of them.
+        let total: usize = s.levels.iter().map(|l| l.endpoints.len()).sum();
+        let mut at = fastrand::usize(..total.max(1));
+        let first = s
+            .levels
+            .iter()
+            .position(|l| {
+                let here = at < l.endpoints.len();
+                at = at.saturating_sub(l.endpoints.len());
+                here
+            })
+            .unwrap_or(0);
+        let order = std::iter::once(first).chain((0..s.levels.len()).filter(|i| *i != first));
+        for level in order.filter_map(|i| s.levels.get(i)) {
             if let Some(e) = level
                 .balancer
                 .pick_where(&level.endpoints, hash, not_tried)
@@ -361,6 +374,19 @@ mod tests {
         health::record_outcome(&all[0], Outcome::GatewayError, &p, &all);
         health::record_outcome(&all[1], Outcome::GatewayError, &p, &all);
         assert!(c.pick(0, None, &[]).is_some(), "panic mode still routes");
+    }
+
+    #[test]
+    fn panic_mode_spreads_over_every_priority_level() {
+        // One endpoint in each of two levels, both ejected: panic mode.
+        let mut c = cluster(&[0, 1]);
+        c.failover.panic_threshold = 50.0;
+        let p = c.outlier.clone().unwrap();
+        let all = c.subsets[0].endpoints.clone();
+        health::record_outcome(&all[0], Outcome::GatewayError, &p, &all);
+        health::record_outcome(&all[1], Outcome::GatewayError, &p, &all);
+        let share = share_of_priority_1(&c);
+        assert!((0.4..=0.6).contains(&share), "priority 1 share {share}");
     }
 
     #[test]
