@@ -43,6 +43,18 @@ pub(crate) async fn handle_request<C: Codec>(task: RequestTask<C>) {
     } = task;
     let snapshot = ctx.snapshot.load_full();
     let Some(listener) = snapshot.listener(&ctx.name) else {
+        // A reload removed the listener while this request was read: the
+        // client still gets an answer, as on the HTTP engines.
+        let err = ProxyError::new(
+            ErrorKind::RouteNotFound,
+            ErrorSource::Internal,
+            format!("listener `{}` removed by a reload", ctx.name),
+        );
+        if message.kind != MessageKind::Oneway {
+            let mut out = BytesMut::new();
+            codec.local_reply(&message, &err, &mut out);
+            let _ = replies.send(out.freeze());
+        }
         return;
     };
     let started = std::time::Instant::now();
