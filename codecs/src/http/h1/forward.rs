@@ -149,7 +149,9 @@ pub(crate) async fn handle<W: AsyncWrite + Unpin>(
             keep = false;
         }
     }
-    let status = status.map(|s| s.to_string());
+    // Formatted on the stack: no allocation per request.
+    let mut digits = itoa::Buffer::new();
+    let status = status.map(|s| digits.format(s));
     finish(
         listener,
         crate::http::HTTP,
@@ -157,7 +159,7 @@ pub(crate) async fn handle<W: AsyncWrite + Unpin>(
             request: &rc,
             target,
             ending,
-            status: status.as_deref(),
+            status,
             started: started.into_std(),
         },
     );
