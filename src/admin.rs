@@ -153,6 +153,7 @@ impl Admin {
             ),
             (&Method::GET, "/config_dump") => self.config_dump(),
             (&Method::GET, "/clusters") => self.clusters(),
+            (&Method::GET, "/certs") => self.certs(),
             (&Method::GET, "/routes/explain") => self.explain(&query(&req)),
             (&Method::POST, "/reload") => self.reload().await,
             (&Method::POST, "/log_level") | (&Method::GET, "/log_level") => {
@@ -194,6 +195,21 @@ impl Admin {
             .map(|n| cluster_json(&snapshot.clusters[n]))
             .collect();
         json_reply(StatusCode::OK, &json!({ "clusters": clusters }))
+    }
+
+    /// Every certificate loaded by a TLS listener, as it serves now.
+    fn certs(&self) -> Response<Full<Bytes>> {
+        let snapshot = self.proxy.snapshot();
+        let listeners: Vec<Value> = snapshot
+            .listener_order
+            .iter()
+            .filter_map(|n| snapshot.listener(n))
+            .filter_map(|l| {
+                let tls = l.tls.as_ref()?;
+                Some(json!({ "listener": &*l.name, "certificates": tls.store.certificates() }))
+            })
+            .collect();
+        json_reply(StatusCode::OK, &json!({ "listeners": listeners }))
     }
 
     fn explain(&self, params: &[(String, String)]) -> Response<Full<Bytes>> {

@@ -18,6 +18,11 @@ const PLACES: &[(&str, &str)] = &[
     ("AdminConfig", "{ admin: X }"),
     ("ListenerConfig", "{ listeners: [ X ] }"),
     ("ListenerLimits", "{ listeners: [ { limits: X } ] }"),
+    ("ListenerTlsConfig", "{ listeners: [ { tls: X } ] }"),
+    (
+        "CertificateConfig",
+        "{ listeners: [ { tls: { certificates: [ X ] } } ] }",
+    ),
     (
         "VirtualHostConfig",
         "{ listeners: [ { virtual_hosts: [ X ] } ] }",

@@ -5,6 +5,10 @@ mod common;
 
 use common::{repo_root, validate, write_config};
 
+/// Examples that read files made at test time (certificates): each is
+/// validated by its own test, next to the files it makes.
+const NEEDS_GENERATED_FILES: &[&str] = &["examples/tls/config.yaml"];
+
 /// Every YAML file under examples/ and docs/ is a valid config.
 #[test]
 fn shipped_examples_are_valid() {
@@ -16,6 +20,8 @@ fn shipped_examples_are_valid() {
                 let path = entry.unwrap().path();
                 if path.is_dir() {
                     stack.push(path);
+                } else if NEEDS_GENERATED_FILES.iter().any(|f| path.ends_with(f)) {
+                    continue;
                 } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
                     let (ok, out, err) = validate(&path);
                     assert!(ok, "{}: {out}{err}", path.display());

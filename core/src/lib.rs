@@ -26,6 +26,7 @@ pub mod proxy;
 pub mod registry;
 pub mod router;
 pub mod snapshot;
+pub mod tls;
 pub mod upstream;
 
 pub use codec::{

@@ -26,6 +26,14 @@ pub mod keys {
     pub const DESTINATION_PORT: &str = "destination.port";
     /// The TLS server name, when TLS is terminated.
     pub const SNI: &str = "sni";
+    /// The TLS version: `1.2` or `1.3`.
+    pub const TLS_VERSION: &str = "tls.version";
+    /// The protocol agreed by ALPN.
+    pub const TLS_ALPN: &str = "tls.alpn";
+    /// The client certificate's subject.
+    pub const TLS_PEER_SUBJECT: &str = "tls.peer.subject";
+    /// The client certificate's first URI SAN (a SPIFFE id).
+    pub const TLS_PEER_URI_SAN: &str = "tls.peer.uri_san";
 }
 
 /// An ordered map of metadata entries.

@@ -76,6 +76,15 @@ pub struct HealthLabels {
     pub result: String,
 }
 
+/// Labels of TLS handshakes and certificate reloads.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TlsLabels {
+    /// Listener name.
+    pub listener: String,
+    /// `ok`, or why not (`timeout`, `bad_message`, `rejected`, ...).
+    pub result: String,
+}
+
 /// Labels of config reloads.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
@@ -108,6 +117,10 @@ pub struct Metrics {
     pub health_checks: Family<HealthLabels, Counter>,
     /// `metaproxy_config_reloads_total`.
     pub reloads: Family<ReloadLabels, Counter>,
+    /// `metaproxy_tls_handshakes_total`.
+    pub tls_handshakes: Family<TlsLabels, Counter>,
+    /// `metaproxy_tls_certificate_reloads_total`.
+    pub tls_reloads: Family<TlsLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -190,8 +203,22 @@ impl Metrics {
             "Config reloads by result",
             reloads.clone(),
         );
+        let tls_handshakes = Family::<TlsLabels, Counter>::default();
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes on listeners by result",
+            tls_handshakes.clone(),
+        );
+        let tls_reloads = Family::<TlsLabels, Counter>::default();
+        registry.register(
+            "tls_certificate_reloads",
+            "Changed certificate files loaded (ok) or refused (rejected)",
+            tls_reloads.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
+            tls_handshakes,
+            tls_reloads,
             requests,
             duration,
             local_replies,
@@ -290,6 +317,32 @@ impl Metrics {
             connections_active: self.connections_active.get_or_create(&labels).clone(),
             requests_active: self.requests_active.get_or_create(&labels).clone(),
             local_replies: reasons,
+        }
+    }
+
+    /// Counts a TLS handshake on `listener` (`result`: `ok` or the failure).
+    pub fn tls_handshake(&self, listener: &str, result: &str) {
+        self.tls_handshakes
+            .get_or_create(&TlsLabels {
+                listener: listener.into(),
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// The certificate reload counters of one listener.
+    pub fn tls_reload_counters(&self, listener: &str) -> crate::tls::ReloadCounters {
+        let get = |result: &str| {
+            self.tls_reloads
+                .get_or_create(&TlsLabels {
+                    listener: listener.into(),
+                    result: result.into(),
+                })
+                .clone()
+        };
+        crate::tls::ReloadCounters {
+            ok: get("ok"),
+            rejected: get("rejected"),
         }
     }
 

@@ -7,13 +7,11 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio::net::TcpStream;
-
 use crate::codec::{Codec, CodecOptions, ProtocolCodecFactory, UpstreamMode};
 use crate::config::HealthCheckConfig;
 use crate::filter::FilterFactory;
 use crate::health_check::{CodecProbe, Probe};
-use crate::listener::{ListenerContext, serve_rpc_connection};
+use crate::listener::{ClientStream, ListenerContext, serve_rpc_connection};
 
 /// A boxed future that serves one connection.
 pub type ServeFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -21,7 +19,12 @@ pub type ServeFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// Serves accepted connections of one listener.
 pub trait ConnectionHandler: Send + Sync + 'static {
     /// Serves `stream` until it closes.
-    fn serve(&self, stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext>) -> ServeFuture;
+    fn serve(
+        &self,
+        stream: ClientStream,
+        peer: SocketAddr,
+        ctx: Arc<ListenerContext>,
+    ) -> ServeFuture;
 }
 
 /// A protocol as the proxy sees it: builds listener handlers and cluster codecs.
@@ -45,6 +48,12 @@ pub trait Protocol: Send + Sync + 'static {
     /// redirects, rewrites) and HTTP header-name semantics (lower-cased keys).
     fn http_routing(&self) -> bool {
         false
+    }
+
+    /// The ALPN protocols a TLS listener of this protocol offers when its
+    /// config names none (HTTP: `h2`, `http/1.1`).
+    fn alpn(&self) -> Vec<&'static str> {
+        Vec::new()
     }
 }
 
@@ -80,7 +89,12 @@ struct RpcHandler<C> {
 }
 
 impl<C: Codec> ConnectionHandler for RpcHandler<C> {
-    fn serve(&self, stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext>) -> ServeFuture {
+    fn serve(
+        &self,
+        stream: ClientStream,
+        peer: SocketAddr,
+        ctx: Arc<ListenerContext>,
+    ) -> ServeFuture {
         Box::pin(serve_rpc_connection(self.codec.clone(), stream, peer, ctx))
     }
 }

@@ -140,6 +140,10 @@ impl Protocol for HttpProtocol {
     fn http_routing(&self) -> bool {
         true
     }
+
+    fn alpn(&self) -> Vec<&'static str> {
+        vec!["h2", "http/1.1"]
+    }
 }
 
 /// Registers `http`, `http1` and `http2`.

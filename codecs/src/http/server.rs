@@ -15,12 +15,10 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use metaproxy_core::listener::ListenerContext;
-use metaproxy_core::metadata::{Metadata, keys};
+use metaproxy_core::listener::{ClientStream, ListenerContext, connection_metadata};
 use metaproxy_core::registry::{ConnectionHandler, ServeFuture};
 use metaproxy_core::snapshot::Limits;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -36,7 +34,12 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 pub(crate) struct HttpHandler;
 
 impl ConnectionHandler for HttpHandler {
-    fn serve(&self, stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext>) -> ServeFuture {
+    fn serve(
+        &self,
+        stream: ClientStream,
+        peer: SocketAddr,
+        ctx: Arc<ListenerContext>,
+    ) -> ServeFuture {
         Box::pin(serve(stream, peer, ctx))
     }
 }
@@ -49,10 +52,10 @@ struct Tracked {
     moved: Arc<AtomicBool>,
 }
 
-/// The socket with the bytes the lean path already read put back in front.
+/// The connection with the bytes the lean path already read put back in front.
 struct Prefixed {
     prefix: Bytes,
-    inner: TcpStream,
+    inner: ClientStream,
 }
 
 impl AsyncRead for Prefixed {
@@ -148,17 +151,14 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     b
 }
 
-async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext>) {
-    let _ = stream.set_nodelay(true);
-    let mut connection = Metadata::with_capacity(3);
-    connection.insert(keys::SOURCE_IP, peer.ip().to_string());
-    connection.insert(keys::SOURCE_PORT, peer.port().to_string());
-    connection.insert(keys::DESTINATION_PORT, ctx.local_addr.port().to_string());
+async fn serve(stream: ClientStream, peer: SocketAddr, ctx: Arc<ListenerContext>) {
+    let _ = stream.tcp().set_nodelay(true);
+    let connection = connection_metadata(&stream, peer, ctx.local_addr);
     let info = Arc::new(ConnInfo {
         connection: Arc::new(connection),
         client_ip: http::HeaderValue::from_str(&peer.ip().to_string())
             .unwrap_or_else(|_| http::HeaderValue::from_static("unknown")),
-        scheme: "http",
+        scheme: if stream.is_tls() { "https" } else { "http" },
         idle_timeout: ctx
             .snapshot
             .load()
@@ -166,10 +166,13 @@ async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<ListenerContext>) {
             .map_or(Duration::from_secs(60), |l| l.limits.idle_timeout),
     });
     // Plain HTTP/1.1 takes the lean path; the rest (and the rest of a
-    // connection that needs more) is served by hyper.
-    let (stream, prefix) = match super::h1::serve(stream, &ctx, &info).await {
-        super::h1::Handoff::Done => return,
-        super::h1::Handoff::Hyper(stream, prefix) => (stream, prefix),
+    // connection that needs more) is served by hyper, as is TLS.
+    let (stream, prefix) = match stream {
+        ClientStream::Plain(tcp) => match super::h1::serve(tcp, &ctx, &info).await {
+            super::h1::Handoff::Done => return,
+            super::h1::Handoff::Hyper(tcp, prefix) => (ClientStream::Plain(tcp), prefix),
+        },
+        tls @ ClientStream::Tls(_) => (tls, Bytes::new()),
     };
     let moved = Arc::new(AtomicBool::new(false));
     let io = Tracked {

@@ -105,6 +105,10 @@ pub struct LoadedConfig {
     pub config: Config,
     /// The same file as JSON (for `/config_dump`), when it converts.
     pub source: Option<serde_json::Value>,
+    /// Where relative file paths in the config (TLS certificates and keys)
+    /// are read from: the config file's directory (`None`: the working
+    /// directory).
+    pub base_dir: Option<std::path::PathBuf>,
 }
 
 /// Parses config text. `file` names it in error messages.
@@ -114,6 +118,7 @@ pub fn parse_str(text: &str, file: &str) -> Result<LoadedConfig, ConfigErrors> {
             file: file.to_string(),
             config,
             source: serde_saphyr::from_str::<serde_json::Value>(text).ok(),
+            base_dir: None,
         }),
         Err(err) => {
             let (line, column) = err
@@ -141,7 +146,9 @@ pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
             message: format!("cannot read: {e}"),
         }])
     })?;
-    parse_str(&text, &file)
+    let mut loaded = parse_str(&text, &file)?;
+    loaded.base_dir = path.parent().map(Path::to_path_buf);
+    Ok(loaded)
 }
 
 /// serde-saphyr renders a code snippet after the message; keep the message.

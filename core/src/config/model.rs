@@ -70,6 +70,65 @@ pub struct ListenerConfig {
     /// One line per request: `{ path, format, sample }`.
     #[serde(default)]
     pub access_log: Option<Spanned<crate::access_log::AccessLogConfig>>,
+    /// Terminate TLS on this listener (any protocol): docs/tls.md.
+    #[serde(default)]
+    pub tls: Option<Spanned<ListenerTlsConfig>>,
+}
+
+/// `tls:` on a listener: certificates chosen by SNI, ALPN, client
+/// certificates, versions and the handshake timeout.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTlsConfig {
+    /// Certificate and key pairs; the first one without `server_names`
+    /// (or else the first one) answers clients whose SNI matches none.
+    pub certificates: Vec<Spanned<CertificateConfig>>,
+    /// ALPN protocols offered, in order of preference (HTTP listeners
+    /// default to `[h2, http/1.1]`, others to none).
+    #[serde(default)]
+    pub alpn: Option<Vec<String>>,
+    /// PEM file of the CAs that sign client certificates; setting it asks
+    /// clients for a certificate.
+    #[serde(default)]
+    pub client_ca: Option<String>,
+    /// Whether a client certificate must be sent (`required`, the default
+    /// when `client_ca` is set) or may be (`optional`).
+    #[serde(default)]
+    pub client_auth: Option<ClientAuthMode>,
+    /// Lowest TLS version accepted: `"1.2"` (default) or `"1.3"`.
+    #[serde(default)]
+    pub min_version: Option<String>,
+    /// Time allowed for the handshake (default 10s).
+    #[serde(default)]
+    pub handshake_timeout: Option<ConfigDuration>,
+    /// Refuse a client whose SNI matches no `server_names` instead of
+    /// answering with the default certificate (default false).
+    #[serde(default)]
+    pub strict_sni: bool,
+}
+
+/// One certificate chain and its private key, as PEM files.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateConfig {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: String,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+    /// Names this certificate answers: exact (`shop.example.com`) or a
+    /// one-label wildcard (`*.shop.example.com`).
+    #[serde(default)]
+    pub server_names: Vec<String>,
+}
+
+/// `client_auth:` on a TLS listener.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMode {
+    /// A client without a valid certificate is refused.
+    Required,
+    /// A client may send a certificate; one it sends must be valid.
+    Optional,
 }
 
 /// Per-listener limits. Every one has a default.

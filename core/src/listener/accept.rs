@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use super::ListenerContext;
+use super::stream::ClientStream;
 
 /// Accepts connections until shutdown, handing each to the listener's
 /// current handler; refuses connections above the listener's limit.
@@ -41,18 +42,35 @@ pub async fn run_accept_loop(
             warn!(listener = %ctx.name, %peer, max, "connection limit reached; closing new connection");
             continue;
         };
-        let Some(handler) = ctx
+        let Some((handler, tls)) = ctx
             .snapshot
             .load()
             .listener(&ctx.name)
-            .map(|l| l.handler.clone())
+            .map(|l| (l.handler.clone(), l.tls.clone()))
         else {
             continue;
         };
         debug!(listener = %ctx.name, %peer, "accepted");
-        let fut = handler.serve(stream, peer, ctx.clone());
+        let ctx = ctx.clone();
         tracker.spawn(async move {
-            fut.await;
+            let stream = match tls {
+                None => ClientStream::Plain(stream),
+                Some(tls) => match tls.handshake(stream).await {
+                    Ok(s) => {
+                        ctx.snapshot.load().metrics.tls_handshake(&ctx.name, "ok");
+                        ClientStream::Tls(Box::new(s))
+                    }
+                    Err((failure, why)) => {
+                        debug!(listener = %ctx.name, %peer, error = %why, "TLS handshake failed");
+                        ctx.snapshot
+                            .load()
+                            .metrics
+                            .tls_handshake(&ctx.name, failure.label());
+                        return;
+                    }
+                },
+            };
+            handler.serve(stream, peer, ctx).await;
             drop(permit);
         });
     }

@@ -4,17 +4,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, warn};
 
 use crate::codec::{Codec, Decoder};
 use crate::message::MessageKind;
-use crate::metadata::{Metadata, keys};
 
 use super::ListenerContext;
 use super::request::{RequestTask, handle_request};
+use super::stream::{ClientStream, connection_metadata};
 use super::writer::write_replies;
 
 /// Serves one client connection of a framed protocol until it closes.
@@ -24,10 +23,38 @@ use super::writer::write_replies;
 /// answers to later requests.
 pub async fn serve_rpc_connection<C: Codec>(
     codec: Arc<C>,
-    stream: TcpStream,
+    stream: ClientStream,
     peer: SocketAddr,
     ctx: Arc<ListenerContext>,
 ) {
+    let _ = stream.tcp().set_nodelay(true);
+    let connection = Arc::new(connection_metadata(&stream, peer, ctx.local_addr));
+    match stream {
+        ClientStream::Plain(s) => {
+            let (rd, wr) = s.into_split();
+            serve_halves(codec, rd, wr, connection, peer, ctx).await;
+        }
+        ClientStream::Tls(s) => {
+            let (rd, wr) = tokio::io::split(*s);
+            serve_halves(codec, rd, wr, connection, peer, ctx).await;
+        }
+    }
+}
+
+/// The connection loop over its two halves (a plain socket's own halves,
+/// or a TLS stream split in two).
+async fn serve_halves<C, R, W>(
+    codec: Arc<C>,
+    mut rd: R,
+    wr: W,
+    connection: Arc<crate::metadata::Metadata>,
+    peer: SocketAddr,
+    ctx: Arc<ListenerContext>,
+) where
+    C: Codec,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let Some((limits, metrics)) = ctx
         .snapshot
         .load()
@@ -41,9 +68,6 @@ pub async fn serve_rpc_connection<C: Codec>(
     let _open = OnDrop(|| {
         metrics.connections_active.dec();
     });
-    let _ = stream.set_nodelay(true);
-    let connection = Arc::new(connection_metadata(peer, ctx.local_addr));
-    let (mut rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     let writer = tokio::spawn(write_replies(wr, rx));
     let in_flight = Arc::new(Semaphore::new(limits.max_requests_per_connection));
@@ -124,14 +148,6 @@ pub async fn serve_rpc_connection<C: Codec>(
     // In-flight requests hold their own senders: the writer ends after the last reply.
     drop(tx);
     let _ = writer.await;
-}
-
-fn connection_metadata(peer: SocketAddr, local: SocketAddr) -> Metadata {
-    let mut m = Metadata::with_capacity(3);
-    m.insert(keys::SOURCE_IP, peer.ip().to_string());
-    m.insert(keys::SOURCE_PORT, peer.port().to_string());
-    m.insert(keys::DESTINATION_PORT, local.port().to_string());
-    m
 }
 
 /// Runs a closure when dropped (connection gauges stay right on every exit path).

@@ -4,6 +4,7 @@
 mod accept;
 mod connection;
 mod request;
+mod stream;
 mod writer;
 
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use accept::run_accept_loop;
 pub use connection::serve_rpc_connection;
+pub use stream::{ClientStream, connection_metadata};
 
 use crate::snapshot::Snapshot;
 

@@ -1,15 +1,17 @@
 //! The downstream writer: gathers queued replies into few writes.
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tracing::debug;
 
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 /// Writes every frame sent on `rx` until all senders are gone, then closes the write side.
-pub(crate) async fn write_replies(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Bytes>) {
+pub(crate) async fn write_replies<W: AsyncWrite + Unpin>(
+    mut wr: W,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+) {
     let mut batch = BytesMut::new();
     while let Some(first) = rx.recv().await {
         let result = match rx.try_recv() {

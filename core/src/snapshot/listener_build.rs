@@ -33,6 +33,7 @@ pub(super) fn build_listener(
     registry: &Registry,
     clusters: &HashMap<Arc<str>, Arc<Cluster>>,
     metrics: &Metrics,
+    base_dir: Option<&std::path::Path>,
 ) -> Option<ListenerRuntime> {
     let limits = Limits {
         max_frame_bytes: l.limits.max_frame_bytes.unwrap_or(DEFAULT_MAX_FRAME_BYTES),
@@ -93,6 +94,23 @@ pub(super) fn build_listener(
         .map_err(|e| sink.on(&l.protocol, e))
         .ok()
     });
+
+    let tls = l.tls.as_ref().and_then(|t| {
+        let alpn = protocol.map(|p| p.alpn()).unwrap_or_default();
+        crate::tls::build_listener_tls(
+            &l.name.value,
+            &crate::tls::resolve_paths(&t.value, base_dir),
+            &alpn,
+            metrics.tls_reload_counters(&l.name.value),
+        )
+        .map_err(|e| sink.on(t, format!("tls: {e}")))
+        .ok()
+        .map(Arc::new)
+    });
+    if l.tls.is_some() && tls.is_none() {
+        // The error is in the sink already; the listener is not built.
+        return None;
+    }
 
     let context = FilterContext {
         listener: &l.name.value,
@@ -189,6 +207,7 @@ pub(super) fn build_listener(
         filters: FilterChain::new(filters.into_iter().map(|f| f.filter).collect()),
         limits,
         handler: handler?,
+        tls,
         metrics: metrics.listener(&l.name.value, &l.protocol.value),
         access_log_config,
         access_log: std::sync::OnceLock::new(),

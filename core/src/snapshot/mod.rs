@@ -87,6 +87,8 @@ pub struct ListenerRuntime {
     pub limits: Limits,
     /// Serves accepted connections.
     pub handler: Arc<dyn ConnectionHandler>,
+    /// TLS termination, when configured: done before the handler serves.
+    pub tls: Option<Arc<crate::tls::ListenerTls>>,
     /// Lock-free metric handles.
     pub metrics: ListenerMetrics,
     /// Access log settings.
@@ -208,7 +210,14 @@ impl Snapshot {
                     format!("address {addr} is already used by listener `{other}`"),
                 );
             }
-            if let Some(rt) = build_listener(&mut sink, l, registry, &clusters, &metrics) {
+            if let Some(rt) = build_listener(
+                &mut sink,
+                l,
+                registry,
+                &clusters,
+                &metrics,
+                loaded.base_dir.as_deref(),
+            ) {
                 listener_order.push(rt.name.clone());
                 listeners.insert(rt.name.clone(), Arc::new(rt));
             }

@@ -2,6 +2,7 @@
 
 Usage: grpc_client.py --target HOST:PORT --call unary|server_stream|client_stream|fail
                       [--count N] [--meta key=value ...] [--payload TEXT] [--timeout S]
+                      [--tls-ca CA.pem [--tls-name NAME]]
 Prints one JSON line: {"ok": n, "errors": {CODE: n}, "details": [...],
 "results": {text: n}, "initial_metadata": {...}} (metadata of the last call).
 """
@@ -20,6 +21,8 @@ def main():
     ap.add_argument("--meta", action="append", default=[])
     ap.add_argument("--payload", default="hello")
     ap.add_argument("--timeout", type=float, default=10.0)
+    ap.add_argument("--tls-ca", help="PEM CA file: connect with TLS, verifying the server")
+    ap.add_argument("--tls-name", help="server name to verify (and send as SNI)")
     args = ap.parse_args()
     metadata = tuple(tuple(m.split("=", 1)) for m in args.meta)
     ident = lambda b: b  # noqa: E731
@@ -29,7 +32,14 @@ def main():
     details = []
     results = Counter()
     initial = {}
-    with grpc.insecure_channel(args.target) as channel:
+    if args.tls_ca:
+        with open(args.tls_ca, "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        options = [("grpc.ssl_target_name_override", args.tls_name)] if args.tls_name else []
+        channel = grpc.secure_channel(args.target, creds, options=options)
+    else:
+        channel = grpc.insecure_channel(args.target)
+    with channel:
         for _ in range(args.count):
             try:
                 if args.call == "unary":

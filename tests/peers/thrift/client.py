@@ -4,7 +4,7 @@
 Usage: client.py --port P [--transport framed|buffered|header]
                  [--protocol binary|compact] [--non-strict] [--method hello]
                  [--arg bob] [--count N] [--concurrency C] [--header k=v ...]
-                 [--multiplexed SERVICE] [--zlib]
+                 [--multiplexed SERVICE] [--zlib] [--tls-ca CA.pem [--tls-name NAME]]
 
 Each call gets its own seqid and the client checks that the answer carries
 it back. Prints one JSON summary line:
@@ -37,7 +37,13 @@ def sample_item():
 
 
 def open_client(a):
-    sock = TSocket.TSocket("127.0.0.1", a.port)
+    if a.tls_ca:
+        import ssl
+        from thrift.transport import TSSLSocket
+        ctx = ssl.create_default_context(cafile=a.tls_ca)
+        sock = TSSLSocket.TSSLSocket("127.0.0.1", a.port, ssl_context=ctx, server_hostname=a.tls_name)
+    else:
+        sock = TSocket.TSocket("127.0.0.1", a.port)
     sock.setTimeout(a.timeout_ms)
     if a.transport == "header":
         allowed = (THeaderClientType.HEADERS, THeaderClientType.FRAMED_BINARY, THeaderClientType.UNFRAMED_BINARY,
@@ -165,6 +171,8 @@ def main():
     ap.add_argument("--multiplexed", default="")
     ap.add_argument("--zlib", action="store_true")
     ap.add_argument("--timeout-ms", type=int, default=10000)
+    ap.add_argument("--tls-ca", default="", help="PEM CA file: connect with TSSLSocket, verifying the server")
+    ap.add_argument("--tls-name", default="localhost", help="server name to verify and send as SNI")
     a = ap.parse_args()
 
     out = {"ok": 0, "errors": 0, "results": Counter(), "errorMessages": Counter(), "exceptionTypes": Counter()}

@@ -1,0 +1,76 @@
+//! Test certificates, made with rcgen at test time: a CA and the leaves it
+//! signs, written as PEM files into a test's scratch directory.
+//!
+//! Use from a test file with `mod common;` and
+//! `#[path = "common/tls.rs"] mod tls;`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+
+/// A certificate authority that signs test leaves.
+pub struct Ca {
+    params: CertificateParams,
+    key: KeyPair,
+    /// The CA certificate's file.
+    pub pem: PathBuf,
+}
+
+/// A leaf's certificate and key files.
+pub struct Leaf {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Ca {
+    /// A new CA named `name`, its certificate written to `dir/NAME-ca.pem`.
+    pub fn new(dir: &Path, name: &str) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} test CA"));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = params.self_signed(&key).unwrap();
+        let pem = dir.join(format!("{name}-ca.pem"));
+        std::fs::write(&pem, cert.pem()).unwrap();
+        Ca { params, key, pem }
+    }
+
+    /// A leaf for `dns` names (and an optional URI SAN), as PEM strings.
+    pub fn issue_pem(&self, cn: &str, dns: &[&str], uri: Option<&str>) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(dns.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        if let Some(uri) = uri {
+            params
+                .subject_alt_names
+                .push(SanType::URI(uri.try_into().unwrap()));
+        }
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// [`Ca::issue_pem`] written to `dir/STEM.pem` and `dir/STEM.key`.
+    pub fn issue(&self, dir: &Path, stem: &str, cn: &str, dns: &[&str], uri: Option<&str>) -> Leaf {
+        let (cert, key) = self.issue_pem(cn, dns, uri);
+        let leaf = Leaf {
+            cert: dir.join(format!("{stem}.pem")),
+            key: dir.join(format!("{stem}.key")),
+        };
+        std::fs::write(&leaf.cert, cert).unwrap();
+        std::fs::write(&leaf.key, key).unwrap();
+        leaf
+    }
+}
+
+/// `path` as a string for configs and command lines.
+pub fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
