@@ -70,6 +70,7 @@ const PLACES: &[(&str, &str)] = &[
     ),
     ("ClusterConfig", "{ clusters: [ X ] }"),
     ("EndpointConfig", "{ clusters: [ { endpoints: [ X ] } ] }"),
+    ("ClusterTlsConfig", "{ clusters: [ { tls: X } ] }"),
     ("HashPolicyConfig", "{ clusters: [ { hash: [ X ] } ] }"),
     (
         "CookieConfig",

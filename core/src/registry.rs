@@ -55,6 +55,12 @@ pub trait Protocol: Send + Sync + 'static {
     fn alpn(&self) -> Vec<&'static str> {
         Vec::new()
     }
+
+    /// The ALPN protocols a TLS cluster of this protocol offers when its
+    /// config names none (`http2`: `h2`, `http1`: `http/1.1`).
+    fn upstream_alpn(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
 }
 
 /// Builds the protocol's own health probe from the cluster's health-check

@@ -337,10 +337,16 @@ pub struct GrpcServer {
 
 impl GrpcServer {
     pub fn start(tag: &str) -> GrpcServer {
+        GrpcServer::start_with(tag, &[])
+    }
+
+    /// [`GrpcServer::start`] with more arguments (`--tls-cert`, `--tls-key`).
+    pub fn start_with(tag: &str, extra: &[&str]) -> GrpcServer {
         let py = python();
         let mut child = Command::new(py)
             .arg(repo_root().join("tests/peers/http/grpc_server.py"))
             .args(["--tag", tag, "--port", "0"])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

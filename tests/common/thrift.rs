@@ -128,6 +128,11 @@ pub struct ThriftServer {
 impl ThriftServer {
     /// Starts a server: `transport` framed|buffered|header, `protocol` binary|compact.
     pub fn start(transport: &str, protocol: &str, tag: &str) -> ThriftServer {
+        ThriftServer::start_with(transport, protocol, tag, &[])
+    }
+
+    /// [`ThriftServer::start`] with more arguments (`--tls-cert`, ...).
+    pub fn start_with(transport: &str, protocol: &str, tag: &str, extra: &[&str]) -> ThriftServer {
         let mut child = Command::new(python())
             .arg(peers_dir().join("server.py"))
             .args([
@@ -140,6 +145,7 @@ impl ThriftServer {
                 "--port",
                 "0",
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -43,6 +43,25 @@ impl Ca {
 
     /// A leaf for `dns` names (and an optional URI SAN), as PEM strings.
     pub fn issue_pem(&self, cn: &str, dns: &[&str], uri: Option<&str>) -> (String, String) {
+        self.issue_pem_with(cn, dns, uri, |_| {})
+    }
+
+    /// [`Ca::issue`] of a leaf whose validity ended in 2020.
+    pub fn issue_expired(&self, dir: &Path, stem: &str, cn: &str, dns: &[&str]) -> Leaf {
+        let (cert, key) = self.issue_pem_with(cn, dns, None, |p| {
+            p.not_before = rcgen::date_time_ymd(2019, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        });
+        write_leaf(dir, stem, cert, key)
+    }
+
+    fn issue_pem_with(
+        &self,
+        cn: &str,
+        dns: &[&str],
+        uri: Option<&str>,
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) -> (String, String) {
         let key = KeyPair::generate().unwrap();
         let mut params =
             CertificateParams::new(dns.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
@@ -52,6 +71,7 @@ impl Ca {
                 .subject_alt_names
                 .push(SanType::URI(uri.try_into().unwrap()));
         }
+        adjust(&mut params);
         let issuer = Issuer::from_params(&self.params, &self.key);
         let cert = params.signed_by(&key, &issuer).unwrap();
         (cert.pem(), key.serialize_pem())
@@ -60,14 +80,18 @@ impl Ca {
     /// [`Ca::issue_pem`] written to `dir/STEM.pem` and `dir/STEM.key`.
     pub fn issue(&self, dir: &Path, stem: &str, cn: &str, dns: &[&str], uri: Option<&str>) -> Leaf {
         let (cert, key) = self.issue_pem(cn, dns, uri);
-        let leaf = Leaf {
-            cert: dir.join(format!("{stem}.pem")),
-            key: dir.join(format!("{stem}.key")),
-        };
-        std::fs::write(&leaf.cert, cert).unwrap();
-        std::fs::write(&leaf.key, key).unwrap();
-        leaf
+        write_leaf(dir, stem, cert, key)
     }
+}
+
+fn write_leaf(dir: &Path, stem: &str, cert: String, key: String) -> Leaf {
+    let leaf = Leaf {
+        cert: dir.join(format!("{stem}.pem")),
+        key: dir.join(format!("{stem}.key")),
+    };
+    std::fs::write(&leaf.cert, cert).unwrap();
+    std::fs::write(&leaf.key, key).unwrap();
+    leaf
 }
 
 /// `path` as a string for configs and command lines.

@@ -24,6 +24,15 @@ pub enum HttpError {
         /// The cluster's connect timeout.
         timeout: Duration,
     },
+    /// The TLS handshake with the endpoint failed (untrusted or expired
+    /// certificate, refused client certificate, no common protocol).
+    #[error("TLS handshake with {address} failed: {source}")]
+    Tls {
+        /// The endpoint.
+        address: SocketAddr,
+        /// rustls' error.
+        source: std::io::Error,
+    },
     /// The HTTP handshake (HTTP/2 preface and settings) failed.
     #[error("handshake with {address} failed: {source}")]
     Handshake {
@@ -73,6 +82,7 @@ impl HttpError {
         let kind = match &self {
             HttpError::Connect { .. }
             | HttpError::ConnectTimeout { .. }
+            | HttpError::Tls { .. }
             | HttpError::Handshake { .. } => ErrorKind::ConnectFailure,
             HttpError::Exchange { .. }
             | HttpError::Io { .. }
@@ -84,6 +94,22 @@ impl HttpError {
             ErrorKind::BadRequest => ErrorSource::Downstream,
             _ => ErrorSource::Upstream,
         };
-        ProxyError::new(kind, origin, self.to_string())
+        ProxyError::new(kind, origin, with_causes(&self))
     }
+}
+
+/// The error's message followed by each cause's that adds something (a
+/// TLS alert under hyper's "connection error", for instance).
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        next = cause.source();
+    }
+    text
 }

@@ -144,6 +144,14 @@ impl Protocol for HttpProtocol {
     fn alpn(&self) -> Vec<&'static str> {
         vec!["h2", "http/1.1"]
     }
+
+    fn upstream_alpn(&self) -> Vec<&'static str> {
+        match self.version {
+            UpstreamVersion::Http2 => vec!["h2"],
+            UpstreamVersion::Http1 => vec!["http/1.1"],
+            UpstreamVersion::Downstream => Vec::new(),
+        }
+    }
 }
 
 /// Registers `http`, `http1` and `http2`.

@@ -218,6 +218,7 @@ pub(crate) fn pool_of(endpoint: &Endpoint, cluster: &Cluster) -> Result<Arc<Http
                 endpoint.address,
                 cluster.pool.connect_timeout,
                 cluster.pool.connections_per_endpoint,
+                cluster.pool.tls.clone(),
             ))
         })
         .clone()

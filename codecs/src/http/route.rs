@@ -106,13 +106,15 @@ pub(crate) fn pick_target(route: &Route) -> Result<&Target, ProxyError> {
 pub(crate) fn all_targets_http1(listener: &ListenerRuntime) -> bool {
     let targets_ok = |route: &Route| {
         let h1 = |t: &Target| {
-            t.cluster
-                .codec
-                .clone()
-                .downcast::<HttpClusterSettings>()
-                .map_or(true, |s: Arc<HttpClusterSettings>| {
-                    s.version != UpstreamVersion::Http2
-                })
+            // TLS clusters are served by hyper's client.
+            t.cluster.pool.tls.is_none()
+                && t.cluster
+                    .codec
+                    .clone()
+                    .downcast::<HttpClusterSettings>()
+                    .map_or(true, |s: Arc<HttpClusterSettings>| {
+                        s.version != UpstreamVersion::Http2
+                    })
         };
         let action = match &route.action {
             RouteAction::Redirect(_) => true,

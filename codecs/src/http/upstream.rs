@@ -22,6 +22,8 @@ use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use metaproxy_core::tls::ClusterTls;
+use metaproxy_core::upstream::{self, ConnectError, UpstreamStream};
 use tokio::net::TcpStream;
 use tracing::debug;
 
@@ -108,6 +110,7 @@ pub struct HttpPool {
     h2_next: AtomicUsize,
     h1_idle: Mutex<Vec<(http1::SendRequest<UpstreamBody>, Instant)>>,
     lean_idle: Mutex<Vec<(super::h1::LeanConn, Instant)>>,
+    tls: Option<Arc<ClusterTls>>,
 }
 
 impl std::fmt::Debug for HttpPool {
@@ -120,8 +123,14 @@ impl std::fmt::Debug for HttpPool {
 }
 
 impl HttpPool {
-    /// A pool for `address` with `h2_connections` shared HTTP/2 connections.
-    pub fn new(address: SocketAddr, connect_timeout: Duration, h2_connections: usize) -> Self {
+    /// A pool for `address` with `h2_connections` shared HTTP/2 connections,
+    /// speaking TLS when `tls` is set.
+    pub fn new(
+        address: SocketAddr,
+        connect_timeout: Duration,
+        h2_connections: usize,
+        tls: Option<Arc<ClusterTls>>,
+    ) -> Self {
         Self {
             address,
             connect_timeout,
@@ -131,6 +140,7 @@ impl HttpPool {
             h2_next: AtomicUsize::new(0),
             h1_idle: Mutex::new(Vec::new()),
             lean_idle: Mutex::new(Vec::new()),
+            tls,
         }
     }
 
@@ -144,8 +154,24 @@ impl HttpPool {
         &self.lean_idle
     }
 
-    async fn connect(&self) -> Result<TokioIo<TcpStream>, HttpError> {
-        self.connect_tcp().await.map(TokioIo::new)
+    /// A new connection to the endpoint, TLS when the cluster has it.
+    async fn connect(&self) -> Result<TokioIo<UpstreamStream>, HttpError> {
+        let tls = self.tls.as_deref();
+        match upstream::connect(self.address, self.connect_timeout, tls).await {
+            Ok(stream) => Ok(TokioIo::new(stream)),
+            Err(ConnectError::Timeout(timeout)) => Err(HttpError::ConnectTimeout {
+                address: self.address,
+                timeout,
+            }),
+            Err(ConnectError::Tcp(source)) => Err(HttpError::Connect {
+                address: self.address,
+                source,
+            }),
+            Err(ConnectError::Tls(source)) => Err(HttpError::Tls {
+                address: self.address,
+                source,
+            }),
+        }
     }
 
     /// A new TCP connection to the endpoint (no delay), within the

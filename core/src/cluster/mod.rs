@@ -110,6 +110,8 @@ pub struct PoolSettings {
     pub connect_timeout: Duration,
     /// The cluster's circuit breaker (connections, pending requests).
     pub breaker: Arc<CircuitBreaker>,
+    /// TLS to the endpoints, when the cluster has `tls:`.
+    pub tls: Option<Arc<crate::tls::ClusterTls>>,
 }
 
 /// How traffic spreads over priorities and what happens when few endpoints are healthy.
@@ -300,6 +302,7 @@ pub(crate) mod testing {
                 connections_per_endpoint: 1,
                 connect_timeout: Duration::from_secs(1),
                 breaker: Arc::new(CircuitBreaker::default()),
+                tls: None,
             },
             codec: Arc::new(()),
             hash_policy: Vec::new(),

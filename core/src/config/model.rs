@@ -121,6 +121,38 @@ pub struct CertificateConfig {
     pub server_names: Vec<String>,
 }
 
+/// `tls:` on a cluster: how the proxy verifies its endpoints and what it
+/// presents to them.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterTlsConfig {
+    /// The server name sent (SNI) and verified (default: the endpoint's IP).
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// PEM file of the CAs the endpoints' certificates must chain to
+    /// (required unless `verify: false`).
+    #[serde(default)]
+    pub ca: Option<String>,
+    /// Client certificate chain (PEM) for mutual TLS.
+    #[serde(default)]
+    pub cert: Option<String>,
+    /// Its private key (PEM).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// ALPN protocols offered (default: `h2` for `http2` clusters,
+    /// `http/1.1` for `http1`, none otherwise).
+    #[serde(default)]
+    pub alpn: Option<Vec<String>>,
+    /// Verify the endpoints' certificates (default true; false is for
+    /// tests only: anyone in the path can impersonate the endpoint).
+    #[serde(default = "yes")]
+    pub verify: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
 /// `client_auth:` on a TLS listener.
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -527,9 +559,12 @@ pub struct ClusterConfig {
     /// `exclusive` mode (default 64).
     #[serde(default)]
     pub connections_per_endpoint: Option<usize>,
-    /// Give up connecting after this long (default 1s).
+    /// Give up connecting after this long (default 1s), TLS handshake included.
     #[serde(default)]
     pub connect_timeout: Option<ConfigDuration>,
+    /// Speak TLS to the endpoints: docs/tls.md.
+    #[serde(default)]
+    pub tls: Option<Spanned<ClusterTlsConfig>>,
     /// Largest frame accepted from an endpoint (default 8 MiB).
     #[serde(default)]
     pub max_frame_bytes: Option<usize>,

@@ -26,6 +26,7 @@ pub(super) fn build_cluster(
     c: &ClusterConfig,
     registry: &Registry,
     previous: Option<&Cluster>,
+    base_dir: Option<&std::path::Path>,
 ) -> Option<Cluster> {
     let protocol = match registry.protocol(&c.protocol.value) {
         Some(p) => p,
@@ -71,11 +72,36 @@ pub(super) fn build_cluster(
     let connect_timeout = c
         .connect_timeout
         .map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.get());
+    let tls_config = c
+        .tls
+        .as_ref()
+        .map(|t| (t, crate::tls::resolve_cluster_paths(&t.value, base_dir)));
+    let tls = match &tls_config {
+        None => None,
+        Some((spanned, config)) => {
+            match crate::tls::build_cluster_tls(config, &protocol.upstream_alpn()) {
+                Ok(tls) => Some(Arc::new(tls)),
+                Err(e) => {
+                    sink.on(*spanned, format!("tls: {e}"));
+                    None
+                }
+            }
+        }
+    };
+    // The files' stamps too: changed certificates make new pools on reload.
+    let tls_identity = tls_config.as_ref().map(|(_, t)| {
+        let files = [&t.ca, &t.cert, &t.key];
+        let stamps: Vec<_> = files
+            .iter()
+            .map(|f| f.as_deref().map(crate::tls::file_stamp))
+            .collect();
+        format!("{t:?}{stamps:?}")
+    });
     let mut breaker = breaker(sink, c);
     // What a connection pool depends on: when it is unchanged by a reload,
     // endpoints (pools, health, outlier state) and the breaker carry over.
     let fingerprint = format!(
-        "{}|{mode:?}|{connections}|{connect_timeout:?}|{}|{}|{:?}",
+        "{}|{mode:?}|{connections}|{connect_timeout:?}|{}|{}|{:?}|{tls_identity:?}",
         c.protocol.value, options.max_frame_bytes, options.extra, breaker.limits
     );
     let reuse = previous.filter(|p| p.fingerprint == fingerprint);
@@ -179,6 +205,15 @@ pub(super) fn build_cluster(
             );
         }
     }
+    if let (Some(_), Some(h)) = (&c.tls, &c.health_check)
+        && h.value.kind != HealthCheckKind::Tcp
+    {
+        // The probes open plain connections of their own.
+        sink.on(
+            h,
+            "a TLS cluster's health check can only be `kind: tcp` (for now)",
+        );
+    }
     let panic_threshold = c.panic_threshold.unwrap_or(50.0);
     if !(0.0..=100.0).contains(&panic_threshold) {
         sink.on(&c.name, "panic_threshold is a percentage (0-100)");
@@ -192,6 +227,7 @@ pub(super) fn build_cluster(
             connections_per_endpoint: connections.clamp(1, MAX_CONNECTIONS_PER_ENDPOINT),
             connect_timeout,
             breaker,
+            tls,
         },
         fingerprint,
         health_checker: c.health_check.as_ref().map(|h| {
@@ -355,6 +391,7 @@ mod tests {
             &loaded.config.clusters[0].value,
             &registry,
             previous,
+            None,
         );
         sink.finish().unwrap();
         c.unwrap()

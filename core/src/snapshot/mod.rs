@@ -191,7 +191,13 @@ impl Snapshot {
                 .previous
                 .and_then(|p| p.clusters.get(c.value.name.value.as_str()))
                 .map(|c| &**c);
-            if let Some(cluster) = build_cluster(&mut sink, &c.value, registry, previous) {
+            if let Some(cluster) = build_cluster(
+                &mut sink,
+                &c.value,
+                registry,
+                previous,
+                loaded.base_dir.as_deref(),
+            ) {
                 clusters.insert(cluster.name.clone(), Arc::new(cluster));
             }
         }

@@ -14,7 +14,7 @@ use super::ListenerTls;
 use super::certs::read_certs;
 use super::error::TlsError;
 use super::store::{CertStore, ReloadCounters};
-use crate::config::{ClientAuthMode, ListenerTlsConfig};
+use crate::config::{ClientAuthMode, ClusterTlsConfig, ListenerTlsConfig};
 
 /// The handshake timeout when none is configured.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -109,15 +109,29 @@ pub fn build_listener_tls(
     })
 }
 
+/// `path` made relative to `base` (the config file's directory) when it
+/// is relative.
+fn at(base: Option<&Path>, path: &str) -> String {
+    match base {
+        Some(base) if Path::new(path).is_relative() => base.join(path).display().to_string(),
+        _ => path.to_string(),
+    }
+}
+
+/// A cluster's `tls:` with its file paths resolved against `base`.
+pub fn resolve_cluster_paths(config: &ClusterTlsConfig, base: Option<&Path>) -> ClusterTlsConfig {
+    let at = |p: &str| at(base, p);
+    let mut config = config.clone();
+    config.ca = config.ca.as_deref().map(at);
+    config.cert = config.cert.as_deref().map(at);
+    config.key = config.key.as_deref().map(at);
+    config
+}
+
 /// The config with its relative file paths made relative to `base`
 /// (the config file's directory).
 pub fn resolve_paths(config: &ListenerTlsConfig, base: Option<&Path>) -> ListenerTlsConfig {
-    let at = |p: &str| -> String {
-        match base {
-            Some(base) if Path::new(p).is_relative() => base.join(p).display().to_string(),
-            _ => p.to_string(),
-        }
-    };
+    let at = |p: &str| at(base, p);
     let mut config = config.clone();
     for c in &mut config.certificates {
         c.value.cert = at(&c.value.cert);

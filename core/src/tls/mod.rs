@@ -4,6 +4,7 @@
 
 mod build;
 mod certs;
+mod client;
 mod error;
 mod facts;
 mod store;
@@ -15,8 +16,16 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-pub use build::{DEFAULT_HANDSHAKE_TIMEOUT, build_listener_tls, resolve_paths};
+pub use build::{
+    DEFAULT_HANDSHAKE_TIMEOUT, build_listener_tls, resolve_cluster_paths, resolve_paths,
+};
 pub use certs::CertInfo;
+
+/// A file's modification time and length, to tell when it changed.
+pub fn file_stamp(path: &str) -> Option<(std::time::SystemTime, u64)> {
+    certs::stamp(path)
+}
+pub use client::{ClusterTls, build_cluster_tls};
 pub use error::TlsError;
 pub use facts::TlsFacts;
 pub use store::{CertStore, ReloadCounters, WATCH_INTERVAL};

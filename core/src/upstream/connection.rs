@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -19,6 +17,7 @@ use crate::codec::{Codec, Decoder};
 use crate::error::{ErrorKind, ErrorSource, ProxyError};
 use crate::message::{Message, MessageKind};
 use crate::mutation::Mutation;
+use crate::upstream::stream::UpstreamStream;
 
 /// Frames queued for one upstream connection before senders wait.
 const WRITE_QUEUE: usize = 1024;
@@ -59,14 +58,38 @@ impl<C: Codec> UpstreamConn<C> {
     /// connection closes; after `max_requests` the connection stops taking new requests.
     pub fn start(
         codec: Arc<C>,
-        stream: TcpStream,
+        stream: UpstreamStream,
         peer: SocketAddr,
         in_order: bool,
         permit: Option<Permit>,
         max_requests: Option<u64>,
     ) -> Arc<Self> {
-        let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
+        match stream {
+            UpstreamStream::Plain(s) => {
+                let (rd, wr) = s.into_split();
+                Self::start_halves(codec, rd, wr, peer, in_order, permit, max_requests)
+            }
+            UpstreamStream::Tls(s) => {
+                let (rd, wr) = tokio::io::split(*s);
+                Self::start_halves(codec, rd, wr, peer, in_order, permit, max_requests)
+            }
+        }
+    }
+
+    /// [`UpstreamConn::start`] on the stream's two halves.
+    fn start_halves<R, W>(
+        codec: Arc<C>,
+        rd: R,
+        wr: W,
+        peer: SocketAddr,
+        in_order: bool,
+        permit: Option<Permit>,
+        max_requests: Option<u64>,
+    ) -> Arc<Self>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let (writer, write_rx) = mpsc::channel(WRITE_QUEUE);
         let (waiters, waiter_rx) = mpsc::unbounded_channel();
         let closed = CancellationToken::new();
@@ -198,8 +221,8 @@ fn encode<C: Codec>(
 ///
 /// When the connection is retired (its handle dropped) the writer writes
 /// what is queued, then stops; the reader finishes the answers in flight.
-async fn write_loop<S>(
-    mut wr: OwnedWriteHalf,
+async fn write_loop<S, W: AsyncWrite + Unpin>(
+    mut wr: W,
     mut rx: mpsc::Receiver<Outgoing<S>>,
     waiters: mpsc::UnboundedSender<Waiter<S>>,
     closed: CancellationToken,
@@ -309,9 +332,9 @@ impl<S> Waiting<S> {
     }
 }
 
-async fn read_loop<C: Codec>(
+async fn read_loop<C: Codec, R: AsyncRead + Unpin>(
     side: ReadSide<C>,
-    mut rd: OwnedReadHalf,
+    mut rd: R,
     mut waiter_rx: mpsc::UnboundedReceiver<Waiter<C::State>>,
 ) {
     let ReadSide {

@@ -7,6 +7,8 @@
 
 pub mod connection;
 pub mod pool;
+pub mod stream;
 
 pub use connection::UpstreamConn;
 pub use pool::EndpointPool;
+pub use stream::{ConnectError, UpstreamStream, connect};

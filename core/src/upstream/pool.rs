@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
 
@@ -49,6 +48,7 @@ pub struct EndpointPool<C: Codec> {
     connections: Connections<C>,
     connect_timeout: Duration,
     breaker: Arc<CircuitBreaker>,
+    tls: Option<Arc<crate::tls::ClusterTls>>,
 }
 
 /// A connection lent to one request. In exclusive mode it goes back to the
@@ -144,6 +144,7 @@ impl<C: Codec> EndpointPool<C> {
             connections,
             connect_timeout: settings.connect_timeout,
             breaker: settings.breaker.clone(),
+            tls: settings.tls.clone(),
         }
     }
 
@@ -274,10 +275,10 @@ impl<C: Codec> EndpointPool<C> {
                     format!("connection limit reached for {}", self.address),
                 )
             })?;
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.address))
-            .await
-            .map_err(|_| fail(format!("timed out after {:?}", self.connect_timeout)))?
-            .map_err(|e| fail(e.to_string()))?;
+        let stream =
+            super::stream::connect(self.address, self.connect_timeout, self.tls.as_deref())
+                .await
+                .map_err(|e| fail(e.to_string()))?;
         debug!(address = %self.address, mode = ?self.mode, "upstream connection opened");
         let in_order = self.mode != UpstreamMode::Multiplex;
         Ok(UpstreamConn::start(

@@ -26,6 +26,8 @@ def main():
     ap.add_argument("--tag", default="grpc")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--delay-ms", type=int, default=0)
+    ap.add_argument("--tls-cert", help="PEM certificate: serve TLS (with --tls-key)")
+    ap.add_argument("--tls-key")
     args = ap.parse_args()
     tag = args.tag.encode()
 
@@ -76,7 +78,12 @@ def main():
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("demo.Echo", handlers),))
-    port = server.add_insecure_port("127.0.0.1:%d" % args.port)
+    if args.tls_cert:
+        with open(args.tls_cert, "rb") as c, open(args.tls_key, "rb") as k:
+            creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+        port = server.add_secure_port("127.0.0.1:%d" % args.port, creds)
+    else:
+        port = server.add_insecure_port("127.0.0.1:%d" % args.port)
     server.start()
     print(json.dumps({"event": "listening", "port": port}), flush=True)
     try:

@@ -130,6 +130,9 @@ def main():
     ap.add_argument("--tag", default="server")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--delay-ms", type=int, default=0)
+    ap.add_argument("--tls-cert", default="", help="PEM certificate: serve TLS with TSSLServerSocket")
+    ap.add_argument("--tls-key", default="")
+    ap.add_argument("--tls-client-ca", default="", help="require client certificates signed by this CA")
     a = ap.parse_args()
 
     mux = TMultiplexedProcessor()
@@ -138,7 +141,19 @@ def main():
     mux.registerProcessor("Greeter", greeter)
     mux.registerProcessor("Calculator", Calculator.Processor(CalculatorHandler(a.tag)))
 
-    sock = TSocket.TServerSocket(host="127.0.0.1", port=a.port)
+    if a.tls_cert:
+        import ssl
+        from thrift.transport import TSSLSocket
+        # A server context of our own: the one thrift builds from
+        # `cert_reqs` checks host names, which a server cannot.
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+        if a.tls_client_ca:
+            ctx.load_verify_locations(a.tls_client_ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        sock = TSSLSocket.TSSLServerSocket(host="127.0.0.1", port=a.port, ssl_context=ctx)
+    else:
+        sock = TSocket.TServerSocket(host="127.0.0.1", port=a.port)
     sock.listen()
     port = sock.handle.getsockname()[1]
     tf, pf = factories(a.transport, a.protocol)
