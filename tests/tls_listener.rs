@@ -44,16 +44,6 @@ fn s_client(addr: SocketAddr, args: &[&str]) -> String {
     )
 }
 
-/// The value of the first metric line starting with `prefix`.
-fn metric(proxy: &Proxy, prefix: &str) -> f64 {
-    let (_, text) = proxy.admin("GET", "/metrics");
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// One HTTPS listener `https` with the `tls:` lines given, to `backend`.
 fn start_https(test: &str, tls: &str, backend: &Backend) -> Proxy {
     let config = format!(
@@ -159,10 +149,7 @@ clusters:
     assert!(out.contains("ALPN protocol: http/1.1"), "{out}");
 
     assert!(
-        metric(
-            &proxy,
-            "metaproxy_tls_handshakes_total{listener=\"https\",result=\"ok\"}"
-        ) >= 6.0
+        proxy.metric("metaproxy_tls_handshakes_total{listener=\"https\",result=\"ok\"}") >= 6.0
     );
     let (status, certs) = proxy.admin("GET", "/certs");
     assert_eq!(status, 200);
@@ -270,14 +257,12 @@ clusters:
         "{out}"
     );
     assert!(
-        metric(
-            &proxy,
+        proxy.metric(
             "metaproxy_tls_handshakes_total{listener=\"mtls\",result=\"bad_client_certificate\"}"
         ) >= 1.0
     );
     assert!(
-        metric(
-            &proxy,
+        proxy.metric(
             "metaproxy_tls_handshakes_total{listener=\"mtls\",result=\"no_client_certificate\"}"
         ) >= 1.0
     );
@@ -363,10 +348,9 @@ fn bad_handshakes_close_that_connection_only() {
         "{waited:?}"
     );
     let count = |result: &str| {
-        metric(
-            &proxy,
-            &format!("metaproxy_tls_handshakes_total{{listener=\"https\",result=\"{result}\"}}"),
-        )
+        proxy.metric(&format!(
+            "metaproxy_tls_handshakes_total{{listener=\"https\",result=\"{result}\"}}"
+        ))
     };
     assert!(
         count("timeout") >= 1.0,
@@ -522,8 +506,7 @@ fn certificates_rotate_live_without_failing_a_request_and_a_broken_pair_is_refus
     // A key that does not match its certificate is refused; the pair
     // before it keeps serving.
     let rejected = |proxy: &Proxy| {
-        metric(
-            proxy,
+        proxy.metric(
             "metaproxy_tls_certificate_reloads_total{listener=\"https\",result=\"rejected\"}",
         )
     };
@@ -539,9 +522,7 @@ fn certificates_rotate_live_without_failing_a_request_and_a_broken_pair_is_refus
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.stderr.contains("after.test"), "{r:?}");
     assert!(
-        metric(
-            &proxy,
-            "metaproxy_tls_certificate_reloads_total{listener=\"https\",result=\"ok\"}"
-        ) >= 1.0
+        proxy.metric("metaproxy_tls_certificate_reloads_total{listener=\"https\",result=\"ok\"}")
+            >= 1.0
     );
 }

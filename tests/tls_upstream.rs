@@ -55,15 +55,6 @@ impl HttpsServer {
     }
 }
 
-fn metric(proxy: &Proxy, prefix: &str) -> f64 {
-    let (_, text) = proxy.admin("GET", "/metrics");
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[test]
 fn http_clusters_verify_their_endpoints_and_present_client_certificates() {
     let dir = scratch_dir("tls-up-http");
@@ -156,10 +147,8 @@ clusters:
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body.starts_with("rogue /unverified"), "{r:?}");
     assert!(
-        metric(
-            &proxy,
-            "metaproxy_local_replies_total{listener=\"in\",reason=\"connect_failure\"}"
-        ) >= 2.0
+        proxy.metric("metaproxy_local_replies_total{listener=\"in\",reason=\"connect_failure\"}")
+            >= 2.0
     );
 }
 

@@ -181,6 +181,17 @@ impl Proxy {
         http_call(self.admin.expect("admin endpoint configured"), method, path)
     }
 
+    /// The value of the first `/metrics` line starting with `prefix`
+    /// (0 when there is none).
+    pub fn metric(&self, prefix: &str) -> f64 {
+        let (_, text) = self.admin("GET", "/metrics");
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// Sends a signal (`TERM`, `HUP`, ...) to the process.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")

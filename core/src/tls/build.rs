@@ -4,14 +4,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ServerConfig, SupportedProtocolVersion};
 use tokio_rustls::TlsAcceptor;
 
 use super::ListenerTls;
-use super::certs::read_certs;
+use super::certs::read_roots;
 use super::error::TlsError;
 use super::store::{CertStore, ReloadCounters};
 use crate::config::{ClientAuthMode, ClusterTlsConfig, ListenerTlsConfig};
@@ -65,13 +64,7 @@ pub fn build_listener_tls(
             builder.with_no_client_auth()
         }
         Some(ca) => {
-            let mut roots = RootCertStore::empty();
-            for cert in read_certs(ca)? {
-                roots.add(cert).map_err(|e| TlsError::File {
-                    path: ca.clone(),
-                    why: e.to_string(),
-                })?;
-            }
+            let roots = read_roots(ca)?;
             let mut verifier =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             if config.client_auth == Some(ClientAuthMode::Optional) {

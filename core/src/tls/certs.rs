@@ -66,6 +66,18 @@ pub(crate) fn read_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, Tls
     Ok(certs)
 }
 
+/// The CAs of a PEM file, as trust roots.
+pub(crate) fn read_roots(path: &str) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in read_certs(path)? {
+        roots.add(cert).map_err(|e| TlsError::File {
+            path: path.to_string(),
+            why: e.to_string(),
+        })?;
+    }
+    Ok(roots)
+}
+
 /// Loads a certificate chain and its key, checking that they match.
 pub(crate) fn load_pair(
     cert_file: &str,

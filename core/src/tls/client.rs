@@ -8,13 +8,13 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::build::provider;
-use super::certs::read_certs;
+use super::certs::{read_certs, read_roots};
 use super::error::TlsError;
 use crate::config::ClusterTlsConfig;
 
@@ -63,13 +63,7 @@ pub fn build_cluster_tls(
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider))),
         (Some(ca), true) => {
-            let mut roots = RootCertStore::empty();
-            for cert in read_certs(ca)? {
-                roots.add(cert).map_err(|e| TlsError::File {
-                    path: ca.clone(),
-                    why: e.to_string(),
-                })?;
-            }
+            let roots = read_roots(ca)?;
             builder.with_root_certificates(roots)
         }
         (None, true) => {

@@ -8,6 +8,7 @@ mod client;
 mod error;
 mod facts;
 mod store;
+mod stream;
 
 use std::sync::{Arc, Once};
 use std::time::Duration;
@@ -29,6 +30,7 @@ pub use client::{ClusterTls, build_cluster_tls};
 pub use error::TlsError;
 pub use facts::TlsFacts;
 pub use store::{CertStore, ReloadCounters, WATCH_INTERVAL};
+pub use stream::MaybeTls;
 
 /// A listener's TLS side: the acceptor and its certificates.
 pub struct ListenerTls {
