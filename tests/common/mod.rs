@@ -192,6 +192,19 @@ impl Proxy {
             .unwrap_or(0.0)
     }
 
+    /// Waits (up to 5 s) until the metric `prefix` reaches `at_least`, for
+    /// counters bumped just after what the test saw; returns the value.
+    pub fn wait_metric(&self, prefix: &str, at_least: f64) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let v = self.metric(prefix);
+            if v >= at_least || Instant::now() >= deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends a signal (`TERM`, `HUP`, ...) to the process.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
