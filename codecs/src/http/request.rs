@@ -51,6 +51,20 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let grpc = is_grpc(req.headers());
+    if matches!(req.version(), Version::HTTP_10 | Version::HTTP_11)
+        && let Err(e) = super::h1::check_parsed_request(req.version(), req.headers())
+    {
+        debug!(listener = %listener.name, why = %e, "request framing refused");
+        let mut resp = text_reply(
+            StatusCode::BAD_REQUEST,
+            HeaderValue::from_static("bad_request"),
+            format!("metaproxy: {e}\n"),
+        );
+        // hyper closes the connection after an answer saying so.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    }
     let (mut parts, body) = req.into_parts();
     if parts.headers.len() > listener.limits.max_headers {
         return text_reply(

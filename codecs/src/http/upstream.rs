@@ -54,9 +54,11 @@ impl Body for UpstreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             UpstreamBody::Empty => Poll::Ready(None),
-            UpstreamBody::Client(b) => Pin::new(b)
-                .poll_frame(cx)
-                .map(|f| f.map(|r| r.map_err(Into::into))),
+            UpstreamBody::Client(b) => Pin::new(b).poll_frame(cx).map(|f| {
+                f.map(|r| {
+                    r.map_err(|e| Box::new(ClientBodyError(e.into())) as super::replay::BoxError)
+                })
+            }),
             UpstreamBody::Replay(b) => Pin::new(b).poll_frame(cx),
         }
     }
@@ -76,6 +78,25 @@ impl Body for UpstreamBody {
             UpstreamBody::Replay(_) => SizeHint::default(),
         }
     }
+}
+
+/// Reading the client's request body failed (broken chunked framing, a
+/// chunk size too large, the client gone): the request's fault, answered
+/// `400`, not the upstream's.
+#[derive(Debug, thiserror::Error)]
+#[error("client request body: {0}")]
+pub struct ClientBodyError(#[source] pub super::replay::BoxError);
+
+/// Whether `error` or one of its causes is a [`ClientBodyError`].
+pub(crate) fn is_client_body_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<ClientBodyError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// An HTTP/1.1 connection lent to one exchange; [`H1Conn::release`] gives
