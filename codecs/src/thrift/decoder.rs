@@ -12,7 +12,10 @@
 //!   retried until at least as many bytes as it asked for have arrived.
 //!   A message longer than `max_frame_bytes` is refused.
 //! - A THeader frame with a transform or a bad header block is skipped with
-//!   an error reply (its length is known, so the stream stays in sync).
+//!   an error reply (its length is known, so the stream stays in sync). A
+//!   header block larger than its frame is refused as soon as the fixed
+//!   fields arrive (error reply, then close) rather than after buffering
+//!   the whole frame.
 
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
@@ -146,6 +149,22 @@ impl ThriftDecoder {
             ));
         }
         if src.len() < 4 + len {
+            // A header block that cannot fit is refused from the first
+            // bytes, not after buffering the whole frame.
+            if transport == Transport::Header
+                && let Err(e) = theader::check_prefix(src)
+            {
+                let seqid = theader::fixed_fields(src).map_or(0, |(_, s, _)| s);
+                let to = ReplyTo {
+                    transport: Transport::Header,
+                    protocol: Protocol::BINARY,
+                    seqid,
+                    exception_type: types::PROTOCOL_ERROR,
+                };
+                return Err(
+                    fatal(CodecErrorKind::Malformed, e.to_string()).with_request_id(to.pack())
+                );
+            }
             src.reserve(4 + len - src.len());
             return Ok(None);
         }

@@ -162,6 +162,32 @@ fn theader_corruption_is_skipped_with_an_addressed_reply() {
 }
 
 #[test]
+fn a_theader_block_larger_than_its_frame_is_refused_from_the_first_bytes() {
+    let good = vector("call-headers", "header", "binary");
+    let mut v = good.clone();
+    v[12..14].copy_from_slice(&0x4000u16.to_be_bytes());
+    // Only the fixed fields have arrived: refused now, not buffered.
+    let e = try_decode(&auto_codec(), &v[..14]).unwrap_err();
+    assert_eq!(e.kind, CodecErrorKind::Malformed);
+    assert!(e.message.contains("exceeds"), "{e}");
+    assert!(
+        !e.frame_consumed,
+        "the rest never comes in: the connection ends"
+    );
+    let to = ReplyTo::unpack(e.request_id.unwrap()).unwrap();
+    assert_eq!(to.seqid, i32::from_be_bytes([v[8], v[9], v[10], v[11]]));
+    assert_eq!(to.exception_type, types::PROTOCOL_ERROR);
+    assert!(reply_for(&auto_codec(), &v[..14]).is_some());
+    // The same first bytes of a good frame only ask for more.
+    assert!(try_decode(&auto_codec(), &good[..14]).unwrap().is_none());
+    assert!(
+        try_decode(&auto_codec(), &good[..good.len() - 1])
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
 fn decode_error_reply_needs_a_packed_address() {
     let e = metaproxy_core::CodecError::fatal(CodecErrorKind::Malformed, "x");
     assert!(!auto_codec().decode_error_reply(&e, &mut BytesMut::new()));
