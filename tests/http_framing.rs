@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{ChildGuard, Lines, Proxy, START_TIMEOUT, repo_root};
@@ -539,8 +539,8 @@ fn request_framing_cases_side_by_side() {
     }
 }
 
-/// Answers by path; each answer that is well framed names its connection.
-fn scripted_answer(path: &str, conn: usize) -> Vec<u8> {
+/// The ambiguous answer for `path`; `None` for the paths answered well.
+fn scripted_answer(path: &str) -> Option<Vec<u8>> {
     let raw: &str = match path {
         "/r-cl-te" => {
             "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
@@ -557,16 +557,20 @@ fn scripted_answer(path: &str, conn: usize) -> Vec<u8> {
         "/r-chunk-overflow" => {
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000002\r\nok\r\n0\r\n\r\n"
         }
-        _ => {
-            let body = format!("conn={conn}");
-            return format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
-            .into_bytes();
-        }
+        _ => return None,
     };
-    raw.as_bytes().to_vec()
+    Some(raw.as_bytes().to_vec())
+}
+
+/// The well-framed answer: it names its connection and whether that
+/// connection sent an ambiguous answer before (`tainted`).
+fn good_answer(conn: usize, tainted: bool) -> Vec<u8> {
+    let body = format!("conn={conn} tainted={tainted}");
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// An upstream sending fixed (some ambiguous) answers, keeping connections
@@ -582,6 +586,7 @@ fn scripted_upstream() -> SocketAddr {
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut out = stream;
+                let mut tainted = false;
                 loop {
                     let mut request_line = String::new();
                     if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
@@ -611,7 +616,14 @@ fn scripted_upstream() -> SocketAddr {
                     let mut body = vec![0; length];
                     reader.read_exact(&mut body).unwrap();
                     let path = request_line.split(' ').nth(1).unwrap_or("/").to_string();
-                    if out.write_all(&scripted_answer(&path, conn)).is_err() {
+                    let answer = match scripted_answer(&path) {
+                        Some(bad) => {
+                            tainted = true;
+                            bad
+                        }
+                        None => good_answer(conn, tainted),
+                    };
+                    if out.write_all(&answer).is_err() {
                         return;
                     }
                 }
@@ -621,24 +633,80 @@ fn scripted_upstream() -> SocketAddr {
     address
 }
 
-/// (path, the reason the 502 names).
-const BAD_ANSWERS: &[(&str, &str)] = &[
-    ("/r-cl-te", "both content-length and transfer-encoding"),
-    ("/r-cl-differ", "content-length values differ"),
-    ("/r-cl-bad", "invalid content-length"),
-    ("/r-te-gzip", "transfer-encoding does not end in chunked"),
-    ("/r-te-identity", "unsupported transfer-coding"),
-    ("/r-te-http10", "transfer-encoding in an HTTP/1.0 message"),
-    ("/r-chunk-space", "bad chunk size"),
-    ("/r-chunk-lf", "chunk line not ending in CRLF"),
-    ("/r-chunk-overflow", "chunk size too large"),
+/// An ambiguous answer and what the client gets for it.
+struct BadAnswer {
+    path: &'static str,
+    /// The reason the 502 names when the lean path forwarded the request.
+    lean: &'static str,
+    /// The same when hyper did; `None`: relayed (hyper reads the framing
+    /// one way only and re-frames it toward the client).
+    hyper: Option<&'static str>,
+}
+
+const BAD_ANSWERS: &[BadAnswer] = &[
+    BadAnswer {
+        path: "/r-cl-te",
+        lean: "both content-length and transfer-encoding",
+        hyper: Some("both content-length and transfer-encoding"),
+    },
+    BadAnswer {
+        path: "/r-cl-differ",
+        lean: "content-length values differ",
+        hyper: Some("invalid content-length parsed"),
+    },
+    BadAnswer {
+        path: "/r-cl-bad",
+        lean: "invalid content-length",
+        hyper: Some("invalid content-length parsed"),
+    },
+    BadAnswer {
+        path: "/r-te-gzip",
+        lean: "transfer-encoding does not end in chunked",
+        hyper: Some("transfer-encoding does not end in chunked"),
+    },
+    BadAnswer {
+        path: "/r-te-identity",
+        lean: "unsupported transfer-coding",
+        hyper: Some("unsupported transfer-coding"),
+    },
+    BadAnswer {
+        path: "/r-te-http10",
+        lean: "transfer-encoding in an HTTP/1.0 message",
+        hyper: Some("unexpected transfer-encoding parsed"),
+    },
+    BadAnswer {
+        path: "/r-chunk-space",
+        lean: "bad chunk size",
+        hyper: None,
+    },
+    BadAnswer {
+        path: "/r-chunk-lf",
+        lean: "chunk line not ending in CRLF",
+        hyper: Some("bad chunked answer"),
+    },
+    BadAnswer {
+        path: "/r-chunk-overflow",
+        lean: "chunk size too large",
+        hyper: Some("bad chunked answer"),
+    },
 ];
 
-/// One GET on its own connection (lean path): the answer.
-fn get(addr: SocketAddr, path: &str) -> Answer {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
-    let mut answers = exchange(addr, request.as_bytes(), 1, "/never");
-    assert_eq!(answers.len(), 1, "{path}: {answers:?}");
+/// A GET of `path` on its own connection, after a request handing the
+/// connection to hyper when `hyper`: the answer to the GET.
+fn get(addr: SocketAddr, path: &str, hyper: bool) -> Answer {
+    let mut bytes = String::new();
+    if hyper {
+        bytes.push_str(&TO_HYPER.replace("{p}", "/warm"));
+    }
+    bytes.push_str(&format!(
+        "GET {path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+    ));
+    let mut answers = exchange(addr, bytes.as_bytes(), 1 + usize::from(hyper), "/never");
+    assert_eq!(answers.len(), 1 + usize::from(hyper), "{path}: {answers:?}");
+    if hyper {
+        let warm = answers.remove(0);
+        assert!(warm.body.ends_with("tainted=false"), "{path}: {warm:?}");
+    }
     answers.remove(0)
 }
 
@@ -647,24 +715,43 @@ fn ambiguous_answers_are_never_relayed_and_their_connection_is_dropped() {
     let up = scripted_upstream();
     let proxy = start_proxy("http_framing_answers", up);
     let addr = proxy.addr("http-in");
-    let first = get(addr, "/ok");
+    let first = get(addr, "/ok", false);
     assert_eq!(first.status, 200, "{first:?}");
-    let again = get(addr, "/ok");
+    let again = get(addr, "/ok", false);
     assert_eq!(again.body, first.body, "a good connection is reused");
-    let seen = Arc::new(Mutex::new(vec![first.body.clone()]));
-    for (path, reason) in BAD_ANSWERS {
-        let bad = get(addr, path);
-        assert_eq!(bad.status, 502, "{path}: {bad:?}\n{}", proxy.logs());
-        assert!(bad.body.contains(reason), "{path}: {bad:?}");
-        // The next exchange goes on a connection never used before.
-        let next = get(addr, "/ok");
-        assert_eq!(next.status, 200, "{next:?}");
-        let mut seen = seen.lock().unwrap();
-        assert!(
-            !seen.contains(&next.body),
-            "{path}: the connection of a refused answer was reused ({})",
-            next.body
-        );
-        seen.push(next.body);
+    for hyper in [false, true] {
+        // The answers hyper relays come last: their connection stays in
+        // use (tainted, as the scripted upstream sees it).
+        let mut order: Vec<&BadAnswer> = BAD_ANSWERS.iter().collect();
+        order.sort_by_key(|b| hyper && b.hyper.is_none());
+        for bad in order {
+            let answer = get(addr, bad.path, hyper);
+            match (hyper, bad.hyper) {
+                (true, None) => assert_eq!(answer.status, 200, "{}: {answer:?}", bad.path),
+                (false, _) | (true, Some(_)) => {
+                    let reason = if hyper { bad.hyper.unwrap() } else { bad.lean };
+                    assert_eq!(answer.status, 502, "{} ({hyper}): {answer:?}", bad.path);
+                    assert!(
+                        answer.body.contains(reason),
+                        "{} ({hyper}): {answer:?}",
+                        bad.path
+                    );
+                }
+            }
+            if hyper && bad.hyper.is_none() {
+                // hyper read it one way only: its connection stays in use.
+                continue;
+            }
+            // No later exchange goes on a connection that sent an
+            // ambiguous answer.
+            let next = get(addr, "/ok", hyper);
+            assert_eq!(next.status, 200, "{next:?}");
+            assert!(
+                next.body.ends_with("tainted=false"),
+                "{} ({hyper}): the connection of a refused answer was reused: {}",
+                bad.path,
+                next.body
+            );
+        }
     }
 }

@@ -50,6 +50,8 @@ pub struct Streamed {
     timer: Option<Pin<Box<Sleep>>>,
     ended: bool,
     held: Held,
+    /// A frame read ahead (the first of a chunked answer), sent first.
+    first: Option<Frame<Bytes>>,
 }
 
 impl Drop for Streamed {
@@ -97,7 +99,22 @@ impl ProxyBody {
             timer: None,
             ended: false,
             held,
+            first: None,
         }))
+    }
+
+    /// [`ProxyBody::stream`] whose first frame was already read (`first`).
+    pub fn stream_after(
+        first: Option<Frame<Bytes>>,
+        inner: Incoming,
+        idle: Duration,
+        held: Held,
+    ) -> Self {
+        let mut body = Self::stream(inner, idle, held);
+        if let ProxyBody::Stream(s) = &mut body {
+            s.first = first;
+        }
+        body
     }
 }
 
@@ -112,6 +129,7 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Empty => Poll::Ready(None),
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Stream(s) if s.first.is_some() => Poll::Ready(s.first.take().map(Ok)),
             ProxyBody::Stream(s) => match Pin::new(&mut s.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Some(timer) = s.timer.as_mut() {
@@ -149,7 +167,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Empty => true,
             ProxyBody::Full(b) => b.is_none(),
-            ProxyBody::Stream(s) => s.inner.is_end_stream(),
+            ProxyBody::Stream(s) => s.first.is_none() && s.inner.is_end_stream(),
         }
     }
 

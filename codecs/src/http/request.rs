@@ -419,7 +419,44 @@ async fn forward<'a>(
             })??;
     held.permit = Some(permit);
 
-    let (mut rparts, rbody) = response.into_parts();
+    let (mut rparts, mut rbody) = response.into_parts();
+    // An answer whose framing hyper read one way and another parser could
+    // read another is not relayed; dropping it (and its connection, never
+    // released to the pool) discards the upstream connection.
+    if matches!(rparts.version, Version::HTTP_10 | Version::HTTP_11)
+        && let Err(e) = super::h1::check_parsed_answer(rparts.version, &rparts.headers)
+    {
+        let from = rc.upstream.map(|a| a.to_string()).unwrap_or_default();
+        return Err(error(
+            ErrorKind::UpstreamReset,
+            ErrorSource::Upstream,
+            format!("bad answer head from {from}: malformed head: {e}"),
+        ));
+    }
+    // A chunked answer's head waits for its first chunk: broken chunk
+    // framing from the start is a 502, not an answer cut after its head.
+    let mut first = None;
+    if rparts.headers.contains_key(header::TRANSFER_ENCODING) {
+        match tokio::time::timeout(conn.idle_timeout, rbody.frame()).await {
+            Ok(Some(Ok(frame))) => first = Some(frame),
+            Ok(None) => {}
+            Ok(Some(Err(e))) => {
+                let from = rc.upstream.map(|a| a.to_string()).unwrap_or_default();
+                return Err(error(
+                    ErrorKind::UpstreamReset,
+                    ErrorSource::Upstream,
+                    format!("bad chunked answer from {from}: {e}"),
+                ));
+            }
+            Err(_) => {
+                return Err(error(
+                    ErrorKind::Timeout,
+                    ErrorSource::Upstream,
+                    format!("no answer body within {:?}", conn.idle_timeout),
+                ));
+            }
+        }
+    }
     if !chain.is_empty() {
         let mut metadata = Metadata::with_capacity(2 + rparts.headers.len());
         metadata.push(md::STATUS.into(), rparts.status.as_str().into());
@@ -453,7 +490,10 @@ async fn forward<'a>(
     }
     rparts.version = Version::HTTP_11;
     Ok((
-        Response::from_parts(rparts, ProxyBody::stream(rbody, conn.idle_timeout, held)),
+        Response::from_parts(
+            rparts,
+            ProxyBody::stream_after(first, rbody, conn.idle_timeout, held),
+        ),
         Answered::Upstream,
     ))
 }

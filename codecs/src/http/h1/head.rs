@@ -248,6 +248,34 @@ pub(crate) fn check_parsed_request(
     Ok(())
 }
 
+/// Checks the framing headers of an HTTP/1.x answer hyper parsed, for
+/// what hyper accepts and the lean path does not: a `transfer-encoding`
+/// with unknown codings or not ending in `chunked` (hyper reads such a body
+/// to the connection's end), with a `content-length` too (hyper ignores the
+/// length but keeps the header), or in an HTTP/1.0 answer.
+pub(crate) fn check_parsed_answer(
+    version: http::Version,
+    headers: &http::HeaderMap,
+) -> Result<(), FramingError> {
+    let mut codings = Codings::default();
+    for value in &headers.get_all(http::header::TRANSFER_ENCODING) {
+        codings.add(value.as_bytes(), Side::Response)?;
+    }
+    if !codings.any {
+        return Ok(());
+    }
+    if version == http::Version::HTTP_10 {
+        return Err(FramingError::TransferEncodingHttp10);
+    }
+    if !codings.last_chunked {
+        return Err(FramingError::NotChunked);
+    }
+    if headers.contains_key(http::header::CONTENT_LENGTH) {
+        return Err(FramingError::LengthAndEncoding);
+    }
+    Ok(())
+}
+
 /// The bytes after a header's colon up to the end of its line.
 fn line_rest(bytes: &[u8], colon: usize) -> &[u8] {
     let rest = bytes.get(colon + 1..).unwrap_or_default();
@@ -713,6 +741,44 @@ mod tests {
             };
             assert_eq!(got, want, "{:?}", String::from_utf8_lossy(text));
         }
+    }
+
+    #[test]
+    fn answers_hyper_parsed() {
+        use http::{HeaderMap, HeaderValue, Version};
+        let map = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = HeaderMap::new();
+            for (n, v) in pairs {
+                m.append(*n, HeaderValue::from_static(v));
+            }
+            m
+        };
+        let check = check_parsed_answer;
+        let v11 = Version::HTTP_11;
+        assert_eq!(check(v11, &map(&[("content-length", "3")])), Ok(()));
+        assert_eq!(
+            check(v11, &map(&[("transfer-encoding", "gzip, chunked")])),
+            Ok(())
+        );
+        assert_eq!(
+            check(v11, &map(&[("transfer-encoding", "gzip")])),
+            Err(FramingError::NotChunked)
+        );
+        assert_eq!(
+            check(v11, &map(&[("transfer-encoding", "identity")])),
+            Err(FramingError::UnknownCoding)
+        );
+        assert_eq!(
+            check(
+                v11,
+                &map(&[("transfer-encoding", "chunked"), ("content-length", "3")])
+            ),
+            Err(FramingError::LengthAndEncoding)
+        );
+        assert_eq!(
+            check(Version::HTTP_10, &map(&[("transfer-encoding", "chunked")])),
+            Err(FramingError::TransferEncodingHttp10)
+        );
     }
 
     #[test]
