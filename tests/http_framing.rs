@@ -755,3 +755,21 @@ fn ambiguous_answers_are_never_relayed_and_their_connection_is_dropped() {
         }
     }
 }
+
+#[test]
+fn the_documented_table_is_this_table() {
+    let docs = std::fs::read_to_string(repo_root().join("docs/protocols/http.md")).unwrap();
+    let join = |s: &[u16]| s.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+    for case in CASES {
+        let row = format!(
+            "| {} | {} | {} |",
+            case.name,
+            join(case.lean),
+            join(case.hyper)
+        );
+        assert!(
+            docs.contains(&row),
+            "docs/protocols/http.md lacks the row {row}"
+        );
+    }
+}
