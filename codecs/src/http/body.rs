@@ -50,8 +50,9 @@ pub struct Streamed {
     timer: Option<Pin<Box<Sleep>>>,
     ended: bool,
     held: Held,
-    /// A frame read ahead (the first of a chunked answer), sent first.
-    first: Option<Frame<Bytes>>,
+    /// A frame (or the error) read ahead (the first of a chunked answer),
+    /// given first.
+    first: Option<Result<Frame<Bytes>, BodyError>>,
 }
 
 impl Drop for Streamed {
@@ -67,6 +68,11 @@ impl Drop for Streamed {
 #[derive(Debug, thiserror::Error)]
 #[error("no body data for {0:?} (idle timeout)")]
 struct IdleTimeout(Duration);
+
+/// The error a streamed body yields after `idle` without data.
+pub(crate) fn idle_error(idle: Duration) -> BodyError {
+    Box::new(IdleTimeout(idle))
+}
 
 impl fmt::Debug for ProxyBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -103,9 +109,9 @@ impl ProxyBody {
         }))
     }
 
-    /// [`ProxyBody::stream`] whose first frame was already read (`first`).
+    /// [`ProxyBody::stream`] whose first frame (or error) was already read.
     pub fn stream_after(
-        first: Option<Frame<Bytes>>,
+        first: Option<Result<Frame<Bytes>, BodyError>>,
         inner: Incoming,
         idle: Duration,
         held: Held,
@@ -129,7 +135,7 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Empty => Poll::Ready(None),
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Stream(s) if s.first.is_some() => Poll::Ready(s.first.take().map(Ok)),
+            ProxyBody::Stream(s) if s.first.is_some() => Poll::Ready(s.first.take()),
             ProxyBody::Stream(s) => match Pin::new(&mut s.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Some(timer) = s.timer.as_mut() {

@@ -435,12 +435,12 @@ async fn forward<'a>(
     }
     // A chunked answer's head waits for its first chunk: broken chunk
     // framing from the start is a 502, not an answer cut after its head.
+    // Any other failure (the upstream gone, silent) reaches the client as
+    // before: the head, then a cut body.
     let mut first = None;
     if rparts.headers.contains_key(header::TRANSFER_ENCODING) {
         match tokio::time::timeout(conn.idle_timeout, rbody.frame()).await {
-            Ok(Some(Ok(frame))) => first = Some(frame),
-            Ok(None) => {}
-            Ok(Some(Err(e))) => {
+            Ok(Some(Err(e))) if is_bad_framing(&e) => {
                 let from = rc.upstream.map(|a| a.to_string()).unwrap_or_default();
                 return Err(error(
                     ErrorKind::UpstreamReset,
@@ -448,13 +448,9 @@ async fn forward<'a>(
                     format!("bad chunked answer from {from}: {e}"),
                 ));
             }
-            Err(_) => {
-                return Err(error(
-                    ErrorKind::Timeout,
-                    ErrorSource::Upstream,
-                    format!("no answer body within {:?}", conn.idle_timeout),
-                ));
-            }
+            Ok(Some(r)) => first = Some(r.map_err(|e| Box::new(e) as super::body::BodyError)),
+            Ok(None) => {}
+            Err(_) => first = Some(Err(super::body::idle_error(conn.idle_timeout))),
         }
     }
     if !chain.is_empty() {
@@ -496,6 +492,22 @@ async fn forward<'a>(
         ),
         Answered::Upstream,
     ))
+}
+
+/// Whether a body error is hyper refusing the chunked framing (its decoder
+/// reports those as invalid input or data), not the connection failing.
+fn is_bad_framing(e: &hyper::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+            );
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Appends the client's address to `x-forwarded-for` (its value prepared

@@ -68,15 +68,20 @@ pub(crate) async fn relay<W: AsyncWrite + Unpin>(
             return Ok(());
         }
         pool::reserve(&mut up.buf);
-        let n = tokio::time::timeout(idle, up.stream.read_buf(&mut up.buf))
-            .await
-            .map_err(|_| RelayError::Idle(idle))??;
-        if n == 0 {
-            return if framing == Framing::Close {
-                Ok(())
-            } else {
-                Err(RelayError::Truncated)
-            };
+        let read = match tokio::time::timeout(idle, up.stream.read_buf(&mut up.buf)).await {
+            Ok(Ok(0)) if framing == Framing::Close => return Ok(()),
+            Ok(Ok(0)) => Err(RelayError::Truncated),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(RelayError::Idle(idle)),
+        };
+        if let Err(e) = read {
+            // An answer whose upstream failed before its first chunk line
+            // still gets its head (then a cut body), as when not held.
+            if let Some(head) = pending.take() {
+                let _ = write(out, head, Bytes::new(), idle).await;
+            }
+            return Err(e);
         }
     }
 }
@@ -197,5 +202,15 @@ mod tests {
         let (r, seen, _) = run(Framing::Chunked, b"2\r\nok\r\n", b"5 \r\nhello\r\n").await;
         assert!(matches!(r, Err(RelayError::Chunked(_))), "{r:?}");
         assert_eq!(seen, b"H|2\r\nok\r\n");
+    }
+
+    #[tokio::test]
+    async fn an_answer_cut_before_its_first_chunk_still_gets_its_head() {
+        let (r, seen, _) = run(Framing::Chunked, b"", b"").await;
+        assert!(matches!(r, Err(RelayError::Truncated)), "{r:?}");
+        assert_eq!(seen, b"H|");
+        let (r, seen, _) = run(Framing::Chunked, b"", b"5").await;
+        assert!(matches!(r, Err(RelayError::Truncated)), "{r:?}");
+        assert_eq!(seen, b"H|5");
     }
 }
