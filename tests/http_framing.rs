@@ -477,43 +477,46 @@ fn request_framing_cases_side_by_side() {
     );
     // Every upstream connection closes once the proxy is gone: after each
     // `close` line, that connection parsed all it ever will.
+    let logs = proxy.logs();
     drop(proxy);
-    let mut open = std::collections::HashSet::new();
-    let mut parsed: HashMap<String, Vec<String>> = HashMap::new();
-    let mut handle = |line: &str, open: &mut std::collections::HashSet<u64>| {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let conn = v["conn"].as_u64().unwrap_or(u64::MAX);
-        match v["event"].as_str().unwrap() {
-            "open" => {
-                open.insert(conn);
+    let parsed = loop {
+        // Read from scratch each time: every line the upstream printed.
+        let mut open = std::collections::HashSet::new();
+        let mut parsed: HashMap<String, Vec<String>> = HashMap::new();
+        for line in up.lines.all() {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let conn = v["conn"].as_u64().unwrap_or(u64::MAX);
+            match v["event"].as_str().unwrap() {
+                "open" => {
+                    open.insert(conn);
+                }
+                "close" => {
+                    open.remove(&conn);
+                }
+                "request" => {
+                    let path = v["path"].as_str().unwrap().to_string();
+                    let prefix = path.split('-').next().unwrap().to_string();
+                    parsed.entry(prefix).or_default().push(path);
+                }
+                _ => {}
             }
-            "close" => {
-                open.remove(&conn);
-            }
-            "request" => {
-                let path = v["path"].as_str().unwrap().to_string();
-                let prefix = path.split('-').next().unwrap().to_string();
-                parsed.entry(prefix).or_default().push(path);
-            }
-            _ => {}
         }
-    };
-    for line in up.lines.all() {
-        handle(&line, &mut open);
-    }
-    while !open.is_empty() {
-        let line = up
-            .lines
+        if open.is_empty() {
+            break parsed;
+        }
+        // The proxy is gone: no connection opens any more; wait for the
+        // next line (a close).
+        up.lines
             .next(CASE_LIMIT)
             .expect("upstream connections still open after the proxy stopped");
-        handle(&line, &mut open);
-    }
+    };
     for (prefix, paths) in &parsed {
         let answered =
             relayed.get(prefix).copied().unwrap_or(0) + usize::from(probes.contains(prefix));
         assert!(
             paths.len() <= answered,
-            "{prefix}: the upstream parsed {paths:?} but the client got {answered} answers from it"
+            "{prefix}: the upstream parsed {paths:?} but the client got {answered} answers from it\n{}\nproxy log:\n{logs}",
+            up.lines.all().join("\n")
         );
         assert!(
             !paths.iter().any(|p| p.ends_with("-smuggled")),
