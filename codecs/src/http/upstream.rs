@@ -322,3 +322,25 @@ impl HttpPool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error caused by another, as hyper wraps a body's error.
+    #[derive(Debug, thiserror::Error)]
+    #[error("exchange failed")]
+    struct Wrapper(#[source] Box<dyn std::error::Error + Send + Sync>);
+
+    #[test]
+    fn a_client_body_error_is_found_among_the_causes() {
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad chunk size");
+        let body = ClientBodyError(Box::new(io));
+        assert!(is_client_body_error(&Wrapper(Box::new(body))));
+        let other = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(!is_client_body_error(&Wrapper(Box::new(other))));
+        assert!(!is_client_body_error(&Wrapper(Box::new(Wrapper(
+            Box::new(std::fmt::Error)
+        )))));
+    }
+}
