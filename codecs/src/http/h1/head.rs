@@ -829,6 +829,9 @@ mod tests {
             );
         }
         assert_eq!(well_known_bit(b"x-user"), 0);
+        assert_eq!(well_known_bit(b"host"), HOST);
+        assert_eq!(well_known_bit(b"content-length"), CONTENT_LENGTH);
+        assert_eq!(well_known_bit(b"transfer-encoding"), TRANSFER_ENCODING);
     }
 
     #[test]
