@@ -50,6 +50,9 @@ pub struct Streamed {
     timer: Option<Pin<Box<Sleep>>>,
     ended: bool,
     held: Held,
+    /// A frame (or the error) read ahead (the first of a chunked answer),
+    /// given first.
+    first: Option<Result<Frame<Bytes>, BodyError>>,
 }
 
 impl Drop for Streamed {
@@ -65,6 +68,11 @@ impl Drop for Streamed {
 #[derive(Debug, thiserror::Error)]
 #[error("no body data for {0:?} (idle timeout)")]
 struct IdleTimeout(Duration);
+
+/// The error a streamed body yields after `idle` without data.
+pub(crate) fn idle_error(idle: Duration) -> BodyError {
+    Box::new(IdleTimeout(idle))
+}
 
 impl fmt::Debug for ProxyBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -97,7 +105,22 @@ impl ProxyBody {
             timer: None,
             ended: false,
             held,
+            first: None,
         }))
+    }
+
+    /// [`ProxyBody::stream`] whose first frame (or error) was already read.
+    pub fn stream_after(
+        first: Option<Result<Frame<Bytes>, BodyError>>,
+        inner: Incoming,
+        idle: Duration,
+        held: Held,
+    ) -> Self {
+        let mut body = Self::stream(inner, idle, held);
+        if let ProxyBody::Stream(s) = &mut body {
+            s.first = first;
+        }
+        body
     }
 }
 
@@ -112,6 +135,7 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Empty => Poll::Ready(None),
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Stream(s) if s.first.is_some() => Poll::Ready(s.first.take()),
             ProxyBody::Stream(s) => match Pin::new(&mut s.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Some(timer) = s.timer.as_mut() {
@@ -149,7 +173,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Empty => true,
             ProxyBody::Full(b) => b.is_none(),
-            ProxyBody::Stream(s) => s.inner.is_end_stream(),
+            ProxyBody::Stream(s) => s.first.is_none() && s.inner.is_end_stream(),
         }
     }
 

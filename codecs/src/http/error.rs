@@ -80,6 +80,10 @@ impl HttpError {
     /// The proxy error (and so the local reply) this failure maps to.
     pub fn into_proxy_error(self) -> ProxyError {
         let kind = match &self {
+            // The client's body broke while it was being sent on.
+            HttpError::Exchange { source, .. } if super::upstream::is_client_body_error(source) => {
+                ErrorKind::BadRequest
+            }
             HttpError::Connect { .. }
             | HttpError::ConnectTimeout { .. }
             | HttpError::Tls { .. }

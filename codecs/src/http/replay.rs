@@ -146,7 +146,9 @@ where
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(
+                super::upstream::ClientBodyError(e.into()),
+            )))),
             Poll::Ready(None) => {
                 state.inner = None;
                 Poll::Ready(None)

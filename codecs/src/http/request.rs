@@ -51,6 +51,20 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let grpc = is_grpc(req.headers());
+    if matches!(req.version(), Version::HTTP_10 | Version::HTTP_11)
+        && let Err(e) = super::h1::check_parsed_request(req.version(), req.headers())
+    {
+        debug!(listener = %listener.name, why = %e, "request framing refused");
+        let mut resp = text_reply(
+            StatusCode::BAD_REQUEST,
+            HeaderValue::from_static("bad_request"),
+            format!("metaproxy: {e}\n"),
+        );
+        // hyper closes the connection after an answer saying so.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    }
     let (mut parts, body) = req.into_parts();
     if parts.headers.len() > listener.limits.max_headers {
         return text_reply(
@@ -406,7 +420,40 @@ async fn forward<'a>(
             })??;
     held.permit = Some(permit);
 
-    let (mut rparts, rbody) = response.into_parts();
+    let (mut rparts, mut rbody) = response.into_parts();
+    // An answer whose framing hyper read one way and another parser could
+    // read another is not relayed; dropping it (and its connection, never
+    // released to the pool) discards the upstream connection.
+    if matches!(rparts.version, Version::HTTP_10 | Version::HTTP_11)
+        && let Err(e) = super::h1::check_parsed_answer(rparts.version, &rparts.headers)
+    {
+        let from = rc.upstream.map(|a| a.to_string()).unwrap_or_default();
+        return Err(error(
+            ErrorKind::UpstreamReset,
+            ErrorSource::Upstream,
+            format!("bad answer head from {from}: malformed head: {e}"),
+        ));
+    }
+    // A chunked answer's head waits for its first chunk: broken chunk
+    // framing from the start is a 502, not an answer cut after its head.
+    // Any other failure (the upstream gone, silent) reaches the client as
+    // before: the head, then a cut body.
+    let mut first = None;
+    if rparts.headers.contains_key(header::TRANSFER_ENCODING) {
+        match tokio::time::timeout(conn.idle_timeout, rbody.frame()).await {
+            Ok(Some(Err(e))) if is_bad_framing(&e) => {
+                let from = rc.upstream.map(|a| a.to_string()).unwrap_or_default();
+                return Err(error(
+                    ErrorKind::UpstreamReset,
+                    ErrorSource::Upstream,
+                    format!("bad chunked answer from {from}: {e}"),
+                ));
+            }
+            Ok(Some(r)) => first = Some(r.map_err(|e| Box::new(e) as super::body::BodyError)),
+            Ok(None) => {}
+            Err(_) => first = Some(Err(super::body::idle_error(conn.idle_timeout))),
+        }
+    }
     if !chain.is_empty() {
         let mut metadata = Metadata::with_capacity(2 + rparts.headers.len());
         metadata.push(md::STATUS.into(), rparts.status.as_str().into());
@@ -440,9 +487,28 @@ async fn forward<'a>(
     }
     rparts.version = Version::HTTP_11;
     Ok((
-        Response::from_parts(rparts, ProxyBody::stream(rbody, conn.idle_timeout, held)),
+        Response::from_parts(
+            rparts,
+            ProxyBody::stream_after(first, rbody, conn.idle_timeout, held),
+        ),
         Answered::Upstream,
     ))
+}
+
+/// Whether a body error is hyper refusing the chunked framing (its decoder
+/// reports those as invalid input or data), not the connection failing.
+fn is_bad_framing(e: &hyper::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+            );
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Appends the client's address to `x-forwarded-for` (its value prepared

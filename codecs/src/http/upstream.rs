@@ -56,9 +56,11 @@ impl Body for UpstreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             UpstreamBody::Empty => Poll::Ready(None),
-            UpstreamBody::Client(b) => Pin::new(b)
-                .poll_frame(cx)
-                .map(|f| f.map(|r| r.map_err(Into::into))),
+            UpstreamBody::Client(b) => Pin::new(b).poll_frame(cx).map(|f| {
+                f.map(|r| {
+                    r.map_err(|e| Box::new(ClientBodyError(e.into())) as super::replay::BoxError)
+                })
+            }),
             UpstreamBody::Replay(b) => Pin::new(b).poll_frame(cx),
         }
     }
@@ -78,6 +80,25 @@ impl Body for UpstreamBody {
             UpstreamBody::Replay(_) => SizeHint::default(),
         }
     }
+}
+
+/// Reading the client's request body failed (broken chunked framing, a
+/// chunk size too large, the client gone): the request's fault, answered
+/// `400`, not the upstream's.
+#[derive(Debug, thiserror::Error)]
+#[error("client request body: {0}")]
+pub struct ClientBodyError(#[source] pub super::replay::BoxError);
+
+/// Whether `error` or one of its causes is a [`ClientBodyError`].
+pub(crate) fn is_client_body_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<ClientBodyError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// An HTTP/1.1 connection lent to one exchange; [`H1Conn::release`] gives
@@ -325,5 +346,27 @@ impl HttpPool {
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error caused by another, as hyper wraps a body's error.
+    #[derive(Debug, thiserror::Error)]
+    #[error("exchange failed")]
+    struct Wrapper(#[source] Box<dyn std::error::Error + Send + Sync>);
+
+    #[test]
+    fn a_client_body_error_is_found_among_the_causes() {
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad chunk size");
+        let body = ClientBodyError(Box::new(io));
+        assert!(is_client_body_error(&Wrapper(Box::new(body))));
+        let other = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(!is_client_body_error(&Wrapper(Box::new(other))));
+        assert!(!is_client_body_error(&Wrapper(Box::new(Wrapper(
+            Box::new(std::fmt::Error)
+        )))));
     }
 }

@@ -12,9 +12,12 @@
 //!   retried until at least as many bytes as it asked for have arrived.
 //!   A message longer than `max_frame_bytes` is refused.
 //! - A THeader frame with a transform or a bad header block is skipped with
-//!   an error reply (its length is known, so the stream stays in sync).
+//!   an error reply (its length is known, so the stream stays in sync). A
+//!   header block larger than its frame is refused as soon as the fixed
+//!   fields arrive (error reply; the rest of the frame is dropped as it
+//!   comes) rather than after buffering the whole frame.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
 use metaproxy_core::{CodecError, CodecErrorKind, Message, MessageKind, Metadata, keys};
 
@@ -44,6 +47,8 @@ pub struct ThriftDecoder {
     lock_sniffed: bool,
     sniffed: Option<Transport>,
     retry_at: usize,
+    /// Bytes of a refused frame still to come, dropped as they arrive.
+    skip: usize,
 }
 
 impl ThriftDecoder {
@@ -62,6 +67,7 @@ impl ThriftDecoder {
             lock_sniffed,
             sniffed: None,
             retry_at: 0,
+            skip: 0,
         }
     }
 
@@ -146,6 +152,27 @@ impl ThriftDecoder {
             ));
         }
         if src.len() < 4 + len {
+            // A header block that cannot fit is refused from the first
+            // bytes: answered now, and the rest of the frame dropped as it
+            // arrives (never buffered), so the stream stays in sync.
+            if transport == Transport::Header
+                && let Err(e) = theader::check_prefix(src)
+            {
+                let seqid = theader::fixed_fields(src).map_or(0, |(_, s, _)| s);
+                let to = ReplyTo {
+                    transport: Transport::Header,
+                    protocol: Protocol::BINARY,
+                    seqid,
+                    exception_type: types::PROTOCOL_ERROR,
+                };
+                self.skip = 4 + len - src.len();
+                src.clear();
+                return Err(CodecError::skipped_frame(
+                    CodecErrorKind::Malformed,
+                    e.to_string(),
+                    to.pack(),
+                ));
+            }
             src.reserve(4 + len - src.len());
             return Ok(None);
         }
@@ -390,6 +417,11 @@ impl metaproxy_core::Decoder for ThriftDecoder {
     type State = ThriftState;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message<ThriftState>>, CodecError> {
+        if self.skip > 0 {
+            let n = self.skip.min(src.len());
+            src.advance(n);
+            self.skip -= n;
+        }
         if src.is_empty() {
             return Ok(None);
         }

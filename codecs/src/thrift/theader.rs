@@ -91,6 +91,23 @@ pub fn fixed_fields(frame: &[u8]) -> Option<(u16, i32, usize)> {
     Some((flags, seqid, usize::from(words) * 4))
 }
 
+/// Checks what the first bytes of a THeader frame (length prefix
+/// included) already show, before the rest arrives: a header block larger
+/// than the frame its length prefix declares is refused at once. `Ok`
+/// when it fits, or when fewer than the 14 fixed bytes are there yet.
+pub fn check_prefix(prefix: &[u8]) -> Result<(), THeaderError> {
+    let (Some(len), Some((_, _, block_len))) = (prefix.get(..4), fixed_fields(prefix)) else {
+        return Ok(());
+    };
+    let frame_len = 4 + u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    if BLOCK_OFFSET + block_len > frame_len {
+        return Err(THeaderError::Malformed(format!(
+            "header block of {block_len} bytes exceeds the {frame_len}-byte frame"
+        )));
+    }
+    Ok(())
+}
+
 /// Parses the header of a whole THeader `frame` (length prefix included).
 /// Returns the info and where the payload starts.
 pub fn parse(frame: &Bytes) -> Result<(THeaderInfo, usize), THeaderError> {
@@ -210,4 +227,38 @@ pub fn write_fixed(
     dst.put_u16(flags);
     dst.put_i32(seqid);
     dst.put_u16(u16::try_from(block_len / 4).unwrap_or(u16::MAX));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first 14 bytes of a THeader frame of `len` bytes (after the
+    /// prefix) whose header block is `words` × 4 bytes.
+    fn fixed(len: u32, words: u16) -> Vec<u8> {
+        let mut v = len.to_be_bytes().to_vec();
+        v.extend_from_slice(&MAGIC.to_be_bytes());
+        v.extend_from_slice(&0u16.to_be_bytes());
+        v.extend_from_slice(&7i32.to_be_bytes());
+        v.extend_from_slice(&words.to_be_bytes());
+        v
+    }
+
+    #[test]
+    fn a_header_block_larger_than_its_frame_is_seen_in_the_first_bytes() {
+        // 10 fixed bytes + a 4-byte block + a 20-byte payload: fits.
+        assert_eq!(check_prefix(&fixed(34, 1)), Ok(()));
+        // Exactly the frame: fits.
+        assert_eq!(check_prefix(&fixed(14, 1)), Ok(()));
+        // One word more than the frame holds.
+        let e = check_prefix(&fixed(14, 2)).unwrap_err();
+        assert!(
+            matches!(&e, THeaderError::Malformed(m) if m.contains("8 bytes exceeds the 18-byte frame")),
+            "{e}"
+        );
+        assert!(check_prefix(&fixed(100, u16::MAX)).is_err());
+        // Too few bytes to tell yet.
+        assert_eq!(check_prefix(&fixed(14, 2)[..13]), Ok(()));
+        assert_eq!(check_prefix(&[]), Ok(()));
+    }
 }

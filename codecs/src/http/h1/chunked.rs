@@ -2,12 +2,24 @@
 //! the chunks verbatim (sizes, extensions, trailers and all) and only needs
 //! to know which byte is the last one of the message.
 
-/// A chunked body that breaks the grammar (RFC 9112 §7.1).
+/// A chunked body that breaks the grammar (RFC 9112 §7.1), read strictly:
+/// a chunk-size line is hex digits, optional `;` extensions and CRLF (no
+/// whitespace after the size, no bare LF); every line ends in CRLF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum ChunkError {
-    /// A chunk size that is not hexadecimal, or too large.
+    /// A chunk size that is missing or not hexadecimal, or a byte other
+    /// than `;` or CR after it (whitespace included).
     #[error("bad chunk size")]
     Size,
+    /// A chunk size that does not fit in 64 bits.
+    #[error("chunk size too large")]
+    Overflow,
+    /// A control byte in a chunk extension.
+    #[error("bad chunk extension")]
+    Extension,
+    /// A line ending in a bare LF, or a CR not followed by LF.
+    #[error("chunk line not ending in CRLF")]
+    LineEnd,
     /// Chunk data not followed by CRLF.
     #[error("chunk data not followed by CRLF")]
     DataEnd,
@@ -22,12 +34,14 @@ const MAX_LINE: u32 = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Reading hex digits of a chunk size.
-    Size { value: u64, digits: u8 },
-    /// After the size: extensions or whitespace up to the line end.
-    SizeRest { value: u64 },
+    Size { value: u64, digits: bool },
+    /// Inside the extensions, up to the line's CR.
+    Extension { value: u64 },
+    /// After the size line's CR: LF expected.
+    SizeLf { value: u64 },
     /// Inside a chunk's data, `left` bytes to go.
     Data { left: u64 },
-    /// After the data: CR or LF expected.
+    /// After the data: CR expected.
     DataCr,
     /// After the data's CR: LF expected.
     DataLf,
@@ -35,6 +49,8 @@ enum State {
     TrailerStart,
     /// Inside a trailer line.
     Trailer,
+    /// A trailer line's CR seen: LF expected.
+    TrailerLf,
     /// The final empty line's CR seen: LF expected.
     EndLf,
     /// The body is complete.
@@ -46,16 +62,16 @@ enum State {
 pub(crate) struct ChunkScanner {
     state: State,
     line: u32,
+    /// The first chunk-size line has been read whole.
+    started: bool,
 }
 
 impl Default for ChunkScanner {
     fn default() -> Self {
         Self {
-            state: State::Size {
-                value: 0,
-                digits: 0,
-            },
+            state: Self::size_start(),
             line: 0,
+            started: false,
         }
     }
 }
@@ -64,6 +80,12 @@ impl ChunkScanner {
     /// Whether the last chunk and the trailers have been seen.
     pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// Whether the first chunk-size line has been read whole (so the
+    /// framing is known to start well).
+    pub(crate) fn past_first_line(&self) -> bool {
+        self.started
     }
 
     /// Consumes `bytes` up to the end of the body; returns how many of
@@ -84,25 +106,43 @@ impl ChunkScanner {
                     };
                     continue;
                 }
-                State::Size { value, digits } => match hex(b) {
-                    Some(d) if digits < 15 => State::Size {
-                        value: value << 4 | u64::from(d),
-                        digits: digits + 1,
-                    },
-                    Some(_) => return Err(ChunkError::Size),
-                    None if digits == 0 => return Err(ChunkError::Size),
-                    None => self.size_end(value, b)?,
-                },
-                State::SizeRest { value } => {
-                    self.line += 1;
-                    if self.line > MAX_LINE {
-                        return Err(ChunkError::LineTooLong);
+                State::Size { value, digits } => {
+                    self.count()?;
+                    match (hex(b), b) {
+                        (Some(_), _) if value >> 60 != 0 => return Err(ChunkError::Overflow),
+                        (Some(d), _) => State::Size {
+                            value: value << 4 | u64::from(d),
+                            digits: true,
+                        },
+                        (None, b';') if digits => State::Extension { value },
+                        (None, b'\r') if digits => State::SizeLf { value },
+                        (None, b'\n') if digits => return Err(ChunkError::LineEnd),
+                        _ => return Err(ChunkError::Size),
                     }
-                    self.size_end(value, b)?
                 }
+                State::Extension { value } => {
+                    self.count()?;
+                    match b {
+                        b'\r' => State::SizeLf { value },
+                        b'\n' => return Err(ChunkError::LineEnd),
+                        b'\t' | 0x20..=0x7e | 0x80.. => State::Extension { value },
+                        _ => return Err(ChunkError::Extension),
+                    }
+                }
+                State::SizeLf { value } => match b {
+                    b'\n' => {
+                        self.line = 0;
+                        self.started = true;
+                        if value == 0 {
+                            State::TrailerStart
+                        } else {
+                            State::Data { left: value }
+                        }
+                    }
+                    _ => return Err(ChunkError::LineEnd),
+                },
                 State::DataCr => match b {
                     b'\r' => State::DataLf,
-                    b'\n' => Self::size_start(),
                     _ => return Err(ChunkError::DataEnd),
                 },
                 State::DataLf => match b {
@@ -111,55 +151,48 @@ impl ChunkScanner {
                 },
                 State::TrailerStart => match b {
                     b'\r' => State::EndLf,
-                    b'\n' => State::Done,
+                    b'\n' => return Err(ChunkError::LineEnd),
                     _ => {
                         self.line = 1;
                         State::Trailer
                     }
                 },
                 State::Trailer => {
-                    self.line += 1;
-                    if self.line > MAX_LINE {
-                        return Err(ChunkError::LineTooLong);
-                    }
-                    if b == b'\n' {
-                        State::TrailerStart
-                    } else {
-                        State::Trailer
+                    self.count()?;
+                    match b {
+                        b'\r' => State::TrailerLf,
+                        b'\n' => return Err(ChunkError::LineEnd),
+                        _ => State::Trailer,
                     }
                 }
-                State::EndLf => match b {
-                    b'\n' => State::Done,
-                    _ => return Err(ChunkError::DataEnd),
-                },
+                State::TrailerLf | State::EndLf if b != b'\n' => {
+                    return Err(ChunkError::LineEnd);
+                }
+                State::TrailerLf => {
+                    self.line = 0;
+                    State::TrailerStart
+                }
+                State::EndLf => State::Done,
             };
             i += 1;
         }
         Ok(i)
     }
 
+    /// One more byte on the current line.
+    fn count(&mut self) -> Result<(), ChunkError> {
+        self.line += 1;
+        if self.line > MAX_LINE {
+            return Err(ChunkError::LineTooLong);
+        }
+        Ok(())
+    }
+
     fn size_start() -> State {
         State::Size {
             value: 0,
-            digits: 0,
+            digits: false,
         }
-    }
-
-    /// A byte after the size digits: the line ends (LF), or extensions follow.
-    fn size_end(&mut self, value: u64, b: u8) -> Result<State, ChunkError> {
-        Ok(match b {
-            b'\n' => {
-                self.line = 0;
-                if value == 0 {
-                    State::TrailerStart
-                } else {
-                    State::Data { left: value }
-                }
-            }
-            b'\r' | b';' | b' ' | b'\t' | b'=' | b'"' => State::SizeRest { value },
-            _ if b.is_ascii_graphic() => State::SizeRest { value },
-            _ => return Err(ChunkError::Size),
-        })
     }
 }
 
@@ -202,9 +235,10 @@ mod tests {
     }
 
     #[test]
-    fn bare_lf_and_no_trailers() {
-        assert_eq!(scan(b"3\nabc\n0\n\n", 2), Ok(Some(9)));
+    fn no_trailers_and_leading_zeros() {
         assert_eq!(scan(b"0\r\n\r\n", 1), Ok(Some(5)));
+        let body = b"00000000000000000003\r\nabc\r\n0\r\n\r\n";
+        assert_eq!(scan(body, 2), Ok(Some(body.len())));
     }
 
     #[test]
@@ -217,9 +251,48 @@ mod tests {
     fn grammar_errors() {
         assert_eq!(scan(b"zz\r\n", 1), Err(ChunkError::Size));
         assert_eq!(scan(b"\r\n", 1), Err(ChunkError::Size));
+        assert_eq!(scan(b";x\r\n", 1), Err(ChunkError::Size));
         assert_eq!(scan(b"3\r\nabcX", 8), Err(ChunkError::DataEnd));
-        assert_eq!(scan(b"1000000000000000\r\n", 32), Err(ChunkError::Size));
+        assert_eq!(
+            scan(b"10000000000000000\r\n", 32),
+            Err(ChunkError::Overflow)
+        );
         let long = format!("1;{}\r\n", "x".repeat(5000));
         assert_eq!(scan(long.as_bytes(), 64), Err(ChunkError::LineTooLong));
+        let long = format!("0\r\nx-t: {}\r\n\r\n", "x".repeat(5000));
+        assert_eq!(scan(long.as_bytes(), 64), Err(ChunkError::LineTooLong));
+    }
+
+    #[test]
+    fn whitespace_and_bare_lf_are_refused() {
+        for (body, want) in [
+            (&b"3 \r\nabc\r\n0\r\n\r\n"[..], ChunkError::Size),
+            (b"3\t\r\nabc\r\n0\r\n\r\n", ChunkError::Size),
+            (b" 3\r\nabc\r\n0\r\n\r\n", ChunkError::Size),
+            (b"3 ;x\r\nabc\r\n0\r\n\r\n", ChunkError::Size),
+            (b"3\nabc\r\n0\r\n\r\n", ChunkError::LineEnd),
+            (b"3;x\nabc\r\n0\r\n\r\n", ChunkError::LineEnd),
+            (b"3\rabc\r\n0\r\n\r\n", ChunkError::LineEnd),
+            (b"3\r\nabc\n0\r\n\r\n", ChunkError::DataEnd),
+            (b"3\r\nabc\r\n0\r\n\n", ChunkError::LineEnd),
+            (b"3\r\nabc\r\n0\r\nx: 1\n\r\n", ChunkError::LineEnd),
+            (b"3;a\x00\r\nabc\r\n0\r\n\r\n", ChunkError::Extension),
+            (b"3x\r\nabc\r\n0\r\n\r\n", ChunkError::Size),
+        ] {
+            for step in [1, 3, body.len()] {
+                assert_eq!(
+                    scan(body, step),
+                    Err(want),
+                    "{:?} step {step}",
+                    String::from_utf8_lossy(body)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn extensions_with_quoted_values_pass() {
+        let body = b"3;name=\"a b\";x\r\nabc\r\n0;last\r\n\r\n";
+        assert_eq!(scan(body, 1), Ok(Some(body.len())));
     }
 }

@@ -385,9 +385,10 @@ mod tests {
     }
 
     #[test]
-    fn kept_lines_are_copied_as_sent_and_bare_lf_lines_normalized() {
+    fn kept_lines_are_copied_as_sent() {
+        // (A request line ending in a bare LF is refused by the parser.)
         let h = head(
-            "POST /u HTTP/1.1\r\nHost: shop\r\nX-A:a  \r\nX-Empty:\r\nConnection: close\r\nX-B: b\nX-C: c\r\n\r\n",
+            "POST /u HTTP/1.1\r\nHost: shop\r\nX-A:a  \r\nX-Empty:\r\nConnection: close\r\nX-B: b\r\nX-C: c\r\n\r\n",
         );
         let changes = HeaderChanges::default();
         let out = request_head(

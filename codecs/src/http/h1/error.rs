@@ -8,7 +8,11 @@ pub(crate) enum RelayError {
     /// The upstream closed before the end of the body.
     #[error("upstream closed the body early")]
     Truncated,
-    /// The chunked framing is broken.
+    /// The chunked framing is broken from its first line: nothing was
+    /// written to the client, which can still get an error answer.
+    #[error("bad chunked answer: {0}")]
+    Refused(super::chunked::ChunkError),
+    /// The chunked framing broke after the head was relayed.
     #[error("bad chunked body: {0}")]
     Chunked(#[from] super::chunked::ChunkError),
     /// No byte moved for the idle timeout.

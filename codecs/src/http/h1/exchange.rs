@@ -128,7 +128,7 @@ async fn read_answer(
             if (100..200).contains(&status) && status != 101 {
                 continue;
             }
-            let framing = framing(&head, status, head_request).map_err(ReadError::Head)?;
+            let framing = framing(&head, status, head_request);
             let keep = if head.minor == 0 {
                 head.connection_has(b"keep-alive")
             } else {
@@ -158,25 +158,19 @@ async fn read_answer(
 }
 
 /// How the body of an answer with this head is delimited (RFC 9112 §6.3).
-pub(crate) fn framing(
-    head: &Head,
-    status: u16,
-    head_request: bool,
-) -> Result<Framing, head::HeadError> {
+/// The head's framing headers were checked when it was parsed (a
+/// `transfer-encoding` ends in `chunked` and comes without a
+/// `content-length`; lengths are digits and agree), so there is one
+/// reading only.
+pub(crate) fn framing(head: &Head, status: u16, head_request: bool) -> Framing {
     if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
-        return Ok(Framing::None);
+        return Framing::None;
     }
-    if let Some(te) = head.header(b"transfer-encoding") {
-        let last = te.rsplit(|b| *b == b',').next().unwrap_or_default();
-        return Ok(if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-            Framing::Chunked
-        } else {
-            Framing::Close
-        });
+    if head.is_chunked() {
+        return Framing::Chunked;
     }
     match head.content_length() {
-        Ok(Some(n)) => Ok(Framing::Length(n)),
-        Ok(None) => Ok(Framing::Close),
-        Err(()) => Err(head::HeadError::Malformed("invalid content-length")),
+        Ok(Some(n)) => Framing::Length(n),
+        _ => Framing::Close,
     }
 }

@@ -272,6 +272,15 @@ async fn forward<'a, W: AsyncWrite + Unpin>(
                 complete: !close,
             }
         }
+        // Nothing reached the client: it gets an error answer instead, and
+        // the upstream connection (dropped here) is not reused.
+        Err(e @ super::error::RelayError::Refused(_)) => {
+            Done::Early(Early::Error(ProxyError::new(
+                ErrorKind::UpstreamReset,
+                ErrorSource::Upstream,
+                format!("{e} from {}", pool.address()),
+            )))
+        }
         Err(e) => {
             debug!(route = %route.name, error = %e, "answer relay stopped");
             Done::Relayed {

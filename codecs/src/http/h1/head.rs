@@ -32,6 +32,8 @@ pub(crate) struct Head {
     pub headers: HeaderSpans,
     /// The minor HTTP version (`1` for HTTP/1.1).
     pub minor: u8,
+    /// The `content-length` (checked: digits only, repeats equal).
+    length: Option<u64>,
     /// Which of the [`WELL_KNOWN`] names appear: a lookup of one that does
     /// not costs no scan.
     seen: u16,
@@ -51,6 +53,11 @@ const WELL_KNOWN: [&[u8]; 10] = [
     b"x-forwarded-proto",
     b"grpc-status",
 ];
+
+/// The bits of the framing headers in [`WELL_KNOWN`].
+const HOST: u16 = 1 << 0;
+const CONTENT_LENGTH: u16 = 1 << 1;
+const TRANSFER_ENCODING: u16 = 1 << 2;
 
 /// Bit `n` is set when some [`WELL_KNOWN`] name is `n` bytes long.
 const WELL_KNOWN_LENGTHS: u32 = {
@@ -75,10 +82,11 @@ fn well_known_bit(name: &[u8]) -> u16 {
         .map_or(0, |i| 1 << i)
 }
 
-/// The digits of a `content-length` value (surrounding whitespace
-/// allowed); `None` when it is not a number or does not fit.
+/// The digits of a `content-length` value (optional whitespace around
+/// them); `None` when it is anything else (a sign, a list, hex) or does
+/// not fit.
 fn parse_length(value: &[u8]) -> Option<u64> {
-    let digits = value.trim_ascii();
+    let digits = trim_ows(value);
     if digits.is_empty() {
         return None;
     }
@@ -86,6 +94,196 @@ fn parse_length(value: &[u8]) -> Option<u64> {
         let d = b.checked_sub(b'0').filter(|d| *d < 10)?;
         n.checked_mul(10)?.checked_add(u64::from(d))
     })
+}
+
+/// `bytes` without leading and trailing spaces and tabs (RFC 9110 OWS).
+fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| *b != b' ' && *b != b'\t')
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| *b != b' ' && *b != b'\t')
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
+}
+
+/// Which side of an exchange a head comes from: the framing rules differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// A client's request.
+    Request,
+    /// An upstream's answer.
+    Response,
+}
+
+/// Framing that two HTTP parsers could read differently (RFC 9112 §6–7,
+/// RFC 9110 §8.6): such a head is refused, never forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum FramingError {
+    /// A `content-length` that is not exactly digits (or does not fit).
+    #[error("{}", self.reason())]
+    ContentLength,
+    /// Repeated `content-length` headers with different values.
+    #[error("{}", self.reason())]
+    ContentLengthDiffers,
+    /// A `transfer-encoding` whose final coding is not `chunked`, or with
+    /// `chunked` more than once.
+    #[error("{}", self.reason())]
+    NotChunked,
+    /// A transfer-coding the proxy does not relay (`identity`, an unknown
+    /// one, an empty list member; on a request anything but `chunked`).
+    #[error("{}", self.reason())]
+    UnknownCoding,
+    /// A `transfer-encoding` in an HTTP/1.0 message.
+    #[error("{}", self.reason())]
+    TransferEncodingHttp10,
+    /// An answer with both `content-length` and `transfer-encoding`.
+    #[error("{}", self.reason())]
+    LengthAndEncoding,
+    /// A tab or another control byte in a `transfer-encoding` line.
+    #[error("{}", self.reason())]
+    TransferEncodingControl,
+    /// A request head line ending in a bare LF.
+    #[error("{}", self.reason())]
+    BareLf,
+    /// An HTTP/1.1 request without a `host`.
+    #[error("{}", self.reason())]
+    NoHost,
+    /// A request with more than one `host`.
+    #[error("{}", self.reason())]
+    ManyHosts,
+}
+
+impl FramingError {
+    /// A short description, for the error answer.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            FramingError::ContentLength => "invalid content-length",
+            FramingError::ContentLengthDiffers => "content-length values differ",
+            FramingError::NotChunked => "transfer-encoding does not end in chunked",
+            FramingError::UnknownCoding => "unsupported transfer-coding",
+            FramingError::TransferEncodingHttp10 => "transfer-encoding in an HTTP/1.0 message",
+            FramingError::LengthAndEncoding => "both content-length and transfer-encoding",
+            FramingError::TransferEncodingControl => "control character in transfer-encoding",
+            FramingError::BareLf => "header line not ending in CRLF",
+            FramingError::NoHost => "no host header",
+            FramingError::ManyHosts => "more than one host header",
+        }
+    }
+}
+
+/// Transfer-codings an answer may carry before its final `chunked`.
+const KNOWN_CODINGS: [&[u8]; 5] = [b"gzip", b"x-gzip", b"deflate", b"compress", b"x-compress"];
+
+/// The `transfer-encoding` members seen so far (over repeated headers).
+#[derive(Debug, Default)]
+struct Codings {
+    /// Any member seen.
+    any: bool,
+    /// The last member is `chunked`.
+    last_chunked: bool,
+}
+
+impl Codings {
+    /// Takes in one `transfer-encoding` line: `rest` is everything after
+    /// its colon up to the line end.
+    fn add(&mut self, rest: &[u8], side: Side) -> Result<(), FramingError> {
+        if rest.iter().any(|b| *b == b'\t' || *b < 0x20 || *b == 0x7f) {
+            return Err(FramingError::TransferEncodingControl);
+        }
+        for member in rest.split(|b| *b == b',') {
+            let member = trim_ows(member);
+            if member.eq_ignore_ascii_case(b"chunked") {
+                if self.last_chunked {
+                    return Err(FramingError::NotChunked);
+                }
+                // A request may carry `chunked` alone: the proxy decodes
+                // no other coding (and would drop it silently).
+                if side == Side::Request && self.any {
+                    return Err(FramingError::UnknownCoding);
+                }
+                self.last_chunked = true;
+            } else if side == Side::Response
+                && KNOWN_CODINGS.iter().any(|k| member.eq_ignore_ascii_case(k))
+            {
+                if self.last_chunked {
+                    return Err(FramingError::NotChunked);
+                }
+            } else {
+                return Err(FramingError::UnknownCoding);
+            }
+            self.any = true;
+        }
+        Ok(())
+    }
+}
+
+/// Checks the head of an HTTP/1.x request hyper parsed, for what hyper
+/// accepts and the lean path does not: an HTTP/1.1 request has exactly one
+/// `host` (an HTTP/1.0 one at most one), and a `transfer-encoding` is
+/// `chunked` alone (hyper takes any list ending in `chunked`). hyper itself
+/// refuses bad or differing lengths, whitespace before a colon, obs-fold,
+/// control bytes in values, `transfer-encoding` on HTTP/1.0 or not ending
+/// in `chunked`; it drops a `content-length` sent with `transfer-encoding`
+/// and closes the connection after the answer.
+pub(crate) fn check_parsed_request(
+    version: http::Version,
+    headers: &http::HeaderMap,
+) -> Result<(), FramingError> {
+    let hosts = headers.get_all(http::header::HOST).iter().count();
+    match (version, hosts) {
+        (http::Version::HTTP_11, 0) => return Err(FramingError::NoHost),
+        (_, 0 | 1) => {}
+        _ => return Err(FramingError::ManyHosts),
+    }
+    let mut codings = Codings::default();
+    for value in &headers.get_all(http::header::TRANSFER_ENCODING) {
+        codings.add(value.as_bytes(), Side::Request)?;
+    }
+    if codings.any && !codings.last_chunked {
+        return Err(FramingError::NotChunked);
+    }
+    Ok(())
+}
+
+/// Checks the framing headers of an HTTP/1.x answer hyper parsed, for
+/// what hyper accepts and the lean path does not: a `transfer-encoding`
+/// with unknown codings or not ending in `chunked` (hyper reads such a body
+/// to the connection's end), with a `content-length` too (hyper ignores the
+/// length but keeps the header), or in an HTTP/1.0 answer.
+pub(crate) fn check_parsed_answer(
+    version: http::Version,
+    headers: &http::HeaderMap,
+) -> Result<(), FramingError> {
+    let mut codings = Codings::default();
+    for value in &headers.get_all(http::header::TRANSFER_ENCODING) {
+        codings.add(value.as_bytes(), Side::Response)?;
+    }
+    if !codings.any {
+        return Ok(());
+    }
+    if version == http::Version::HTTP_10 {
+        return Err(FramingError::TransferEncodingHttp10);
+    }
+    if !codings.last_chunked {
+        return Err(FramingError::NotChunked);
+    }
+    if headers.contains_key(http::header::CONTENT_LENGTH) {
+        return Err(FramingError::LengthAndEncoding);
+    }
+    Ok(())
+}
+
+/// The bytes after a header's colon up to the end of its line.
+fn line_rest(bytes: &[u8], colon: usize) -> &[u8] {
+    let rest = bytes.get(colon + 1..).unwrap_or_default();
+    let end = rest
+        .iter()
+        .position(|b| *b == b'\r' || *b == b'\n')
+        .unwrap_or(rest.len());
+    &rest[..end]
 }
 
 impl Head {
@@ -135,24 +333,16 @@ impl Head {
             .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
     }
 
-    /// The single, valid `content-length`; `Err` when repeated with
-    /// different values or not a number.
+    /// The `content-length`. Parsing refused any invalid or differing
+    /// one, so this is never `Err` (the type is the callers' contract).
     pub(crate) fn content_length(&self) -> Result<Option<u64>, ()> {
-        if !self.may_have(b"content-length") {
-            return Ok(None);
-        }
-        let mut found: Option<u64> = None;
-        for (n, v) in &self.headers {
-            if self.at(n) != b"content-length" {
-                continue;
-            }
-            let value = parse_length(self.at(v)).ok_or(())?;
-            match found {
-                Some(f) if f != value => return Err(()),
-                _ => found = Some(value),
-            }
-        }
-        Ok(found)
+        Ok(self.length)
+    }
+
+    /// Whether the head has a `transfer-encoding` (checked: it ends in
+    /// `chunked`).
+    pub(crate) fn is_chunked(&self) -> bool {
+        self.seen & TRANSFER_ENCODING != 0
     }
 }
 
@@ -195,7 +385,8 @@ fn span(base: *const u8, part: &[u8]) -> Range<usize> {
     start..start + part.len()
 }
 
-/// Lower-cases header names in place, then splits the head off `buf`.
+/// Lower-cases header names in place and checks the framing headers (in
+/// the same pass), then splits the head off `buf`.
 fn finish(
     buf: &mut BytesMut,
     len: usize,
@@ -203,21 +394,76 @@ fn finish(
     second: Range<usize>,
     headers: HeaderSpans,
     minor: u8,
-) -> Head {
+    side: Side,
+) -> Result<Head, HeadError> {
     let mut seen = 0;
-    for (n, _) in &headers {
+    let mut length: Option<u64> = None;
+    let mut codings = Codings::default();
+    let mut hosts = 0u32;
+    let mut problem = None;
+    if side == Side::Request && buf.get(len.saturating_sub(4)..len) != Some(b"\r\n\r\n") {
+        problem = Some(FramingError::BareLf);
+    }
+    for (n, v) in &headers {
+        // Every request line ends in CRLF: the previous line's end is just
+        // before this name.
+        if side == Side::Request && (n.start < 2 || buf[n.start - 2] != b'\r') {
+            problem = problem.or(Some(FramingError::BareLf));
+        }
         let name = &mut buf[n.clone()];
         name.make_ascii_lowercase();
-        seen |= well_known_bit(name);
+        let bit = well_known_bit(name);
+        seen |= bit;
+        if bit == HOST {
+            hosts += 1;
+        } else if bit == CONTENT_LENGTH {
+            let value = parse_length(&buf[v.clone()]);
+            let checked = match (value, length) {
+                (None, _) => Err(FramingError::ContentLength),
+                (Some(a), Some(b)) if a != b => Err(FramingError::ContentLengthDiffers),
+                (Some(a), _) => Ok(a),
+            };
+            match checked {
+                Ok(a) => length = Some(a),
+                Err(e) => problem = problem.or(Some(e)),
+            }
+        } else if bit == TRANSFER_ENCODING {
+            if let Err(e) = codings.add(line_rest(buf, n.end), side) {
+                problem = problem.or(Some(e));
+            }
+        }
     }
-    Head {
+    if codings.any {
+        if minor == 0 {
+            problem = problem.or(Some(FramingError::TransferEncodingHttp10));
+        } else if !codings.last_chunked {
+            problem = problem.or(Some(FramingError::NotChunked));
+        } else if side == Side::Response && length.is_some() {
+            problem = problem.or(Some(FramingError::LengthAndEncoding));
+        }
+    }
+    if side == Side::Request && minor == 1 {
+        match hosts {
+            0 => problem = problem.or(Some(FramingError::NoHost)),
+            1 => {}
+            _ => problem = problem.or(Some(FramingError::ManyHosts)),
+        }
+    } else if side == Side::Request && hosts > 1 {
+        problem = problem.or(Some(FramingError::ManyHosts));
+    }
+    if let Some(e) = problem {
+        spare::return_header_spans(headers);
+        return Err(HeadError::Malformed(e.reason()));
+    }
+    Ok(Head {
         bytes: buf.split_to(len).freeze(),
         first,
         second,
         headers,
         minor,
+        length,
         seen,
-    }
+    })
 }
 
 /// Parses a request head at the start of `buf`; `Ok(None)` when more bytes
@@ -244,7 +490,7 @@ pub(crate) fn parse_request(
             .iter()
             .map(|h| (span(base, h.name.as_bytes()), span(base, h.value))),
     );
-    Ok(Some(finish(buf, len, first, second, headers, minor)))
+    finish(buf, len, first, second, headers, minor, Side::Request).map(Some)
 }
 
 /// Parses a response head at the start of `buf` (see [`parse_request`]).
@@ -279,7 +525,7 @@ pub(crate) fn parse_response(buf: &mut BytesMut) -> Result<Option<Head>, HeadErr
             .iter()
             .map(|h| (span(base, h.name.as_bytes()), span(base, h.value))),
     );
-    Ok(Some(finish(buf, len, first, second, headers, minor)))
+    finish(buf, len, first, second, headers, minor, Side::Response).map(Some)
 }
 
 /// The status code of a response head.
@@ -322,35 +568,253 @@ mod tests {
         );
     }
 
+    fn request(text: &[u8]) -> Result<Head, HeadError> {
+        let mut buf = BytesMut::from(text);
+        parse_request(&mut buf, 100).map(|h| h.expect("complete head"))
+    }
+
+    fn response(text: &[u8]) -> Result<Head, HeadError> {
+        let mut buf = BytesMut::from(text);
+        parse_response(&mut buf).map(|h| h.expect("complete head"))
+    }
+
+    fn refused(e: FramingError) -> Result<(), HeadError> {
+        Err(HeadError::Malformed(e.reason()))
+    }
+
     #[test]
     fn content_length_rules() {
-        let parse = |text: &str| {
-            let mut buf = BytesMut::from(text.as_bytes());
-            parse_request(&mut buf, 100).unwrap().unwrap()
-        };
-        assert_eq!(parse("GET / HTTP/1.1\r\n\r\n").content_length(), Ok(None));
+        let length = |text: &str| request(text.as_bytes()).map(|h| h.content_length());
+        assert_eq!(length("GET / HTTP/1.1\r\nhost: a\r\n\r\n"), Ok(Ok(None)));
         assert_eq!(
-            parse("POST / HTTP/1.1\r\nContent-Length: 12\r\ncontent-length: 12\r\n\r\n")
-                .content_length(),
-            Ok(Some(12))
+            length(
+                "POST / HTTP/1.1\r\nhost: a\r\nContent-Length: 12\r\ncontent-length: 12\r\n\r\n"
+            ),
+            Ok(Ok(Some(12)))
         );
-        assert!(
-            parse("POST / HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n")
-                .content_length()
-                .is_err()
+        assert_eq!(
+            length("POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n"),
+            Err(HeadError::Malformed(
+                FramingError::ContentLengthDiffers.reason()
+            ))
         );
-        for bad in ["+3", "", "1 2", "0x10", "99999999999999999999", "-1"] {
-            let text = format!("POST / HTTP/1.1\r\ncontent-length: {bad}\r\n\r\n");
-            assert!(parse(&text).content_length().is_err(), "{bad:?}");
+        for bad in [
+            "+3",
+            "",
+            "1 2",
+            "0x10",
+            "99999999999999999999",
+            "-1",
+            "3, 3",
+            "3,4",
+            "3.0",
+        ] {
+            let text = format!("POST / HTTP/1.1\r\nhost: a\r\ncontent-length: {bad}\r\n\r\n");
+            assert_eq!(
+                length(&text),
+                Err(HeadError::Malformed(FramingError::ContentLength.reason())),
+                "{bad:?}"
+            );
         }
         assert_eq!(
-            parse("POST / HTTP/1.1\r\nContent-Length:  007 \r\n\r\n").content_length(),
-            Ok(Some(7))
+            length("POST / HTTP/1.1\r\nhost: a\r\nContent-Length:  007 \r\n\r\n"),
+            Ok(Ok(Some(7)))
         );
         assert_eq!(
-            parse("POST / HTTP/1.1\r\ncontent-length: 18446744073709551615\r\n\r\n")
-                .content_length(),
-            Ok(Some(u64::MAX))
+            length("POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 18446744073709551615\r\n\r\n"),
+            Ok(Ok(Some(u64::MAX)))
+        );
+    }
+
+    #[test]
+    fn request_framing_verdicts() {
+        use FramingError as F;
+        let cases: &[(&[u8], Result<(), FramingError>)] = &[
+            (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", Ok(())),
+            (b"GET / HTTP/1.1\r\n\r\n", Err(F::NoHost)),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", Err(F::ManyHosts)),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", Err(F::ManyHosts)),
+            (b"GET / HTTP/1.0\r\n\r\n", Ok(())),
+            (b"GET / HTTP/1.0\r\nhost: a\r\nhost: b\r\n\r\n", Err(F::ManyHosts)),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", Ok(())),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked \r\n\r\n", Ok(())),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\tchunked\r\n\r\n", Err(F::TransferEncodingControl)),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\t\r\n\r\n", Err(F::TransferEncodingControl)),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", Err(F::UnknownCoding)),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n", Err(F::UnknownCoding)),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", Err(F::UnknownCoding)),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", Err(F::UnknownCoding)),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", Err(F::NotChunked)),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", Err(F::NotChunked)),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", Err(F::UnknownCoding)),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n", Err(F::UnknownCoding)),
+            (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", Err(F::TransferEncodingHttp10)),
+            // The CL+TE choice: the length is dropped and the body read as
+            // chunked (by hyper, which then closes the connection).
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", Ok(())),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\nTransfer-Encoding: chunked\r\n\r\n", Err(F::ContentLength)),
+            (b"GET / HTTP/1.1\nHost: a\r\n\r\n", Err(F::BareLf)),
+            (b"GET / HTTP/1.1\r\nHost: a\nX: 1\r\n\r\n", Err(F::BareLf)),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX:\n\r\n", Err(F::BareLf)),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n\n", Err(F::BareLf)),
+            (b"GET / HTTP/1.1\n\n", Err(F::BareLf)),
+        ];
+        for (text, want) in cases {
+            let got = request(text).map(|_| ());
+            let want = match want {
+                Ok(()) => Ok(()),
+                Err(e) => refused(*e),
+            };
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(text));
+        }
+    }
+
+    #[test]
+    fn the_grammar_httparse_refuses() {
+        for text in [
+            &b"GET / HTTP/1.1\r\nHost : a\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost\t: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n  folded\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n\tfolded\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x0bb\r\n\r\n",
+        ] {
+            assert!(
+                matches!(request(text), Err(HeadError::Malformed(_))),
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+
+    #[test]
+    fn response_framing_verdicts() {
+        use FramingError as F;
+        let cases: &[(&[u8], Result<(), FramingError>)] = &[
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                Ok(()),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\n",
+                Ok(()),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 3\r\n\r\n",
+                Err(F::ContentLengthDiffers),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2 3\r\n\r\n",
+                Err(F::ContentLength),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                Err(F::NotChunked),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+                Err(F::NotChunked),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\n",
+                Err(F::UnknownCoding),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Err(F::LengthAndEncoding),
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Err(F::TransferEncodingHttp10),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding:\tchunked\r\n\r\n",
+                Err(F::TransferEncodingControl),
+            ),
+        ];
+        for (text, want) in cases {
+            let got = response(text).map(|_| ());
+            let want = match want {
+                Ok(()) => Ok(()),
+                Err(e) => refused(*e),
+            };
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(text));
+        }
+    }
+
+    #[test]
+    fn answers_hyper_parsed() {
+        use http::{HeaderMap, HeaderValue, Version};
+        let map = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = HeaderMap::new();
+            for (n, v) in pairs {
+                m.append(*n, HeaderValue::from_static(v));
+            }
+            m
+        };
+        let check = check_parsed_answer;
+        let v11 = Version::HTTP_11;
+        assert_eq!(check(v11, &map(&[("content-length", "3")])), Ok(()));
+        assert_eq!(
+            check(v11, &map(&[("transfer-encoding", "gzip, chunked")])),
+            Ok(())
+        );
+        assert_eq!(
+            check(v11, &map(&[("transfer-encoding", "gzip")])),
+            Err(FramingError::NotChunked)
+        );
+        assert_eq!(
+            check(v11, &map(&[("transfer-encoding", "identity")])),
+            Err(FramingError::UnknownCoding)
+        );
+        assert_eq!(
+            check(
+                v11,
+                &map(&[("transfer-encoding", "chunked"), ("content-length", "3")])
+            ),
+            Err(FramingError::LengthAndEncoding)
+        );
+        assert_eq!(
+            check(Version::HTTP_10, &map(&[("transfer-encoding", "chunked")])),
+            Err(FramingError::TransferEncodingHttp10)
+        );
+    }
+
+    #[test]
+    fn requests_hyper_parsed() {
+        use http::{HeaderMap, HeaderValue, Version};
+        let map = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = HeaderMap::new();
+            for (n, v) in pairs {
+                m.append(*n, HeaderValue::from_static(v));
+            }
+            m
+        };
+        let check = check_parsed_request;
+        assert_eq!(check(Version::HTTP_11, &map(&[("host", "a")])), Ok(()));
+        assert_eq!(
+            check(Version::HTTP_11, &map(&[])),
+            Err(FramingError::NoHost)
+        );
+        assert_eq!(check(Version::HTTP_10, &map(&[])), Ok(()));
+        assert_eq!(
+            check(Version::HTTP_10, &map(&[("host", "a"), ("host", "b")])),
+            Err(FramingError::ManyHosts)
+        );
+        let te = |v| map(&[("host", "a"), ("transfer-encoding", v)]);
+        assert_eq!(check(Version::HTTP_11, &te("chunked")), Ok(()));
+        assert_eq!(
+            check(Version::HTTP_11, &te("gzip, chunked")),
+            Err(FramingError::UnknownCoding)
+        );
+        assert_eq!(
+            check(Version::HTTP_11, &te("identity, chunked")),
+            Err(FramingError::UnknownCoding)
+        );
+        assert_eq!(
+            check(Version::HTTP_11, &te("chunked\t")),
+            Err(FramingError::TransferEncodingControl)
         );
     }
 
@@ -365,15 +829,20 @@ mod tests {
             );
         }
         assert_eq!(well_known_bit(b"x-user"), 0);
+        assert_eq!(well_known_bit(b"host"), HOST);
+        assert_eq!(well_known_bit(b"content-length"), CONTENT_LENGTH);
+        assert_eq!(well_known_bit(b"transfer-encoding"), TRANSFER_ENCODING);
     }
 
     #[test]
     fn well_known_names_found_whatever_their_case_and_absent_ones_skipped() {
         let mut buf = BytesMut::from(
-            &b"GET / HTTP/1.1\r\nHOST: a\r\nConnection: Close\r\nX-Other: o\r\nhost: b\r\n\r\n"[..],
+            &b"GET / HTTP/1.1\r\nHOST: a\r\nConnection: Close\r\nX-Other: o\r\nX-other: p\r\n\r\n"
+                [..],
         );
         let head = parse_request(&mut buf, 100).unwrap().unwrap();
-        assert_eq!(head.count(b"host"), 2);
+        assert_eq!(head.count(b"x-other"), 2);
+        assert_eq!(head.count(b"host"), 1);
         assert_eq!(head.header(b"host"), Some(&b"a"[..]));
         assert!(head.connection_has(b"close"));
         assert!(head.may_have(b"x-anything"));

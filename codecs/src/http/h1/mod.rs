@@ -25,5 +25,6 @@ mod relay;
 mod serve;
 mod spare;
 
+pub(crate) use head::{check_parsed_answer, check_parsed_request};
 pub(crate) use pool::LeanConn;
 pub(crate) use serve::{Handoff, serve};

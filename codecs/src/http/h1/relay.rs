@@ -8,7 +8,7 @@ use std::future::Future;
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::chunked::ChunkScanner;
@@ -37,7 +37,11 @@ pub(crate) async fn relay<W: AsyncWrite + Unpin>(
     let mut chunks = (framing == Framing::Chunked).then(ChunkScanner::default);
     loop {
         let take = match &mut chunks {
-            Some(scanner) => scanner.advance(&up.buf)?,
+            Some(scanner) => match scanner.advance(&up.buf) {
+                Ok(n) => n,
+                Err(e) if pending.is_some() => return Err(RelayError::Refused(e)),
+                Err(e) => return Err(e.into()),
+            },
             None => usize::try_from(left)
                 .unwrap_or(usize::MAX)
                 .min(up.buf.len()),
@@ -50,22 +54,34 @@ pub(crate) async fn relay<W: AsyncWrite + Unpin>(
             Some(scanner) => scanner.is_done(),
             None => left == 0,
         };
-        if !piece.is_empty() || pending.is_some() {
+        // A chunked answer's head waits for its first chunk-size line: a
+        // bad one is refused before anything reaches the client.
+        let hold = chunks.as_ref().is_some_and(|s| !s.past_first_line());
+        if hold && !piece.is_empty() {
+            let mut joined = BytesMut::from(pending.take().unwrap_or_default());
+            joined.extend_from_slice(&piece);
+            pending = Some(joined.freeze());
+        } else if !hold && (!piece.is_empty() || pending.is_some()) {
             write(out, pending.take().unwrap_or_default(), piece, idle).await?;
         }
         if done {
             return Ok(());
         }
         pool::reserve(&mut up.buf);
-        let n = tokio::time::timeout(idle, up.stream.read_buf(&mut up.buf))
-            .await
-            .map_err(|_| RelayError::Idle(idle))??;
-        if n == 0 {
-            return if framing == Framing::Close {
-                Ok(())
-            } else {
-                Err(RelayError::Truncated)
-            };
+        let read = match tokio::time::timeout(idle, up.stream.read_buf(&mut up.buf)).await {
+            Ok(Ok(0)) if framing == Framing::Close => return Ok(()),
+            Ok(Ok(0)) => Err(RelayError::Truncated),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(RelayError::Idle(idle)),
+        };
+        if let Err(e) = read {
+            // An answer whose upstream failed before its first chunk line
+            // still gets its head (then a cut body), as when not held.
+            if let Some(head) = pending.take() {
+                let _ = write(out, head, Bytes::new(), idle).await;
+            }
+            return Err(e);
         }
     }
 }
@@ -94,7 +110,6 @@ pub(crate) async fn write<W: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::BytesMut;
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
 
@@ -173,5 +188,29 @@ mod tests {
         let (r, seen, _) = run(Framing::None, b"", b"").await;
         assert!(r.is_ok(), "{r:?}");
         assert_eq!(seen, b"H|");
+    }
+
+    #[tokio::test]
+    async fn a_bad_first_chunk_line_is_refused_before_the_head() {
+        for rest in [&b"5 \r\nhello\r\n0\r\n\r\n"[..], b"5\nhello\r\n0\r\n\r\n"] {
+            let rest: &'static [u8] = Box::leak(rest.to_vec().into_boxed_slice());
+            let (r, seen, _) = run(Framing::Chunked, b"", rest).await;
+            assert!(matches!(r, Err(RelayError::Refused(_))), "{r:?}");
+            assert_eq!(seen, b"");
+        }
+        // Broken later: the head and the good chunks went out.
+        let (r, seen, _) = run(Framing::Chunked, b"2\r\nok\r\n", b"5 \r\nhello\r\n").await;
+        assert!(matches!(r, Err(RelayError::Chunked(_))), "{r:?}");
+        assert_eq!(seen, b"H|2\r\nok\r\n");
+    }
+
+    #[tokio::test]
+    async fn an_answer_cut_before_its_first_chunk_still_gets_its_head() {
+        let (r, seen, _) = run(Framing::Chunked, b"", b"").await;
+        assert!(matches!(r, Err(RelayError::Truncated)), "{r:?}");
+        assert_eq!(seen, b"H|");
+        let (r, seen, _) = run(Framing::Chunked, b"", b"5").await;
+        assert!(matches!(r, Err(RelayError::Truncated)), "{r:?}");
+        assert_eq!(seen, b"H|5");
     }
 }

@@ -162,6 +162,41 @@ fn theader_corruption_is_skipped_with_an_addressed_reply() {
 }
 
 #[test]
+fn a_theader_block_larger_than_its_frame_is_refused_from_the_first_bytes() {
+    let good = vector("call-headers", "header", "binary");
+    let mut v = good.clone();
+    v[12..14].copy_from_slice(&0x4000u16.to_be_bytes());
+    // Only the fixed fields have arrived: refused now, not buffered.
+    let mut dec = auto_codec().decoder();
+    let mut buf = BytesMut::from(&v[..14]);
+    let e = dec.decode(&mut buf).unwrap_err();
+    assert_eq!(e.kind, CodecErrorKind::Malformed);
+    assert!(e.message.contains("exceeds"), "{e}");
+    assert!(buf.is_empty(), "nothing of the frame is kept");
+    let to = ReplyTo::unpack(e.request_id.unwrap()).unwrap();
+    assert_eq!(to.seqid, i32::from_be_bytes([v[8], v[9], v[10], v[11]]));
+    assert_eq!(to.exception_type, types::PROTOCOL_ERROR);
+    assert!(reply_for(&auto_codec(), &v[..14]).is_some());
+    // The rest of the frame is dropped as it arrives, in any pieces; the
+    // next frame decodes.
+    let rest = [&v[14..], &good[..]].concat();
+    let (a, b) = rest.split_at(3);
+    buf.extend_from_slice(a);
+    assert!(dec.decode(&mut buf).unwrap().is_none());
+    buf.extend_from_slice(b);
+    let next = dec.decode(&mut buf).unwrap().expect("the next frame");
+    assert_eq!(next.body.len(), good.len());
+    assert!(buf.is_empty());
+    // The same first bytes of a good frame only ask for more.
+    assert!(try_decode(&auto_codec(), &good[..14]).unwrap().is_none());
+    assert!(
+        try_decode(&auto_codec(), &good[..good.len() - 1])
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
 fn decode_error_reply_needs_a_packed_address() {
     let e = metaproxy_core::CodecError::fatal(CodecErrorKind::Malformed, "x");
     assert!(!auto_codec().decode_error_reply(&e, &mut BytesMut::new()));
