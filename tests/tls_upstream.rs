@@ -11,49 +11,9 @@ mod thrift_peers;
 #[path = "common/tls.rs"]
 mod tls;
 
-use std::process::{Command, Stdio};
-
-use common::{ChildGuard, Lines, Proxy, START_TIMEOUT, repo_root, scratch_dir};
+use common::{Proxy, scratch_dir};
 use http_peers::{GrpcServer, curl, grpc_client};
-use tls::{Ca, Leaf, s};
-
-/// Python's HTTPS server with `leaf`, requiring client certificates from
-/// `client_ca` when given.
-struct HttpsServer {
-    _child: ChildGuard,
-    port: u16,
-}
-
-impl HttpsServer {
-    fn start(tag: &str, leaf: &Leaf, client_ca: Option<&std::path::Path>) -> HttpsServer {
-        let mut cmd = Command::new("python3");
-        cmd.arg(repo_root().join("tests/peers/tls/https_server.py"))
-            .args(["--cert", s(&leaf.cert), "--key", s(&leaf.key), "--tag", tag]);
-        if let Some(ca) = client_ca {
-            cmd.args(["--client-ca", s(ca)]);
-        }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 is needed");
-        let lines = Lines::spawn(child.stdout.take().unwrap());
-        let child = ChildGuard(child);
-        let first = lines
-            .next(START_TIMEOUT)
-            .expect("https server printed nothing");
-        let v: serde_json::Value = serde_json::from_str(&first).unwrap();
-        HttpsServer {
-            _child: child,
-            port: v["port"].as_u64().unwrap() as u16,
-        }
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
+use tls::{Ca, HttpsServer, s};
 
 #[test]
 fn http_clusters_verify_their_endpoints_and_present_client_certificates() {

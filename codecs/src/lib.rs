@@ -8,6 +8,7 @@
 pub mod declarative;
 pub mod dubbo;
 pub mod http;
+pub mod passthrough;
 pub mod thrift;
 
 use metaproxy_core::registry::Registry;
@@ -17,5 +18,6 @@ pub fn register_all(registry: &mut Registry) {
     registry.register_codec(declarative::DeclarativeCodecFactory::new());
     registry.register_codec(dubbo::DubboCodecFactory::new());
     http::register(registry);
+    passthrough::register(registry);
     registry.register_codec(thrift::ThriftCodecFactory::new());
 }

@@ -56,6 +56,12 @@ pub trait Protocol: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Whether a listener of this protocol may terminate TLS (`tls:`);
+    /// false for protocols that relay TLS as it is.
+    fn terminates_tls(&self) -> bool {
+        true
+    }
+
     /// The ALPN protocols a TLS cluster of this protocol offers when its
     /// config names none (`http2`: `h2`, `http1`: `http/1.1`).
     fn upstream_alpn(&self) -> Vec<&'static str> {

@@ -6,7 +6,9 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
+use crate::common::{ChildGuard, Lines, START_TIMEOUT, repo_root};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
@@ -97,4 +99,42 @@ fn write_leaf(dir: &Path, stem: &str, cert: String, key: String) -> Leaf {
 /// `path` as a string for configs and command lines.
 pub fn s(path: &Path) -> &str {
     path.to_str().unwrap()
+}
+
+/// Python's HTTPS server with `leaf`, requiring client certificates from
+/// `client_ca` when given.
+pub struct HttpsServer {
+    _child: ChildGuard,
+    pub port: u16,
+}
+
+impl HttpsServer {
+    pub fn start(tag: &str, leaf: &Leaf, client_ca: Option<&std::path::Path>) -> HttpsServer {
+        let mut cmd = Command::new("python3");
+        cmd.arg(repo_root().join("tests/peers/tls/https_server.py"))
+            .args(["--cert", s(&leaf.cert), "--key", s(&leaf.key), "--tag", tag]);
+        if let Some(ca) = client_ca {
+            cmd.args(["--client-ca", s(ca)]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 is needed");
+        let lines = Lines::spawn(child.stdout.take().unwrap());
+        let child = ChildGuard(child);
+        let first = lines
+            .next(START_TIMEOUT)
+            .expect("https server printed nothing");
+        let v: serde_json::Value = serde_json::from_str(&first).unwrap();
+        HttpsServer {
+            _child: child,
+            port: v["port"].as_u64().unwrap() as u16,
+        }
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
 }

@@ -95,6 +95,17 @@ pub(super) fn build_listener(
         .ok()
     });
 
+    if let (Some(t), Some(p)) = (&l.tls, protocol)
+        && !p.terminates_tls()
+    {
+        sink.on(
+            t,
+            format!(
+                "`protocol: {}` relays TLS as it is; it takes no `tls:`",
+                l.protocol.value
+            ),
+        );
+    }
     let tls = l.tls.as_ref().and_then(|t| {
         let alpn = protocol.map(|p| p.alpn()).unwrap_or_default();
         crate::tls::build_listener_tls(
