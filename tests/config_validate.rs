@@ -174,7 +174,7 @@ fn unknown_protocol_filter_and_condition_shape() {
         "protocol-filter",
         &text,
         &[
-            "config.yaml:4:15: unknown protocol `dubbbo` (known: declarative, dubbo",
+            "config.yaml:4:15: unknown protocol `dubbbo` (known: auto, declarative, dubbo",
             "config.yaml:9:9: unknown filter `no_such_filter`",
             "config.yaml:10:9: filter `metadata_mutation`: unknown field `sett`",
             "config.yaml:12:18: condition on `method` needs exactly one of",

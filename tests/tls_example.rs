@@ -9,46 +9,9 @@ mod http_peers;
 #[path = "common/tls.rs"]
 mod tls;
 
-use std::process::{Command, Stdio};
-
-use common::{
-    ChildGuard, DubboProvider, Lines, Proxy, START_TIMEOUT, dubbo_client, repo_root, scratch_dir,
-    validate,
-};
+use common::{DubboProvider, Proxy, START_TIMEOUT, dubbo_client, repo_root, scratch_dir, validate};
 use http_peers::{Backend, curl};
-use tls::{Ca, Leaf, s};
-
-/// A Node TLS tunnel to `target`; returns it and its local plain port.
-fn tunnel(
-    target: std::net::SocketAddr,
-    ca: &str,
-    client: Option<&Leaf>,
-) -> (ChildGuard, u16, Lines) {
-    let mut cmd = Command::new("node");
-    cmd.arg(repo_root().join("tests/peers/tls/tunnel.js"))
-        .args([
-            "--connect",
-            &target.to_string(),
-            "--ca",
-            ca,
-            "--servername",
-            "localhost",
-        ]);
-    if let Some(leaf) = client {
-        cmd.args(["--cert", s(&leaf.cert), "--key", s(&leaf.key)]);
-    }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node is needed for the TLS tunnel");
-    let lines = Lines::spawn(child.stdout.take().unwrap());
-    let child = ChildGuard(child);
-    let first = lines.next(START_TIMEOUT).expect("tunnel printed nothing");
-    let v: serde_json::Value = serde_json::from_str(&first).unwrap();
-    (child, v["port"].as_u64().unwrap() as u16, lines)
-}
+use tls::{Ca, s, tunnel};
 
 #[test]
 fn the_tls_example_serves_https_by_sni_and_dubbo_over_mutual_tls() {

@@ -5,6 +5,7 @@
 //! per-connection [`metaproxy_core::Decoder`] and a
 //! [`metaproxy_core::ProtocolCodecFactory`].
 
+pub mod auto;
 pub mod declarative;
 pub mod dubbo;
 pub mod http;
@@ -20,4 +21,5 @@ pub fn register_all(registry: &mut Registry) {
     http::register(registry);
     passthrough::register(registry);
     registry.register_codec(thrift::ThriftCodecFactory::new());
+    auto::register(registry);
 }

@@ -25,6 +25,13 @@ pub trait ConnectionHandler: Send + Sync + 'static {
         peer: SocketAddr,
         ctx: Arc<ListenerContext>,
     ) -> ServeFuture;
+
+    /// Whether the handler runs the listener's TLS handshake itself (after
+    /// detecting TLS); otherwise a listener with `tls:` hands it TLS
+    /// connections with the handshake done.
+    fn handles_tls(&self) -> bool {
+        false
+    }
 }
 
 /// A protocol as the proxy sees it: builds listener handlers and cluster codecs.

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -18,6 +17,7 @@ use hyper_util::server::conn::auto;
 use metaproxy_core::listener::{ClientStream, ListenerContext, connection_metadata};
 use metaproxy_core::registry::{ConnectionHandler, ServeFuture};
 use metaproxy_core::snapshot::Limits;
+use metaproxy_core::tls::MaybeTls;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 use tracing::debug;
@@ -48,30 +48,8 @@ impl ConnectionHandler for HttpHandler {
 /// store per read or write: no clock on the hot path; the idle loop samples
 /// the flag a few times per idle period).
 struct Tracked {
-    inner: Prefixed,
-    moved: Arc<AtomicBool>,
-}
-
-/// The connection with the bytes the lean path already read put back in front.
-struct Prefixed {
-    prefix: Bytes,
     inner: ClientStream,
-}
-
-impl AsyncRead for Prefixed {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.prefix.is_empty() {
-            let n = this.prefix.len().min(buf.remaining());
-            buf.put_slice(&this.prefix.split_to(n));
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
-    }
+    moved: Arc<AtomicBool>,
 }
 
 impl Tracked {
@@ -103,7 +81,7 @@ impl AsyncWrite for Tracked {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let r = Pin::new(&mut this.inner.inner).poll_write(cx, buf);
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             this.touch();
         }
@@ -116,7 +94,7 @@ impl AsyncWrite for Tracked {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let r = Pin::new(&mut this.inner.inner).poll_write_vectored(cx, bufs);
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             this.touch();
         }
@@ -124,15 +102,15 @@ impl AsyncWrite for Tracked {
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.inner.is_write_vectored()
+        self.inner.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner.inner).poll_flush(cx)
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner.inner).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -167,19 +145,17 @@ async fn serve(stream: ClientStream, peer: SocketAddr, ctx: Arc<ListenerContext>
     });
     // Plain HTTP/1.1 takes the lean path; the rest (and the rest of a
     // connection that needs more) is served by hyper, as is TLS.
-    let (stream, prefix) = match stream {
-        ClientStream::Plain(tcp) => match super::h1::serve(tcp, &ctx, &info).await {
+    let (stream, prefix) = match stream.into_parts() {
+        (MaybeTls::Plain(tcp), read) => match super::h1::serve(tcp, read, &ctx, &info).await {
             super::h1::Handoff::Done => return,
-            super::h1::Handoff::Hyper(tcp, prefix) => (ClientStream::Plain(tcp), prefix),
+            super::h1::Handoff::Hyper(tcp, prefix) => (ClientStream::plain(tcp), prefix),
         },
-        tls @ ClientStream::Tls(_) => (tls, Bytes::new()),
+        (MaybeTls::Tls(tls), read) => (ClientStream::tls(*tls), read),
     };
     let moved = Arc::new(AtomicBool::new(false));
+    // The bytes the lean path read already come first.
     let io = Tracked {
-        inner: Prefixed {
-            prefix,
-            inner: stream,
-        },
+        inner: stream.with_prefix(prefix),
         moved: moved.clone(),
     };
     let service_ctx = ctx.clone();

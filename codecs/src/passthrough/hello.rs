@@ -32,19 +32,26 @@ pub(crate) enum HelloError {
 /// sent one. The caller bounds the time.
 pub(crate) async fn read_client_hello(
     stream: &mut TcpStream,
+    read: bytes::Bytes,
     limit: usize,
 ) -> Result<(BytesMut, Option<String>), HelloError> {
-    let mut buf = BytesMut::with_capacity(2048);
+    let mut buf = BytesMut::with_capacity(2048.max(read.len()));
+    buf.extend_from_slice(&read);
     let mut acceptor = Acceptor::default();
     let mut fed = 0;
+    // Bytes read by protocol detection are parsed before reading more.
+    let mut need_read = buf.is_empty();
     loop {
         if buf.len() >= limit {
             return Err(HelloError::TooLarge(limit));
         }
-        buf.reserve(2048);
-        if stream.read_buf(&mut buf).await? == 0 {
-            return Err(HelloError::Closed);
+        if need_read {
+            buf.reserve(2048);
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Err(HelloError::Closed);
+            }
         }
+        need_read = true;
         let mut fresh = &buf[fed..];
         while !fresh.is_empty() {
             match acceptor.read_tls(&mut fresh as &mut dyn Read) {

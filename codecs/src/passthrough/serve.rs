@@ -13,6 +13,7 @@ use metaproxy_core::message::MessageKind;
 use metaproxy_core::metadata::{Metadata, MetadataView, keys};
 use metaproxy_core::registry::{ConnectionHandler, ServeFuture};
 use metaproxy_core::snapshot::ListenerRuntime;
+use metaproxy_core::tls::MaybeTls;
 use metaproxy_core::upstream::{UpstreamStream, connect};
 use metaproxy_core::{ErrorKind, ErrorSource, ProxyError, pipeline};
 use tokio::io::AsyncWriteExt;
@@ -40,7 +41,7 @@ impl ConnectionHandler for PassthroughHandler {
 async fn serve(stream: ClientStream, peer: SocketAddr, ctx: Arc<ListenerContext>) {
     let connection = connection_metadata(&stream, peer, ctx.local_addr);
     // Listener TLS is refused for this protocol by config validation.
-    let ClientStream::Plain(mut client) = stream else {
+    let (MaybeTls::Plain(mut client), read) = stream.into_parts() else {
         return;
     };
     let _ = client.set_nodelay(true);
@@ -53,7 +54,7 @@ async fn serve(stream: ClientStream, peer: SocketAddr, ctx: Arc<ListenerContext>
     listener.metrics.connections_active.inc();
     let hello = tokio::time::timeout(
         limits.header_read_timeout,
-        read_client_hello(&mut client, limits.max_header_bytes),
+        read_client_hello(&mut client, read, limits.max_header_bytes),
     )
     .await;
     let (hello, sni) = match hello {

@@ -1,15 +1,18 @@
 //! The accept loop of one listener.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::server::TlsStream;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use super::ListenerContext;
 use super::stream::ClientStream;
+use crate::tls::ListenerTls;
 
 /// Accepts connections until shutdown, handing each to the listener's
 /// current handler; refuses connections above the listener's limit.
@@ -54,24 +57,41 @@ pub async fn run_accept_loop(
         let ctx = ctx.clone();
         tracker.spawn(async move {
             let stream = match tls {
-                None => ClientStream::Plain(stream),
-                Some(tls) => match tls.handshake(stream).await {
-                    Ok(s) => {
-                        ctx.snapshot.load().metrics.tls_handshake(&ctx.name, "ok");
-                        ClientStream::Tls(Box::new(s))
+                // A handler that detects TLS itself gets the raw socket.
+                Some(tls) if !handler.handles_tls() => {
+                    match tls_handshake(&tls, stream, peer, &ctx).await {
+                        Some(s) => ClientStream::tls(s),
+                        None => return,
                     }
-                    Err((failure, why)) => {
-                        debug!(listener = %ctx.name, %peer, error = %why, "TLS handshake failed");
-                        ctx.snapshot
-                            .load()
-                            .metrics
-                            .tls_handshake(&ctx.name, failure.label());
-                        return;
-                    }
-                },
+                }
+                _ => ClientStream::plain(stream),
             };
             handler.serve(stream, peer, ctx).await;
             drop(permit);
         });
+    }
+}
+
+/// The server side of a TLS handshake on a listener's connection, counted
+/// in `metaproxy_tls_handshakes_total`; `None` when it failed (logged).
+pub async fn tls_handshake(
+    tls: &ListenerTls,
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: &ListenerContext,
+) -> Option<TlsStream<TcpStream>> {
+    match tls.handshake(stream).await {
+        Ok(s) => {
+            ctx.snapshot.load().metrics.tls_handshake(&ctx.name, "ok");
+            Some(s)
+        }
+        Err((failure, why)) => {
+            debug!(listener = %ctx.name, %peer, error = %why, "TLS handshake failed");
+            ctx.snapshot
+                .load()
+                .metrics
+                .tls_handshake(&ctx.name, failure.label());
+            None
+        }
     }
 }

@@ -15,6 +15,7 @@ use super::ListenerContext;
 use super::request::{RequestTask, handle_request};
 use super::stream::{ClientStream, connection_metadata};
 use super::writer::write_replies;
+use crate::tls::MaybeTls;
 
 /// Serves one client connection of a framed protocol until it closes.
 ///
@@ -29,14 +30,15 @@ pub async fn serve_rpc_connection<C: Codec>(
 ) {
     let _ = stream.tcp().set_nodelay(true);
     let connection = Arc::new(connection_metadata(&stream, peer, ctx.local_addr));
-    match stream {
-        ClientStream::Plain(s) => {
+    let (io, prefix) = stream.into_parts();
+    match io {
+        MaybeTls::Plain(s) => {
             let (rd, wr) = s.into_split();
-            serve_halves(codec, rd, wr, connection, peer, ctx).await;
+            serve_halves(codec, rd, wr, prefix, connection, peer, ctx).await;
         }
-        ClientStream::Tls(s) => {
+        MaybeTls::Tls(s) => {
             let (rd, wr) = tokio::io::split(*s);
-            serve_halves(codec, rd, wr, connection, peer, ctx).await;
+            serve_halves(codec, rd, wr, prefix, connection, peer, ctx).await;
         }
     }
 }
@@ -47,6 +49,7 @@ async fn serve_halves<C, R, W>(
     codec: Arc<C>,
     mut rd: R,
     wr: W,
+    prefix: Bytes,
     connection: Arc<crate::metadata::Metadata>,
     peer: SocketAddr,
     ctx: Arc<ListenerContext>,
@@ -72,7 +75,9 @@ async fn serve_halves<C, R, W>(
     let writer = tokio::spawn(write_replies(wr, rx));
     let in_flight = Arc::new(Semaphore::new(limits.max_requests_per_connection));
     let mut decoder = codec.decoder();
-    let mut buf = BytesMut::with_capacity(4096);
+    // Bytes protocol detection read already come first.
+    let mut buf = BytesMut::with_capacity(4096.max(prefix.len()));
+    buf.extend_from_slice(&prefix);
     // The connection's own child of the listener's token: waiting on it
     // per read locks this connection's token, not one every worker shares.
     let shutdown = ctx.shutdown.child_token();

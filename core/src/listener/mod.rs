@@ -13,9 +13,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
-pub use accept::run_accept_loop;
+pub use accept::{run_accept_loop, tls_handshake};
 pub use connection::serve_rpc_connection;
-pub use stream::{ClientStream, connection_metadata};
+pub use stream::{ClientIo, ClientStream, connection_metadata};
 
 use crate::snapshot::Snapshot;
 

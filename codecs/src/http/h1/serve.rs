@@ -91,10 +91,16 @@ impl Current {
 /// needs hyper.
 pub(crate) async fn serve(
     mut stream: TcpStream,
+    read: Bytes,
     ctx: &ListenerContext,
     info: &ConnInfo,
 ) -> Handoff {
+    // Bytes protocol detection read already are the start of the first head.
     let mut buf = BytesMut::new();
+    if !read.is_empty() {
+        buf = spare::read_buffer();
+        buf.extend_from_slice(&read);
+    }
     let mut work = Workspace::default();
     let mut idle_deadline: Option<LazyDeadline> = None;
     let mut current = Current {
