@@ -161,7 +161,7 @@ def base(proto):
 
 
 def start_echo(proto):
-    kind = {"http1": "http", "h2": "http"}.get(base(proto), base(proto))
+    kind = {"http1": "http", "h2": "http", "https": "http"}.get(base(proto), base(proto))
     return Server(f"echo-{kind}", pinned(0, [f"{BIN}/echo-upstream", "-p", kind]))
 
 
@@ -218,7 +218,7 @@ def loadgen(proto, port, payload, extra=(), in_flight=INFLIGHT):
     return r
 
 
-def h2load(port, payload, tmp, h1=False, method_get=False):
+def h2load(port, payload, tmp, h1=False, method_get=False, scheme="http"):
     data = os.path.join(tmp, f"payload-{payload}")
     if not os.path.exists(data):
         with open(data, "wb") as f:
@@ -229,7 +229,7 @@ def h2load(port, payload, tmp, h1=False, method_get=False):
         cmd.append("--h1")
     if not method_get:
         cmd += ["-d", data]
-    cmd.append(f"http://127.0.0.1:{port}/echo")
+    cmd.append(f"{scheme}://127.0.0.1:{port}/echo")
     out = subprocess.run(pinned(0, cmd), capture_output=True, text=True).stdout
     rps = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1)) if "req/s" in out else 0.0
     m = re.search(r"requests: (\d+) total.*?(\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout", out)
@@ -253,6 +253,31 @@ def h2load(port, payload, tmp, h1=False, method_get=False):
     }
 
 
+def s_time(port):
+    """Full TLS handshakes per second (`openssl s_time -new`, one client)."""
+    cmd = ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new",
+           "-time", str(int(DURATION))]
+    out = subprocess.run(pinned(0, cmd), capture_output=True, text=True).stdout
+    m = re.search(r"(\d+) connections in (\d+) real seconds", out)
+    n, secs = (int(m.group(1)), int(m.group(2))) if m else (0, 1)
+    return {"requests_per_sec": n / max(secs, 1), "answered": n, "errors_total": 0 if m else 1,
+            "latency_us": {}}
+
+
+def ensure_cert(tmp):
+    """A self-signed P-256 certificate for the `https` cases."""
+    cert, key, pem = (os.path.join(tmp, n) for n in ("bench.pem", "bench.key", "bench-both.pem"))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "7", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    with open(pem, "w") as out:
+        for f in (cert, key):
+            with open(f) as part:
+                out.write(part.read())
+    configs.TLS_CERT, configs.TLS_KEY, configs.TLS_PEM = cert, key, pem
+
+
 def wrk(port):
     cmd = ["wrk", "-t1", f"-c{CONNS}", f"-d{int(DURATION)}s", f"http://127.0.0.1:{port}/echo"]
     out = subprocess.run(pinned(0, cmd), capture_output=True, text=True).stdout
@@ -264,6 +289,8 @@ def wrk(port):
 # Case id -> (title, protocol, kind, payload, upstream count, targets)
 HTTP_PEERS = ["direct", "metaproxy", "envoy", "haproxy", "nginx"]
 RPC_PEERS = ["direct", "metaproxy", "envoy", "haproxy"]
+# TLS cases have no direct peer: the echo upstream speaks plain HTTP.
+TLS_PEERS = HTTP_PEERS[1:]
 THRIFT_PEERS = ["direct", "metaproxy", "metaproxy-mux", "envoy", "haproxy"]
 CASES = [
     ("tools", "Load tools on a direct connection (HTTP/1.1 GET)", "http1", "tools", 0, 1,
@@ -272,6 +299,8 @@ CASES = [
     ("http1-16k", "HTTP/1.1 POST, 16 KiB body echoed", "http1", "load", LARGE, 1, HTTP_PEERS),
     ("http1-weighted", "HTTP/1.1 POST 100 B, 50/50 split over two upstreams", "http1", "load", SMALL, 2, HTTP_PEERS),
     ("h2-small", "HTTP/2 (h2c, h2load) POST, 100 B body echoed; HTTP/1.1 upstream", "h2", "load", SMALL, 1, HTTP_PEERS),
+    ("https-h2", "HTTPS keep-alive: HTTP/2 by ALPN (h2load), POST 100 B echoed; HTTP/1.1 upstream", "https", "load", SMALL, 1, TLS_PEERS),
+    ("https-handshake", "TLS full handshakes per second (openssl s_time -new, one client)", "https", "handshake", 0, 1, TLS_PEERS),
     ("dubbo-small", "Dubbo hessian2 sayHello, 100 B argument echoed", "dubbo", "load", SMALL, 1, RPC_PEERS),
     ("dubbo-16k", "Dubbo hessian2 sayHello, 16 KiB argument echoed", "dubbo", "load", LARGE, 1, RPC_PEERS),
     ("dubbo-weighted", "Dubbo 100 B, 50/50 split over two providers", "dubbo", "load", SMALL, 2, RPC_PEERS),
@@ -319,8 +348,12 @@ def one_run(kind, proto, payload, port, tmp, target):
         if target == "wrk":
             return wrk(port)
         return h2load(port, 0, tmp, h1=True, method_get=True)
+    if kind == "handshake":
+        return s_time(port)
     if proto == "h2":
         return h2load(port, payload, tmp)
+    if proto == "https":
+        return h2load(port, payload, tmp, scheme="https")
     if kind == "rate":
         # Up to 16 in flight per connection, so a slow answer delays no later send.
         return loadgen(proto, port, payload, ["-r", str(RATE)], in_flight=16)
@@ -454,6 +487,8 @@ def main():
         log("envoy not found (set ENVOY_BIN or run benches/compare.sh): envoy columns skipped")
     results = []
     with tempfile.TemporaryDirectory(prefix="metaproxy-compare-") as tmp:
+        if any(c[2] == "https" for c in cases):
+            ensure_cert(tmp)
         for case in cases:
             log(f"\n== {case[0]}: {case[1]}")
             try:

@@ -7,12 +7,23 @@ Each function returns the config text; `port` is where the proxy listens,
 
 DUBBO_INTERFACE = "org.apache.dubbo.samples.DemoService"
 
+# The `https` cases' certificate (set by compare.py): PEM certificate, key,
+# and both in one file (HAProxy's `crt`).
+TLS_CERT = None
+TLS_KEY = None
+TLS_PEM = None
+
 
 def metaproxy(proto, port, ups, thrift_mode=None):
     """metaproxy: `proto` is http1 | h2 | dubbo | thrift."""
-    listener_proto = {"http1": "http", "h2": "http"}.get(proto, proto)
+    listener_proto = {"http1": "http", "h2": "http", "https": "http"}.get(proto, proto)
     # Every peer talks HTTP/1.1 to the upstream, whatever the client spoke.
-    cluster_proto = {"http1": "http1", "h2": "http1"}.get(proto, proto)
+    cluster_proto = {"http1": "http1", "h2": "http1", "https": "http1"}.get(proto, proto)
+    tls = (
+        f"\n    tls: {{ certificates: [ {{ cert: {TLS_CERT}, key: {TLS_KEY} }} ] }}"
+        if proto == "https"
+        else ""
+    )
     if len(ups) == 1:
         route = "{ cluster: echo0 }"
     else:
@@ -29,7 +40,7 @@ def metaproxy(proto, port, ups, thrift_mode=None):
     return f"""listeners:
   - name: bench
     address: 127.0.0.1:{port}
-    protocol: {listener_proto}
+    protocol: {listener_proto}{tls}
     limits: {{ max_connections: 8000 }}
     routes:
       - route: {route}
@@ -61,7 +72,7 @@ def _envoy_weighted(ups, indent):
 def envoy(proto, port, ups):
     """Envoy 1.40: http_connection_manager, dubbo_proxy or thrift_proxy."""
     single = len(ups) == 1
-    if proto in ("http1", "h2"):
+    if proto in ("http1", "h2", "https"):
         action = (
             "                  cluster: echo0"
             if single
@@ -117,6 +128,17 @@ def envoy(proto, port, ups):
 {action}"""
     else:
         raise ValueError(proto)
+    if proto == "https":
+        flt += f"""
+      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          common_tls_context:
+            alpn_protocols: [h2, http/1.1]
+            tls_certificates:
+            - certificate_chain: {{ filename: {TLS_CERT} }}
+              private_key: {{ filename: {TLS_KEY} }}"""
     return f"""static_resources:
   listeners:
   - name: bench
@@ -131,8 +153,8 @@ def envoy(proto, port, ups):
 
 def haproxy(proto, port, ups):
     """HAProxy: mode http (h2c on the listener for h2), mode tcp for RPC protocols."""
-    mode = "http" if proto in ("http1", "h2") else "tcp"
-    bind_opts = " proto h2" if proto == "h2" else ""
+    mode = "http" if proto in ("http1", "h2", "https") else "tcp"
+    bind_opts = {"h2": " proto h2", "https": f" ssl crt {TLS_PEM} alpn h2,http/1.1"}.get(proto, "")
     servers = "\n".join(
         f"  server s{i} {h}:{p} weight 1" for i, (h, p) in enumerate(ups)
     )
@@ -160,9 +182,14 @@ backend be
 
 def nginx(proto, port, ups, tmp):
     """nginx: one process (no master), keep-alive to the upstream."""
-    if proto not in ("http1", "h2"):
+    if proto not in ("http1", "h2", "https"):
         raise ValueError(proto)
-    http2 = " http2" if proto == "h2" else ""
+    http2 = {"h2": " http2", "https": " ssl http2"}.get(proto, "")
+    tls = (
+        f"\n    ssl_certificate {TLS_CERT};\n    ssl_certificate_key {TLS_KEY};"
+        if proto == "https"
+        else ""
+    )
     servers = "\n".join(
         f"    server {h}:{p} weight=1;" for h, p in ups
     )
@@ -190,7 +217,7 @@ http {{
     keepalive_requests 100000000;
   }}
   server {{
-    listen 127.0.0.1:{port}{http2};
+    listen 127.0.0.1:{port}{http2};{tls}
     location / {{
       proxy_pass http://be;
       proxy_http_version 1.1;

@@ -186,7 +186,8 @@ def markdown(data):
         f"metaproxy: {m.get('metaproxy', '?')}. Peers: {m['envoy']}; {m['haproxy']}; {m['nginx']}.",
         "",
     ]
-    tables = {"load": load_table, "rate": rate_table, "idle": idle_table, "tools": tools_table}
+    tables = {"load": load_table, "handshake": load_table, "rate": rate_table, "idle": idle_table,
+              "tools": tools_table}
     for c in data["cases"]:
         lines += [f"### {c['id']}: {c['title']}", ""] + tables[c["kind"]](c) + [""]
     t = targets(data)
