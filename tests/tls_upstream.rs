@@ -183,3 +183,63 @@ clusters:
     assert_eq!(r.ok, 5, "{}\n{}", r.raw, proxy.logs());
     assert_eq!(r.result("Hello bob, from t-tls"), 5, "{}", r.raw);
 }
+
+#[test]
+fn health_checks_of_a_tls_cluster_go_over_tls() {
+    let dir = scratch_dir("tls-up-health");
+    let ca = Ca::new(&dir, "main");
+    let server = ca.issue(&dir, "server", "server", &["localhost"], None);
+    let expired = ca.issue_expired(&dir, "expired", "expired", &["localhost"]);
+    let client = ca.issue(&dir, "client", "proxy-client", &[], None);
+    let good = HttpsServer::start("good", &server, Some(&ca.pem));
+    let bad = HttpsServer::start("bad", &expired, None);
+    let config = format!(
+        r#"
+admin: {{ address: 127.0.0.1:0 }}
+listeners:
+  - name: in
+    address: 127.0.0.1:0
+    protocol: http
+    routes: [ {{ route: {{ cluster: secure }} }} ]
+clusters:
+  - name: secure
+    protocol: http1
+    tls: {{ sni: localhost, ca: "{ca}", cert: "{cert}", key: "{key}" }}
+    health_check: {{ kind: protocol, interval: 100ms, timeout: 1s, unhealthy_threshold: 1, healthy_threshold: 1 }}
+    endpoints: [ {{ address: "{good}" }}, {{ address: "{bad}" }} ]
+"#,
+        ca = s(&ca.pem),
+        cert = s(&client.cert),
+        key = s(&client.key),
+        good = good.address(),
+        bad = bad.address(),
+    );
+    let proxy = Proxy::start("tls-up-health", &config);
+    // The probe over TLS passes on the good endpoint (which requires the
+    // client certificate) and fails on the expired one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let verdicts = loop {
+        let (_, body) = proxy.admin("GET", "/clusters");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let eps = v["clusters"][0]["endpoints"].as_array().unwrap().clone();
+        let healthy: Vec<bool> = eps.iter().map(|e| e["healthy"] == true).collect();
+        if healthy == [true, false] || std::time::Instant::now() > deadline {
+            break healthy;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(verdicts, [true, false], "{}", proxy.logs());
+    assert!(
+        proxy.wait_metric(
+            "metaproxy_health_checks_total{cluster=\"secure\",result=\"pass\"}",
+            2.0
+        ) >= 2.0
+    );
+    // Traffic goes to the healthy endpoint only.
+    let base = format!("http://{}", proxy.addr("in"));
+    for i in 0..4 {
+        let r = curl(&[&format!("{base}/h/{i}")]);
+        assert_eq!(r.status, 200, "{r:?}\n{}", proxy.logs());
+        assert!(r.body.starts_with("good /h/"), "{r:?}");
+    }
+}

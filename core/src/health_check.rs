@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -19,14 +18,44 @@ use crate::cluster::Cluster;
 use crate::codec::{Codec, Decoder};
 use crate::config::HealthCheckConfig;
 use crate::metrics::{HealthLabels, Metrics};
+use crate::tls::ClusterTls;
+use crate::upstream::UpstreamStream;
 
 /// The future a probe returns: `Ok` when healthy, else why not.
 pub type ProbeFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>>;
 
+/// What a probe checks: an endpoint, and the cluster's TLS when it has it.
+#[derive(Debug, Clone)]
+pub struct ProbeTarget {
+    /// The endpoint.
+    pub address: SocketAddr,
+    /// The cluster's TLS: probes then check over TLS, as traffic goes.
+    pub tls: Option<Arc<ClusterTls>>,
+}
+
+impl ProbeTarget {
+    /// A plain TCP target.
+    pub fn plain(address: SocketAddr) -> Self {
+        Self { address, tls: None }
+    }
+
+    /// Opens a connection as the cluster's traffic would (TCP, then TLS).
+    /// The caller bounds the time (the check's timeout).
+    pub async fn connect(&self) -> Result<UpstreamStream, String> {
+        crate::upstream::connect(self.address, UNBOUNDED, self.tls.as_deref())
+            .await
+            .map_err(|e| format!("connect: {e}"))
+    }
+}
+
+/// The connect step's own bound inside a probe (the check's timeout is
+/// the real one).
+const UNBOUNDED: Duration = Duration::from_secs(3600);
+
 /// One kind of health probe.
 pub trait Probe: Send + Sync + 'static {
-    /// Checks `address`; the caller bounds it with the check's timeout.
-    fn probe(&self, address: SocketAddr) -> ProbeFuture;
+    /// Checks `target`; the caller bounds it with the check's timeout.
+    fn probe(&self, target: ProbeTarget) -> ProbeFuture;
 }
 
 /// Healthy when a TCP connection opens.
@@ -34,13 +63,8 @@ pub trait Probe: Send + Sync + 'static {
 pub struct TcpProbe;
 
 impl Probe for TcpProbe {
-    fn probe(&self, address: SocketAddr) -> ProbeFuture {
-        Box::pin(async move {
-            TcpStream::connect(address)
-                .await
-                .map(drop)
-                .map_err(|e| format!("connect: {e}"))
-        })
+    fn probe(&self, target: ProbeTarget) -> ProbeFuture {
+        Box::pin(async move { target.connect().await.map(drop) })
     }
 }
 
@@ -54,16 +78,15 @@ pub struct HttpProbe {
 }
 
 impl Probe for HttpProbe {
-    fn probe(&self, address: SocketAddr) -> ProbeFuture {
+    fn probe(&self, target: ProbeTarget) -> ProbeFuture {
+        let address = target.address;
         let request = format!(
             "GET {} HTTP/1.1\r\nHost: {address}\r\nUser-Agent: metaproxy-health-check\r\nConnection: close\r\n\r\n",
             self.path
         );
         let expected = self.expected.clone();
         Box::pin(async move {
-            let mut s = TcpStream::connect(address)
-                .await
-                .map_err(|e| format!("connect: {e}"))?;
+            let mut s = target.connect().await?;
             s.write_all(request.as_bytes())
                 .await
                 .map_err(|e| format!("write: {e}"))?;
@@ -116,13 +139,11 @@ impl<C: Codec> CodecProbe<C> {
 }
 
 impl<C: Codec> Probe for CodecProbe<C> {
-    fn probe(&self, address: SocketAddr) -> ProbeFuture {
+    fn probe(&self, target: ProbeTarget) -> ProbeFuture {
         let codec = self.codec.clone();
         let frame = self.frame.clone();
         Box::pin(async move {
-            let mut s = TcpStream::connect(address)
-                .await
-                .map_err(|e| format!("connect: {e}"))?;
+            let mut s = target.connect().await?;
             s.write_all(&frame)
                 .await
                 .map_err(|e| format!("write: {e}"))?;
@@ -208,7 +229,10 @@ pub fn spawn_health_checks(cluster: &Arc<Cluster>, shutdown: CancellationToken, 
     for (index, endpoint) in cluster.subsets[0].endpoints.iter().enumerate() {
         let (passes, failures) = (passes.clone(), failures.clone());
         let weak: Weak<Cluster> = Arc::downgrade(cluster);
-        let address = endpoint.address;
+        let target = ProbeTarget {
+            address: endpoint.address,
+            tls: cluster.pool.tls.clone(),
+        };
         let checker = checker.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -218,9 +242,10 @@ pub fn spawn_health_checks(cluster: &Arc<Cluster>, shutdown: CancellationToken, 
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(jitter) => {}
                 }
-                let result = tokio::time::timeout(checker.timeout, checker.probe.probe(address))
-                    .await
-                    .unwrap_or_else(|_| Err(format!("no answer within {:?}", checker.timeout)));
+                let result =
+                    tokio::time::timeout(checker.timeout, checker.probe.probe(target.clone()))
+                        .await
+                        .unwrap_or_else(|_| Err(format!("no answer within {:?}", checker.timeout)));
                 if result.is_ok() {
                     passes.inc();
                 } else {
@@ -240,10 +265,10 @@ pub fn spawn_health_checks(cluster: &Arc<Cluster>, shutdown: CancellationToken, 
                 if changed {
                     match &result {
                         Ok(()) => {
-                            info!(cluster = %cluster.name, %address, "health check: endpoint is healthy again")
+                            info!(cluster = %cluster.name, address = %target.address, "health check: endpoint is healthy again")
                         }
                         Err(why) => {
-                            warn!(cluster = %cluster.name, %address, %why, "health check: endpoint is unhealthy")
+                            warn!(cluster = %cluster.name, address = %target.address, %why, "health check: endpoint is unhealthy")
                         }
                     }
                 }
@@ -270,7 +295,7 @@ mod tests {
     }
 
     impl Probe for Scripted {
-        fn probe(&self, _address: SocketAddr) -> ProbeFuture {
+        fn probe(&self, _target: ProbeTarget) -> ProbeFuture {
             self.calls.fetch_add(1, Ordering::SeqCst);
             let mode = self.mode.load(Ordering::SeqCst);
             Box::pin(async move {

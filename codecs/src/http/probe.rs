@@ -3,16 +3,14 @@
 //! `http` and `http1` clusters (the core's [`HttpProbe`]) and over h2c for
 //! `http2` clusters.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use metaproxy_core::health_check::{HttpProbe, Probe, ProbeFuture};
+use metaproxy_core::health_check::{HttpProbe, Probe, ProbeFuture, ProbeTarget};
 use metaproxy_core::registry::ProbeMaker;
-use tokio::net::TcpStream;
 
 use super::UpstreamVersion;
 
@@ -27,20 +25,23 @@ pub struct H2Probe {
 }
 
 impl Probe for H2Probe {
-    fn probe(&self, address: SocketAddr) -> ProbeFuture {
+    fn probe(&self, target: ProbeTarget) -> ProbeFuture {
         let path = self.path.clone();
+        let address = target.address;
+        let scheme = if target.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         Box::pin(async move {
-            let stream = TcpStream::connect(address)
-                .await
-                .map_err(|e| format!("connect: {e}"))?;
-            let _ = stream.set_nodelay(true);
+            let stream = target.connect().await?;
             let (mut sender, conn) = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .handshake(TokioIo::new(stream))
                 .await
                 .map_err(|e| format!("h2 handshake: {e}"))?;
             let driver = tokio::spawn(conn);
-            let req = http::Request::get(format!("http://{address}{path}"))
+            let req = http::Request::get(format!("{scheme}://{address}{path}"))
                 .header(http::header::USER_AGENT, "metaproxy-health-check")
                 .body(Empty::<Bytes>::new())
                 .map_err(|e| format!("request: {e}"))?;

@@ -205,15 +205,6 @@ pub(super) fn build_cluster(
             );
         }
     }
-    if let (Some(_), Some(h)) = (&c.tls, &c.health_check)
-        && h.value.kind != HealthCheckKind::Tcp
-    {
-        // The probes open plain connections of their own.
-        sink.on(
-            h,
-            "a TLS cluster's health check can only be `kind: tcp` (for now)",
-        );
-    }
     let panic_threshold = c.panic_threshold.unwrap_or(50.0);
     if !(0.0..=100.0).contains(&panic_threshold) {
         sink.on(&c.name, "panic_threshold is a percentage (0-100)");
