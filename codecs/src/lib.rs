@@ -7,6 +7,8 @@
 
 pub mod declarative;
 pub mod dubbo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod passthrough;
 pub mod thrift;
