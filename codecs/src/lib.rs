@@ -8,6 +8,8 @@
 pub mod auto;
 pub mod declarative;
 pub mod dubbo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod passthrough;
 pub mod thrift;

@@ -1,5 +1,6 @@
 //! Feeds arbitrary bytes to the Thrift decoder in every configuration
-//! (sniffing and each fixed transport × protocol), split at a fuzzer-chosen
+//! (sniffing and each fixed transport × protocol: strict and non-strict
+//! binary, compact; framed, unframed and THeader), split at a fuzzer-chosen
 //! point, and re-encodes whatever decodes in every format.
 #![no_main]
 
@@ -14,7 +15,11 @@ fn codecs() -> Vec<ThriftCodec> {
         ThriftCodec::new(64 * 1024, None, None).upstream(),
     ];
     for t in [Transport::Framed, Transport::Unframed, Transport::Header] {
-        for p in [Protocol::BINARY, Protocol::Compact] {
+        for p in [
+            Protocol::BINARY,
+            Protocol::Binary { strict: false },
+            Protocol::Compact,
+        ] {
             out.push(ThriftCodec::new(64 * 1024, Some(t), Some(p)));
         }
     }

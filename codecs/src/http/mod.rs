@@ -18,7 +18,7 @@
 
 mod body;
 mod error;
-mod h1;
+pub(crate) mod h1;
 pub mod headers;
 pub mod metadata;
 pub mod probe;

@@ -25,6 +25,9 @@ mod relay;
 mod serve;
 mod spare;
 
-pub(crate) use head::{check_parsed_answer, check_parsed_request};
+pub(crate) use chunked::ChunkScanner;
+pub(crate) use head::{
+    Head, check_parsed_answer, check_parsed_request, parse_request, parse_response, status,
+};
 pub(crate) use pool::LeanConn;
 pub(crate) use serve::{Handoff, serve};
