@@ -16,18 +16,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Proxy, scratch_dir};
-use http_peers::{Backend, CurlOut, GrpcServer, curl, grpc_client};
-use tls::{Ca, s};
-
-/// `curl` to `https://NAME:PORT/PATH`, resolving NAME to the listener.
-fn curl_tls(addr: SocketAddr, name: &str, path: &str, ca: &str, extra: &[&str]) -> CurlOut {
-    let resolve = format!("{name}:{}:127.0.0.1", addr.port());
-    let url = format!("https://{name}:{}{path}", addr.port());
-    let mut args = vec!["--cacert", ca, "--resolve", &resolve];
-    args.extend_from_slice(extra);
-    args.push(&url);
-    curl(&args)
-}
+use http_peers::{Backend, CurlOut, GrpcServer, grpc_client};
+use tls::{Ca, curl_https, s};
 
 /// `openssl s_client` output (stdout and stderr) for one handshake.
 fn s_client(addr: SocketAddr, args: &[&str]) -> String {
@@ -110,7 +100,7 @@ clusters:
     // The shop certificate for its name (curl verifies it), routed by SNI,
     // over HTTP/1.1 and over HTTP/2 agreed by ALPN.
     for (flag, version) in [("--http1.1", "1.1"), ("--http2", "2")] {
-        let r = curl_tls(
+        let r = curl_https(
             addr,
             "shop.example.com",
             "/cart",
@@ -126,11 +116,11 @@ clusters:
         );
     }
     // A wildcard name gets the shop certificate but not the exact-SNI route.
-    let r = curl_tls(addr, "a.shop.example.com", "/", ca, &[]);
+    let r = curl_https(addr, "a.shop.example.com", "/", ca, &[]);
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body.starts_with("other GET /"), "{r:?}");
     // Any other name (or none) gets the default certificate.
-    let r = curl_tls(addr, "localhost", "/", ca, &[]);
+    let r = curl_https(addr, "localhost", "/", ca, &[]);
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body.starts_with("other GET /"), "{r:?}");
 
@@ -231,7 +221,7 @@ clusters:
     let ca_pem = s(&ca.pem);
 
     let with = |leaf: &tls::Leaf| -> CurlOut {
-        curl_tls(
+        curl_https(
             addr,
             "localhost",
             "/orders",
@@ -248,7 +238,7 @@ clusters:
     // A certificate from another CA, or none, ends the handshake.
     let r = with(&rogue);
     assert_eq!(r.status, 0, "{r:?}");
-    let r = curl_tls(addr, "localhost", "/orders", ca_pem, &[]);
+    let r = curl_https(addr, "localhost", "/orders", ca_pem, &[]);
     assert_eq!(r.status, 0, "{r:?}");
     // TLS 1.2, where the refusal comes inside the handshake (with 1.3 it
     // comes after the client's Finished, which s_client may not wait for).
@@ -269,9 +259,9 @@ clusters:
 
     // `optional`: no certificate is fine, a bad one is not; TLS 1.2 is refused.
     let opt = proxy.addr("optional");
-    let r = curl_tls(opt, "localhost", "/", ca_pem, &[]);
+    let r = curl_https(opt, "localhost", "/", ca_pem, &[]);
     assert_eq!(r.status, 200, "{r:?}");
-    let r = curl_tls(
+    let r = curl_https(
         opt,
         "localhost",
         "/",
@@ -279,7 +269,7 @@ clusters:
         &["--cert", s(&rogue.cert), "--key", s(&rogue.key)],
     );
     assert_eq!(r.status, 0, "{r:?}");
-    let r = curl_tls(opt, "localhost", "/", ca_pem, &["--tls-max", "1.2"]);
+    let r = curl_https(opt, "localhost", "/", ca_pem, &["--tls-max", "1.2"]);
     assert_eq!(r.status, 0, "{r:?}");
 }
 
@@ -326,10 +316,10 @@ fn bad_handshakes_close_that_connection_only() {
         );
     }
     // An unknown SNI gets no certificate when SNI is strict.
-    let r = curl_tls(addr, "unknown.test", "/", ca, &["-k"]);
+    let r = curl_https(addr, "unknown.test", "/", ca, &["-k"]);
     assert_eq!(r.status, 0, "{r:?}");
     // Meanwhile a good client is served.
-    let r = curl_tls(addr, "localhost", "/", ca, &[]);
+    let r = curl_https(addr, "localhost", "/", ca, &[]);
     assert_eq!(r.status, 200, "{r:?}\n{}", proxy.logs());
 
     // The stalled client is closed at the handshake timeout.
@@ -471,7 +461,7 @@ fn certificates_rotate_live_without_failing_a_request_and_a_broken_pair_is_refus
         std::thread::spawn(move || {
             let mut results = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let r = curl_tls(addr, "localhost", "/", &ca_pem, &[]);
+                let r = curl_https(addr, "localhost", "/", &ca_pem, &[]);
                 results.push(r.status);
             }
             results
@@ -486,7 +476,7 @@ fn certificates_rotate_live_without_failing_a_request_and_a_broken_pair_is_refus
     std::fs::rename(dir.join("next.pem"), &live.cert).unwrap();
     let replaced = Instant::now();
     let served_new = loop {
-        let r = curl_tls(addr, "localhost", "/", &ca_pem, &["-v"]);
+        let r = curl_https(addr, "localhost", "/", &ca_pem, &["-v"]);
         if r.stderr.contains("after.test") {
             break replaced.elapsed();
         }
@@ -520,7 +510,7 @@ fn certificates_rotate_live_without_failing_a_request_and_a_broken_pair_is_refus
         assert!(Instant::now() < deadline, "{}", proxy.logs());
         std::thread::sleep(Duration::from_millis(100));
     }
-    let r = curl_tls(addr, "localhost", "/", &ca_pem, &["-v"]);
+    let r = curl_https(addr, "localhost", "/", &ca_pem, &["-v"]);
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.stderr.contains("after.test"), "{r:?}");
     assert!(

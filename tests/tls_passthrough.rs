@@ -10,18 +10,11 @@ mod http_peers;
 mod tls;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use common::{Proxy, dead_address, scratch_dir};
-use http_peers::{CurlOut, curl};
-use tls::{Ca, HttpsServer, s};
-
-fn curl_via(addr: SocketAddr, name: &str, path: &str, ca: &str) -> CurlOut {
-    let resolve = format!("{name}:{}:127.0.0.1", addr.port());
-    let url = format!("https://{name}:{}{path}", addr.port());
-    curl(&["--cacert", ca, "--resolve", &resolve, &url])
-}
+use tls::{Ca, HttpsServer, curl_https, s};
 
 #[test]
 fn tls_is_routed_by_sni_without_decrypting_it() {
@@ -65,18 +58,18 @@ clusters:
     // curl verifies each backend's certificate for the name it asked for:
     // the bytes went through unchanged.
     for i in 0..3 {
-        let r = curl_via(addr, "db.example.com", &format!("/q/{i}"), ca);
+        let r = curl_https(addr, "db.example.com", &format!("/q/{i}"), ca, &[]);
         assert_eq!(r.status, 200, "{r:?}\n{}", proxy.logs());
         assert_eq!(r.body, format!("db /q/{i} peer=-\n"), "{r:?}");
     }
     // A dead endpoint is skipped by the retry on connect failure.
     for _ in 0..4 {
-        let r = curl_via(addr, "api.example.com", "/v1", ca);
+        let r = curl_https(addr, "api.example.com", "/v1", ca, &[]);
         assert_eq!(r.status, 200, "{r:?}\n{}", proxy.logs());
         assert_eq!(r.body, "api /v1 peer=-\n", "{r:?}");
     }
     // A name no route takes: the connection is closed.
-    let r = curl_via(addr, "nobody.test", "/", ca);
+    let r = curl_https(addr, "nobody.test", "/", ca, &[]);
     assert_eq!(r.status, 0, "{r:?}");
     assert!(
         proxy.wait_metric(
@@ -104,7 +97,7 @@ clusters:
     let _ = plain.read_to_end(&mut buf);
     assert!(buf.is_empty(), "{buf:?}");
     let mut silent = TcpStream::connect(addr).unwrap();
-    let r = curl_via(addr, "db.example.com", "/still", ca);
+    let r = curl_https(addr, "db.example.com", "/still", ca, &[]);
     assert_eq!(r.status, 200, "{r:?}");
     silent
         .set_read_timeout(Some(Duration::from_secs(5)))

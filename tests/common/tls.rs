@@ -170,3 +170,20 @@ pub fn tunnel(
     let v: serde_json::Value = serde_json::from_str(&first).unwrap();
     (child, v["port"].as_u64().unwrap() as u16, lines)
 }
+
+/// `curl` to `https://NAME:PORT/PATH`, NAME resolved to `addr` (so the
+/// SNI and the verified name are NAME), trusting `ca`.
+pub fn curl_https(
+    addr: std::net::SocketAddr,
+    name: &str,
+    path: &str,
+    ca: &str,
+    extra: &[&str],
+) -> crate::http_peers::CurlOut {
+    let resolve = format!("{name}:{}:127.0.0.1", addr.port());
+    let url = format!("https://{name}:{}{path}", addr.port());
+    let mut args = vec!["--cacert", ca, "--resolve", &resolve];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    crate::http_peers::curl(&args)
+}

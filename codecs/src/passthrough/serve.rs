@@ -41,7 +41,7 @@ impl ConnectionHandler for PassthroughHandler {
 async fn serve(stream: ClientStream, peer: SocketAddr, ctx: Arc<ListenerContext>) {
     let connection = connection_metadata(&stream, peer, ctx.local_addr);
     // Listener TLS is refused for this protocol by config validation.
-    let (MaybeTls::Plain(mut client), read) = stream.into_parts() else {
+    let (MaybeTls::Plain(client), read) = stream.into_parts() else {
         return;
     };
     let _ = client.set_nodelay(true);
@@ -49,9 +49,22 @@ async fn serve(stream: ClientStream, peer: SocketAddr, ctx: Arc<ListenerContext>
     let Some(listener) = snapshot.listener(&ctx.name) else {
         return;
     };
-    let limits = &listener.limits;
     listener.metrics.connections_total.inc();
     listener.metrics.connections_active.inc();
+    pass(client, read, connection, peer, listener, &ctx).await;
+    listener.metrics.connections_active.dec();
+}
+
+/// The connection from its first bytes to its end.
+async fn pass(
+    mut client: TcpStream,
+    read: bytes::Bytes,
+    connection: Metadata,
+    peer: SocketAddr,
+    listener: &ListenerRuntime,
+    ctx: &ListenerContext,
+) {
+    let limits = &listener.limits;
     let hello = tokio::time::timeout(
         limits.header_read_timeout,
         read_client_hello(&mut client, read, limits.max_header_bytes),
@@ -61,12 +74,10 @@ async fn serve(stream: ClientStream, peer: SocketAddr, ctx: Arc<ListenerContext>
         Ok(Ok(h)) => h,
         Ok(Err(e)) => {
             debug!(listener = %ctx.name, %peer, error = %e, "no ClientHello; closing");
-            listener.metrics.connections_active.dec();
             return;
         }
         Err(_) => {
             debug!(listener = %ctx.name, %peer, "ClientHello not received in time; closing");
-            listener.metrics.connections_active.dec();
             return;
         }
     };
@@ -89,12 +100,11 @@ async fn serve(stream: ClientStream, peer: SocketAddr, ctx: Arc<ListenerContext>
             pipeline::Ending::Failed(e.kind)
         }
         Ok((upstream, _active)) => {
-            let moved = forward(client, upstream, &hello, listener, &ctx).await;
+            let moved = forward(client, upstream, &hello, listener, ctx).await;
             debug!(listener = %ctx.name, %peer, up = moved.up, down = moved.down, "passthrough closed");
             pipeline::Ending::Upstream { error: false }
         }
     };
-    listener.metrics.connections_active.dec();
     pipeline::finish(
         listener,
         TLS_PASSTHROUGH,

@@ -35,8 +35,9 @@ pub struct CertInfo {
 /// A file's identity for change detection: modification time and length.
 pub(crate) type Stamp = Option<(SystemTime, u64)>;
 
-/// The stamp of `path` now (`None` when it cannot be read).
-pub(crate) fn stamp(path: &str) -> Stamp {
+/// A file's modification time and length now, to tell when it changed
+/// (`None` when it cannot be read).
+pub fn stamp(path: &str) -> Stamp {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
 }

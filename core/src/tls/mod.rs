@@ -20,12 +20,7 @@ use tokio_rustls::server::TlsStream;
 pub use build::{
     DEFAULT_HANDSHAKE_TIMEOUT, build_listener_tls, resolve_cluster_paths, resolve_paths,
 };
-pub use certs::CertInfo;
-
-/// A file's modification time and length, to tell when it changed.
-pub fn file_stamp(path: &str) -> Option<(std::time::SystemTime, u64)> {
-    certs::stamp(path)
-}
+pub use certs::{CertInfo, stamp as file_stamp};
 pub use client::{ClusterTls, build_cluster_tls};
 pub use error::TlsError;
 pub use facts::TlsFacts;
