@@ -15,7 +15,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use metaproxy_core::cluster::{Cluster, Resource, now_ms};
+use metaproxy_core::cluster::{Cluster, Endpoint, Resource, now_ms};
 use metaproxy_core::metadata::Metadata;
 use metaproxy_core::proxy::RunningProxy;
 use metaproxy_core::router::{HOST_KEY, RouteTable};
@@ -288,8 +288,11 @@ impl Admin {
 fn cluster_json(c: &Cluster) -> Value {
     let now = now_ms();
     let b = c.breaker();
-    let endpoints: Vec<Value> = c.subsets[0]
-        .endpoints
+    let set = c.endpoints();
+    let discovered: std::collections::HashSet<*const Endpoint> =
+        set.discovered.iter().map(Arc::as_ptr).collect();
+    let endpoints: Vec<Value> = set
+        .all()
         .iter()
         .map(|e| {
             json!({
@@ -298,7 +301,8 @@ fn cluster_json(c: &Cluster) -> Value {
                 "weight": e.weight,
                 "priority": e.priority,
                 "zone": e.zone(),
-                "drained": c.is_drained(e),
+                "drained": set.subsets[0].is_drained(e),
+                "discovered": discovered.contains(&Arc::as_ptr(e)),
                 "healthy": !e.health.check_failed(),
                 "ejected": e.health.is_ejected(now),
                 "times_ejected": e.health.times_ejected(),
@@ -306,7 +310,7 @@ fn cluster_json(c: &Cluster) -> Value {
             })
         })
         .collect();
-    let subsets: HashMap<&str, Vec<String>> = c.subsets[1..]
+    let subsets: HashMap<&str, Vec<String>> = set.subsets[1..]
         .iter()
         .map(|s| {
             (
@@ -321,6 +325,7 @@ fn cluster_json(c: &Cluster) -> Value {
         "mode": format!("{:?}", c.pool.mode).to_lowercase(),
         "endpoints": endpoints,
         "subsets": subsets,
+        "discovery": c.discovery.as_ref().map(|f| f.status()),
         "circuit_breaker": {
             "requests": b.current(Resource::Request),
             "pending": b.current(Resource::Pending),

@@ -3,6 +3,7 @@
 //! embed exactly what the binary runs.
 
 pub mod admin;
+pub mod discovery;
 pub mod reload;
 
 use std::path::Path;
@@ -21,6 +22,7 @@ pub fn default_registry() -> Registry {
     let mut registry = Registry::new();
     metaproxy_codecs::register_all(&mut registry);
     metaproxy_filters::register_all(&mut registry);
+    discovery::register_all(&mut registry);
     registry
 }
 

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Endpoint};
 use crate::codec::{Codec, Decoder};
 use crate::config::HealthCheckConfig;
 use crate::metrics::{HealthLabels, Metrics};
@@ -213,6 +213,18 @@ impl HealthChecker {
 /// Checks every endpoint of `cluster` until shutdown or until the cluster
 /// is dropped (a reload that replaced it).
 pub fn spawn_health_checks(cluster: &Arc<Cluster>, shutdown: CancellationToken, metrics: &Metrics) {
+    let endpoints = cluster.endpoints().all().to_vec();
+    spawn_endpoint_checks(cluster, &endpoints, shutdown, metrics);
+}
+
+/// Checks each of `endpoints` (members of `cluster`) until shutdown, until
+/// the cluster is dropped, or until discovery removes the endpoint.
+pub fn spawn_endpoint_checks(
+    cluster: &Arc<Cluster>,
+    endpoints: &[Arc<Endpoint>],
+    shutdown: CancellationToken,
+    metrics: &Metrics,
+) {
     let Some(checker) = cluster.health_checker.clone() else {
         return;
     };
@@ -226,37 +238,41 @@ pub fn spawn_health_checks(cluster: &Arc<Cluster>, shutdown: CancellationToken, 
             .clone()
     };
     let (passes, failures) = (label("pass"), label("fail"));
-    for (index, endpoint) in cluster.subsets[0].endpoints.iter().enumerate() {
+    let retired = cluster.retired();
+    for endpoint in endpoints {
         let (passes, failures) = (passes.clone(), failures.clone());
-        let weak: Weak<Cluster> = Arc::downgrade(cluster);
+        let weak: Weak<Endpoint> = Arc::downgrade(endpoint);
+        let name = cluster.name.clone();
         let target = ProbeTarget {
             address: endpoint.address,
             tls: cluster.pool.tls.clone(),
         };
         let checker = checker.clone();
         let shutdown = shutdown.clone();
+        let retired = retired.clone();
         tokio::spawn(async move {
             loop {
                 let jitter = checker.interval.mul_f64(0.9 + fastrand::f64() * 0.2);
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
+                    _ = retired.cancelled() => return,
                     _ = tokio::time::sleep(jitter) => {}
                 }
                 let result =
                     tokio::time::timeout(checker.timeout, checker.probe.probe(target.clone()))
                         .await
                         .unwrap_or_else(|_| Err(format!("no answer within {:?}", checker.timeout)));
+                if retired.is_cancelled() {
+                    return;
+                }
+                let Some(endpoint) = weak.upgrade().filter(|e| !e.is_removed()) else {
+                    return;
+                };
                 if result.is_ok() {
                     passes.inc();
                 } else {
                     failures.inc();
                 }
-                let Some(cluster) = weak.upgrade() else {
-                    return;
-                };
-                let Some(endpoint) = cluster.subsets[0].endpoints.get(index) else {
-                    return;
-                };
                 let changed = endpoint.health.record_check(
                     result.is_ok(),
                     checker.healthy_threshold,
@@ -265,10 +281,10 @@ pub fn spawn_health_checks(cluster: &Arc<Cluster>, shutdown: CancellationToken, 
                 if changed {
                     match &result {
                         Ok(()) => {
-                            info!(cluster = %cluster.name, address = %target.address, "health check: endpoint is healthy again")
+                            info!(cluster = %name, address = %target.address, "health check: endpoint is healthy again")
                         }
                         Err(why) => {
-                            warn!(cluster = %cluster.name, address = %target.address, %why, "health check: endpoint is unhealthy")
+                            warn!(cluster = %name, address = %target.address, %why, "health check: endpoint is unhealthy")
                         }
                     }
                 }
@@ -335,7 +351,7 @@ mod tests {
             healthy_threshold: 2,
         });
         let cluster = Arc::new(cluster);
-        let endpoint = cluster.subsets[0].endpoints[0].clone();
+        let endpoint = cluster.endpoints().all()[0].clone();
         let shutdown = CancellationToken::new();
         let start = Instant::now();
         spawn_health_checks(&cluster, shutdown.clone(), &Metrics::default());

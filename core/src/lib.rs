@@ -13,6 +13,7 @@ pub mod access_log;
 pub mod cluster;
 pub mod codec;
 pub mod config;
+pub mod discovery;
 pub mod error;
 pub mod filter;
 pub mod health_check;

@@ -67,6 +67,17 @@ pub struct ClusterLabels {
     pub cluster: String,
 }
 
+/// Labels of discovery attempts.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DiscoveryLabels {
+    /// Cluster name.
+    pub cluster: String,
+    /// Source kind (`dns`, `zookeeper`, ...).
+    pub source: String,
+    /// `ok` or `error`.
+    pub result: String,
+}
+
 /// Labels of health check results.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HealthLabels {
@@ -121,6 +132,10 @@ pub struct Metrics {
     pub tls_handshakes: Family<TlsLabels, Counter>,
     /// `metaproxy_tls_certificate_reloads_total`.
     pub tls_reloads: Family<TlsLabels, Counter>,
+    /// `metaproxy_discovery_updates_total`.
+    pub discovery_updates: Family<DiscoveryLabels, Counter>,
+    /// `metaproxy_discovered_endpoints`.
+    pub discovered_endpoints: Family<ClusterLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -215,8 +230,22 @@ impl Metrics {
             "Changed certificate files loaded (ok) or refused (rejected)",
             tls_reloads.clone(),
         );
+        let discovery_updates = Family::<DiscoveryLabels, Counter>::default();
+        registry.register(
+            "discovery_updates",
+            "Discovery attempts by cluster, source and result (ok, error)",
+            discovery_updates.clone(),
+        );
+        let discovered_endpoints = Family::<ClusterLabels, Gauge>::default();
+        registry.register(
+            "discovered_endpoints",
+            "Endpoints a cluster currently has from its discovery source",
+            discovered_endpoints.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
+            discovery_updates,
+            discovered_endpoints,
             tls_handshakes,
             tls_reloads,
             requests,

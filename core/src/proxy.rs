@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::{ConfigErrors, LoadedConfig};
+use crate::discovery::spawn_discovery;
 use crate::health_check::spawn_health_checks;
 use crate::listener::{ListenerContext, run_accept_loop};
 use crate::metrics::Metrics;
@@ -101,6 +102,7 @@ impl RunningProxy {
         proxy.bind_new_listeners(&current).await?;
         for cluster in current.clusters.values() {
             spawn_health_checks(cluster, proxy.shutdown.clone(), &proxy.metrics);
+            spawn_discovery(cluster, proxy.shutdown.clone(), &proxy.metrics);
         }
         proxy.ready.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(proxy)
@@ -200,6 +202,7 @@ impl RunningProxy {
         }
         for cluster in next.clusters.values() {
             spawn_health_checks(cluster, self.shutdown.clone(), &self.metrics);
+            spawn_discovery(cluster, self.shutdown.clone(), &self.metrics);
         }
         let version = self
             .version

@@ -150,6 +150,7 @@ impl<F: ProtocolCodecFactory> Protocol for RpcProtocol<F> {
 pub struct Registry {
     protocols: BTreeMap<&'static str, Arc<dyn Protocol>>,
     filters: BTreeMap<&'static str, Arc<dyn FilterFactory>>,
+    discovery: BTreeMap<&'static str, Arc<dyn crate::discovery::DiscoveryFactory>>,
 }
 
 impl Registry {
@@ -173,6 +174,25 @@ impl Registry {
     pub fn register_filter(&mut self, factory: Arc<dyn FilterFactory>) -> &mut Self {
         self.filters.insert(factory.name(), factory);
         self
+    }
+
+    /// Registers a discovery source factory under its config key.
+    pub fn register_discovery(
+        &mut self,
+        factory: Arc<dyn crate::discovery::DiscoveryFactory>,
+    ) -> &mut Self {
+        self.discovery.insert(factory.name(), factory);
+        self
+    }
+
+    /// The discovery source factory for config key `name`.
+    pub fn discovery(&self, name: &str) -> Option<&Arc<dyn crate::discovery::DiscoveryFactory>> {
+        self.discovery.get(name)
+    }
+
+    /// Registered discovery source kinds.
+    pub fn discovery_names(&self) -> Vec<&'static str> {
+        self.discovery.keys().copied().collect()
     }
 
     /// The protocol named `name`.

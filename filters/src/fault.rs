@@ -215,11 +215,11 @@ impl Filter for Fault {
         let Some(rule) = self.rules.iter().find(|r| r.conditions.matches(&*request)) else {
             return FilterAction::Continue;
         };
-        if let Some((delay, chance)) = rule.delay {
-            if chance.draw() {
-                tracing::trace!(rule = %rule.name, ?delay, "fault: delaying");
-                tokio::time::sleep(delay).await;
-            }
+        if let Some((delay, chance)) = rule.delay
+            && chance.draw()
+        {
+            tracing::trace!(rule = %rule.name, ?delay, "fault: delaying");
+            tokio::time::sleep(delay).await;
         }
         match &rule.abort {
             Some((error, chance)) if chance.draw() => FilterAction::Reply(error.clone()),

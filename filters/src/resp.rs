@@ -301,10 +301,10 @@ fn deliver(
             return Err(RedisError::Protocol("reply nobody asked for".into()));
         };
         front.got.push(value);
-        if front.got.len() == front.count {
-            if let Some(w) = waiting.pop_front() {
-                let _ = w.done.send(Ok(w.got));
-            }
+        if front.got.len() == front.count
+            && let Some(w) = waiting.pop_front()
+        {
+            let _ = w.done.send(Ok(w.got));
         }
     }
     buf.advance(pos);
@@ -352,10 +352,10 @@ impl Client {
         let slot = self.slots[i]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(c) = &slot.conn {
-            if !c.is_closed() {
-                return Ok(Some(c.clone()));
-            }
+        if let Some(c) = &slot.conn
+            && !c.is_closed()
+        {
+            return Ok(Some(c.clone()));
         }
         match slot.retry_at {
             Some(t) if Instant::now() < t => Err(RedisError::Backoff(self.address.clone())),

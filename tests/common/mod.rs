@@ -42,6 +42,31 @@ pub fn write_config(name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// The Python of the venv in `dir` (relative to the repository), made from
+/// its requirements.txt when `check` (a Python statement) fails in it.
+pub fn python_venv(dir: &str, check: &str) -> PathBuf {
+    let dir = repo_root().join(dir);
+    let py = dir.join(".venv/bin/python");
+    let ready = Command::new(&py)
+        .args(["-c", check])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ready {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(dir.join(".venv"))
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(&py)
+                .args(["-m", "pip", "install", "-q", "-r"])
+                .arg(dir.join("requirements.txt"))
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(ok, "could not install {}/requirements.txt", dir.display());
+    }
+    py
+}
+
 /// Lines a child printed, collected by a background reader so its pipe never fills.
 pub struct Lines {
     rx: Receiver<String>,
@@ -263,10 +288,22 @@ pub struct DubboProvider {
 impl DubboProvider {
     /// Starts a provider answering `Hello <name>, from <tag>`.
     pub fn start(tag: &str) -> DubboProvider {
+        Self::start_with(tag, &[])
+    }
+
+    /// [`DubboProvider::start`] that also registers itself in ZooKeeper at
+    /// `zk` (sofa-rpc-node's own registry client, Dubbo layout under
+    /// `/dubbo`) in Dubbo group `group`; returns once its node is readable.
+    pub fn start_registered(tag: &str, zk: &str, group: &str) -> DubboProvider {
+        Self::start_with(tag, &["--zk", zk, "--group", group])
+    }
+
+    fn start_with(tag: &str, extra: &[&str]) -> DubboProvider {
         let dir = dubbo_peers();
         let mut child = Command::new("node")
             .arg(dir.join("provider.js"))
             .args(["--tag", tag, "--port", "0"])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

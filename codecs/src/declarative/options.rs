@@ -225,7 +225,7 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         .strip_prefix(b"0x")
         .or_else(|| digits.strip_prefix(b"0X"))
         .unwrap_or(&digits);
-    if digits.is_empty() || digits.len() % 2 != 0 {
+    if digits.is_empty() || !digits.len().is_multiple_of(2) {
         return Err(format!(
             "magic `{text}`: give an even number of hex digits, e.g. \"cafe\""
         ));

@@ -106,10 +106,10 @@ pub fn metadata(body: &RequestBody, request_id: u64) -> Metadata {
         m.push(ByteString::from_static("group"), group.clone());
     }
     for e in &body.attachments.entries {
-        if let (Some(k), Some(v)) = (&e.key, &e.value) {
-            if m.get(k).is_none() {
-                m.push(k.clone(), v.clone());
-            }
+        if let (Some(k), Some(v)) = (&e.key, &e.value)
+            && m.get(k).is_none()
+        {
+            m.push(k.clone(), v.clone());
         }
     }
     m

@@ -4,7 +4,7 @@ use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::health::EndpointHealth;
@@ -25,6 +25,7 @@ pub struct Endpoint {
     /// Active and passive health.
     pub health: EndpointHealth,
     active: AtomicUsize,
+    removed: AtomicBool,
     /// The endpoint's connection pool, created on first use by the engine
     /// of the cluster's protocol (type-erased `EndpointPool<C>`).
     pub pool: OnceLock<Arc<dyn Any + Send + Sync>>,
@@ -53,6 +54,7 @@ impl Endpoint {
             priority: 0,
             health: EndpointHealth::default(),
             active: AtomicUsize::new(0),
+            removed: AtomicBool::new(false),
             pool: OnceLock::new(),
         }
     }
@@ -77,6 +79,16 @@ impl Endpoint {
     pub fn start_request(self: &Arc<Self>) -> ActiveGuard {
         self.active.fetch_add(1, Ordering::Relaxed);
         ActiveGuard(self.clone())
+    }
+
+    /// Whether discovery removed it: it drains and is never picked again.
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Relaxed)
+    }
+
+    /// Marks it removed by discovery.
+    pub(crate) fn mark_removed(&self) {
+        self.removed.store(true, Ordering::Relaxed);
     }
 
     /// Whether every `(key, value)` of `selector` is among the labels.

@@ -11,6 +11,7 @@ pub mod health;
 pub mod priority;
 
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,9 @@ pub use endpoint::{ActiveGuard, Endpoint};
 pub use hash_policy::{HashDecision, HashPolicy};
 pub use health::{Outcome, OutlierPolicy, now_ms};
 pub use priority::{LevelHealth, PriorityLoad};
+
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
 
 use crate::codec::UpstreamMode;
 use crate::config::LbPolicy;
@@ -123,14 +127,82 @@ pub struct FailoverPolicy {
     pub overprovisioning: f64,
 }
 
+/// The endpoints a cluster routes to at one moment: swapped whole when
+/// discovery changes them, read lock-free by every pick.
+#[derive(Debug)]
+pub struct EndpointSet {
+    /// Index 0 is the whole cluster; then the named subsets, in config order.
+    pub subsets: Vec<Subset>,
+    /// The endpoints that came from the cluster's discovery source (also in
+    /// `subsets`), in the order the source gave them.
+    pub discovered: Vec<Arc<Endpoint>>,
+}
+
+impl EndpointSet {
+    /// Every endpoint, drained ones included.
+    pub fn all(&self) -> &[Arc<Endpoint>] {
+        &self.subsets[0].endpoints
+    }
+}
+
+/// How a cluster's endpoint set is laid out: what stays fixed when
+/// discovery changes the discovered part.
+#[derive(Debug)]
+pub struct SetLayout {
+    /// The balancer of every level.
+    pub lb: LbPolicy,
+    /// Named subsets and their label selectors, in config order.
+    pub subsets: Vec<(String, BTreeMap<String, String>)>,
+    /// The endpoints written in the config.
+    pub fixed: Vec<Arc<Endpoint>>,
+    /// Those of `fixed` that are drained.
+    pub drained: Vec<Arc<Endpoint>>,
+}
+
+impl SetLayout {
+    /// Builds the set of `fixed` plus `discovered` endpoints.
+    pub fn build(&self, discovered: Vec<Arc<Endpoint>>) -> EndpointSet {
+        let is_drained = |e: &Endpoint| self.drained.iter().any(|d| std::ptr::eq(&**d, e));
+        let mut all = self.fixed.clone();
+        all.extend(discovered.iter().cloned());
+        let mut subsets = vec![Subset::with_drained(
+            String::new(),
+            self.lb,
+            all.clone(),
+            is_drained,
+        )];
+        for (name, selector) in &self.subsets {
+            let members: Vec<_> = all
+                .iter()
+                .filter(|e| e.has_labels(selector))
+                .cloned()
+                .collect();
+            subsets.push(Subset::with_drained(
+                name.clone(),
+                self.lb,
+                members,
+                is_drained,
+            ));
+        }
+        EndpointSet {
+            subsets,
+            discovered,
+        }
+    }
+}
+
 /// A cluster built from config.
 pub struct Cluster {
     /// Unique name.
     pub name: Arc<str>,
     /// Protocol name.
     pub protocol: String,
-    /// Index 0 is the whole cluster; then the named subsets.
-    pub subsets: Vec<Subset>,
+    /// The current endpoints and subsets.
+    endpoints: ArcSwap<EndpointSet>,
+    /// What the endpoint set is rebuilt from.
+    pub layout: SetLayout,
+    /// Where endpoints are discovered, when the cluster has `discovery:`.
+    pub discovery: Option<Arc<crate::discovery::Feed>>,
     /// Upstream pool settings.
     pub pool: PoolSettings,
     /// The protocol's cluster-side codec, type-erased (`Arc<C>` inside);
@@ -146,6 +218,15 @@ pub struct Cluster {
     pub failover: FailoverPolicy,
     /// What the cluster's connection pools depend on (compared across reloads).
     pub fingerprint: String,
+    /// Cancelled when the cluster is dropped (a reload replaced it): its
+    /// health checks and discovery updates stop.
+    retired: CancellationToken,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.retired.cancel();
+    }
 }
 
 impl fmt::Debug for Cluster {
@@ -153,15 +234,152 @@ impl fmt::Debug for Cluster {
         f.debug_struct("Cluster")
             .field("name", &self.name)
             .field("protocol", &self.protocol)
-            .field("subsets", &self.subsets)
+            .field("endpoints", &self.endpoints.load())
             .finish_non_exhaustive()
     }
 }
 
+/// What a cluster is made of besides its endpoints.
+#[derive(Debug)]
+pub struct ClusterParts {
+    /// Unique name.
+    pub name: Arc<str>,
+    /// Protocol name.
+    pub protocol: String,
+    /// Upstream pool settings.
+    pub pool: PoolSettings,
+    /// The protocol's cluster-side codec, type-erased.
+    pub codec: Arc<dyn Any + Send + Sync>,
+    /// Hash policy.
+    pub hash_policy: Vec<HashPolicy>,
+    /// Passive outlier detection.
+    pub outlier: Option<OutlierPolicy>,
+    /// Active health checks.
+    pub health_checker: Option<HealthChecker>,
+    /// Priority spill-over and panic mode.
+    pub failover: FailoverPolicy,
+    /// What the cluster's connection pools depend on.
+    pub fingerprint: String,
+}
+
+/// What applying a discovered endpoint list changed.
+#[derive(Debug, Default)]
+pub struct SetChange {
+    /// Endpoints new to the cluster (their health checks must start).
+    pub added: Vec<Arc<Endpoint>>,
+    /// How many discovered endpoints left.
+    pub removed: usize,
+    /// Whether the set was rebuilt.
+    pub changed: bool,
+}
+
 impl Cluster {
+    /// A cluster of `parts` whose endpoints are `layout`'s fixed ones plus
+    /// `discovered`.
+    pub fn new(
+        parts: ClusterParts,
+        layout: SetLayout,
+        discovered: Vec<Arc<Endpoint>>,
+        discovery: Option<Arc<crate::discovery::Feed>>,
+    ) -> Self {
+        let set = layout.build(discovered);
+        Self {
+            name: parts.name,
+            protocol: parts.protocol,
+            endpoints: ArcSwap::from_pointee(set),
+            layout,
+            discovery,
+            pool: parts.pool,
+            codec: parts.codec,
+            hash_policy: parts.hash_policy,
+            outlier: parts.outlier,
+            health_checker: parts.health_checker,
+            failover: parts.failover,
+            fingerprint: parts.fingerprint,
+            retired: CancellationToken::new(),
+        }
+    }
+
+    /// The current endpoint set (a lock-free snapshot).
+    pub fn endpoints(&self) -> arc_swap::Guard<Arc<EndpointSet>> {
+        self.endpoints.load()
+    }
+
+    /// Cancelled once the cluster is dropped.
+    pub fn retired(&self) -> CancellationToken {
+        self.retired.clone()
+    }
+
+    /// Replaces the discovered part of the endpoint set with `found`.
+    /// Endpoints that stay (same address, labels and weight) are kept with
+    /// their pools, health and outlier state; the others are new; those that
+    /// left drain (requests in flight finish on them, no new ones go there).
+    /// An address written in the config, or given twice, is taken once.
+    pub fn apply_discovered(&self, found: &[crate::discovery::DiscoveredEndpoint]) -> SetChange {
+        let current = self.endpoints.load_full();
+        let mut seen: std::collections::HashSet<std::net::SocketAddr> =
+            self.layout.fixed.iter().map(|e| e.address).collect();
+        let mut next = Vec::with_capacity(found.len());
+        let mut added = Vec::new();
+        let by_address: std::collections::HashMap<_, _> =
+            current.discovered.iter().map(|e| (e.address, e)).collect();
+        for d in found {
+            if !seen.insert(d.address) {
+                continue;
+            }
+            let kept = by_address
+                .get(&d.address)
+                .filter(|old| old.labels == d.labels && old.weight == d.weight.max(1))
+                .map(|old| Arc::clone(old));
+            next.push(kept.unwrap_or_else(|| {
+                let fresh = Arc::new(Endpoint::new(d.address, d.labels.clone(), d.weight));
+                added.push(fresh.clone());
+                fresh
+            }));
+        }
+        let same = next.len() == current.discovered.len()
+            && next
+                .iter()
+                .zip(&current.discovered)
+                .all(|(a, b)| Arc::ptr_eq(a, b));
+        if same {
+            return SetChange::default();
+        }
+        let stay: std::collections::HashSet<*const Endpoint> =
+            next.iter().map(Arc::as_ptr).collect();
+        let mut removed = 0;
+        for old in &current.discovered {
+            if !stay.contains(&Arc::as_ptr(old)) {
+                old.mark_removed();
+                removed += 1;
+            }
+        }
+        self.endpoints.store(Arc::new(self.layout.build(next)));
+        SetChange {
+            added,
+            removed,
+            changed: true,
+        }
+    }
+
     /// Index of the subset named `name`.
     pub fn subset_index(&self, name: &str) -> Option<usize> {
-        self.subsets.iter().position(|s| s.name == name)
+        if name.is_empty() {
+            return Some(0);
+        }
+        self.layout
+            .subsets
+            .iter()
+            .position(|(n, _)| n == name)
+            .map(|i| i + 1)
+    }
+
+    /// The name of subset `index` (`""` for the whole cluster).
+    pub fn subset_name(&self, index: usize) -> &str {
+        match index {
+            0 => "",
+            i => self.layout.subsets.get(i - 1).map_or("", |(n, _)| n),
+        }
     }
 
     /// The circuit breaker.
@@ -176,7 +394,7 @@ impl Cluster {
 
     /// Whether `endpoint` is drained: kept, but out of load balancing.
     pub fn is_drained(&self, endpoint: &Endpoint) -> bool {
-        self.subsets[0].is_drained(endpoint)
+        self.endpoints.load().subsets[0].is_drained(endpoint)
     }
 
     /// Picks an endpoint of subset `subset` for one request, skipping `exclude`
@@ -187,8 +405,18 @@ impl Cluster {
         subset: usize,
         hash: Option<u64>,
         exclude: &[&Endpoint],
-    ) -> Option<&Arc<Endpoint>> {
-        let s = self.subsets.get(subset)?;
+    ) -> Option<Arc<Endpoint>> {
+        let set = self.endpoints.load();
+        self.pick_in(set.subsets.get(subset)?, hash, exclude)
+            .cloned()
+    }
+
+    fn pick_in<'a>(
+        &self,
+        s: &'a Subset,
+        hash: Option<u64>,
+        exclude: &[&Endpoint],
+    ) -> Option<&'a Arc<Endpoint>> {
         let not_tried = |e: &Endpoint| !exclude.iter().any(|x| std::ptr::eq(*x, e));
         if !self.tracks_health() && s.levels.len() == 1 {
             let level = &s.levels[0];
@@ -288,15 +516,16 @@ pub(crate) mod testing {
         endpoints: Vec<Arc<Endpoint>>,
         drained: impl Fn(&Endpoint) -> bool,
     ) -> Cluster {
-        Cluster {
+        let drained_list: Vec<_> = endpoints.iter().filter(|e| drained(e)).cloned().collect();
+        let layout = SetLayout {
+            lb: LbPolicy::RoundRobin,
+            subsets: Vec::new(),
+            fixed: endpoints,
+            drained: drained_list,
+        };
+        let parts = ClusterParts {
             name: Arc::from("c"),
             protocol: "dubbo".into(),
-            subsets: vec![Subset::with_drained(
-                String::new(),
-                LbPolicy::RoundRobin,
-                endpoints,
-                drained,
-            )],
             pool: PoolSettings {
                 mode: UpstreamMode::Multiplex,
                 connections_per_endpoint: 1,
@@ -319,7 +548,8 @@ pub(crate) mod testing {
                 overprovisioning: 1.4,
             },
             fingerprint: String::new(),
-        }
+        };
+        Cluster::new(parts, layout, Vec::new(), None)
     }
 
     /// [`cluster_of`] with endpoints at `priorities`, none drained.
@@ -347,7 +577,7 @@ mod tests {
         assert_eq!(share_of_priority_1(&c), 0.0);
         let p = c.outlier.clone().unwrap();
         let eject = |i: usize| {
-            let all = c.subsets[0].endpoints.clone();
+            let all = c.endpoints().all().to_vec();
             health::record_outcome(&all[i], Outcome::GatewayError, &p, &all);
         };
         // 4 of 5 healthy × 1.4 = 112% → still all in priority 0.
@@ -367,13 +597,13 @@ mod tests {
     #[test]
     fn retries_avoid_tried_endpoints_and_panic_mode_uses_everyone() {
         let mut c = cluster(&[0, 0]);
-        let first = c.pick(0, None, &[]).unwrap().clone();
+        let first = c.pick(0, None, &[]).unwrap();
         for _ in 0..20 {
             assert_ne!(c.pick(0, None, &[&first]).unwrap().address, first.address);
         }
         c.failover.panic_threshold = 50.0;
         let p = c.outlier.clone().unwrap();
-        let all = c.subsets[0].endpoints.clone();
+        let all = c.endpoints().all().to_vec();
         health::record_outcome(&all[0], Outcome::GatewayError, &p, &all);
         health::record_outcome(&all[1], Outcome::GatewayError, &p, &all);
         assert!(c.pick(0, None, &[]).is_some(), "panic mode still routes");
@@ -385,7 +615,7 @@ mod tests {
         let mut c = cluster(&[0, 1]);
         c.failover.panic_threshold = 50.0;
         let p = c.outlier.clone().unwrap();
-        let all = c.subsets[0].endpoints.clone();
+        let all = c.endpoints().all().to_vec();
         health::record_outcome(&all[0], Outcome::GatewayError, &p, &all);
         health::record_outcome(&all[1], Outcome::GatewayError, &p, &all);
         let share = share_of_priority_1(&c);
@@ -400,13 +630,13 @@ mod tests {
         let mut c = testing::cluster_of(eps, |e| std::ptr::eq(e, &*drained));
         c.failover.panic_threshold = 50.0;
         assert!(c.is_drained(&drained));
-        assert!(!c.is_drained(&c.subsets[0].endpoints[0]));
+        assert!(!c.is_drained(&c.endpoints().all()[0]));
         for _ in 0..200 {
             let e = c.pick(0, None, &[]).unwrap();
-            assert_eq!(e.address, c.subsets[0].endpoints[0].address);
+            assert_eq!(e.address, c.endpoints().all()[0].address);
         }
         // Even a retry that already tried the only live one in A stays off it.
-        let first = c.subsets[0].endpoints[0].clone();
+        let first = c.endpoints().all()[0].clone();
         for _ in 0..50 {
             let e = c.pick(0, None, &[&first]).unwrap();
             assert_eq!(
@@ -418,7 +648,7 @@ mod tests {
         // A's live endpoint ejected, A is empty and everything goes to B
         // (1 of 2 serving endpoints healthy: no panic at 50%).
         let p = c.outlier.clone().unwrap();
-        let all = c.subsets[0].endpoints.clone();
+        let all = c.endpoints().all().to_vec();
         health::record_outcome(&all[0], Outcome::GatewayError, &p, &all);
         assert_eq!(share_of_priority_1(&c), 1.0);
     }

@@ -549,8 +549,14 @@ pub struct ClusterConfig {
     /// How an endpoint is picked.
     #[serde(default)]
     pub lb: LbPolicy,
-    /// The endpoints.
+    /// The endpoints written here (a cluster with `discovery:` may have none).
+    #[serde(default)]
     pub endpoints: Vec<Spanned<EndpointConfig>>,
+    /// Where more endpoints are found, watched live: one source key
+    /// (`zookeeper`, `dns`, `http`, `file`, or a plugin's) with its settings,
+    /// and optionally `max_endpoints` (default 10 000).
+    #[serde(default)]
+    pub discovery: Option<Spanned<serde_json::Value>>,
     /// Named label selectors: `v1: { version: v1 }`.
     #[serde(default)]
     pub subsets: BTreeMap<String, Spanned<BTreeMap<String, String>>>,

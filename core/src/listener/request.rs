@@ -211,7 +211,7 @@ async fn forward<'a, C: Codec>(
         let endpoint = pipeline::pick_endpoint(cluster, target, hash.hash, &[])?;
         req.upstream = Some(endpoint.address);
         let _active = endpoint.start_request();
-        let pool = EndpointPool::<C>::of(endpoint, cluster)?;
+        let pool = EndpointPool::<C>::of(&endpoint, cluster)?;
         let conn = pool.acquire().await?;
         conn.send_oneway(pool.codec(), message, &req.request_mutation)
             .await?;
@@ -322,7 +322,7 @@ fn spawn_mirror<C: Codec>(
         let Some(endpoint) = cluster.pick(target.subset, None, &[]) else {
             return;
         };
-        let Ok(pool) = EndpointPool::<C>::of(endpoint, cluster) else {
+        let Ok(pool) = EndpointPool::<C>::of(&endpoint, cluster) else {
             return;
         };
         let copy = async {

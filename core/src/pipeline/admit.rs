@@ -26,14 +26,14 @@ pub fn admit(target: &Target) -> Result<Permit, ProxyError> {
 
 /// Picks an endpoint of `target`'s subset, avoiding `exclude` when it can;
 /// no endpoint is a "no healthy upstream" error naming the subset.
-pub fn pick_endpoint<'a>(
-    cluster: &'a Cluster,
+pub fn pick_endpoint(
+    cluster: &Cluster,
     target: &Target,
     hash: Option<u64>,
     exclude: &[&Endpoint],
-) -> Result<&'a Arc<Endpoint>, ProxyError> {
+) -> Result<Arc<Endpoint>, ProxyError> {
     cluster.pick(target.subset, hash, exclude).ok_or_else(|| {
-        let subset = &cluster.subsets[target.subset].name;
+        let subset = cluster.subset_name(target.subset);
         ProxyError::new(
             ErrorKind::NoHealthyUpstream,
             ErrorSource::Internal,

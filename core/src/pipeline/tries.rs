@@ -51,7 +51,7 @@ where
     loop {
         let endpoint = {
             let exclude: Vec<&Endpoint> = tried.iter().map(|e| &**e).collect();
-            pick_endpoint(cluster, target, hash, &exclude)?.clone()
+            pick_endpoint(cluster, target, hash, &exclude)?
         };
         *upstream = Some(endpoint.address);
         let active = endpoint.start_request();

@@ -38,7 +38,7 @@ impl Target {
                 endpoint,
                 outcome,
                 outlier,
-                &cluster.subsets[0].endpoints,
+                cluster.endpoints().all(),
             )
         {
             self.metrics.ejections.inc();

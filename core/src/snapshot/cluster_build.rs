@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cluster::{
-    BreakerLimits, CircuitBreaker, Cluster, Endpoint, FailoverPolicy, HashPolicy, OutlierPolicy,
-    PoolSettings, Subset,
+    BreakerLimits, CircuitBreaker, Cluster, ClusterParts, Endpoint, FailoverPolicy, HashPolicy,
+    OutlierPolicy, PoolSettings, SetLayout,
 };
 use crate::codec::{CodecOptions, UpstreamMode};
 use crate::config::load::ErrorSink;
@@ -16,6 +16,7 @@ use crate::config::{ClusterConfig, DEFAULT_MAX_FRAME_BYTES, HealthCheckKind, LbP
 use crate::health_check::{HealthChecker, HttpProbe, Probe, TcpProbe};
 use crate::registry::Registry;
 
+use super::discovery_build::{build_feed, kept_discovered};
 use super::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_CONNECTIONS_PER_ENDPOINT, DEFAULT_EXCLUSIVE_CONNECTIONS,
     MAX_CONNECTIONS_PER_ENDPOINT,
@@ -125,8 +126,8 @@ pub(super) fn build_cluster(
             // Draining is not part of an endpoint's identity: a drained
             // endpoint keeps its pool, health and outlier state.
             let kept = reuse.and_then(|p| {
-                p.subsets[0]
-                    .endpoints
+                p.layout
+                    .fixed
                     .iter()
                     .find(|old| {
                         old.address == fresh.address
@@ -143,7 +144,6 @@ pub(super) fn build_cluster(
             endpoints.push(endpoint);
         }
     }
-    let is_drained = |e: &Endpoint| drained.iter().any(|d| std::ptr::eq(&**d, e));
     if !(1..=MAX_CONNECTIONS_PER_ENDPOINT).contains(&connections) {
         sink.on(
             &c.name,
@@ -152,28 +152,27 @@ pub(super) fn build_cluster(
             ),
         );
     }
-    let mut subsets = vec![Subset::with_drained(
-        String::new(),
-        c.lb,
-        endpoints.clone(),
-        is_drained,
-    )];
+    let mut subsets = Vec::new();
     for (name, selector) in &c.subsets {
         if name.is_empty() {
             sink.on(selector, "subset name must not be empty");
         }
-        let members: Vec<_> = endpoints
-            .iter()
-            .filter(|e| e.has_labels(&selector.value))
-            .cloned()
-            .collect();
-        subsets.push(Subset::with_drained(
-            name.clone(),
-            c.lb,
-            members,
-            is_drained,
-        ));
+        subsets.push((name.clone(), selector.value.clone()));
     }
+    let layout = SetLayout {
+        lb: c.lb,
+        subsets,
+        fixed: endpoints,
+        drained,
+    };
+    let feed = c
+        .discovery
+        .as_ref()
+        .and_then(|d| build_feed(sink, &c.name.value, d, registry, previous, base_dir));
+    if feed.is_none() && c.discovery.is_none() && c.endpoints.is_empty() {
+        sink.on(&c.name, "a cluster needs `endpoints` or `discovery`");
+    }
+    let discovered = kept_discovered(feed.as_ref(), previous, reuse.is_some());
     let hash_policy = hash_policy(sink, c);
     let outlier = c.outlier_detection.as_ref().map(|o| OutlierPolicy {
         consecutive_errors: o.consecutive_errors.unwrap_or(5).max(1),
@@ -209,10 +208,9 @@ pub(super) fn build_cluster(
     if !(0.0..=100.0).contains(&panic_threshold) {
         sink.on(&c.name, "panic_threshold is a percentage (0-100)");
     }
-    Some(Cluster {
+    let parts = ClusterParts {
         name: Arc::from(c.name.value.as_str()),
         protocol: c.protocol.value.clone(),
-        subsets,
         pool: PoolSettings {
             mode,
             connections_per_endpoint: connections.clamp(1, MAX_CONNECTIONS_PER_ENDPOINT),
@@ -244,7 +242,12 @@ pub(super) fn build_cluster(
             panic_threshold,
             overprovisioning: f64::from(c.overprovisioning_factor.unwrap_or(140)) / 100.0,
         },
-    })
+    };
+    let cluster = Cluster::new(parts, layout, discovered, feed);
+    if let Some(list) = cluster.discovery.as_ref().and_then(|f| f.latest()) {
+        cluster.apply_discovered(&list);
+    }
+    Some(cluster)
 }
 
 fn hash_policy(sink: &mut ErrorSink, c: &ClusterConfig) -> Vec<HashPolicy> {
@@ -414,7 +417,7 @@ mod tests {
     #[test]
     fn zones_become_priorities_and_draining_by_reload_keeps_endpoint_state() {
         let first = build(&zones(""), None);
-        let eps = &first.subsets[0].endpoints;
+        let eps = &first.endpoints().all().to_vec();
         assert_eq!(
             eps.iter().map(|e| e.priority).collect::<Vec<_>>(),
             [0, 0, 1]
@@ -427,17 +430,17 @@ mod tests {
 
         let drained = build(&zones(", drain: [zone-a]"), Some(&first));
         assert_eq!(zone_of_picks(&drained), ["zone-b"]);
-        for (old, new) in eps.iter().zip(&drained.subsets[0].endpoints) {
+        for (old, new) in eps.iter().zip(&drained.endpoints().all().to_vec()) {
             assert!(Arc::ptr_eq(old, new), "{} was rebuilt", old.address);
         }
-        assert!(drained.is_drained(&drained.subsets[0].endpoints[0]));
-        assert!(!drained.is_drained(&drained.subsets[0].endpoints[2]));
+        assert!(drained.is_drained(&drained.endpoints().all().to_vec()[0]));
+        assert!(!drained.is_drained(&drained.endpoints().all().to_vec()[2]));
 
         let back = build(&zones(""), Some(&drained));
         // Zone A is back, half healthy (its ejected endpoint is still out):
         // 70% stays in A, 30% spills to B.
         assert_eq!(zone_of_picks(&back), ["zone-a", "zone-b"]);
-        let again = &back.subsets[0].endpoints;
+        let again = &back.endpoints().all().to_vec();
         assert!(Arc::ptr_eq(&eps[0], &again[0]));
         assert_eq!(again[0].health.times_ejected(), 1, "outlier state kept");
         assert!(again[0].health.is_ejected(now_ms()), "still ejected");
@@ -458,7 +461,7 @@ mod tests {
             None,
         );
         let v1 = c.subset_index("v1").unwrap();
-        assert_eq!(c.subsets[v1].endpoints.len(), 2);
+        assert_eq!(c.endpoints().subsets[v1].endpoints.len(), 2);
         for _ in 0..20 {
             assert_eq!(c.pick(v1, None, &[]).unwrap().address.port(), 2);
             assert_ne!(c.pick(0, None, &[]).unwrap().address.port(), 1);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod cluster_build;
+mod discovery_build;
 mod listener_build;
 mod route_build;
 
@@ -21,6 +22,7 @@ use crate::registry::{ConnectionHandler, Registry};
 use crate::router::RouteTable;
 
 use cluster_build::build_cluster;
+pub use discovery_build::DEFAULT_MAX_DISCOVERED_ENDPOINTS;
 use listener_build::build_listener;
 
 /// Default route timeout.

@@ -1,6 +1,8 @@
 'use strict';
 // Dubbo 2 (hessian2) test provider built on sofa-rpc-node + dubbo-remoting.
 // Usage: node provider.js --tag NAME [--port 0] [--host 127.0.0.1] [--version 1.0.0] [--delay-ms 0] [--verbose]
+//        [--zk HOST:PORT --group GROUP]: also register in ZooKeeper (Dubbo layout under /dubbo) with
+//        sofa-rpc-node's own ZooKeeper registry client (an ephemeral provider node).
 // stdout: {"event":"listening","port":N} once, then one {"event":"call",...} line per request.
 
 const fs = require('fs');
@@ -12,6 +14,7 @@ const dubbo = require('dubbo-remoting');
 const dubboPackets = require('dubbo-remoting/lib/protocol');
 const { desc2classArray } = require('dubbo-remoting/lib/utils');
 const { RpcServer } = require('sofa-rpc-node').server;
+const { ZookeeperRegistry } = require('sofa-rpc-node').registry;
 const RpcResponse = require('sofa-rpc-node/lib/server/response');
 
 const INTERFACE = 'org.apache.dubbo.samples.DemoService';
@@ -33,7 +36,7 @@ function usage(msg) {
   process.exit(2);
 }
 
-const opts = parseArgs(process.argv.slice(2), { tag: '', port: '0', host: '127.0.0.1', version: '1.0.0', 'delay-ms': '0', verbose: false });
+const opts = parseArgs(process.argv.slice(2), { tag: '', port: '0', host: '127.0.0.1', version: '1.0.0', 'delay-ms': '0', verbose: false, zk: '', group: '' });
 const DELAY_MS = Number(opts['delay-ms']);
 if (!opts.tag) usage('--tag is required');
 
@@ -75,7 +78,10 @@ class Provider extends RpcServer {
   _startServer(port) {
     const server = net.createServer(socket => this._handleSocket(socket));
     server.once('error', err => this.emit('error', err));
-    server.listen(port, opts.host);
+    server.listen(port, opts.host, () => {
+      // The published URL carries the port the system picked.
+      if (port === 0 && this.publishPort === 0) this.publishPort = server.address().port;
+    });
     return server;
   }
 
@@ -95,6 +101,10 @@ const server = new Provider({
   port: Number(opts.port),
   version: opts.version,
   responseClass: OnewayAwareResponse,
+  // With --zk: sofa-rpc-node's ZooKeeper registry, rooted at Dubbo's /dubbo.
+  registry: opts.zk ? new ZookeeperRegistry({ logger, address: `${opts.zk}/dubbo` }) : undefined,
+  publishAddress: opts.host,
+  group: opts.group || undefined,
 });
 
 // Service methods must be `async` functions (sofa-rpc-node rejects plain ones).
@@ -154,8 +164,10 @@ if (stdinStat && (stdinStat.isFIFO() || stdinStat.isSocket())) {
   process.stdin.resume();
 }
 
-server.start().then(() => {
-  emit({ event: 'listening', port: server._servers[0].address().port });
+server.start().then(async () => {
+  const port = server._servers[0].address().port;
+  if (opts.zk) await server.publish(); // resolves once the node is readable back
+  emit({ event: 'listening', port, registered: !!opts.zk });
 }, err => {
   process.stderr.write(`listen failed: ${err.message}\n`);
   process.exit(1);

@@ -13,10 +13,10 @@ use super::reader::{HessianError, Reader, StringSpan};
 pub fn span_text(frame: &Bytes, span: &StringSpan) -> Result<ByteString, HessianError> {
     if let Some(range) = &span.single {
         // `slice` is only called on a range `get` proved in bounds.
-        if frame.get(range.clone()).is_some() {
-            if let Ok(text) = ByteString::try_from(frame.slice(range.clone())) {
-                return Ok(text);
-            }
+        if frame.get(range.clone()).is_some()
+            && let Ok(text) = ByteString::try_from(frame.slice(range.clone()))
+        {
+            return Ok(text);
         }
     }
     Reader::new(frame, span.start)

@@ -427,10 +427,10 @@ fn finish(
                 Ok(a) => length = Some(a),
                 Err(e) => problem = problem.or(Some(e)),
             }
-        } else if bit == TRANSFER_ENCODING {
-            if let Err(e) = codings.add(line_rest(buf, n.end), side) {
-                problem = problem.or(Some(e));
-            }
+        } else if bit == TRANSFER_ENCODING
+            && let Err(e) = codings.add(line_rest(buf, n.end), side)
+        {
+            problem = problem.or(Some(e));
         }
     }
     if codings.any {

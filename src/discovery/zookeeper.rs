@@ -1,0 +1,254 @@
+//! Providers from a Dubbo registry in ZooKeeper: the children of
+//! `/<root>/<interface>/providers`, watched.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metaproxy_core::config::ConfigDuration;
+use metaproxy_core::discovery::{
+    DiscoveredEndpoint, DiscoveryContext, DiscoveryError, DiscoveryFactory, DiscoverySource,
+    FeedWriter, SourceFuture,
+};
+use serde::Deserialize;
+use tracing::{debug, info, warn};
+use zookeeper_client as zk;
+
+use super::backoff::Backoff;
+use super::dubbo_url::parse_provider;
+
+/// The `zookeeper:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ZookeeperSettings {
+    /// `host:port` of the ensemble's servers.
+    servers: Vec<String>,
+    /// The Dubbo interface whose providers are read.
+    interface: String,
+    /// The registry root (Dubbo's default `/dubbo`).
+    #[serde(default = "default_root")]
+    root: String,
+    /// ZooKeeper session timeout (default 10s).
+    #[serde(default)]
+    session_timeout: Option<ConfigDuration>,
+    /// URL schemes taken (default `[dubbo]`).
+    #[serde(default = "default_protocols")]
+    protocols: Vec<String>,
+}
+
+fn default_root() -> String {
+    "/dubbo".into()
+}
+
+fn default_protocols() -> Vec<String> {
+    vec!["dubbo".into()]
+}
+
+/// Builds [`ZookeeperSource`]s.
+pub(super) struct ZookeeperFactory;
+
+impl DiscoveryFactory for ZookeeperFactory {
+    fn name(&self) -> &'static str {
+        "zookeeper"
+    }
+
+    fn build(
+        &self,
+        config: &serde_json::Value,
+        _context: &DiscoveryContext,
+    ) -> Result<Arc<dyn DiscoverySource>, DiscoveryError> {
+        let s: ZookeeperSettings = super::settings("zookeeper", config)?;
+        if s.servers.is_empty() {
+            return Err(DiscoveryError::invalid("zookeeper", "`servers` is empty"));
+        }
+        if s.interface.is_empty() || s.interface.contains('/') {
+            return Err(DiscoveryError::invalid(
+                "zookeeper",
+                "`interface` is a Dubbo interface name such as org.apache.dubbo.samples.DemoService",
+            ));
+        }
+        if !s.root.starts_with('/') {
+            return Err(DiscoveryError::invalid(
+                "zookeeper",
+                "`root` starts with `/`",
+            ));
+        }
+        let root = s.root.trim_end_matches('/');
+        Ok(Arc::new(ZookeeperSource {
+            connect: s.servers.join(","),
+            path: format!("{root}/{}/providers", s.interface),
+            interface: s.interface.clone(),
+            session_timeout: s
+                .session_timeout
+                .map_or(Duration::from_secs(10), |d| d.get()),
+            protocols: s.protocols,
+        }))
+    }
+}
+
+/// Watches one interface's providers.
+#[derive(Debug)]
+pub(super) struct ZookeeperSource {
+    connect: String,
+    path: String,
+    interface: String,
+    session_timeout: Duration,
+    protocols: Vec<String>,
+}
+
+/// How one watch round ended.
+enum Round {
+    /// The session is gone: connect again.
+    Reconnect,
+    /// The source must stop.
+    Stop,
+}
+
+impl DiscoverySource for ZookeeperSource {
+    fn kind(&self) -> &'static str {
+        "zookeeper"
+    }
+
+    fn run(self: Arc<Self>, feed: FeedWriter) -> SourceFuture {
+        Box::pin(async move {
+            let mut backoff = Backoff::new(Duration::from_secs(5));
+            loop {
+                let connecting = zk::Client::connector()
+                    .with_session_timeout(self.session_timeout)
+                    .with_connection_timeout(self.session_timeout.min(Duration::from_secs(5)))
+                    .connect(&self.connect);
+                let client = tokio::select! {
+                    _ = feed.cancelled() => return,
+                    c = connecting => c,
+                };
+                let client = match client {
+                    Ok(c) => c,
+                    Err(e) => {
+                        feed.failed(format!("connecting to ZooKeeper {}: {e}", self.connect));
+                        if sleep_or_stop(&feed, backoff.delay()).await {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                info!(cluster = feed.cluster(), servers = %self.connect, path = %self.path, "watching Dubbo providers in ZooKeeper");
+                match self.watch(&client, &feed, &mut backoff).await {
+                    Round::Stop => return,
+                    Round::Reconnect => {
+                        feed.failed("ZooKeeper session expired; reconnecting");
+                    }
+                }
+            }
+        })
+    }
+}
+
+async fn sleep_or_stop(feed: &FeedWriter, delay: Duration) -> bool {
+    tokio::select! {
+        _ = feed.cancelled() => true,
+        _ = tokio::time::sleep(delay) => false,
+    }
+}
+
+impl ZookeeperSource {
+    /// Lists and watches until the session ends or the feed stops.
+    async fn watch(&self, client: &zk::Client, feed: &FeedWriter, backoff: &mut Backoff) -> Round {
+        let mut states = client.state_watcher();
+        loop {
+            if client.state().is_terminated() {
+                return Round::Reconnect;
+            }
+            let listed = tokio::select! {
+                _ = feed.cancelled() => return Round::Stop,
+                l = client.list_and_watch_children(&self.path) => l,
+            };
+            let watcher = match listed {
+                Ok((children, watcher)) => {
+                    feed.publish(self.providers(feed, &children));
+                    backoff.reset();
+                    Some(watcher)
+                }
+                Err(zk::Error::NoNode) => {
+                    // No provider has registered yet: wait for the node.
+                    match client.check_and_watch_stat(&self.path).await {
+                        Ok((Some(_), _)) => continue,
+                        Ok((None, exists)) => {
+                            feed.publish(Vec::new());
+                            backoff.reset();
+                            tokio::select! {
+                                _ = feed.cancelled() => return Round::Stop,
+                                _ = exists.changed() => continue,
+                            }
+                        }
+                        Err(e) => {
+                            feed.failed(format!("watching {}: {e}", self.path));
+                            None
+                        }
+                    }
+                }
+                Err(e) => {
+                    feed.failed(format!("listing {}: {e}", self.path));
+                    None
+                }
+            };
+            let Some(watcher) = watcher else {
+                if sleep_or_stop(feed, backoff.delay()).await {
+                    return Round::Stop;
+                }
+                continue;
+            };
+            // Wait for a change of the children, or of the session: while
+            // disconnected the last list stays in use; on reconnection the
+            // server replays what changed and the list is read again.
+            let changed = watcher.changed();
+            tokio::pin!(changed);
+            loop {
+                tokio::select! {
+                    _ = feed.cancelled() => return Round::Stop,
+                    event = &mut changed => {
+                        debug!(cluster = feed.cluster(), ?event.event_type, "providers changed");
+                        if event.session_state.is_terminated() {
+                            return Round::Reconnect;
+                        }
+                        break;
+                    }
+                    state = states.changed() => {
+                        if state.is_terminated() {
+                            return Round::Reconnect;
+                        }
+                        if state == zk::SessionState::Disconnected {
+                            feed.failed(format!("disconnected from ZooKeeper {}", self.connect));
+                        } else if state == zk::SessionState::SyncConnected {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The serving providers among `children`, malformed ones skipped.
+    fn providers(&self, feed: &FeedWriter, children: &[String]) -> Vec<DiscoveredEndpoint> {
+        let mut out = Vec::with_capacity(children.len());
+        let mut skipped = 0usize;
+        for child in children {
+            match parse_provider(child) {
+                Ok(p)
+                    if p.serving
+                        && self.protocols.contains(&p.protocol)
+                        && (p.interface.is_empty() || p.interface == self.interface) =>
+                {
+                    out.push(p.endpoint)
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    skipped += 1;
+                    debug!(cluster = feed.cluster(), error = %e, "skipping a provider node");
+                }
+            }
+        }
+        if skipped > 0 {
+            warn!(cluster = feed.cluster(), skipped, path = %self.path, "skipped malformed provider URLs");
+        }
+        out
+    }
+}
