@@ -117,6 +117,52 @@ fn local_ratelimit_answers_with_the_native_over_limit_status() {
 }
 
 #[test]
+fn a_reload_does_not_refill_the_local_ratelimit_buckets() {
+    // Route `checkout` with bursts of 2 and no refill to speak of (one token per 1000 s).
+    let provider = DubboProvider::start("lrl-reload");
+    let config = example_config(
+        "examples/filters/local_ratelimit.yaml",
+        &[
+            ("127.0.0.1:20880", "127.0.0.1:0".to_string()),
+            ("127.0.0.1:20881", provider.address()),
+            (
+                "local_ratelimit: { tokens_per_second: 0.2, burst: 2 }",
+                "local_ratelimit: { tokens_per_second: 0.001, burst: 2 }".to_string(),
+            ),
+        ],
+    );
+    let proxy = Proxy::start("lrl-reload", &config);
+    let mut s = connect(proxy.addr(LISTENER));
+    let checkout = [("x-route", "checkout")];
+    let statuses: Vec<u8> = (1..=3)
+        .map(|id| call(&mut s, id, "sayHello", &checkout).status)
+        .collect();
+    assert_eq!(statuses, [OK, OK, THREADPOOL_EXHAUSTED], "{}", proxy.logs());
+    // Reload the unchanged config twice (SIGHUP); the bucket stays empty.
+    for round in 1..=2 {
+        proxy.signal("HUP");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while proxy.logs().matches("config reloaded").count() < round {
+            assert!(
+                Instant::now() < deadline,
+                "no reload {round}: {}",
+                proxy.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // A new connection is served by the reloaded config.
+        let mut fresh = connect(proxy.addr(LISTENER));
+        let id = 10 + round as u64;
+        assert_eq!(
+            call(&mut fresh, id, "sayHello", &checkout).status,
+            THREADPOOL_EXHAUSTED,
+            "reload {round} refilled the bucket"
+        );
+    }
+    assert_eq!(call(&mut s, 20, "sayHello", &[]).status, OK);
+}
+
+#[test]
 fn per_route_overrides_stricter_limit_and_disabled_filter() {
     let (proxy, _provider) = start_example("lrl-routes", "local_ratelimit.yaml");
     let port = proxy.addr(LISTENER).port();

@@ -10,6 +10,10 @@
 //! [`crate::registry::RpcProtocol::new`] under its name. Nothing in this crate
 //! changes.
 
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
 use bytes::BytesMut;
 
 use crate::error::ProxyError;
@@ -29,6 +33,33 @@ pub enum CodecErrorKind {
     Encode,
 }
 
+/// What a codec needs to answer a frame that failed to decode, recorded by
+/// its decoder and read back by [`Codec::decode_error_reply`].
+///
+/// The content is the codec's own type (a Thrift codec keeps the client's
+/// transport, protocol, seqid and exception type); the engine only carries
+/// it from the decoder to the codec and never looks inside.
+#[derive(Clone)]
+pub struct ReplyContext(Arc<dyn Any + Send + Sync>);
+
+impl ReplyContext {
+    /// Wraps the codec's reply addressing.
+    pub fn new<T: Any + Send + Sync>(context: T) -> Self {
+        Self(Arc::new(context))
+    }
+
+    /// The addressing, if it is a `T` (a codec reads back its own type).
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.0.downcast_ref::<T>()
+    }
+}
+
+impl fmt::Debug for ReplyContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReplyContext(..)")
+    }
+}
+
 /// A decode or encode failure.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
@@ -43,6 +74,9 @@ pub struct CodecError {
     /// can go on after an error reply; false when the stream is out of sync
     /// and the connection must close.
     pub frame_consumed: bool,
+    /// How to address an error reply to the offending frame beyond its id,
+    /// when the decoder could tell (see [`ReplyContext`]).
+    pub reply_context: Option<ReplyContext>,
 }
 
 impl CodecError {
@@ -53,6 +87,7 @@ impl CodecError {
             message: message.into(),
             request_id: None,
             frame_consumed: false,
+            reply_context: None,
         }
     }
 
@@ -67,12 +102,19 @@ impl CodecError {
             message: message.into(),
             request_id: Some(request_id),
             frame_consumed: true,
+            reply_context: None,
         }
     }
 
     /// Attaches the request id of the offending frame.
     pub fn with_request_id(mut self, id: u64) -> Self {
         self.request_id = Some(id);
+        self
+    }
+
+    /// Attaches the codec's addressing of an error reply (see [`ReplyContext`]).
+    pub fn with_reply_context(mut self, context: ReplyContext) -> Self {
+        self.reply_context = Some(context);
         self
     }
 }
@@ -132,7 +174,10 @@ pub trait Codec: Send + Sync + 'static {
     fn heartbeat_reply(&self, heartbeat: &Message<Self::State>, dst: &mut BytesMut);
 
     /// Renders an error answer for a frame that failed to decode, if the
-    /// protocol can address one (the id was readable). Returns whether it wrote one.
+    /// protocol can address one: from `error.request_id` (the frame's id, when
+    /// readable) and, for protocols whose replies need more than the id,
+    /// `error.reply_context` as this codec's decoder set it. Returns whether
+    /// it wrote one.
     fn decode_error_reply(&self, error: &CodecError, dst: &mut BytesMut) -> bool {
         let _ = (error, dst);
         false

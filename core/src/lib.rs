@@ -31,8 +31,8 @@ pub mod tls;
 pub mod upstream;
 
 pub use codec::{
-    Codec, CodecError, CodecErrorKind, CodecOptions, Decoder, ProtocolCodecFactory, ResponseClass,
-    UpstreamMode,
+    Codec, CodecError, CodecErrorKind, CodecOptions, Decoder, ProtocolCodecFactory, ReplyContext,
+    ResponseClass, UpstreamMode,
 };
 pub use error::{ErrorKind, ErrorSource, ProxyError};
 pub use message::{Message, MessageKind};

@@ -33,7 +33,7 @@ fn bench(c: &mut Criterion) {
     let request = |md: Metadata| {
         RequestContext::new("dubbo", MessageKind::Request, md, Arc::new(Metadata::new()))
     };
-    let plain = LocalRateLimitFactory
+    let plain = LocalRateLimitFactory::new()
         .build(
             &serde_json::json!({"tokens_per_second": 1.0e9, "burst": 1_000_000_000_000u64}),
             &CTX,
@@ -43,7 +43,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("local_ratelimit/default_bucket", |b| {
         b.iter(|| black_box(run(plain.on_request(&mut req))))
     });
-    let per_user = LocalRateLimitFactory
+    let per_user = LocalRateLimitFactory::new()
         .build(
             &serde_json::json!({"tokens_per_second": 1.0e9, "burst": 1_000_000_000_000u64, "per_key": "x-user-id"}),
             &CTX,

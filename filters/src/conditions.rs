@@ -1,31 +1,15 @@
 //! Metadata conditions in filter configs, written exactly like route `match`
-//! entries (`{ key, exact | prefix | suffix | regex | present, invert }`) and
-//! compiled to the router's own [`Condition`] so filters and routes match the
-//! same way.
+//! entries and compiled by core's own builder
+//! ([`metaproxy_core::router::ConditionSpec`]) so filters and routes match
+//! the same way. Only the protocol-specific part lives here: HTTP keys are
+//! lower-cased, as the HTTP codec stores header names.
 
 use metaproxy_core::filter::FilterContext;
 use metaproxy_core::metadata::MetadataView;
-use metaproxy_core::router::{Condition, MatchOp};
-use serde::Deserialize;
+use metaproxy_core::router::{Condition, ConditionSpec};
 
-/// One condition as written in config.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct MatchSpec {
-    key: String,
-    #[serde(default)]
-    exact: Option<String>,
-    #[serde(default)]
-    prefix: Option<String>,
-    #[serde(default)]
-    suffix: Option<String>,
-    #[serde(default)]
-    regex: Option<String>,
-    #[serde(default)]
-    present: Option<bool>,
-    #[serde(default)]
-    invert: bool,
-}
+/// One condition as written in config (core's shape, unchanged).
+pub(crate) type MatchSpec = ConditionSpec;
 
 /// Whether the listener's metadata keys are HTTP header names (stored lower-case).
 pub(crate) fn is_http(context: &FilterContext<'_>) -> bool {
@@ -41,51 +25,15 @@ pub(crate) fn metadata_key(key: &str, context: &FilterContext<'_>) -> String {
     }
 }
 
-impl MatchSpec {
-    /// Compiles the condition; the error names the key and what is wrong.
-    pub(crate) fn compile(&self, context: &FilterContext<'_>) -> Result<Condition, String> {
-        let given = [
-            self.exact.is_some(),
-            self.prefix.is_some(),
-            self.suffix.is_some(),
-            self.regex.is_some(),
-            self.present.is_some(),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count();
-        if given != 1 {
-            return Err(format!(
-                "condition on `{}` needs exactly one of exact, prefix, suffix, regex, present",
-                self.key
-            ));
-        }
-        let op = if let Some(v) = &self.exact {
-            MatchOp::Exact(v.clone())
-        } else if let Some(v) = &self.prefix {
-            MatchOp::Prefix(v.clone())
-        } else if let Some(v) = &self.suffix {
-            MatchOp::Suffix(v.clone())
-        } else if let Some(v) = &self.regex {
-            MatchOp::Regex(compile_regex(v)?)
-        } else {
-            MatchOp::Present(self.present.unwrap_or(true))
-        };
-        Ok(Condition {
-            key: metadata_key(&self.key, context),
-            op,
-            invert: self.invert,
-        })
-    }
+/// Compiles one condition for the listener of `context`; the error names the key and what is wrong.
+pub(crate) fn compile(spec: &MatchSpec, context: &FilterContext<'_>) -> Result<Condition, String> {
+    spec.compile(|k| metadata_key(k, context))
+        .map_err(|e| e.to_string())
 }
 
-/// A full-match regex, with the error reduced to its last (useful) line.
+/// A full-match regex; the error names the pattern and the reason.
 pub(crate) fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
-    Condition::compile_regex(pattern).map_err(|e| {
-        let text = e.to_string();
-        let why = text.lines().last().unwrap_or("").trim();
-        format!("bad regex `{pattern}`: {why}")
-    })
+    Condition::compile_regex_checked(pattern).map_err(|e| e.to_string())
 }
 
 /// Conditions that must all hold (an empty list always holds).
@@ -100,14 +48,14 @@ impl Conditions {
     ) -> Result<Self, String> {
         specs
             .iter()
-            .map(|s| s.compile(context))
+            .map(|s| compile(s, context))
             .collect::<Result<Vec<_>, _>>()
             .map(Conditions)
     }
 
     /// Whether every condition holds for `view`.
     pub(crate) fn matches(&self, view: &impl MetadataView) -> bool {
-        self.0.iter().all(|c| c.matches(view))
+        Condition::all(&self.0, view)
     }
 }
 
@@ -144,30 +92,40 @@ mod tests {
         )
         .unwrap();
         assert!(c.matches(&m));
-        let anchored = spec(serde_json::json!({"key": "user", "regex": "u-4"}))
-            .compile(&dubbo)
-            .unwrap();
+        let anchored = compile(
+            &spec(serde_json::json!({"key": "user", "regex": "u-4"})),
+            &dubbo,
+        )
+        .unwrap();
         assert!(!anchored.matches(&m), "regexes match the whole value");
         assert!(Conditions::default().matches(&Metadata::new()));
     }
 
     #[test]
     fn http_keys_are_lower_cased_and_errors_name_the_key() {
-        let c = spec(serde_json::json!({"key": "X-User", "prefix": "a"}))
-            .compile(&ctx("http"))
-            .unwrap();
+        let c = compile(
+            &spec(serde_json::json!({"key": "X-User", "prefix": "a"})),
+            &ctx("http"),
+        )
+        .unwrap();
         assert_eq!(c.key, "x-user");
-        let c = spec(serde_json::json!({"key": "X-User", "prefix": "a"}))
-            .compile(&ctx("dubbo"))
-            .unwrap();
+        let c = compile(
+            &spec(serde_json::json!({"key": "X-User", "prefix": "a"})),
+            &ctx("dubbo"),
+        )
+        .unwrap();
         assert_eq!(c.key, "X-User");
-        let err = spec(serde_json::json!({"key": "k", "exact": "a", "prefix": "b"}))
-            .compile(&ctx("dubbo"))
-            .unwrap_err();
+        let err = compile(
+            &spec(serde_json::json!({"key": "k", "exact": "a", "prefix": "b"})),
+            &ctx("dubbo"),
+        )
+        .unwrap_err();
         assert!(err.contains("`k` needs exactly one"), "{err}");
-        let err = spec(serde_json::json!({"key": "k", "regex": "("}))
-            .compile(&ctx("dubbo"))
-            .unwrap_err();
+        let err = compile(
+            &spec(serde_json::json!({"key": "k", "regex": "("})),
+            &ctx("dubbo"),
+        )
+        .unwrap_err();
         assert!(err.starts_with("bad regex `(`"), "{err}");
     }
 }

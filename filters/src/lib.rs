@@ -25,7 +25,7 @@ use metaproxy_core::registry::Registry;
 /// Registers every filter of this crate.
 pub fn register_all(registry: &mut Registry) {
     registry.register_filter(Arc::new(metadata_mutation::MetadataMutationFactory));
-    registry.register_filter(Arc::new(local_ratelimit::LocalRateLimitFactory));
+    registry.register_filter(Arc::new(local_ratelimit::LocalRateLimitFactory::new()));
     registry.register_filter(Arc::new(authz::AuthzFactory));
     registry.register_filter(Arc::new(fault::FaultFactory));
     registry.register_filter(Arc::new(global_ratelimit::GlobalRateLimitFactory));

@@ -24,8 +24,17 @@
 //!           per_key: x-user-id
 //!           max_keys: 10000
 //! ```
+//!
+//! Bucket state survives a config reload: the factory remembers (weakly)
+//! the buckets of every limit it built, keyed by listener, route override,
+//! the limit's position and name and its settings (rate, burst, `per_key`,
+//! `max_keys`); a rebuild with the same key takes over the live buckets of
+//! the filter it replaces instead of starting full. A limit whose settings
+//! changed starts with fresh buckets. The buckets are dropped with the last
+//! filter using them.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
 use metaproxy_core::filter::{Filter, FilterAction, FilterContext, FilterFactory, RequestContext};
@@ -88,11 +97,36 @@ enum Store {
 struct Limit {
     name: String,
     rate: Rate,
-    store: Store,
+    /// Shared with the filter this one replaced on a reload, if its settings were the same.
+    store: Arc<Store>,
+}
+
+/// The buckets of the limits built so far, by [`carry_key`], held weakly:
+/// an entry lives as long as some filter (an old snapshot's or the current
+/// one's) uses its buckets.
+type Carried = Mutex<HashMap<String, Weak<Store>>>;
+
+/// What must be equal for a rebuilt limit to keep the buckets of the old one.
+fn carry_key(
+    context: &FilterContext<'_>,
+    position: &str,
+    name: &str,
+    rate: &Rate,
+    per_key: Option<&str>,
+    max_keys: Option<usize>,
+) -> String {
+    // Debug output quotes and escapes strings, so fields cannot run into each other.
+    format!(
+        "{:?} {:?} {position:?} {name:?} {rate:?} {per_key:?} {max_keys:?}",
+        context.listener, context.route
+    )
 }
 
 impl Limit {
+    #[allow(clippy::too_many_arguments)]
     fn build(
+        carried: &Carried,
+        position: &str,
         name: String,
         tokens_per_second: f64,
         burst: Option<u64>,
@@ -103,7 +137,7 @@ impl Limit {
         // Default burst: one second's worth of tokens.
         let burst = burst.unwrap_or_else(|| tokens_per_second.ceil().max(1.0) as u64);
         let rate = Rate::new(tokens_per_second, burst).map_err(|e| format!("`{name}`: {e}"))?;
-        let store = match (per_key, max_keys) {
+        let fresh = match (per_key, max_keys) {
             (None, Some(_)) => return Err(format!("`{name}`: `max_keys` needs `per_key`")),
             (None, None) => Store::Shared(Bucket::new()),
             (Some(key), max) => {
@@ -118,12 +152,24 @@ impl Limit {
                 }
             }
         };
+        let key = carry_key(context, position, &name, &rate, per_key, max_keys);
+        // A poisoned map only means a build panicked mid-insert; the map is still valid.
+        let mut map = carried.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, w| w.strong_count() > 0);
+        let store = match map.get(&key).and_then(Weak::upgrade) {
+            Some(live) => live,
+            None => {
+                let store = Arc::new(fresh);
+                map.insert(key, Arc::downgrade(&store));
+                store
+            }
+        };
         Ok(Self { name, rate, store })
     }
 
     fn check(&self, request: &RequestContext) -> Result<(), ProxyError> {
         let now = now_nanos();
-        let taken = match &self.store {
+        let taken = match &*self.store {
             Store::Shared(b) => b.take(&self.rate, now),
             Store::PerKey {
                 key,
@@ -173,9 +219,20 @@ impl Filter for LocalRateLimit {
     }
 }
 
-/// Builds [`LocalRateLimit`] from config.
-#[derive(Debug)]
-pub struct LocalRateLimitFactory;
+/// Builds [`LocalRateLimit`] from config. Keep one factory for the life of
+/// the proxy (the registry does): it hands a rebuilt limit with unchanged
+/// settings the buckets of the one it replaces, so a reload does not refill them.
+#[derive(Debug, Default)]
+pub struct LocalRateLimitFactory {
+    carried: Carried,
+}
+
+impl LocalRateLimitFactory {
+    /// A factory that has built nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
 
 impl FilterFactory for LocalRateLimitFactory {
     fn name(&self) -> &'static str {
@@ -190,6 +247,8 @@ impl FilterFactory for LocalRateLimitFactory {
         let config = Config::deserialize(config).map_err(|e| e.to_string())?;
         let default = match config.tokens_per_second {
             Some(tps) => Some(Limit::build(
+                &self.carried,
+                "default",
                 "default".into(),
                 tps,
                 config.burst,
@@ -210,6 +269,8 @@ impl FilterFactory for LocalRateLimitFactory {
             let conditions = Conditions::compile(&b.conditions, context)
                 .map_err(|e| format!("`{name}`: {e}"))?;
             let limit = Limit::build(
+                &self.carried,
+                &i.to_string(),
                 name,
                 b.tokens_per_second,
                 b.burst,
@@ -239,7 +300,7 @@ mod tests {
     };
 
     fn build(config: serde_json::Value) -> Arc<dyn Filter> {
-        LocalRateLimitFactory.build(&config, &CTX).unwrap()
+        LocalRateLimitFactory::new().build(&config, &CTX).unwrap()
     }
 
     fn request(pairs: &[(&str, &str)]) -> RequestContext {
@@ -331,6 +392,65 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_rebuild_with_the_same_settings_keeps_the_buckets() {
+        // One factory for the proxy's life, as the registry keeps it; a
+        // reload builds the filter again from the same config while the
+        // old one still serves.
+        let factory = LocalRateLimitFactory::new();
+        let config = serde_json::json!({
+            "tokens_per_second": 0.001, "burst": 3,
+            "buckets": [{"name": "user", "tokens_per_second": 0.001, "burst": 2,
+                         "per_key": "x-user-id", "match": [{"key": "x-user-id", "present": true}]}]
+        });
+        let old = factory.build(&config, &CTX).unwrap();
+        assert_eq!(allowed(&old, &[], 5).await, 3);
+        assert_eq!(allowed(&old, &[("x-user-id", "a")], 5).await, 2);
+        let reloaded = factory.build(&config, &CTX).unwrap();
+        assert_eq!(
+            allowed(&reloaded, &[], 5).await,
+            0,
+            "no fresh burst by reloading"
+        );
+        assert_eq!(allowed(&reloaded, &[("x-user-id", "a")], 5).await, 0);
+        assert_eq!(allowed(&reloaded, &[("x-user-id", "b")], 5).await, 2);
+        // Still after the old snapshot is gone.
+        drop(old);
+        let again = factory.build(&config, &CTX).unwrap();
+        drop(reloaded);
+        assert_eq!(allowed(&again, &[], 5).await, 0);
+
+        // Changed settings start full; so does another listener or route.
+        let changed = factory
+            .build(
+                &serde_json::json!({"tokens_per_second": 0.001, "burst": 4}),
+                &CTX,
+            )
+            .unwrap();
+        assert_eq!(allowed(&changed, &[], 9).await, 4);
+        let other = FilterContext {
+            listener: "other",
+            ..CTX
+        };
+        assert_eq!(
+            allowed(&factory.build(&config, &other).unwrap(), &[], 9).await,
+            3
+        );
+        let route = FilterContext {
+            route: Some("r"),
+            ..CTX
+        };
+        assert_eq!(
+            allowed(&factory.build(&config, &route).unwrap(), &[], 9).await,
+            3
+        );
+
+        // Once no filter uses them, the buckets are forgotten.
+        drop((again, changed));
+        let fresh = factory.build(&config, &CTX).unwrap();
+        assert_eq!(allowed(&fresh, &[], 9).await, 3);
+    }
+
     #[test]
     fn config_errors() {
         for (config, want) in [
@@ -350,7 +470,7 @@ mod tests {
                 "`b`: condition on `k` needs exactly one",
             ),
         ] {
-            let Err(err) = LocalRateLimitFactory.build(&config, &CTX) else {
+            let Err(err) = LocalRateLimitFactory::new().build(&config, &CTX) else {
                 panic!("{config} must be refused");
             };
             assert!(err.contains(want), "{config}: {err}");

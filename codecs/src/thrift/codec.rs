@@ -301,11 +301,11 @@ impl Codec for ThriftCodec {
     }
 
     fn decode_error_reply(&self, error: &CodecError, dst: &mut BytesMut) -> bool {
-        let Some(to) = error.request_id.and_then(ReplyTo::unpack) else {
+        let Some(to) = ReplyTo::of(error) else {
             return false;
         };
         let text = format!("metaproxy: bad request: {}", error.message);
-        write_exception(&to, b"", 0, to.seqid, &text, dst);
+        write_exception(to, b"", 0, to.seqid, &text, dst);
         true
     }
 

@@ -136,7 +136,7 @@ impl ThriftDecoder {
                 too_large(len, self.max_frame_bytes),
             );
             if let Some(to) = peek_reply_to(src, transport) {
-                e = e.with_request_id(to.pack());
+                e = to.attach(e);
             }
             return Err(e);
         }
@@ -167,11 +167,11 @@ impl ThriftDecoder {
                 };
                 self.skip = 4 + len - src.len();
                 src.clear();
-                return Err(CodecError::skipped_frame(
+                return Err(to.attach(CodecError::skipped_frame(
                     CodecErrorKind::Malformed,
                     e.to_string(),
-                    to.pack(),
-                ));
+                    0,
+                )));
             }
             src.reserve(4 + len - src.len());
             return Ok(None);
@@ -213,7 +213,7 @@ impl ThriftDecoder {
                 seqid,
                 exception_type,
             };
-            CodecError::skipped_frame(kind, message, to.pack())
+            to.attach(CodecError::skipped_frame(kind, message, 0))
         };
         let (info, start) = match theader::parse(&frame) {
             Ok(parsed) => parsed,
@@ -291,14 +291,11 @@ impl ThriftDecoder {
         h: Option<&MessageHeader>,
     ) -> Result<Option<Message<ThriftState>>, CodecError> {
         let reply = |exception_type| {
-            h.map(|h| {
-                ReplyTo {
-                    transport: Transport::Unframed,
-                    protocol: h.protocol,
-                    seqid: h.seqid,
-                    exception_type,
-                }
-                .pack()
+            h.map(|h| ReplyTo {
+                transport: Transport::Unframed,
+                protocol: h.protocol,
+                seqid: h.seqid,
+                exception_type,
             })
         };
         let err = match e {
@@ -318,7 +315,7 @@ impl ThriftDecoder {
             ),
         };
         Err(match reply(types::PROTOCOL_ERROR) {
-            Some(id) => err.with_request_id(id),
+            Some(to) => to.attach(err),
             None => err,
         })
     }

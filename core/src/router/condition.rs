@@ -1,6 +1,9 @@
-//! One match condition on a metadata key.
+//! One match condition on a metadata key, and the config shape it is
+//! written in (`{ key, exact | prefix | suffix | regex | present, invert }`),
+//! shared by routes and filters.
 
 use regex::Regex;
+use serde::Deserialize;
 
 use crate::metadata::MetadataView;
 
@@ -68,6 +71,119 @@ impl Condition {
     }
 }
 
+/// Why a condition written in config does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConditionError {
+    /// Not exactly one of the operators was given.
+    #[error("condition on `{key}` needs exactly one of exact, prefix, suffix, regex, present")]
+    Operators {
+        /// The condition's key.
+        key: String,
+    },
+    /// The regular expression does not parse.
+    #[error("bad regex `{pattern}`: {why}")]
+    Regex {
+        /// The pattern as written.
+        pattern: String,
+        /// The parser's reason (its last line).
+        why: String,
+    },
+}
+
+impl Condition {
+    /// [`Condition::compile_regex`] with the error reduced to its last
+    /// (useful) line, naming the pattern.
+    pub fn compile_regex_checked(pattern: &str) -> Result<Regex, ConditionError> {
+        Self::compile_regex(pattern).map_err(|e| ConditionError::Regex {
+            pattern: pattern.to_string(),
+            why: e
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim()
+                .to_string(),
+        })
+    }
+
+    /// Whether every condition holds for `view` (an empty list always holds).
+    pub fn all(conditions: &[Condition], view: &impl MetadataView) -> bool {
+        conditions.iter().all(|c| c.matches(view))
+    }
+}
+
+/// One condition as written in config, before compiling.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionSpec {
+    /// The metadata key.
+    pub key: String,
+    /// The value equals this.
+    #[serde(default)]
+    pub exact: Option<String>,
+    /// The value starts with this.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// The value ends with this.
+    #[serde(default)]
+    pub suffix: Option<String>,
+    /// The whole value matches this regular expression.
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// The key is present (true) or absent (false).
+    #[serde(default)]
+    pub present: Option<bool>,
+    /// Negate the condition.
+    #[serde(default)]
+    pub invert: bool,
+}
+
+impl ConditionSpec {
+    /// How many of the operators are given (exactly one is valid).
+    pub fn operator_count(&self) -> usize {
+        [
+            self.exact.is_some(),
+            self.prefix.is_some(),
+            self.suffix.is_some(),
+            self.regex.is_some(),
+            self.present.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count()
+    }
+
+    /// Compiles the condition. `key_of` turns the key as written into the
+    /// key as the listener's codec stores it (HTTP header names are
+    /// lower-case); core knows no protocol, so the caller decides.
+    pub fn compile(
+        &self,
+        key_of: impl FnOnce(&str) -> String,
+    ) -> Result<Condition, ConditionError> {
+        if self.operator_count() != 1 {
+            return Err(ConditionError::Operators {
+                key: self.key.clone(),
+            });
+        }
+        let op = if let Some(v) = &self.exact {
+            MatchOp::Exact(v.clone())
+        } else if let Some(v) = &self.prefix {
+            MatchOp::Prefix(v.clone())
+        } else if let Some(v) = &self.suffix {
+            MatchOp::Suffix(v.clone())
+        } else if let Some(v) = &self.regex {
+            MatchOp::Regex(Condition::compile_regex_checked(v)?)
+        } else {
+            MatchOp::Present(self.present.unwrap_or(true))
+        };
+        Ok(Condition {
+            key: key_of(&self.key),
+            op,
+            invert: self.invert,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +195,30 @@ mod tests {
             op,
             invert,
         }
+    }
+
+    #[test]
+    fn specs_compile_and_errors_name_the_key() {
+        let spec =
+            |json: serde_json::Value| -> ConditionSpec { serde_json::from_value(json).unwrap() };
+        let c = spec(serde_json::json!({"key": "X-User", "prefix": "a", "invert": true}))
+            .compile(|k| k.to_ascii_lowercase())
+            .unwrap();
+        assert_eq!(c.key, "x-user");
+        assert!(c.invert && matches!(c.op, MatchOp::Prefix(ref p) if p == "a"));
+        let c = spec(serde_json::json!({"key": "k"})).compile(str::to_string);
+        assert_eq!(
+            c.unwrap_err().to_string(),
+            "condition on `k` needs exactly one of exact, prefix, suffix, regex, present"
+        );
+        let err = spec(serde_json::json!({"key": "k", "regex": "("}))
+            .compile(str::to_string)
+            .unwrap_err();
+        assert!(err.to_string().starts_with("bad regex `(`: "), "{err}");
+        assert!(
+            serde_json::from_value::<ConditionSpec>(serde_json::json!({"key": "k", "exakt": "a"}))
+                .is_err()
+        );
     }
 
     #[test]

@@ -40,7 +40,12 @@ fn negative_and_oversized_frames_are_refused_before_buffering() {
     let mut big = vector("call", "framed", "compact");
     big[..4].copy_from_slice(&1000u32.to_be_bytes());
     let e = try_decode(&small(), &big).unwrap_err();
-    let to = ReplyTo::unpack(e.request_id.unwrap()).unwrap();
+    let to = ReplyTo::of(&e).unwrap();
+    assert_eq!(
+        e.request_id,
+        Some(7),
+        "request_id is the seqid, nothing packed"
+    );
     assert_eq!(
         (to.seqid, to.exception_type, to.transport),
         (7, types::PROTOCOL_ERROR, Transport::Framed)
@@ -139,9 +144,7 @@ fn theader_corruption_is_skipped_with_an_addressed_reply() {
     let e = try_decode(&auto_codec(), &v).unwrap_err();
     assert_eq!(e.kind, CodecErrorKind::Unsupported);
     assert_eq!(
-        ReplyTo::unpack(e.request_id.unwrap())
-            .unwrap()
-            .exception_type,
+        ReplyTo::of(&e).unwrap().exception_type,
         types::INVALID_TRANSFORM
     );
     // Protocol id 1 (JSON): INVALID_PROTOCOL.
@@ -149,9 +152,7 @@ fn theader_corruption_is_skipped_with_an_addressed_reply() {
     v[14] = 1;
     let e = try_decode(&auto_codec(), &v).unwrap_err();
     assert_eq!(
-        ReplyTo::unpack(e.request_id.unwrap())
-            .unwrap()
-            .exception_type,
+        ReplyTo::of(&e).unwrap().exception_type,
         types::INVALID_PROTOCOL
     );
     // And the next frame on the same connection still decodes.
@@ -173,7 +174,7 @@ fn a_theader_block_larger_than_its_frame_is_refused_from_the_first_bytes() {
     assert_eq!(e.kind, CodecErrorKind::Malformed);
     assert!(e.message.contains("exceeds"), "{e}");
     assert!(buf.is_empty(), "nothing of the frame is kept");
-    let to = ReplyTo::unpack(e.request_id.unwrap()).unwrap();
+    let to = ReplyTo::of(&e).unwrap();
     assert_eq!(to.seqid, i32::from_be_bytes([v[8], v[9], v[10], v[11]]));
     assert_eq!(to.exception_type, types::PROTOCOL_ERROR);
     assert!(reply_for(&auto_codec(), &v[..14]).is_some());
@@ -197,9 +198,12 @@ fn a_theader_block_larger_than_its_frame_is_refused_from_the_first_bytes() {
 }
 
 #[test]
-fn decode_error_reply_needs_a_packed_address() {
+fn decode_error_reply_needs_the_decoders_address() {
     let e = metaproxy_core::CodecError::fatal(CodecErrorKind::Malformed, "x");
     assert!(!auto_codec().decode_error_reply(&e, &mut BytesMut::new()));
-    let e = e.with_request_id(5);
+    // An id alone, even one with bit 63 set (the old packing), addresses nothing.
+    let e = e.with_request_id(5 | (1 << 63));
+    assert!(!auto_codec().decode_error_reply(&e, &mut BytesMut::new()));
+    let e = e.with_reply_context(metaproxy_core::ReplyContext::new(5u64));
     assert!(!auto_codec().decode_error_reply(&e, &mut BytesMut::new()));
 }
