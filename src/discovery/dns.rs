@@ -104,6 +104,11 @@ impl DnsSource {
         // Every refresh asks the server: the source is the cache.
         options.cache_size = 0;
         options.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
+        // A dead server is a failure within a refresh, not a minute later.
+        options.timeout = self
+            .refresh
+            .clamp(Duration::from_millis(200), Duration::from_secs(2));
+        options.attempts = 1;
         builder.build().map_err(|e| e.to_string())
     }
 }

@@ -73,13 +73,18 @@ impl Backend {
     /// [`Backend::start_with`] on `port` (0: ephemeral), e.g. to restart a
     /// stopped backend where it was.
     pub fn start_on(tag: &str, quirks: Quirks, port: u16) -> Backend {
+        Backend::start_at(tag, quirks, "127.0.0.1", port)
+    }
+
+    /// [`Backend::start_on`] at loopback address `ip` (127.0.0.2, ...).
+    pub fn start_at(tag: &str, quirks: Quirks, ip: &str, port: u16) -> Backend {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
         let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
+            .block_on(tokio::net::TcpListener::bind((ip, port)))
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicU64::new(0));

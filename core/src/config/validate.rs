@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use serde_saphyr::Spanned;
 
 use super::load::ErrorSink;
-use super::model::MatchConfig;
 
 /// Parses `ip:port`, recording an error on failure.
 pub fn socket_addr(
@@ -44,18 +43,4 @@ pub fn unique_names<'a>(
             );
         }
     }
-}
-
-/// Number of comparison operators set on a condition (must be exactly one).
-pub fn operator_count(m: &MatchConfig) -> usize {
-    [
-        m.exact.is_some(),
-        m.prefix.is_some(),
-        m.suffix.is_some(),
-        m.regex.is_some(),
-        m.present.is_some(),
-    ]
-    .iter()
-    .filter(|b| **b)
-    .count()
 }

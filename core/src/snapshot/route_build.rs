@@ -9,15 +9,14 @@ use serde_saphyr::Spanned;
 
 use crate::cluster::Cluster;
 use crate::config::load::ErrorSink;
-use crate::config::validate::operator_count;
 use crate::config::{HeaderOpsConfig, RouteActionConfig, RouteConfig};
 use crate::filter::{FilterChain, FilterContext};
 use crate::metrics::Metrics;
 use crate::mutation::Mutation;
 use crate::registry::Registry;
 use crate::router::{
-    Condition, MatchOp, Mirror, PathRewrite, Redirect, RetryOn, RetryPolicy, Rewrite, Route,
-    RouteAction, Target,
+    Condition, ConditionError, ConditionSpec, MatchOp, Mirror, PathRewrite, Redirect, RetryOn,
+    RetryPolicy, Rewrite, Route, RouteAction, Target,
 };
 
 use super::DEFAULT_ROUTE_TIMEOUT;
@@ -147,45 +146,39 @@ impl RouteBuilder<'_, '_> {
 
     fn condition(&mut self, m: &Spanned<crate::config::MatchConfig>) -> Option<Condition> {
         let mc = &m.value;
-        if operator_count(mc) != 1 {
-            self.sink.on(
-                m,
-                format!(
-                    "condition on `{}` needs exactly one of exact, prefix, suffix, regex, present",
-                    mc.key
-                ),
-            );
-            return None;
-        }
-        let op = if let Some(v) = &mc.exact {
-            MatchOp::Exact(v.clone())
-        } else if let Some(v) = &mc.prefix {
-            MatchOp::Prefix(v.clone())
-        } else if let Some(v) = &mc.suffix {
-            MatchOp::Suffix(v.clone())
-        } else if let Some(v) = &mc.regex {
-            match Condition::compile_regex(&v.value) {
-                Ok(re) => MatchOp::Regex(re),
-                Err(e) => {
-                    let why = e
-                        .to_string()
-                        .lines()
-                        .last()
-                        .unwrap_or("")
-                        .trim()
-                        .to_string();
-                    self.sink.on(v, format!("bad regex `{}`: {why}", v.value));
-                    return None;
-                }
-            }
-        } else {
-            MatchOp::Present(mc.present.unwrap_or(true))
-        };
-        Some(Condition {
-            key: self.key(&mc.key),
-            op,
+        // The one condition builder (filters use it too); only the error's
+        // place in the file is the route's own.
+        let spec = ConditionSpec {
+            key: mc.key.clone(),
+            exact: mc.exact.clone(),
+            prefix: mc.prefix.clone(),
+            suffix: mc.suffix.clone(),
+            regex: mc.regex.as_ref().map(|r| r.value.clone()),
+            present: mc.present,
             invert: mc.invert,
-        })
+        };
+        let http = self.http;
+        let compiled = spec.compile(|k| {
+            if http {
+                k.to_ascii_lowercase()
+            } else {
+                k.to_string()
+            }
+        });
+        match compiled {
+            Ok(c) => Some(c),
+            Err(e @ ConditionError::Regex { .. }) => {
+                match &mc.regex {
+                    Some(r) => self.sink.on(r, e.to_string()),
+                    None => self.sink.on(m, e.to_string()),
+                }
+                None
+            }
+            Err(e) => {
+                self.sink.on(m, e.to_string());
+                None
+            }
+        }
     }
 
     fn action(&mut self, action: &Spanned<RouteActionConfig>) -> Option<RouteAction> {
