@@ -13,24 +13,8 @@ use std::time::{Duration, Instant};
 use common::{ChildGuard, Lines, Proxy, example_config, http_call, scratch_dir};
 use http_peers::{Backend, Quirks};
 
-/// The sorted endpoint addresses and the discovery status of cluster `name`.
 fn cluster(proxy: &Proxy, name: &str) -> (Vec<String>, serde_json::Value) {
-    let (status, body) = proxy.admin("GET", "/clusters");
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let c = v["clusters"]
-        .as_array()
-        .and_then(|a| a.iter().find(|c| c["name"] == name))
-        .unwrap_or_else(|| panic!("no cluster {name} in {body}"))
-        .clone();
-    let mut addrs: Vec<String> = c["endpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["address"].as_str().unwrap().to_string())
-        .collect();
-    addrs.sort();
-    (addrs, c["discovery"].clone())
+    proxy.cluster(name)
 }
 
 /// Waits until cluster `name` has exactly the endpoints `want`.

@@ -29,22 +29,7 @@ fn start_proxy(test: &str, zk: &ZooKeeper) -> Proxy {
 
 /// The addresses `/clusters` lists for cluster `demo`, and its discovery status.
 fn demo(proxy: &Proxy) -> (Vec<String>, serde_json::Value) {
-    let (status, body) = proxy.admin("GET", "/clusters");
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let c = v["clusters"]
-        .as_array()
-        .and_then(|a| a.iter().find(|c| c["name"] == "demo"))
-        .unwrap_or_else(|| panic!("no cluster demo in {body}"))
-        .clone();
-    let mut addrs: Vec<String> = c["endpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["address"].as_str().unwrap().to_string())
-        .collect();
-    addrs.sort();
-    (addrs, c["discovery"].clone())
+    proxy.cluster("demo")
 }
 
 /// Waits until `/clusters` lists `want` endpoints for `demo`; the time it took.

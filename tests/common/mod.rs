@@ -206,6 +206,27 @@ impl Proxy {
         http_call(self.admin.expect("admin endpoint configured"), method, path)
     }
 
+    /// Cluster `name` as `/clusters` shows it: its endpoint addresses,
+    /// sorted, and its `discovery` status (null without a source).
+    pub fn cluster(&self, name: &str) -> (Vec<String>, serde_json::Value) {
+        let (status, body) = self.admin("GET", "/clusters");
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let c = v["clusters"]
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["name"] == name))
+            .unwrap_or_else(|| panic!("no cluster {name} in {body}"))
+            .clone();
+        let mut addrs: Vec<String> = c["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["address"].as_str().unwrap().to_string())
+            .collect();
+        addrs.sort();
+        (addrs, c["discovery"].clone())
+    }
+
     /// The value of the first `/metrics` line starting with `prefix`
     /// (0 when there is none).
     pub fn metric(&self, prefix: &str) -> f64 {
