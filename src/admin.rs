@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -36,16 +36,87 @@ pub struct Admin {
     pub set_log_level: Option<LogLevelSetter>,
 }
 
+/// How often a running admin endpoint looks for a reload that moved it.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Serves the admin API at the snapshot's `admin.address` until the proxy
+/// shuts down, and follows reloads: an address changed by a reload is bound
+/// (the old one is closed once the new one listens; a new address that cannot
+/// be bound is logged and the old one keeps serving), and an `admin` section
+/// removed by a reload closes the endpoint, added back opens it. Returns the
+/// first bound address (None without `admin`); an error if it cannot bind.
+pub async fn serve_following(admin: Arc<Admin>) -> std::io::Result<Option<SocketAddr>> {
+    let configured = admin.proxy.snapshot().admin;
+    let mut current = match configured {
+        Some(address) => {
+            let stop = admin.proxy.shutdown_token().child_token();
+            let bound = serve_until(admin.clone(), address, stop.clone()).await?;
+            Some((address, bound, stop))
+        }
+        None => None,
+    };
+    let first = current.as_ref().map(|(_, bound, _)| *bound);
+    let shutdown = admin.proxy.shutdown_token();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let wanted = admin.proxy.snapshot().admin;
+            if wanted == current.as_ref().map(|(a, _, _)| *a) {
+                continue;
+            }
+            match wanted {
+                None => {
+                    if let Some((_, bound, stop)) = current.take() {
+                        stop.cancel();
+                        info!(address = %bound, "admin endpoint closed: a reload removed it");
+                    }
+                }
+                Some(address) => {
+                    let stop = shutdown.child_token();
+                    match serve_until(admin.clone(), address, stop.clone()).await {
+                        Ok(bound) => {
+                            if let Some((_, old, old_stop)) =
+                                current.replace((address, bound, stop))
+                            {
+                                old_stop.cancel();
+                                info!(from = %old, to = %bound, "admin endpoint moved by a reload");
+                            }
+                        }
+                        Err(e) => {
+                            // Keep serving where it is; try again on the next tick.
+                            warn!(%address, error = %e, "admin endpoint cannot bind the reloaded address; the old one keeps serving");
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(first)
+}
+
 /// Binds `address` and serves the admin API until the proxy shuts down.
 pub async fn serve(admin: Arc<Admin>, address: SocketAddr) -> std::io::Result<SocketAddr> {
+    let stop = admin.proxy.shutdown_token();
+    serve_until(admin, address, stop).await
+}
+
+/// Binds `address` and serves the admin API until `stop`.
+async fn serve_until(
+    admin: Arc<Admin>,
+    address: SocketAddr,
+    stop: tokio_util::sync::CancellationToken,
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(address).await?;
     let local = listener.local_addr()?;
     info!(address = %local, "admin endpoint listening");
-    let shutdown = admin.proxy.shutdown_token();
     tokio::spawn(async move {
         loop {
             let (stream, _) = tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = stop.cancelled() => return,
                 a = listener.accept() => match a {
                     Ok(a) => a,
                     Err(e) => {

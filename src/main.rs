@@ -124,21 +124,19 @@ async fn run(config: PathBuf, set_log_level: Option<LogLevelSetter>) -> ExitCode
             return ExitCode::FAILURE;
         }
     };
-    let mut admin_line = None;
-    if let Some(address) = proxy.snapshot().admin {
-        let admin = Arc::new(Admin {
-            proxy: proxy.clone(),
-            config_path: config.clone(),
-            set_log_level,
-        });
-        match metaproxy::admin::serve(admin, address).await {
-            Ok(bound) => admin_line = Some(bound),
-            Err(e) => {
-                eprintln!("metaproxy: admin endpoint cannot bind {address}: {e}");
-                return ExitCode::FAILURE;
-            }
+    let admin = Arc::new(Admin {
+        proxy: proxy.clone(),
+        config_path: config.clone(),
+        set_log_level,
+    });
+    let admin_line = match metaproxy::admin::serve_following(admin).await {
+        Ok(bound) => bound,
+        Err(e) => {
+            let address = proxy.snapshot().admin;
+            eprintln!("metaproxy: admin endpoint cannot bind {address:?}: {e}");
+            return ExitCode::FAILURE;
         }
-    }
+    };
     metaproxy::reload::spawn(proxy.clone(), config.clone());
     // A stable, machine-readable line per listener (tests and scripts read these).
     {

@@ -88,9 +88,10 @@ fn registered_providers_are_routed_by_group_and_followed_as_they_come_and_go() {
         s.raw
     );
 
-    // A third provider registers: it is routed to within a second.
+    // A third provider registers: it is routed to within a second (the
+    // budget leaves room for a loaded CI machine; the time is printed).
     let user2 = DubboProvider::start_registered("user2", &zk.address(), "user");
-    let took = wait_endpoints(&proxy, 3, Duration::from_secs(1));
+    let took = wait_endpoints(&proxy, 3, Duration::from_secs(2));
     eprintln!("registration to endpoint: {took:?}");
     let s = hello(&proxy, 40, None);
     assert_eq!(s.ok, 40, "{}", s.raw);
@@ -185,7 +186,11 @@ fn hostile_bulk_and_flapping_provider_nodes_never_stop_the_proxy() {
     assert_eq!(addrs, vec![p.address()], "only the real provider counts");
 
     // A registry flapping every 100 ms while calls flow: no call fails.
-    let flapping = format!("{PROVIDERS}/dubbo%3A%2F%2F127.0.0.1%3A9%2Fx%3Fgroup%3Dother");
+    let flapping = format!(
+        "{PROVIDERS}/dubbo%3A%2F%2F127.0.0.1%3A9%2Forg.apache.dubbo.samples.DemoService%3Fgroup%3Dother"
+    );
+    let updates = |proxy: &Proxy| demo(proxy).1["updates"].as_u64().unwrap();
+    let before = updates(&proxy);
     let flap = {
         let zk_addr = zk.address();
         std::thread::spawn(move || {
@@ -195,18 +200,28 @@ fn hostile_bulk_and_flapping_provider_nodes_never_stop_the_proxy() {
     };
     let s = hello(&proxy, 200, None);
     flap.join().unwrap();
+    assert!(
+        updates(&proxy) >= before + 2,
+        "the flapping provider changed the endpoint set"
+    );
     assert_eq!(s.ok, 200, "{} / logs:\n{}", s.raw, proxy.logs());
 
-    // 10 000 provider nodes: all applied (the default max_endpoints),
-    // the proxy keeps serving the real provider.
-    let out = zk.kazoo(&["bulk", PROVIDERS, "10000"]);
-    assert!(out.contains("10000"), "{out}");
+    // 9 999 more provider nodes, 10 000 in all (the default max_endpoints):
+    // all applied, and the proxy keeps serving the real provider.
+    let out = zk.kazoo(&["bulk", PROVIDERS, "9999"]);
+    assert!(out.contains("9999"), "{out}");
     // (The gauge, not /clusters: 10 000 endpoints make a large page.)
-    proxy.wait_metric("metaproxy_discovered_endpoints{cluster=\"demo\"}", 10_000.0);
-    assert_eq!(
-        proxy.metric("metaproxy_discovered_endpoints{cluster=\"demo\"}"),
-        10_000.0
-    );
+    let gauge = "metaproxy_discovered_endpoints{cluster=\"demo\"}";
+    let start = Instant::now();
+    while proxy.metric(gauge) != 10_000.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{} endpoints after 30 s",
+            proxy.metric(gauge)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("9 999 nodes created to applied: {:?}", start.elapsed());
     let s = hello(&proxy, 20, None);
     assert_eq!(
         s.results.get("Hello bob, from user1"),

@@ -412,3 +412,54 @@ fn parse_prometheus(text: &str) -> std::collections::HashMap<String, f64> {
     assert!(saw_eof, "no # EOF");
     out
 }
+
+#[test]
+fn a_reload_moves_removes_and_restores_the_admin_endpoint() {
+    let v1 = DubboProvider::start("v1");
+    let v2 = DubboProvider::start("v2");
+    let first = config(&v1, &v2, 100, 0);
+    let path = write_config("admin-move", &first);
+    let proxy = Proxy::start_file(&path, &[]);
+    let old = proxy.admin.expect("admin bound");
+    assert_eq!(common::http_call(old, "GET", "/ready").0, 200);
+
+    // Moved: a port the system just handed out.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let moved: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    std::fs::write(
+        &path,
+        first.replace("127.0.0.1:0 }", &format!("{moved} }}")),
+    )
+    .unwrap();
+    proxy.signal("HUP");
+    wait_until("the admin endpoint on its new address", || {
+        std::net::TcpStream::connect(moved).is_ok()
+    });
+    assert_eq!(common::http_call(moved, "GET", "/ready").0, 200);
+    wait_until("the old admin address to close", || {
+        std::net::TcpStream::connect(old).is_err()
+    });
+
+    // Removed, then added back.
+    let without = first.replacen("admin: { address: 127.0.0.1:0 }\n", "", 1);
+    assert!(!without.contains("admin:"));
+    std::fs::write(&path, &without).unwrap();
+    proxy.signal("HUP");
+    wait_until("the admin endpoint to close", || {
+        std::net::TcpStream::connect(moved).is_err()
+    });
+    std::fs::write(
+        &path,
+        first.replace("127.0.0.1:0 }", &format!("{moved} }}")),
+    )
+    .unwrap();
+    proxy.signal("HUP");
+    wait_until("the admin endpoint to come back", || {
+        std::net::TcpStream::connect(moved).is_ok()
+    });
+    assert_eq!(common::http_call(moved, "GET", "/ready").0, 200);
+}
