@@ -161,9 +161,12 @@ impl Feed {
         let _ = self.shared.counters.set((counter("ok"), counter("error")));
         let stop = self.stop.clone();
         let shutdown = shutdown.clone();
+        // Shutdown stops the source too; this task ends with the feed either way.
         tokio::spawn(async move {
-            shutdown.cancelled().await;
-            stop.cancel();
+            tokio::select! {
+                _ = shutdown.cancelled() => stop.cancel(),
+                _ = stop.cancelled() => {}
+            }
         });
         let writer = FeedWriter {
             shared: self.shared.clone(),
