@@ -182,3 +182,40 @@ fn unknown_protocol_filter_and_condition_shape() {
         ],
     );
 }
+
+#[test]
+fn a_register_section_is_checked_where_it_is_written() {
+    let text = format!(
+        r#"listeners:
+  - name: wild
+    address: 0.0.0.0:0
+    protocol: dubbo
+    register:
+      zookeeper: {{ servers: [127.0.0.1:2181], interfaces: [org.apache.dubbo.samples.DemoService] }}
+    routes:
+      - route: {{ cluster: demo }}
+  - name: web
+    address: 127.0.0.1:0
+    protocol: http
+    register:
+      zookeeper: {{ servers: [127.0.0.1:2181], interfaces: [Demo] }}
+    routes:
+      - route: {{ cluster: demo }}
+  - name: nowhere
+    address: 127.0.0.2:0
+    protocol: dubbo
+    register: {{ eureka: {{ url: x }} }}
+    routes:
+      - route: {{ cluster: demo }}
+{GOOD_CLUSTER}"#
+    );
+    expect_errors(
+        "register",
+        &text,
+        &[
+            "config.yaml:6:7: invalid `zookeeper` registration: listener `wild` binds 0.0.0.0:0: set `address`",
+            "config.yaml:13:7: invalid `zookeeper` registration: a ZooKeeper (Dubbo registry) registration needs a `dubbo` or `auto` listener, not `http`",
+            "config.yaml:19:15: unknown registry `eureka` (known: zookeeper)",
+        ],
+    );
+}

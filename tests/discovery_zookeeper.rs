@@ -9,7 +9,7 @@ mod zookeeper;
 
 use std::time::{Duration, Instant};
 
-use common::{DubboProvider, Proxy, dubbo_client, example_config};
+use common::{DubboProvider, Proxy, dubbo_client, dubbo_client_via_registry, example_config};
 use zookeeper::ZooKeeper;
 
 const LISTENER: &str = "dubbo-in";
@@ -232,6 +232,181 @@ fn hostile_bulk_and_flapping_provider_nodes_never_stop_the_proxy() {
 }
 
 /// A handle on an existing server for another thread's kazoo calls.
+/// The provider URLs under [`PROVIDERS`], decoded.
+fn provider_urls(zk: &ZooKeeper) -> Vec<String> {
+    zk.ls(PROVIDERS)
+        .iter()
+        .map(|n| {
+            percent_encoding::percent_decode_str(n)
+                .decode_utf8()
+                .unwrap()
+                .into_owned()
+        })
+        .collect()
+}
+
+/// Waits until `urls` holds (true) or `within` passes; the time it took.
+fn wait_providers(
+    zk: &ZooKeeper,
+    within: Duration,
+    urls: impl Fn(&[String]) -> bool,
+) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        if urls(&provider_urls(zk)) {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > within {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_proxy_registers_its_listener_consumers_find_it_and_it_deregisters_on_shutdown() {
+    let zk = ZooKeeper::start("register");
+    // The provider behind the sidecar does not register itself.
+    let local = DubboProvider::start("local");
+    let config = example_config(
+        "examples/discovery/zookeeper_sidecar.yaml",
+        &[
+            ("127.0.0.1:20880", "127.0.0.1:0".to_string()),
+            ("127.0.0.1:20881", local.address()),
+            ("127.0.0.1:2181", zk.address()),
+            ("127.0.0.1:9901", "127.0.0.1:0".to_string()),
+        ],
+    );
+    let path = common::write_config("zk-sidecar", &config);
+    let mut sidecar = Proxy::start_file(&path, &[]);
+    let listener = sidecar.addr(LISTENER);
+    let mine = format!("dubbo://{listener}/org.apache.dubbo.samples.DemoService?");
+    let took = wait_providers(&zk, Duration::from_secs(5), |u| {
+        u.len() == 1 && u[0].starts_with(&mine)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "registration: {:?}; logs:\n{}",
+            provider_urls(&zk),
+            sidecar.logs()
+        )
+    });
+    eprintln!("start to registered: {took:?}");
+    let url = &provider_urls(&zk)[0];
+    for param in [
+        "application=demo-sidecar",
+        "version=1.0.0",
+        "side=provider",
+        "category=providers",
+        "methods=sayHello,getAttachment",
+    ] {
+        assert!(url.contains(param), "{param} in {url}");
+    }
+
+    // A consumer that reads the registry (sofa-rpc-node's ZooKeeper client)
+    // finds the proxy and reaches the provider through it.
+    let s = dubbo_client_via_registry(&zk.address(), &["--count", "10"]);
+    assert_eq!(
+        s.results.get("Hello bob, from local"),
+        Some(&10),
+        "{}",
+        s.raw
+    );
+    assert!(
+        local
+            .wait_call("sayHello", Duration::from_secs(2))
+            .is_some()
+    );
+
+    // A reload that leaves the listener and its `register:` alone leaves the
+    // node alone; one that changes the parameters replaces it.
+    let before = zk.ls(PROVIDERS);
+    std::fs::write(&path, config.replace("timeout: 3s", "timeout: 2s")).unwrap();
+    let (status, body) = sidecar.admin("POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        zk.ls(PROVIDERS),
+        before,
+        "an unrelated reload keeps the node"
+    );
+    std::fs::write(
+        &path,
+        config.replace("application: demo-sidecar", "application: sidecar-2"),
+    )
+    .unwrap();
+    let (status, body) = sidecar.admin("POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    wait_providers(&zk, Duration::from_secs(5), |u| {
+        u.len() == 1 && u[0].starts_with(&mine) && u[0].contains("application=sidecar-2")
+    })
+    .unwrap_or_else(|| panic!("re-registered: {:?}", provider_urls(&zk)));
+
+    // A gateway that discovers DemoService's providers in the same registry
+    // and registers its own listener there too: it routes to the sidecar,
+    // never to itself.
+    let gateway_config = format!(
+        r#"
+listeners:
+  - name: gateway-in
+    address: 127.0.0.1:0
+    protocol: dubbo
+    register:
+      zookeeper:
+        servers: [{zk}]
+        interfaces: [org.apache.dubbo.samples.DemoService]
+    routes:
+      - match: [{{ key: interface, exact: org.apache.dubbo.samples.DemoService }}]
+        route: {{ cluster: demo }}
+clusters:
+  - name: demo
+    protocol: dubbo
+    discovery:
+      zookeeper: {{ servers: [{zk}], interface: org.apache.dubbo.samples.DemoService }}
+admin: {{ address: 127.0.0.1:0 }}
+"#,
+        zk = zk.address()
+    );
+    let gateway = Proxy::start("zk-gateway", &gateway_config);
+    wait_providers(&zk, Duration::from_secs(5), |u| u.len() == 2)
+        .unwrap_or_else(|| panic!("both registered: {:?}", provider_urls(&zk)));
+    wait_endpoints(&gateway, 1, Duration::from_secs(5));
+    let (addrs, _) = gateway.cluster("demo");
+    assert_eq!(addrs, vec![listener.to_string()], "only the sidecar");
+    let s = dubbo_client(gateway.addr("gateway-in").port(), &["--count", "5"]);
+    assert_eq!(
+        s.results.get("Hello bob, from local"),
+        Some(&5),
+        "{}",
+        s.raw
+    );
+
+    // SIGTERM: the node goes as the proxy stops, well before its session
+    // would expire.
+    sidecar.signal("TERM");
+    let exited = Instant::now();
+    while sidecar.is_running() {
+        assert!(
+            exited.elapsed() < Duration::from_secs(10),
+            "sidecar did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let gone = wait_providers(&zk, Duration::from_secs(1), |u| {
+        u.iter().all(|p| !p.starts_with(&mine))
+    });
+    assert!(
+        gone.is_some(),
+        "still registered after shutdown: {:?}; logs:\n{}",
+        provider_urls(&zk),
+        sidecar.logs()
+    );
+    assert!(
+        sidecar.logs().contains("deregistered from ZooKeeper"),
+        "{}",
+        sidecar.logs()
+    );
+}
+
 fn zookeeper_hosts(address: &str) -> zookeeper::Hosts {
     zookeeper::Hosts(address.to_string())
 }

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod mutation;
 pub mod pipeline;
 pub mod proxy;
+pub mod registration;
 pub mod registry;
 pub mod router;
 pub mod snapshot;

@@ -45,6 +45,8 @@ struct ListenerHandle {
     configured: SocketAddr,
     bound: SocketAddr,
     stop: CancellationToken,
+    /// The running registration: its section's key and its stop token.
+    registration: Option<(String, CancellationToken)>,
 }
 
 /// What a reload changed.
@@ -66,6 +68,7 @@ pub struct RunningProxy {
     shutdown: CancellationToken,
     connections: TaskTracker,
     accept_loops: TaskTracker,
+    registrations: TaskTracker,
     listeners: Mutex<HashMap<Arc<str>, ListenerHandle>>,
     version: std::sync::atomic::AtomicU64,
     loaded_at: std::sync::Mutex<SystemTime>,
@@ -92,6 +95,7 @@ impl RunningProxy {
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
             accept_loops: TaskTracker::new(),
+            registrations: TaskTracker::new(),
             listeners: Mutex::new(HashMap::new()),
             version: std::sync::atomic::AtomicU64::new(1),
             loaded_at: std::sync::Mutex::new(SystemTime::now()),
@@ -100,6 +104,7 @@ impl RunningProxy {
         };
         let current = proxy.snapshot.load_full();
         proxy.bind_new_listeners(&current).await?;
+        proxy.sync_registrations(&current).await;
         for cluster in current.clusters.values() {
             spawn_health_checks(cluster, proxy.shutdown.clone(), &proxy.metrics);
             spawn_discovery(cluster, proxy.shutdown.clone(), &proxy.metrics);
@@ -149,6 +154,7 @@ impl RunningProxy {
                     configured: l.address,
                     bound: local_addr,
                     stop,
+                    registration: None,
                 },
             ) {
                 old.stop.cancel();
@@ -156,6 +162,39 @@ impl RunningProxy {
             added.push(name.to_string());
         }
         Ok(added)
+    }
+
+    /// Starts the registrations of `snapshot`'s listeners that are not
+    /// running yet, and restarts those whose `register:` section changed.
+    /// A registration ends with its listener (its token is a child of the
+    /// listener's).
+    async fn sync_registrations(&self, snapshot: &Arc<Snapshot>) {
+        let mut bound = self.listeners.lock().await;
+        for (name, handle) in bound.iter_mut() {
+            let Some(l) = snapshot.listeners.get(name) else {
+                continue;
+            };
+            let wanted = l.registration.as_ref();
+            let running = handle.registration.as_ref().map(|(key, _)| key);
+            if running == wanted.map(|w| &w.key) {
+                continue;
+            }
+            if let Some((_, stop)) = handle.registration.take() {
+                stop.cancel();
+            }
+            if let Some(w) = wanted {
+                let stop = handle.stop.child_token();
+                info!(listener = %name, registry = w.registrar.kind(), address = %handle.bound, "registering listener");
+                self.registrations.spawn(w.registrar.clone().run(
+                    crate::registration::ListenerRegistration {
+                        listener: name.clone(),
+                        bound: handle.bound,
+                        stop: stop.clone(),
+                    },
+                ));
+                handle.registration = Some((w.key.clone(), stop));
+            }
+        }
     }
 
     /// Validates `config` and, if it is valid, swaps it in atomically: new
@@ -188,6 +227,7 @@ impl RunningProxy {
             }
         };
         self.snapshot.store(next.clone());
+        self.sync_registrations(&next).await;
         let mut removed = Vec::new();
         {
             let mut bound = self.listeners.lock().await;
@@ -294,9 +334,13 @@ impl RunningProxy {
         self.accept_loops.close();
         self.accept_loops.wait().await;
         self.connections.close();
-        let drained = tokio::time::timeout(deadline, self.connections.wait())
-            .await
-            .is_ok();
+        self.registrations.close();
+        // Registrations are removed while connections drain.
+        let drained = tokio::time::timeout(deadline, async {
+            tokio::join!(self.connections.wait(), self.registrations.wait())
+        })
+        .await
+        .is_ok();
         if drained {
             info!("all connections drained");
         } else {

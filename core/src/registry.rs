@@ -151,6 +151,7 @@ pub struct Registry {
     protocols: BTreeMap<&'static str, Arc<dyn Protocol>>,
     filters: BTreeMap<&'static str, Arc<dyn FilterFactory>>,
     discovery: BTreeMap<&'static str, Arc<dyn crate::discovery::DiscoveryFactory>>,
+    registrars: BTreeMap<&'static str, Arc<dyn crate::registration::RegistrarFactory>>,
 }
 
 impl Registry {
@@ -193,6 +194,26 @@ impl Registry {
     /// Registered discovery source kinds.
     pub fn discovery_names(&self) -> Vec<&'static str> {
         self.discovery.keys().copied().collect()
+    }
+
+    /// Registers a registrar factory (a registry listeners announce
+    /// themselves in) under its config key.
+    pub fn register_registrar(
+        &mut self,
+        factory: Arc<dyn crate::registration::RegistrarFactory>,
+    ) -> &mut Self {
+        self.registrars.insert(factory.name(), factory);
+        self
+    }
+
+    /// The registrar factory for config key `name`.
+    pub fn registrar(&self, name: &str) -> Option<&Arc<dyn crate::registration::RegistrarFactory>> {
+        self.registrars.get(name)
+    }
+
+    /// Registered registrar kinds.
+    pub fn registrar_names(&self) -> Vec<&'static str> {
+        self.registrars.keys().copied().collect()
     }
 
     /// The protocol named `name`.

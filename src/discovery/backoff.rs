@@ -1,5 +1,6 @@
 //! Retry delays of failing sources: doubling from 100 ms up to a cap, with
-//! jitter, reset by a success.
+//! jitter, reset by a success; waits and ZooKeeper connects that end early
+//! when the source or registration stops.
 
 use std::time::Duration;
 
@@ -31,6 +32,34 @@ impl Backoff {
     /// Back to the first delay after a success.
     pub(super) fn reset(&mut self) {
         self.next = FIRST.min(self.max);
+    }
+}
+
+/// Waits `delay`, or less when `stop` completes first: whether it did.
+pub(super) async fn wait_or_stop(
+    delay: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) -> bool {
+    tokio::select! {
+        () = stop => true,
+        () = tokio::time::sleep(delay) => false,
+    }
+}
+
+/// Opens a ZooKeeper session with `servers` (comma-separated `host:port`),
+/// or gives up with `None` when `stop` completes first.
+pub(super) async fn connect_zookeeper(
+    servers: &str,
+    session_timeout: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) -> Option<Result<zookeeper_client::Client, zookeeper_client::Error>> {
+    let connecting = zookeeper_client::Client::connector()
+        .with_session_timeout(session_timeout)
+        .with_connection_timeout(session_timeout.min(Duration::from_secs(5)))
+        .connect(servers);
+    tokio::select! {
+        () = stop => None,
+        c = connecting => Some(c),
     }
 }
 

@@ -110,6 +110,33 @@ pub fn parse_provider(node: &str) -> Result<DubboProvider, ProviderUrlError> {
     })
 }
 
+/// What URL-encoding a node name leaves as it is: Java's `URLEncoder`
+/// set (letters, digits, `.`, `-`, `*`, `_`), which Dubbo writes nodes with.
+const NODE_NAME_KEEPS: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'*')
+    .remove(b'_');
+
+/// The registry node name of a provider at `address` serving `interface`
+/// over `protocol`: `protocol://address/interface?k=v&…` with the
+/// parameters in key order, URL-encoded once, as Dubbo registers its own.
+pub fn provider_node(
+    protocol: &str,
+    address: SocketAddr,
+    interface: &str,
+    parameters: &BTreeMap<String, String>,
+) -> String {
+    let mut url = format!("{protocol}://{address}/{interface}");
+    for (i, (k, v)) in parameters.iter().enumerate() {
+        url.push(if i == 0 { '?' } else { '&' });
+        url.push_str(k);
+        url.push('=');
+        url.push_str(v);
+    }
+    percent_encoding::utf8_percent_encode(&url, NODE_NAME_KEEPS).to_string()
+}
+
 fn parse_address(host_port: &str) -> Option<SocketAddr> {
     // `ip:port` or `[ipv6]:port`; host names are not resolved here.
     host_port
@@ -135,6 +162,32 @@ mod tests {
         assert_eq!(p.endpoint.labels["version"], "2.0.0");
         assert_eq!(p.endpoint.labels["methods"], "sayHello,sayHelloAsync");
         assert_eq!(p.endpoint.labels["side"], "provider");
+        assert!(p.serving);
+    }
+
+    #[test]
+    fn a_node_name_is_encoded_as_dubbo_encodes_its_own_and_reads_back() {
+        let params: BTreeMap<String, String> = [
+            ("side", "provider"),
+            ("interface", "org.apache.dubbo.samples.DemoService"),
+            ("methods", "sayHello,getAttachment"),
+            ("application", "metaproxy"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let node = provider_node(
+            "dubbo",
+            "10.0.0.7:20880".parse().unwrap(),
+            "org.apache.dubbo.samples.DemoService",
+            &params,
+        );
+        assert_eq!(
+            node,
+            "dubbo%3A%2F%2F10.0.0.7%3A20880%2Forg.apache.dubbo.samples.DemoService%3Fapplication%3Dmetaproxy%26interface%3Dorg.apache.dubbo.samples.DemoService%26methods%3DsayHello%2CgetAttachment%26side%3Dprovider"
+        );
+        let p = parse_provider(&node).unwrap();
+        assert_eq!(p.endpoint.labels, params);
         assert!(p.serving);
     }
 

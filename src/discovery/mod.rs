@@ -1,6 +1,7 @@
 //! The built-in discovery sources: a Dubbo registry in ZooKeeper, DNS, a
 //! discovery URL and a file. Each is a [`DiscoveryFactory`] registered under
-//! its config key; core applies what they find to clusters in place.
+//! its config key; core applies what they find to clusters in place. And
+//! the registry a listener registers itself in (ZooKeeper, Dubbo's layout).
 
 mod backoff;
 mod dns;
@@ -9,6 +10,7 @@ mod endpoint_list;
 mod file;
 mod http;
 mod zookeeper;
+mod zookeeper_registration;
 
 use std::sync::Arc;
 
@@ -29,6 +31,15 @@ pub fn register_all(registry: &mut Registry) {
     for f in factories {
         registry.register_discovery(f);
     }
+    registry.register_registrar(Arc::new(zookeeper_registration::ZookeeperRegistrarFactory));
+}
+
+/// This process's registry identity: the `metaproxy` parameter of the
+/// provider nodes it registers, so that its own discovery never takes its
+/// own listeners for providers (a proxy that forwards to itself).
+fn instance_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| format!("{}-{:016x}", std::process::id(), fastrand::u64(..)))
 }
 
 /// Reads a source's section into its settings type.

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use tracing::{debug, info, warn};
 use zookeeper_client as zk;
 
-use super::backoff::Backoff;
+use super::backoff::{Backoff, connect_zookeeper, wait_or_stop};
 use super::dubbo_url::parse_provider;
 
 /// The `zookeeper:` section.
@@ -112,13 +112,10 @@ impl DiscoverySource for ZookeeperSource {
         Box::pin(async move {
             let mut backoff = Backoff::new(Duration::from_secs(5));
             loop {
-                let connecting = zk::Client::connector()
-                    .with_session_timeout(self.session_timeout)
-                    .with_connection_timeout(self.session_timeout.min(Duration::from_secs(5)))
-                    .connect(&self.connect);
-                let client = tokio::select! {
-                    _ = feed.cancelled() => return,
-                    c = connecting => c,
+                let Some(client) =
+                    connect_zookeeper(&self.connect, self.session_timeout, feed.cancelled()).await
+                else {
+                    return;
                 };
                 let client = match client {
                     Ok(c) => c,
@@ -143,10 +140,7 @@ impl DiscoverySource for ZookeeperSource {
 }
 
 async fn sleep_or_stop(feed: &FeedWriter, delay: Duration) -> bool {
-    tokio::select! {
-        _ = feed.cancelled() => true,
-        _ = tokio::time::sleep(delay) => false,
-    }
+    wait_or_stop(delay, feed.cancelled()).await
 }
 
 impl ZookeeperSource {
@@ -232,6 +226,12 @@ impl ZookeeperSource {
         let mut skipped = 0usize;
         for child in children {
             match parse_provider(child) {
+                Ok(p)
+                    if p.endpoint.labels.get("metaproxy").map(String::as_str)
+                        == Some(super::instance_id()) =>
+                {
+                    debug!(cluster = feed.cluster(), address = %p.endpoint.address, "skipping this proxy's own registration");
+                }
                 Ok(p)
                     if p.serving
                         && self.protocols.contains(&p.protocol)

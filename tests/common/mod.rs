@@ -409,10 +409,20 @@ pub struct ClientSummary {
 
 /// Runs the sofa-rpc-node Dubbo client against `port` with extra arguments.
 pub fn dubbo_client(port: u16, args: &[&str]) -> ClientSummary {
+    run_dubbo_client(&["--port", &port.to_string()], args)
+}
+
+/// Runs the sofa-rpc-node Dubbo client on the providers it reads from the
+/// ZooKeeper registry at `zk` (its own registry client), with extra arguments.
+pub fn dubbo_client_via_registry(zk: &str, args: &[&str]) -> ClientSummary {
+    run_dubbo_client(&["--port", "0", "--zk", zk], args)
+}
+
+fn run_dubbo_client(target: &[&str], args: &[&str]) -> ClientSummary {
     let dir = dubbo_peers();
     let out = Command::new("node")
         .arg(dir.join("client.js"))
-        .args(["--port", &port.to_string()])
+        .args(target)
         .args(args)
         .stdin(Stdio::null())
         .output()

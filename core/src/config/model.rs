@@ -73,6 +73,10 @@ pub struct ListenerConfig {
     /// Terminate TLS on this listener (any protocol): docs/tls.md.
     #[serde(default)]
     pub tls: Option<Spanned<ListenerTlsConfig>>,
+    /// Register this listener in a service registry, e.g.
+    /// `{ zookeeper: { servers: [...], interfaces: [...] } }`: docs/discovery.md.
+    #[serde(default)]
+    pub register: Option<Spanned<serde_json::Value>>,
 }
 
 /// `tls:` on a listener: certificates chosen by SNI, ALPN, client

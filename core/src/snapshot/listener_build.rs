@@ -10,6 +10,7 @@ use crate::config::load::ErrorSink;
 use crate::config::{DEFAULT_MAX_FRAME_BYTES, ListenerConfig};
 use crate::filter::{FilterChain, FilterContext};
 use crate::metrics::Metrics;
+use crate::registration::{ConfiguredRegistrar, RegistrarContext};
 use crate::registry::Registry;
 use crate::router::{HostMatch, RouteTable, VirtualHost};
 
@@ -207,9 +208,14 @@ pub(super) fn build_listener(
             .ok()?;
         Some(a.value.clone())
     });
+    let address: std::net::SocketAddr = l.address.value.parse().ok()?;
+    let registration = l
+        .register
+        .as_ref()
+        .and_then(|section| build_registrar(builder.sink, l, section, registry, address, base_dir));
     Some(ListenerRuntime {
         name: Arc::from(l.name.value.as_str()),
-        address: l.address.value.parse().ok()?,
+        address,
         protocol: l.protocol.value.clone(),
         routes: RouteTable {
             routes,
@@ -222,5 +228,55 @@ pub(super) fn build_listener(
         metrics: metrics.listener(&l.name.value, &l.protocol.value),
         access_log_config,
         access_log: std::sync::OnceLock::new(),
+        registration,
     })
+}
+
+/// Builds a listener's `register:` section: one registry kind and its settings.
+fn build_registrar(
+    sink: &mut ErrorSink,
+    l: &ListenerConfig,
+    section: &serde_saphyr::Spanned<serde_json::Value>,
+    registry: &Registry,
+    address: std::net::SocketAddr,
+    base_dir: Option<&std::path::Path>,
+) -> Option<ConfiguredRegistrar> {
+    let known = || registry.registrar_names().join(", ");
+    let entries = section
+        .value
+        .as_object()
+        .map(|m| m.iter().collect::<Vec<_>>());
+    let Some([(name, value)]) = entries.as_deref() else {
+        sink.on(
+            section,
+            format!(
+                "register is a map with one registry, e.g. `{{ zookeeper: {{ servers: [...], interfaces: [...] }} }}` (known: {})",
+                known()
+            ),
+        );
+        return None;
+    };
+    let Some(factory) = registry.registrar(name) else {
+        sink.on(
+            section,
+            format!("unknown registry `{name}` (known: {})", known()),
+        );
+        return None;
+    };
+    let context = RegistrarContext {
+        listener: l.name.value.clone(),
+        protocol: l.protocol.value.clone(),
+        address,
+        base_dir: base_dir.map(std::path::Path::to_path_buf),
+    };
+    match factory.build(value, &context) {
+        Ok(registrar) => Some(ConfiguredRegistrar {
+            key: section.value.to_string(),
+            registrar,
+        }),
+        Err(e) => {
+            sink.on(section, e.to_string());
+            None
+        }
+    }
 }

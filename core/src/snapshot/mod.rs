@@ -97,6 +97,8 @@ pub struct ListenerRuntime {
     pub access_log_config: Option<AccessLogConfig>,
     /// The access log, started on first use (its writer needs a runtime).
     pub access_log: std::sync::OnceLock<Option<AccessLog>>,
+    /// Where the listener registers itself (`register:`), if anywhere.
+    pub registration: Option<crate::registration::ConfiguredRegistrar>,
 }
 
 impl ListenerRuntime {

@@ -1,8 +1,10 @@
 'use strict';
-// Dubbo 2 (hessian2) test client built on sofa-rpc-node + dubbo-remoting (direct connect).
-// Usage: node client.js --port P [--host 127.0.0.1] [--method sayHello] [--arg bob] [--count 1]
-//          [--concurrency 1] [--attach key=value]... [--timeout 3000] [--oneway] [--version 1.0.0]
-//          [--dubbo-version 2.0.2] [--group ''] [--verbose]
+// Dubbo 2 (hessian2) test client built on sofa-rpc-node + dubbo-remoting: direct connect, or
+// with --zk the providers read from a ZooKeeper registry (sofa-rpc-node's own registry client,
+// Dubbo layout under /dubbo).
+// Usage: node client.js (--port P [--host 127.0.0.1] | --zk HOST:PORT) [--method sayHello] [--arg bob]
+//          [--count 1] [--concurrency 1] [--attach key=value]... [--timeout 3000] [--oneway]
+//          [--version 1.0.0] [--dubbo-version 2.0.2] [--group ''] [--verbose]
 // stdout: one line {"ok":N,"errors":N,"results":{...},"errorMessages":{...}}
 
 const net = require('net');
@@ -10,16 +12,17 @@ const util = require('util');
 const hessian = require('hessian.js');
 const dubbo = require('dubbo-remoting');
 const { RpcClient, DynamicConfig } = require('sofa-rpc-node').client;
+const { ZookeeperRegistry } = require('sofa-rpc-node').registry;
 
 const INTERFACE = 'org.apache.dubbo.samples.DemoService';
 const DEFAULTS = {
   port: '', host: '127.0.0.1', method: 'sayHello', arg: 'bob', count: '1', concurrency: '1',
   attach: [], timeout: '3000', oneway: false, version: '1.0.0', 'dubbo-version': '2.0.2',
-  group: '', verbose: false,
+  group: '', verbose: false, zk: '',
 };
 
 function usage(msg) {
-  process.stderr.write(`${msg}\nusage: node client.js --port P [--host 127.0.0.1] [--method sayHello] [--arg bob] ` +
+  process.stderr.write(`${msg}\nusage: node client.js (--port P [--host 127.0.0.1] | --zk HOST:PORT) [--method sayHello] [--arg bob] ` +
     '[--count 1] [--concurrency 1] [--attach key=value]... [--timeout 3000] [--oneway] [--version 1.0.0] ' +
     "[--dubbo-version 2.0.2] [--group ''] [--verbose]\n");
   process.exit(2);
@@ -74,15 +77,18 @@ function finish() {
 async function runTwoWay() {
   // The stock client stops sending after >=50% errors (circuit breaker); tests want every call sent.
   DynamicConfig.instance.circuitBreaker.forceClosed = true;
-  const client = new RpcClient({ logger, protocol: dubbo });
+  const registry = opts.zk ? new ZookeeperRegistry({ logger, address: `${opts.zk}/dubbo` }) : undefined;
+  const client = new RpcClient({ logger, protocol: dubbo, registry });
   client.on('error', err => log('[client] error: %s', err.message));
   const consumer = client.createConsumer({
     interfaceName: INTERFACE,
     version: opts.version, // '' => no service version in the body, no `version` attachment
     group: opts.group, // sofa's default would be 'SOFA' (sent as the `group` attachment)
-    serverHost: `${opts.host}:${opts.port}`,
+    serverHost: opts.zk ? undefined : `${opts.host}:${opts.port}`,
     responseTimeout: opts.timeout,
   });
+  // With a registry, wait until it has named a provider.
+  if (opts.zk) await consumer.ready();
   // The `dubbo` attachment also sets the dubbo version string in the body (library default 5.3.0).
   const requestProps = Object.assign({ dubbo: opts['dubbo-version'] }, opts.attachments);
 
