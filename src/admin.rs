@@ -368,7 +368,7 @@ fn cluster_json(c: &Cluster) -> Value {
         .map(|e| {
             json!({
                 "address": e.address.to_string(),
-                "labels": e.labels,
+                "labels": &*e.labels,
                 "weight": e.weight,
                 "priority": e.priority,
                 "zone": e.zone(),

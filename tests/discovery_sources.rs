@@ -6,6 +6,8 @@
 mod common;
 #[path = "common/http.rs"]
 mod http_peers;
+#[path = "common/tls.rs"]
+mod tls;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -151,9 +153,15 @@ fn dns_records_added_and_removed_are_followed_within_refresh() {
 
 /// The discovery URL: Python's http.server serving `file`.
 fn endpoints_server(file: &std::path::Path) -> (ChildGuard, Lines, u16) {
+    endpoints_server_with(file, &[])
+}
+
+/// [`endpoints_server`] with more arguments (`--tls CERT KEY ...`).
+fn endpoints_server_with(file: &std::path::Path, args: &[&str]) -> (ChildGuard, Lines, u16) {
     let mut child = Command::new("python3")
         .arg(common::repo_root().join("tests/peers/discovery/endpoints_server.py"))
         .arg(file)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -241,4 +249,73 @@ fn url_and_file_sources_follow_their_lists_and_survive_failures() {
     std::fs::write(dir.join("file.json"), "[]").unwrap();
     wait_endpoints(&proxy, "from-file", &[], Duration::from_secs(3));
     assert_eq!(http_call(listener, "GET", "/files/x").0, 503);
+}
+
+#[test]
+fn an_https_discovery_url_is_verified_and_given_a_client_certificate() {
+    let a = Backend::start("a");
+    let ea = a.address();
+    let dir = scratch_dir("https-url");
+    let ca = tls::Ca::new(&dir, "discovery");
+    let rogue = tls::Ca::new(&dir, "rogue");
+    let server = ca.issue(&dir, "server", "discovery", &["127.0.0.1"], None);
+    ca.issue(&dir, "proxy", "proxy", &[], None);
+    let served = dir.join("served.json");
+    std::fs::write(&served, list(&[&ea])).unwrap();
+    // Python's ssl (OpenSSL) serves the list and requires a client
+    // certificate signed by the same CA.
+    let (_server, requests, port) = endpoints_server_with(
+        &served,
+        &[
+            "--tls",
+            tls::s(&server.cert),
+            tls::s(&server.key),
+            "--client-ca",
+            tls::s(&ca.pem),
+        ],
+    );
+    let config = |ca_file: &str| {
+        example_config(
+            "examples/discovery/https_url.yaml",
+            &[
+                ("127.0.0.1:8080", "127.0.0.1:0".to_string()),
+                ("127.0.0.1:7443", format!("127.0.0.1:{port}")),
+                ("127.0.0.1:9901", "127.0.0.1:0".to_string()),
+                ("certs/discovery-ca.pem", ca_file.to_string()),
+                ("certs/", format!("{}/", dir.display())),
+            ],
+        )
+    };
+
+    let proxy = Proxy::start("https-url", &config(tls::s(&ca.pem)));
+    wait_endpoints(&proxy, "fleet", &[&ea], Duration::from_secs(5));
+    let before = a.count();
+    assert_eq!(http_call(proxy.addr("web-in"), "GET", "/").0, 200);
+    assert_eq!(a.count(), before + 1);
+    requests
+        .wait_for(Duration::from_secs(5), |l| l.contains("304"))
+        .expect("ETag / If-None-Match work over HTTPS too");
+
+    // A server the CA did not sign is refused: the source fails, nothing is
+    // taken from it.
+    let untrusting = Proxy::start("https-url-rogue", &config(tls::s(&rogue.pem)));
+    let start = Instant::now();
+    let status = loop {
+        let (addrs, status) = cluster(&untrusting, "fleet");
+        assert!(
+            addrs.is_empty(),
+            "endpoints taken from an unverified server"
+        );
+        if status["state"] == "failing" {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "failure not seen: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let why = status["last_error"].as_str().unwrap();
+    assert!(why.contains("tls handshake"), "{why}");
+    assert_eq!(http_call(untrusting.addr("web-in"), "GET", "/").0, 503);
 }

@@ -103,7 +103,7 @@ pub fn parse_provider(node: &str) -> Result<DubboProvider, ProviderUrlError> {
         interface: path.trim_end_matches('/').to_string(),
         endpoint: DiscoveredEndpoint {
             address,
-            labels,
+            labels: labels.into(),
             weight,
         },
         serving,
@@ -187,7 +187,7 @@ mod tests {
             "dubbo%3A%2F%2F10.0.0.7%3A20880%2Forg.apache.dubbo.samples.DemoService%3Fapplication%3Dmetaproxy%26interface%3Dorg.apache.dubbo.samples.DemoService%26methods%3DsayHello%2CgetAttachment%26side%3Dprovider"
         );
         let p = parse_provider(&node).unwrap();
-        assert_eq!(p.endpoint.labels, params);
+        assert_eq!(*p.endpoint.labels, params);
         assert!(p.serving);
     }
 

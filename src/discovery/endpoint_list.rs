@@ -49,7 +49,7 @@ pub fn parse_endpoint_list(text: &str) -> Result<(Vec<DiscoveredEndpoint>, usize
         match e.address.parse::<SocketAddr>() {
             Ok(address) if address.port() != 0 => out.push(DiscoveredEndpoint {
                 address,
-                labels: e.labels,
+                labels: e.labels.into(),
                 weight: e.weight.unwrap_or(1).max(1),
             }),
             _ => skipped += 1,

@@ -1,5 +1,7 @@
 //! Endpoints polled from a discovery URL (`GET`, a JSON or YAML endpoint
-//! list), with `ETag` / `If-None-Match` so an unchanged list costs a 304.
+//! list), with `ETag` / `If-None-Match` so an unchanged list costs a 304;
+//! `https://` URLs are verified against the `tls:` section's CA and may
+//! present a client certificate.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,11 +10,13 @@ use bytes::Bytes;
 use http::{Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
-use metaproxy_core::config::ConfigDuration;
+use metaproxy_core::config::{ClusterTlsConfig, ConfigDuration};
 use metaproxy_core::discovery::{
     DiscoveryContext, DiscoveryError, DiscoveryFactory, DiscoverySource, FeedWriter, SourceFuture,
 };
+use metaproxy_core::tls::{ClusterTls, build_cluster_tls, resolve_cluster_paths};
 use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tracing::warn;
 
@@ -32,6 +36,10 @@ struct HttpSettings {
     /// Give up on one poll after this long (default 5s).
     #[serde(default)]
     timeout: Option<ConfigDuration>,
+    /// For an `https://` URL: the CA that verifies the server, an optional
+    /// client certificate, the server name (default: the URL's host).
+    #[serde(default)]
+    tls: Option<ClusterTlsConfig>,
 }
 
 /// Builds [`HttpSource`]s.
@@ -45,19 +53,51 @@ impl DiscoveryFactory for HttpFactory {
     fn build(
         &self,
         config: &serde_json::Value,
-        _context: &DiscoveryContext,
+        context: &DiscoveryContext,
     ) -> Result<Arc<dyn DiscoverySource>, DiscoveryError> {
         let s: HttpSettings = super::settings("http", config)?;
         let uri: Uri = s
             .url
             .parse()
             .map_err(|e| DiscoveryError::invalid("http", format!("url: {e}")))?;
-        if uri.scheme_str() != Some("http") || uri.host().is_none() {
-            return Err(DiscoveryError::invalid(
-                "http",
-                "url must be `http://host[:port]/path`",
-            ));
-        }
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => {
+                return Err(DiscoveryError::invalid(
+                    "http",
+                    "url must be `http://host[:port]/path` or `https://host[:port]/path`",
+                ));
+            }
+        };
+        let Some(host) = uri.host().filter(|h| !h.is_empty()) else {
+            return Err(DiscoveryError::invalid("http", "url has no host"));
+        };
+        let tls = match (https, s.tls) {
+            (false, None) => None,
+            (false, Some(_)) => {
+                return Err(DiscoveryError::invalid(
+                    "http",
+                    "`tls` is for an `https://` url",
+                ));
+            }
+            (true, None) => {
+                return Err(DiscoveryError::invalid(
+                    "http",
+                    "an `https://` url needs `tls:` with the `ca` that verifies the server",
+                ));
+            }
+            (true, Some(mut t)) => {
+                // The name checked on the server's certificate is the
+                // URL's host unless `sni` says otherwise.
+                t.sni
+                    .get_or_insert_with(|| host.trim_matches(['[', ']']).to_string());
+                let t = resolve_cluster_paths(&t, context.base_dir.as_deref());
+                let built = build_cluster_tls(&t, &["http/1.1"])
+                    .map_err(|e| DiscoveryError::invalid("http", format!("tls: {e}")))?;
+                Some(Arc::new(built))
+            }
+        };
         let interval = s.interval.map_or(Duration::from_secs(5), |d| d.get());
         if interval.is_zero() {
             return Err(DiscoveryError::invalid(
@@ -69,6 +109,7 @@ impl DiscoveryFactory for HttpFactory {
             uri,
             interval,
             timeout: s.timeout.map_or(Duration::from_secs(5), |d| d.get()),
+            tls,
         }))
     }
 }
@@ -79,6 +120,8 @@ struct HttpSource {
     uri: Uri,
     interval: Duration,
     timeout: Duration,
+    /// Set for an `https://` URL.
+    tls: Option<Arc<ClusterTls>>,
 }
 
 /// What one poll gave.
@@ -90,10 +133,30 @@ enum Polled {
 impl HttpSource {
     async fn poll(&self, etag: Option<&str>) -> Result<Polled, String> {
         let host = self.uri.host().unwrap_or_default();
-        let port = self.uri.port_u16().unwrap_or(80);
+        let default_port = if self.tls.is_some() { 443 } else { 80 };
+        let port = self.uri.port_u16().unwrap_or(default_port);
         let stream = TcpStream::connect((host.trim_matches(['[', ']']), port))
             .await
             .map_err(|e| format!("connect: {e}"))?;
+        match &self.tls {
+            None => self.exchange(stream, etag).await,
+            Some(tls) => {
+                let peer = stream.peer_addr().map_err(|e| format!("connect: {e}"))?;
+                let stream = tls
+                    .connect(stream, peer)
+                    .await
+                    .map_err(|e| format!("tls handshake: {e}"))?;
+                self.exchange(stream, etag).await
+            }
+        }
+    }
+
+    /// One `GET` on a connected stream.
+    async fn exchange<S>(&self, stream: S, etag: Option<&str>) -> Result<Polled, String>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let host = self.uri.host().unwrap_or_default();
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| format!("handshake: {e}"))?;

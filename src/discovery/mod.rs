@@ -9,6 +9,7 @@ mod dubbo_url;
 mod endpoint_list;
 mod file;
 mod http;
+mod provider_nodes;
 mod zookeeper;
 mod zookeeper_registration;
 

@@ -2,7 +2,7 @@
 //! `/<root>/<interface>/providers`, watched.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use metaproxy_core::config::ConfigDuration;
 use metaproxy_core::discovery::{
@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use zookeeper_client as zk;
 
 use super::backoff::{Backoff, connect_zookeeper, wait_or_stop};
-use super::dubbo_url::parse_provider;
+use super::provider_nodes::ProviderNodes;
 
 /// The `zookeeper:` section.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +33,10 @@ struct ZookeeperSettings {
     /// URL schemes taken (default `[dubbo]`).
     #[serde(default = "default_protocols")]
     protocols: Vec<String>,
+    /// Shortest time between two reads of the provider list (default
+    /// 100ms): a lone change is read at once, a burst in batches.
+    #[serde(default)]
+    min_interval: Option<ConfigDuration>,
 }
 
 fn default_root() -> String {
@@ -81,6 +85,7 @@ impl DiscoveryFactory for ZookeeperFactory {
                 .session_timeout
                 .map_or(Duration::from_secs(10), |d| d.get()),
             protocols: s.protocols,
+            min_interval: s.min_interval.map_or(DEFAULT_MIN_INTERVAL, |d| d.get()),
         }))
     }
 }
@@ -93,7 +98,11 @@ pub(super) struct ZookeeperSource {
     interface: String,
     session_timeout: Duration,
     protocols: Vec<String>,
+    min_interval: Duration,
 }
+
+/// Default shortest time between two reads of the provider list.
+const DEFAULT_MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How one watch round ended.
 enum Round {
@@ -111,6 +120,8 @@ impl DiscoverySource for ZookeeperSource {
     fn run(self: Arc<Self>, feed: FeedWriter) -> SourceFuture {
         Box::pin(async move {
             let mut backoff = Backoff::new(Duration::from_secs(5));
+            // Kept across sessions: node names are the whole provider URLs.
+            let mut nodes = ProviderNodes::new(&self.interface, &self.protocols);
             loop {
                 let Some(client) =
                     connect_zookeeper(&self.connect, self.session_timeout, feed.cancelled()).await
@@ -128,7 +139,7 @@ impl DiscoverySource for ZookeeperSource {
                     }
                 };
                 info!(cluster = feed.cluster(), servers = %self.connect, path = %self.path, "watching Dubbo providers in ZooKeeper");
-                match self.watch(&client, &feed, &mut backoff).await {
+                match self.watch(&client, &feed, &mut backoff, &mut nodes).await {
                     Round::Stop => return,
                     Round::Reconnect => {
                         feed.failed("ZooKeeper session expired; reconnecting");
@@ -145,20 +156,37 @@ async fn sleep_or_stop(feed: &FeedWriter, delay: Duration) -> bool {
 
 impl ZookeeperSource {
     /// Lists and watches until the session ends or the feed stops.
-    async fn watch(&self, client: &zk::Client, feed: &FeedWriter, backoff: &mut Backoff) -> Round {
+    async fn watch(
+        &self,
+        client: &zk::Client,
+        feed: &FeedWriter,
+        backoff: &mut Backoff,
+        nodes: &mut ProviderNodes,
+    ) -> Round {
         let mut states = client.state_watcher();
+        let mut last_list: Option<Instant> = None;
         loop {
             if client.state().is_terminated() {
                 return Round::Reconnect;
             }
+            // A burst of changes (a fleet registering at once) is read in
+            // lists at most `min_interval` apart; a lone change at once.
+            if let Some(wait) = last_list.and_then(|at| self.min_interval.checked_sub(at.elapsed()))
+                && wait_or_stop(wait, feed.cancelled()).await
+            {
+                return Round::Stop;
+            }
+            last_list = Some(Instant::now());
             let listed = tokio::select! {
                 _ = feed.cancelled() => return Round::Stop,
                 l = client.list_and_watch_children(&self.path) => l,
             };
             let watcher = match listed {
                 Ok((children, watcher)) => {
-                    feed.publish(self.providers(feed, &children));
-                    backoff.reset();
+                    if let Some(list) = self.providers(feed, nodes, children).await {
+                        feed.publish(list);
+                        backoff.reset();
+                    }
                     Some(watcher)
                 }
                 Err(zk::Error::NoNode) => {
@@ -220,35 +248,42 @@ impl ZookeeperSource {
         }
     }
 
-    /// The serving providers among `children`, malformed ones skipped.
-    fn providers(&self, feed: &FeedWriter, children: &[String]) -> Vec<DiscoveredEndpoint> {
-        let mut out = Vec::with_capacity(children.len());
-        let mut skipped = 0usize;
-        for child in children {
-            match parse_provider(child) {
-                Ok(p)
-                    if p.endpoint.labels.get("metaproxy").map(String::as_str)
-                        == Some(super::instance_id()) =>
-                {
-                    debug!(cluster = feed.cluster(), address = %p.endpoint.address, "skipping this proxy's own registration");
+    /// The serving providers among `children`, malformed ones and this
+    /// proxy's own registrations skipped. Only nodes not read before are
+    /// parsed; a long list is read off the request workers.
+    async fn providers(
+        &self,
+        feed: &FeedWriter,
+        nodes: &mut ProviderNodes,
+        children: Vec<String>,
+    ) -> Option<Vec<DiscoveredEndpoint>> {
+        let list = if children.len() > INLINE_READ_LIMIT {
+            let mut taken = std::mem::take(nodes);
+            let read = tokio::task::spawn_blocking(move || {
+                let list = taken.read(children);
+                (taken, list)
+            })
+            .await;
+            match read {
+                Ok((back, list)) => {
+                    *nodes = back;
+                    list
                 }
-                Ok(p)
-                    if p.serving
-                        && self.protocols.contains(&p.protocol)
-                        && (p.interface.is_empty() || p.interface == self.interface) =>
-                {
-                    out.push(p.endpoint)
-                }
-                Ok(_) => {}
                 Err(e) => {
-                    skipped += 1;
-                    debug!(cluster = feed.cluster(), error = %e, "skipping a provider node");
+                    *nodes = ProviderNodes::new(&self.interface, &self.protocols);
+                    feed.failed(format!("reading the provider list: {e}"));
+                    return None;
                 }
             }
+        } else {
+            nodes.read(children)
+        };
+        if list.malformed > 0 {
+            warn!(cluster = feed.cluster(), skipped = list.malformed, path = %self.path, "skipped malformed provider URLs");
         }
-        if skipped > 0 {
-            warn!(cluster = feed.cluster(), skipped, path = %self.path, "skipped malformed provider URLs");
-        }
-        out
+        Some(list.endpoints)
     }
 }
+
+/// Lists longer than this are read on a blocking thread.
+const INLINE_READ_LIMIT: usize = 64;

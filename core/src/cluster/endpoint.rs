@@ -16,8 +16,9 @@ pub const ZONE_LABEL: &str = "zone";
 pub struct Endpoint {
     /// Where it listens.
     pub address: SocketAddr,
-    /// Labels for subsets (`version: v1`).
-    pub labels: BTreeMap<String, String>,
+    /// Labels for subsets (`version: v1`), shared with the discovered
+    /// entry it came from.
+    pub labels: Arc<BTreeMap<String, String>>,
     /// Relative weight (≥ 1).
     pub weight: u32,
     /// Priority level (0 first).
@@ -46,10 +47,14 @@ impl fmt::Debug for Endpoint {
 
 impl Endpoint {
     /// A new endpoint with no traffic yet.
-    pub fn new(address: SocketAddr, labels: BTreeMap<String, String>, weight: u32) -> Self {
+    pub fn new(
+        address: SocketAddr,
+        labels: impl Into<Arc<BTreeMap<String, String>>>,
+        weight: u32,
+    ) -> Self {
         Self {
             address,
-            labels,
+            labels: labels.into(),
             weight: weight.max(1),
             priority: 0,
             health: EndpointHealth::default(),

@@ -3,11 +3,14 @@
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::cluster::Cluster;
 use crate::health_check::spawn_endpoint_checks;
 use crate::metrics::{ClusterLabels, Metrics};
+
+/// Lists longer than this are applied on a blocking thread.
+const INLINE_APPLY_LIMIT: usize = 64;
 
 /// Starts `cluster`'s discovery feed (once per feed) and a task that applies
 /// each list it publishes to the cluster until the cluster is dropped or
@@ -52,7 +55,22 @@ pub fn spawn_discovery(
             let Some(cluster) = weak.upgrade() else {
                 return;
             };
-            let change = cluster.apply_discovered(&list);
+            // A long list is applied off the request workers: rebuilding
+            // the set and its balancers takes milliseconds at 10 000
+            // endpoints. Lists published meanwhile are coalesced by the
+            // watch channel: the next pass takes the newest.
+            let change = if list.len() > INLINE_APPLY_LIMIT {
+                let on = cluster.clone();
+                match tokio::task::spawn_blocking(move || on.apply_discovered(&list)).await {
+                    Ok(change) => change,
+                    Err(e) => {
+                        warn!(cluster = %cluster.name, error = %e, "applying discovered endpoints failed");
+                        continue;
+                    }
+                }
+            } else {
+                cluster.apply_discovered(&list)
+            };
             if !change.changed {
                 continue;
             }

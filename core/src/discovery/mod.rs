@@ -31,8 +31,10 @@ pub type SourceFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> +
 pub struct DiscoveredEndpoint {
     /// Where it listens.
     pub address: SocketAddr,
-    /// Its labels (`group`, `version`, ...), matched by subsets like static ones.
-    pub labels: BTreeMap<String, String>,
+    /// Its labels (`group`, `version`, ...), matched by subsets like static
+    /// ones. Shared: a list re-published with the same entries costs no
+    /// copy of them.
+    pub labels: Arc<BTreeMap<String, String>>,
     /// Relative weight (≥ 1).
     pub weight: u32,
 }
@@ -42,7 +44,7 @@ impl DiscoveredEndpoint {
     pub fn at(address: SocketAddr) -> Self {
         Self {
             address,
-            labels: BTreeMap::new(),
+            labels: Arc::default(),
             weight: 1,
         }
     }
