@@ -101,6 +101,16 @@ fn java_consumer_reaches_java_providers_through_the_proxy_routed_by_attachment()
             1,
             &["--method", "getAttachment", "--arg", "x-forwarded-by"],
         ),
+        via(
+            &proxy,
+            5,
+            &[
+                "--serialization",
+                "default",
+                "--attachment",
+                "batchJob=true",
+            ],
+        ),
     ]);
     // Other calls go to the user group (v1 and v2, 90/10).
     assert_answered_by(&runs[0], 20, &["v1", "v2"], &proxy);
@@ -117,6 +127,9 @@ fn java_consumer_reaches_java_providers_through_the_proxy_routed_by_attachment()
         "{}",
         runs[2].raw
     );
+    // A consumer left to Dubbo's serialization defaults (no registry URL
+    // to prefer one) sends hessian2 too: its attachment routes it.
+    assert_answered_by(&runs[3], 5, &["batch"], &proxy);
     eprintln!("static endpoints: {:?}", started.elapsed());
 }
 
