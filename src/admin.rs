@@ -391,9 +391,9 @@ fn cluster_json(c: &Cluster) -> Value {
         })
         .collect();
     json!({
-        "name": &*c.name,
-        "protocol": c.protocol,
-        "mode": format!("{:?}", c.pool.mode).to_lowercase(),
+        "name": &*c.parts.name,
+        "protocol": c.parts.protocol,
+        "mode": format!("{:?}", c.parts.pool.mode).to_lowercase(),
         "endpoints": endpoints,
         "subsets": subsets,
         "discovery": c.discovery.as_ref().map(|f| f.status()),

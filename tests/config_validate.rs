@@ -7,7 +7,10 @@ use common::{repo_root, validate, write_config};
 
 /// Examples that read files made at test time (certificates): each is
 /// validated by its own test, next to the files it makes.
-const NEEDS_GENERATED_FILES: &[&str] = &["examples/tls/config.yaml"];
+const NEEDS_GENERATED_FILES: &[&str] = &[
+    "examples/tls/config.yaml",
+    "examples/discovery/https_url.yaml",
+];
 
 /// Every YAML file under examples/ and docs/ is a valid config.
 #[test]
@@ -216,6 +219,32 @@ fn a_register_section_is_checked_where_it_is_written() {
             "config.yaml:6:7: invalid `zookeeper` registration: listener `wild` binds 0.0.0.0:0: set `address`",
             "config.yaml:13:7: invalid `zookeeper` registration: a ZooKeeper (Dubbo registry) registration needs a `dubbo` or `auto` listener, not `http`",
             "config.yaml:19:15: unknown registry `eureka` (known: zookeeper)",
+        ],
+    );
+}
+
+#[test]
+fn upgrades_are_websocket_only_and_on_http_routes() {
+    let text = format!(
+        r#"listeners:
+  - name: web
+    address: 127.0.0.1:0
+    protocol: http
+    routes:
+      - route: {{ cluster: demo, upgrades: [websocket, h2c] }}
+  - name: rpc
+    address: 127.0.0.2:0
+    protocol: dubbo
+    routes:
+      - route: {{ cluster: demo, upgrades: [websocket] }}
+{GOOD_CLUSTER}"#
+    );
+    expect_errors(
+        "upgrades",
+        &text,
+        &[
+            "config.yaml:6:43: upgrade `h2c` is not relayed; only `websocket` is",
+            "config.yaml:11:43: `upgrades` needs an HTTP listener, not `dubbo`",
         ],
     );
 }

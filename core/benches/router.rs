@@ -39,6 +39,7 @@ fn route(i: usize, conditions: Vec<Condition>) -> Route {
         filters: None,
         retry: None,
         mirror: None,
+        upgrades: Vec::new(),
     }
 }
 

@@ -225,14 +225,14 @@ pub fn spawn_endpoint_checks(
     shutdown: CancellationToken,
     metrics: &Metrics,
 ) {
-    let Some(checker) = cluster.health_checker.clone() else {
+    let Some(checker) = cluster.parts.health_checker.clone() else {
         return;
     };
     let label = |result: &str| {
         metrics
             .health_checks
             .get_or_create(&HealthLabels {
-                cluster: cluster.name.to_string(),
+                cluster: cluster.parts.name.to_string(),
                 result: result.into(),
             })
             .clone()
@@ -242,10 +242,10 @@ pub fn spawn_endpoint_checks(
     for endpoint in endpoints {
         let (passes, failures) = (passes.clone(), failures.clone());
         let weak: Weak<Endpoint> = Arc::downgrade(endpoint);
-        let name = cluster.name.clone();
+        let name = cluster.parts.name.clone();
         let target = ProbeTarget {
             address: endpoint.address,
-            tls: cluster.pool.tls.clone(),
+            tls: cluster.parts.pool.tls.clone(),
         };
         let checker = checker.clone();
         let shutdown = shutdown.clone();
@@ -340,7 +340,7 @@ mod tests {
         let mode = Arc::new(AtomicU8::new(FAIL));
         let calls = Arc::new(AtomicUsize::new(0));
         let mut cluster = testing::cluster(&[0]);
-        cluster.health_checker = Some(HealthChecker {
+        cluster.parts.health_checker = Some(HealthChecker {
             probe: Arc::new(Scripted {
                 mode: mode.clone(),
                 calls: calls.clone(),

@@ -24,7 +24,8 @@ use metaproxy_core::{ErrorKind, ErrorSource, ProxyError};
 use serde::Deserialize;
 
 use crate::cidr::Cidr;
-use crate::conditions::{Conditions, MatchSpec};
+use crate::conditions::Conditions;
+use metaproxy_core::config::MatchConfig;
 
 /// What a rule (or the default) does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -49,7 +50,7 @@ struct RuleConfig {
     name: Option<String>,
     action: Action,
     #[serde(default, rename = "match")]
-    conditions: Vec<MatchSpec>,
+    conditions: Vec<MatchConfig>,
     #[serde(default)]
     source: Vec<String>,
 }

@@ -1,15 +1,12 @@
 //! Metadata conditions in filter configs, written exactly like route `match`
-//! entries and compiled by core's own builder
-//! ([`metaproxy_core::router::ConditionSpec`]) so filters and routes match
-//! the same way. Only the protocol-specific part lives here: HTTP keys are
+//! entries (core's [`MatchConfig`]) and compiled by core's own builder, so
+//! filters and routes match the same way. Only the protocol-specific part lives here: HTTP keys are
 //! lower-cased, as the HTTP codec stores header names.
 
+use metaproxy_core::config::MatchConfig;
 use metaproxy_core::filter::FilterContext;
 use metaproxy_core::metadata::MetadataView;
-use metaproxy_core::router::{Condition, ConditionSpec};
-
-/// One condition as written in config (core's shape, unchanged).
-pub(crate) type MatchSpec = ConditionSpec;
+use metaproxy_core::router::Condition;
 
 /// Whether the listener's metadata keys are HTTP header names (stored lower-case).
 pub(crate) fn is_http(context: &FilterContext<'_>) -> bool {
@@ -26,7 +23,10 @@ pub(crate) fn metadata_key(key: &str, context: &FilterContext<'_>) -> String {
 }
 
 /// Compiles one condition for the listener of `context`; the error names the key and what is wrong.
-pub(crate) fn compile(spec: &MatchSpec, context: &FilterContext<'_>) -> Result<Condition, String> {
+pub(crate) fn compile(
+    spec: &MatchConfig,
+    context: &FilterContext<'_>,
+) -> Result<Condition, String> {
     spec.compile(|k| metadata_key(k, context))
         .map_err(|e| e.to_string())
 }
@@ -43,7 +43,7 @@ pub(crate) struct Conditions(Vec<Condition>);
 impl Conditions {
     /// Compiles every spec.
     pub(crate) fn compile(
-        specs: &[MatchSpec],
+        specs: &[MatchConfig],
         context: &FilterContext<'_>,
     ) -> Result<Self, String> {
         specs
@@ -72,7 +72,7 @@ mod tests {
         }
     }
 
-    fn spec(json: serde_json::Value) -> MatchSpec {
+    fn spec(json: serde_json::Value) -> MatchConfig {
         serde_json::from_value(json).unwrap()
     }
 

@@ -24,7 +24,8 @@ use metaproxy_core::filter::{Filter, FilterAction, FilterContext, FilterFactory,
 use metaproxy_core::{ErrorKind, ErrorSource, ProxyError};
 use serde::Deserialize;
 
-use crate::conditions::{Conditions, MatchSpec};
+use crate::conditions::Conditions;
+use metaproxy_core::config::MatchConfig;
 
 /// Error kinds as written in config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -113,7 +114,7 @@ struct RuleConfig {
     #[serde(default)]
     name: Option<String>,
     #[serde(default, rename = "match")]
-    conditions: Vec<MatchSpec>,
+    conditions: Vec<MatchConfig>,
     #[serde(default)]
     delay: Option<DelayConfig>,
     #[serde(default)]

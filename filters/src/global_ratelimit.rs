@@ -42,8 +42,9 @@ use metaproxy_core::{ErrorKind, ErrorSource, ProxyError};
 use serde::Deserialize;
 
 use crate::bucket::retry_after_secs;
-use crate::conditions::{Conditions, MatchSpec, metadata_key};
+use crate::conditions::{Conditions, metadata_key};
 use crate::resp::{Client, Pipeline, Value};
+use metaproxy_core::config::MatchConfig;
 
 /// Redis round-trip budget when `redis.timeout` is not given.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(20);
@@ -100,7 +101,7 @@ struct RedisConfig {
 struct DescriptorConfig {
     name: String,
     #[serde(default, rename = "match")]
-    conditions: Vec<MatchSpec>,
+    conditions: Vec<MatchConfig>,
     #[serde(default)]
     keys: Vec<String>,
     limit: u64,

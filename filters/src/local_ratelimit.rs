@@ -43,8 +43,9 @@ use metaproxy_core::{ErrorKind, ErrorSource, ProxyError};
 use serde::Deserialize;
 
 use crate::bucket::{Bucket, Rate, now_nanos, retry_after_secs};
-use crate::conditions::{Conditions, MatchSpec, metadata_key};
+use crate::conditions::{Conditions, metadata_key};
 use crate::keyed::KeyedBuckets;
+use metaproxy_core::config::MatchConfig;
 
 /// Per-key buckets kept when `max_keys` is not given.
 pub const DEFAULT_MAX_KEYS: usize = 10_000;
@@ -70,7 +71,7 @@ struct BucketConfig {
     #[serde(default)]
     name: Option<String>,
     #[serde(default, rename = "match")]
-    conditions: Vec<MatchSpec>,
+    conditions: Vec<MatchConfig>,
     tokens_per_second: f64,
     #[serde(default)]
     burst: Option<u64>,

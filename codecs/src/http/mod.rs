@@ -27,6 +27,8 @@ pub mod reply;
 mod request;
 mod route;
 mod server;
+mod tunnel;
+mod upgrade;
 pub mod upstream;
 
 use std::sync::Arc;

@@ -40,8 +40,11 @@ pub(crate) struct ConnInfo {
     pub client_ip: HeaderValue,
     /// `http` (TLS comes later).
     pub scheme: &'static str,
-    /// The listener's idle timeout (bounds streamed bodies' silences).
+    /// The listener's idle timeout (bounds streamed bodies' silences and
+    /// upgraded connections' quiet).
     pub idle_timeout: Duration,
+    /// Cancelled when the proxy shuts down (ends upgraded connections).
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// Answers one request: never fails (errors become local replies).
@@ -212,6 +215,7 @@ impl Head {
 
 pub(crate) fn settings_of(cluster: &Cluster) -> Result<Arc<HttpClusterSettings>, ProxyError> {
     cluster
+        .parts
         .codec
         .clone()
         .downcast::<HttpClusterSettings>()
@@ -219,7 +223,7 @@ pub(crate) fn settings_of(cluster: &Cluster) -> Result<Arc<HttpClusterSettings>,
             error(
                 ErrorKind::Internal,
                 ErrorSource::Internal,
-                format!("cluster `{}` is not an HTTP cluster", cluster.name),
+                format!("cluster `{}` is not an HTTP cluster", cluster.parts.name),
             )
         })
 }
@@ -230,9 +234,9 @@ pub(crate) fn pool_of(endpoint: &Endpoint, cluster: &Cluster) -> Result<Arc<Http
         .get_or_init(|| {
             Arc::new(HttpPool::new(
                 endpoint.address,
-                cluster.pool.connect_timeout,
-                cluster.pool.connections_per_endpoint,
-                cluster.pool.tls.clone(),
+                cluster.parts.pool.connect_timeout,
+                cluster.parts.pool.connections_per_endpoint,
+                cluster.parts.pool.tls.clone(),
             ))
         })
         .clone()
@@ -319,10 +323,10 @@ async fn forward<'a>(
     *target_out = Some(target);
     let cluster = &target.cluster;
     let settings = settings_of(cluster)?;
-    let decision = if cluster.hash_policy.is_empty() {
+    let decision = if cluster.parts.hash_policy.is_empty() {
         HashDecision::default()
     } else {
-        hash_policy::decide(&cluster.hash_policy, &*rc)
+        hash_policy::decide(&cluster.parts.hash_policy, &*rc)
     };
 
     // The upstream request: rewrites, forwarding headers, mutation, hop-by-hop.
@@ -341,8 +345,15 @@ async fn forward<'a>(
     {
         new_path = Some(path_and_query.to_string());
     }
+    // A WebSocket handshake on a route that relays it (never to an
+    // HTTP/2 upstream, which would need extended CONNECT).
+    let upgrade = super::upgrade::requested(&mut parts, route)
+        .filter(|_| settings.version != UpstreamVersion::Http2);
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
+    if let Some(u) = &upgrade {
+        u.carry(headers);
+    }
     add_forwarded_ip(headers, &conn.client_ip, conn.scheme);
     if !rc.request_mutation.is_empty() {
         let (pseudo, problems) = apply_mutation(headers, &rc.request_mutation);
@@ -383,7 +394,10 @@ async fn forward<'a>(
     // A bodiless request is mirrored and retried as is; with a retry
     // policy, a streamed body is kept (up to a limit) for the retries.
     let bodiless = body.is_end_stream();
-    if bodiless && let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample()) {
+    if bodiless
+        && upgrade.is_none()
+        && let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample())
+    {
         spawn_mirror(mirror, &head, headers.clone(), route.timeout);
     }
     let policy = route.retry.as_ref();
@@ -414,7 +428,7 @@ async fn forward<'a>(
                     ErrorSource::Upstream,
                     format!(
                         "no response headers from cluster `{}` within {:?}",
-                        cluster.name, route.timeout
+                        cluster.parts.name, route.timeout
                     ),
                 )
             })??;
@@ -473,12 +487,41 @@ async fn forward<'a>(
             FilterAction::Respond(r) => return Ok((filter_reply(r), Answered::Filter)),
         }
     }
+    let switching = rparts.status == StatusCode::SWITCHING_PROTOCOLS;
+    let upstream_protocol = rparts.headers.get(header::UPGRADE).cloned();
     strip_hop_by_hop(&mut rparts.headers);
     if !rc.response_mutation.is_empty() {
         let (_, problems) = apply_mutation(&mut rparts.headers, &rc.response_mutation);
         for p in problems {
             warn!(route = %route.name, "response mutation: {p}");
         }
+    }
+    if switching {
+        // The upstream switched protocols: only to an upgrade asked for.
+        let from = rc.upstream.map(|a| a.to_string()).unwrap_or_default();
+        let pending = rparts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+        let (Some(upgrade), Some(pending)) = (upgrade, pending) else {
+            return Err(error(
+                ErrorKind::UpstreamReset,
+                ErrorSource::Upstream,
+                format!(
+                    "101 Switching Protocols from {from} to a request that asked for no upgrade"
+                ),
+            ));
+        };
+        upgrade.switch(
+            &mut rparts.headers,
+            upstream_protocol,
+            pending,
+            held,
+            conn.idle_timeout,
+            conn.shutdown.clone(),
+        );
+        rparts.version = Version::HTTP_11;
+        return Ok((
+            Response::from_parts(rparts, ProxyBody::full(bytes::Bytes::new())),
+            Answered::Upstream,
+        ));
     }
     if let Some(cookie) = decision.set_cookie
         && let Ok(v) = HeaderValue::from_str(&cookie)
@@ -635,7 +678,7 @@ fn spawn_mirror(mirror: &Mirror, head: &Head, headers: HeaderMap, limit: Duratio
             Ok::<_, ProxyError>(())
         };
         if let Ok(Err(e)) = tokio::time::timeout(limit, copy).await {
-            debug!(cluster = %cluster.name, error = %e, "mirrored request failed");
+            debug!(cluster = %cluster.parts.name, error = %e, "mirrored request failed");
         }
     });
 }

@@ -107,8 +107,9 @@ pub(crate) fn all_targets_http1(listener: &ListenerRuntime) -> bool {
     let targets_ok = |route: &Route| {
         let h1 = |t: &Target| {
             // TLS clusters are served by hyper's client.
-            t.cluster.pool.tls.is_none()
+            t.cluster.parts.pool.tls.is_none()
                 && t.cluster
+                    .parts
                     .codec
                     .clone()
                     .downcast::<HttpClusterSettings>()

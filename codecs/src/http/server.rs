@@ -142,6 +142,7 @@ async fn serve(stream: ClientStream, peer: SocketAddr, ctx: Arc<ListenerContext>
             .load()
             .listener(&ctx.name)
             .map_or(Duration::from_secs(60), |l| l.limits.idle_timeout),
+        shutdown: ctx.shutdown.clone(),
     });
     // Plain HTTP/1.1 takes the lean path; the rest (and the rest of a
     // connection that needs more) is served by hyper, as is TLS.
@@ -188,7 +189,7 @@ async fn serve(stream: ClientStream, peer: SocketAddr, ctx: Arc<ListenerContext>
         }
     });
     let builder = builder(&limits);
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let idle = limits.idle_timeout;
     // The flag is sampled every `tick`: a connection is cut after between

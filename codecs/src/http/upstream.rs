@@ -303,7 +303,8 @@ impl HttpPool {
             })?;
         let address = self.address;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            // With upgrades: a 101 hands the connection to a tunnel.
+            if let Err(e) = conn.with_upgrades().await {
                 debug!(%address, error = %e, "upstream h1 connection ended");
             }
         });

@@ -145,13 +145,13 @@ async fn open_upstream<'a>(
     })?;
     *chosen = Some(target);
     let cluster = &target.cluster;
-    let hash = if cluster.hash_policy.is_empty() {
+    let hash = if cluster.parts.hash_policy.is_empty() {
         None
     } else {
-        hash_policy::decide(&cluster.hash_policy, &*req).hash
+        hash_policy::decide(&cluster.parts.hash_policy, &*req).hash
     };
     let _permit = pipeline::admit(target)?;
-    let timeout = cluster.pool.connect_timeout;
+    let timeout = cluster.parts.pool.connect_timeout;
     let send = |endpoint: &Arc<metaproxy_core::cluster::Endpoint>, _attempt: u32| {
         let address = endpoint.address;
         async move {

@@ -191,33 +191,17 @@ impl SetLayout {
     }
 }
 
-/// A cluster built from config.
+/// A cluster built from config: what it is made of ([`ClusterParts`],
+/// fixed for its life) and its endpoint set, which discovery swaps in place.
 pub struct Cluster {
-    /// Unique name.
-    pub name: Arc<str>,
-    /// Protocol name.
-    pub protocol: String,
+    /// Name, protocol, pool, codec and policies.
+    pub parts: ClusterParts,
     /// The current endpoints and subsets.
     endpoints: ArcSwap<EndpointSet>,
     /// What the endpoint set is rebuilt from.
     pub layout: SetLayout,
     /// Where endpoints are discovered, when the cluster has `discovery:`.
     pub discovery: Option<Arc<crate::discovery::Feed>>,
-    /// Upstream pool settings.
-    pub pool: PoolSettings,
-    /// The protocol's cluster-side codec, type-erased (`Arc<C>` inside);
-    /// the engine downcasts it to the listener's codec type.
-    pub codec: Arc<dyn Any + Send + Sync>,
-    /// Hash policy for consistent-hash balancers.
-    pub hash_policy: Vec<HashPolicy>,
-    /// Passive outlier detection.
-    pub outlier: Option<OutlierPolicy>,
-    /// Active health checks.
-    pub health_checker: Option<HealthChecker>,
-    /// Priority spill-over and panic mode.
-    pub failover: FailoverPolicy,
-    /// What the cluster's connection pools depend on (compared across reloads).
-    pub fingerprint: String,
     /// Cancelled when the cluster is dropped (a reload replaced it): its
     /// health checks and discovery updates stop.
     retired: CancellationToken,
@@ -232,8 +216,8 @@ impl Drop for Cluster {
 impl fmt::Debug for Cluster {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cluster")
-            .field("name", &self.name)
-            .field("protocol", &self.protocol)
+            .field("name", &self.parts.name)
+            .field("protocol", &self.parts.protocol)
             .field("endpoints", &self.endpoints.load())
             .finish_non_exhaustive()
     }
@@ -284,18 +268,10 @@ impl Cluster {
     ) -> Self {
         let set = layout.build(discovered);
         Self {
-            name: parts.name,
-            protocol: parts.protocol,
+            parts,
             endpoints: ArcSwap::from_pointee(set),
             layout,
             discovery,
-            pool: parts.pool,
-            codec: parts.codec,
-            hash_policy: parts.hash_policy,
-            outlier: parts.outlier,
-            health_checker: parts.health_checker,
-            failover: parts.failover,
-            fingerprint: parts.fingerprint,
             retired: CancellationToken::new(),
         }
     }
@@ -384,12 +360,12 @@ impl Cluster {
 
     /// The circuit breaker.
     pub fn breaker(&self) -> &Arc<CircuitBreaker> {
-        &self.pool.breaker
+        &self.parts.pool.breaker
     }
 
     /// Whether picks must look at endpoint health.
     fn tracks_health(&self) -> bool {
-        self.outlier.is_some() || self.health_checker.is_some()
+        self.parts.outlier.is_some() || self.parts.health_checker.is_some()
     }
 
     /// Whether `endpoint` is drained: kept, but out of load balancing.
@@ -438,8 +414,8 @@ impl Cluster {
             .collect();
         let load = PriorityLoad::compute(
             &health,
-            self.failover.overprovisioning,
-            self.failover.panic_threshold,
+            self.parts.failover.overprovisioning,
+            self.parts.failover.panic_threshold,
         );
         if !load.panic {
             let chosen = load.level_for(fastrand::f64());
@@ -575,7 +551,7 @@ mod tests {
     fn traffic_stays_in_priority_0_until_too_few_are_healthy() {
         let c = cluster(&[0, 0, 0, 0, 0, 1, 1]);
         assert_eq!(share_of_priority_1(&c), 0.0);
-        let p = c.outlier.clone().unwrap();
+        let p = c.parts.outlier.clone().unwrap();
         let eject = |i: usize| {
             let all = c.endpoints().all().to_vec();
             health::record_outcome(&all[i], Outcome::GatewayError, &p, &all);
@@ -601,8 +577,8 @@ mod tests {
         for _ in 0..20 {
             assert_ne!(c.pick(0, None, &[&first]).unwrap().address, first.address);
         }
-        c.failover.panic_threshold = 50.0;
-        let p = c.outlier.clone().unwrap();
+        c.parts.failover.panic_threshold = 50.0;
+        let p = c.parts.outlier.clone().unwrap();
         let all = c.endpoints().all().to_vec();
         health::record_outcome(&all[0], Outcome::GatewayError, &p, &all);
         health::record_outcome(&all[1], Outcome::GatewayError, &p, &all);
@@ -613,8 +589,8 @@ mod tests {
     fn panic_mode_spreads_over_every_priority_level() {
         // One endpoint in each of two levels, both ejected: panic mode.
         let mut c = cluster(&[0, 1]);
-        c.failover.panic_threshold = 50.0;
-        let p = c.outlier.clone().unwrap();
+        c.parts.failover.panic_threshold = 50.0;
+        let p = c.parts.outlier.clone().unwrap();
         let all = c.endpoints().all().to_vec();
         health::record_outcome(&all[0], Outcome::GatewayError, &p, &all);
         health::record_outcome(&all[1], Outcome::GatewayError, &p, &all);
@@ -628,7 +604,7 @@ mod tests {
         let eps = testing::endpoints(&[0, 0, 1]);
         let drained = eps[1].clone();
         let mut c = testing::cluster_of(eps, |e| std::ptr::eq(e, &*drained));
-        c.failover.panic_threshold = 50.0;
+        c.parts.failover.panic_threshold = 50.0;
         assert!(c.is_drained(&drained));
         assert!(!c.is_drained(&c.endpoints().all()[0]));
         for _ in 0..200 {
@@ -647,7 +623,7 @@ mod tests {
         // The drained endpoint does not count as a healthy member of A: with
         // A's live endpoint ejected, A is empty and everything goes to B
         // (1 of 2 serving endpoints healthy: no panic at 50%).
-        let p = c.outlier.clone().unwrap();
+        let p = c.parts.outlier.clone().unwrap();
         let all = c.endpoints().all().to_vec();
         health::record_outcome(&all[0], Outcome::GatewayError, &p, &all);
         assert_eq!(share_of_priority_1(&c), 1.0);
@@ -658,7 +634,7 @@ mod tests {
         let c = testing::cluster_of(testing::endpoints(&[0, 1]), |_| true);
         assert!(c.pick(0, None, &[]).is_none());
         let mut c = testing::cluster_of(testing::endpoints(&[0]), |_| true);
-        c.outlier = None;
+        c.parts.outlier = None;
         assert!(c.pick(0, None, &[]).is_none(), "fast path too");
     }
 }

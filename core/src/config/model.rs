@@ -285,8 +285,10 @@ pub struct RegexRewriteConfig {
     pub substitution: String,
 }
 
-/// One condition on a metadata key. Exactly one of exact / prefix / suffix / regex / present.
-#[derive(Debug, Deserialize)]
+/// One condition on a metadata key. Exactly one of exact / prefix / suffix /
+/// regex / present. Routes and filters write conditions in this one shape and
+/// compile them with [`MatchConfig::compile`].
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchConfig {
     /// The metadata key.
@@ -339,6 +341,10 @@ pub struct RouteActionConfig {
     /// Rewrite path or host before forwarding (HTTP only).
     #[serde(default)]
     pub rewrite: Option<RewriteConfig>,
+    /// Connection upgrades relayed (HTTP/1.1 only): `[websocket]`. Without
+    /// it, `Upgrade` is removed like any hop-by-hop header.
+    #[serde(default)]
+    pub upgrades: Option<Spanned<Vec<String>>>,
 }
 
 /// When and how often to retry.

@@ -32,7 +32,7 @@ pub fn spawn_discovery(
     let gauge = metrics
         .discovered_endpoints
         .get_or_create(&ClusterLabels {
-            cluster: cluster.name.to_string(),
+            cluster: cluster.parts.name.to_string(),
         })
         .clone();
     gauge.set(cluster.endpoints().discovered.len() as i64);
@@ -64,7 +64,7 @@ pub fn spawn_discovery(
                 match tokio::task::spawn_blocking(move || on.apply_discovered(&list)).await {
                     Ok(change) => change,
                     Err(e) => {
-                        warn!(cluster = %cluster.name, error = %e, "applying discovered endpoints failed");
+                        warn!(cluster = %cluster.parts.name, error = %e, "applying discovered endpoints failed");
                         continue;
                     }
                 }
@@ -77,7 +77,7 @@ pub fn spawn_discovery(
             let discovered = cluster.endpoints().discovered.len();
             gauge.set(discovered as i64);
             info!(
-                cluster = %cluster.name,
+                cluster = %cluster.parts.name,
                 added = change.added.len(),
                 removed = change.removed,
                 endpoints = discovered,

@@ -187,10 +187,10 @@ async fn forward<'a, C: Codec>(
     })?;
     *chosen = Some(target);
     let cluster = &target.cluster;
-    let hash = if cluster.hash_policy.is_empty() {
+    let hash = if cluster.parts.hash_policy.is_empty() {
         HashDecision::default()
     } else {
-        hash_policy::decide(&cluster.hash_policy, &*req)
+        hash_policy::decide(&cluster.parts.hash_policy, &*req)
     };
     if let Some(cookie) = &hash.set_cookie {
         req.response_mutation.set("set-cookie", cookie.as_str());
@@ -235,7 +235,7 @@ async fn forward<'a, C: Codec>(
                 ErrorSource::Upstream,
                 format!(
                     "no answer from cluster `{}` within {:?}",
-                    cluster.name, route.timeout
+                    cluster.parts.name, route.timeout
                 ),
             )
         })??;
@@ -337,7 +337,7 @@ fn spawn_mirror<C: Codec>(
             Ok::<_, ProxyError>(())
         };
         if let Ok(Err(e)) = tokio::time::timeout(limit, copy).await {
-            debug!(cluster = %cluster.name, error = %e, "mirrored request failed");
+            debug!(cluster = %cluster.parts.name, error = %e, "mirrored request failed");
         }
     });
 }

@@ -19,7 +19,10 @@ pub fn admit(target: &Target) -> Result<Permit, ProxyError> {
             ProxyError::new(
                 ErrorKind::OverLimit,
                 ErrorSource::Internal,
-                format!("cluster `{}` has too many requests in flight", cluster.name),
+                format!(
+                    "cluster `{}` has too many requests in flight",
+                    cluster.parts.name
+                ),
             )
         })
 }
@@ -38,11 +41,11 @@ pub fn pick_endpoint(
             ErrorKind::NoHealthyUpstream,
             ErrorSource::Internal,
             if subset.is_empty() {
-                format!("cluster `{}` has no endpoint", cluster.name)
+                format!("cluster `{}` has no endpoint", cluster.parts.name)
             } else {
                 format!(
                     "subset `{subset}` of cluster `{}` has no endpoint",
-                    cluster.name
+                    cluster.parts.name
                 )
             },
         )

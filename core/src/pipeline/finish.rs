@@ -79,7 +79,7 @@ pub fn finish(listener: &ListenerRuntime, protocol: &str, done: &Finished<'_>) {
             listener: &listener.name,
             protocol,
             route: rc.route.as_deref(),
-            cluster: done.target.map(|t| &*t.cluster.name),
+            cluster: done.target.map(|t| &*t.cluster.parts.name),
             upstream_host: rc.upstream,
             duration: elapsed,
             outcome: done.ending.label(),

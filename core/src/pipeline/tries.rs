@@ -85,7 +85,7 @@ where
             let permit = cluster.breaker().try_acquire(Resource::Retry);
             if permit.is_none() {
                 target.metrics.overflows.inc();
-                debug!(cluster = %cluster.name, "retry refused by the circuit breaker");
+                debug!(cluster = %cluster.parts.name, "retry refused by the circuit breaker");
             }
             permit
         });
@@ -97,7 +97,7 @@ where
         _retry_permit = Some(permit);
         retries += 1;
         target.metrics.retries.inc();
-        debug!(cluster = %cluster.name, endpoint = %endpoint.address, retry = retries, "retrying");
+        debug!(cluster = %cluster.parts.name, endpoint = %endpoint.address, retry = retries, "retrying");
         tried.push(endpoint);
         tokio::time::sleep(policy.backoff(retries)).await;
     }

@@ -1,10 +1,10 @@
-//! One match condition on a metadata key, and the config shape it is
-//! written in (`{ key, exact | prefix | suffix | regex | present, invert }`),
-//! shared by routes and filters.
+//! One match condition on a metadata key, compiled from the one config shape
+//! it is written in ([`MatchConfig`]: `{ key, exact | prefix | suffix |
+//! regex | present, invert }`), by routes and filters alike.
 
 use regex::Regex;
-use serde::Deserialize;
 
+use crate::config::MatchConfig;
 use crate::metadata::MetadataView;
 
 /// How a value is compared.
@@ -112,33 +112,7 @@ impl Condition {
     }
 }
 
-/// One condition as written in config, before compiling.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConditionSpec {
-    /// The metadata key.
-    pub key: String,
-    /// The value equals this.
-    #[serde(default)]
-    pub exact: Option<String>,
-    /// The value starts with this.
-    #[serde(default)]
-    pub prefix: Option<String>,
-    /// The value ends with this.
-    #[serde(default)]
-    pub suffix: Option<String>,
-    /// The whole value matches this regular expression.
-    #[serde(default)]
-    pub regex: Option<String>,
-    /// The key is present (true) or absent (false).
-    #[serde(default)]
-    pub present: Option<bool>,
-    /// Negate the condition.
-    #[serde(default)]
-    pub invert: bool,
-}
-
-impl ConditionSpec {
+impl MatchConfig {
     /// How many of the operators are given (exactly one is valid).
     pub fn operator_count(&self) -> usize {
         [
@@ -172,7 +146,7 @@ impl ConditionSpec {
         } else if let Some(v) = &self.suffix {
             MatchOp::Suffix(v.clone())
         } else if let Some(v) = &self.regex {
-            MatchOp::Regex(Condition::compile_regex_checked(v)?)
+            MatchOp::Regex(Condition::compile_regex_checked(&v.value)?)
         } else {
             MatchOp::Present(self.present.unwrap_or(true))
         };
@@ -200,7 +174,7 @@ mod tests {
     #[test]
     fn specs_compile_and_errors_name_the_key() {
         let spec =
-            |json: serde_json::Value| -> ConditionSpec { serde_json::from_value(json).unwrap() };
+            |json: serde_json::Value| -> MatchConfig { serde_json::from_value(json).unwrap() };
         let c = spec(serde_json::json!({"key": "X-User", "prefix": "a", "invert": true}))
             .compile(|k| k.to_ascii_lowercase())
             .unwrap();
@@ -216,7 +190,7 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().starts_with("bad regex `(`: "), "{err}");
         assert!(
-            serde_json::from_value::<ConditionSpec>(serde_json::json!({"key": "k", "exakt": "a"}))
+            serde_json::from_value::<MatchConfig>(serde_json::json!({"key": "k", "exakt": "a"}))
                 .is_err()
         );
     }

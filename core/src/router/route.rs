@@ -33,7 +33,7 @@ impl Target {
         outcome: Option<crate::cluster::Outcome>,
     ) {
         let cluster = &self.cluster;
-        if let (Some(outlier), Some(outcome)) = (&cluster.outlier, outcome)
+        if let (Some(outlier), Some(outcome)) = (&cluster.parts.outlier, outcome)
             && crate::cluster::health::record_outcome(
                 endpoint,
                 outcome,
@@ -180,6 +180,8 @@ pub struct Route {
     pub retry: Option<RetryPolicy>,
     /// Shadow traffic.
     pub mirror: Option<Mirror>,
+    /// Connection upgrades relayed (`websocket`), lower-case; empty: none.
+    pub upgrades: Vec<Arc<str>>,
 }
 
 impl Route {

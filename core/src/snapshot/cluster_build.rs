@@ -105,9 +105,9 @@ pub(super) fn build_cluster(
         "{}|{mode:?}|{connections}|{connect_timeout:?}|{}|{}|{:?}|{tls_identity:?}",
         c.protocol.value, options.max_frame_bytes, options.extra, breaker.limits
     );
-    let reuse = previous.filter(|p| p.fingerprint == fingerprint);
+    let reuse = previous.filter(|p| p.parts.fingerprint == fingerprint);
     if let Some(p) = reuse {
-        breaker = p.pool.breaker.clone();
+        breaker = p.parts.pool.breaker.clone();
     }
     let placements = place_endpoints(sink, c);
     let mut endpoints = Vec::new();
@@ -424,7 +424,7 @@ mod tests {
         );
         assert_eq!(zone_of_picks(&first), ["zone-a"]);
         // Some state on an endpoint of zone A: an ejection.
-        let p = first.outlier.clone().unwrap();
+        let p = first.parts.outlier.clone().unwrap();
         health::record_outcome(&eps[0], Outcome::GatewayError, &p, eps);
         assert_eq!(eps[0].health.times_ejected(), 1);
 

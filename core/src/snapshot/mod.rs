@@ -202,7 +202,7 @@ impl Snapshot {
                 previous,
                 loaded.base_dir.as_deref(),
             ) {
-                clusters.insert(cluster.name.clone(), Arc::new(cluster));
+                clusters.insert(cluster.parts.name.clone(), Arc::new(cluster));
             }
         }
 

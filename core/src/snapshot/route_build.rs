@@ -15,8 +15,8 @@ use crate::metrics::Metrics;
 use crate::mutation::Mutation;
 use crate::registry::Registry;
 use crate::router::{
-    Condition, ConditionError, ConditionSpec, MatchOp, Mirror, PathRewrite, Redirect, RetryOn,
-    RetryPolicy, Rewrite, Route, RouteAction, Target,
+    Condition, ConditionError, MatchOp, Mirror, PathRewrite, Redirect, RetryOn, RetryPolicy,
+    Rewrite, Route, RouteAction, Target,
 };
 
 use super::DEFAULT_ROUTE_TIMEOUT;
@@ -81,6 +81,7 @@ impl RouteBuilder<'_, '_> {
         let filters = self.filter_overrides(r, &name);
         let retry = self.retry(&r.route);
         let mirror = self.mirror(&r.route);
+        let upgrades = self.upgrades(&r.route);
         Some(Route {
             name: Arc::from(name),
             conditions,
@@ -92,7 +93,36 @@ impl RouteBuilder<'_, '_> {
             filters,
             retry,
             mirror,
+            upgrades,
         })
+    }
+
+    /// `upgrades:`: only WebSocket is relayed (an upgrade to `h2c` through
+    /// a proxy would let a client talk HTTP/2 to the upstream unrouted).
+    fn upgrades(&mut self, action: &Spanned<RouteActionConfig>) -> Vec<Arc<str>> {
+        let Some(list) = &action.value.upgrades else {
+            return Vec::new();
+        };
+        if !self.http {
+            self.sink.on(
+                list,
+                format!("`upgrades` needs an HTTP listener, not `{}`", self.protocol),
+            );
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for name in &list.value {
+            let lower = name.to_ascii_lowercase();
+            if lower != "websocket" {
+                self.sink.on(
+                    list,
+                    format!("upgrade `{name}` is not relayed; only `websocket` is"),
+                );
+            } else if !out.iter().any(|u: &Arc<str>| **u == *lower) {
+                out.push(Arc::from(lower));
+            }
+        }
+        out
     }
 
     fn retry(&mut self, action: &Spanned<RouteActionConfig>) -> Option<RetryPolicy> {
@@ -148,17 +178,8 @@ impl RouteBuilder<'_, '_> {
         let mc = &m.value;
         // The one condition builder (filters use it too); only the error's
         // place in the file is the route's own.
-        let spec = ConditionSpec {
-            key: mc.key.clone(),
-            exact: mc.exact.clone(),
-            prefix: mc.prefix.clone(),
-            suffix: mc.suffix.clone(),
-            regex: mc.regex.as_ref().map(|r| r.value.clone()),
-            present: mc.present,
-            invert: mc.invert,
-        };
         let http = self.http;
-        let compiled = spec.compile(|k| {
+        let compiled = mc.compile(|k| {
             if http {
                 k.to_ascii_lowercase()
             } else {
@@ -266,12 +287,12 @@ impl RouteBuilder<'_, '_> {
                 .on(cluster, format!("unknown cluster `{}`", cluster.value));
             return None;
         };
-        if !self.cluster_protocols.contains(&c.protocol.as_str()) {
+        if !self.cluster_protocols.contains(&c.parts.protocol.as_str()) {
             self.sink.on(
                 cluster,
                 format!(
                     "cluster `{}` speaks `{}` but this listener speaks `{}`",
-                    c.name, c.protocol, self.protocol
+                    c.parts.name, c.parts.protocol, self.protocol
                 ),
             );
             return None;
@@ -283,7 +304,7 @@ impl RouteBuilder<'_, '_> {
                 _ => {
                     self.sink.on(
                         s,
-                        format!("cluster `{}` has no subset `{}`", c.name, s.value),
+                        format!("cluster `{}` has no subset `{}`", c.parts.name, s.value),
                     );
                     return None;
                 }
@@ -294,7 +315,7 @@ impl RouteBuilder<'_, '_> {
             subset,
             metrics: self
                 .metrics
-                .target(self.listener, &self.route, &c.name, self.protocol),
+                .target(self.listener, &self.route, &c.parts.name, self.protocol),
         })
     }
 

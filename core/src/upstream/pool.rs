@@ -95,15 +95,19 @@ impl<C: Codec> EndpointPool<C> {
         let any = match endpoint.pool.get() {
             Some(p) => p,
             None => {
-                let codec = cluster.codec.clone().downcast::<C>().map_err(|_| {
+                let codec = cluster.parts.codec.clone().downcast::<C>().map_err(|_| {
                     ProxyError::new(
                         ErrorKind::Internal,
                         ErrorSource::Internal,
-                        format!("cluster `{}` speaks another protocol", cluster.name),
+                        format!("cluster `{}` speaks another protocol", cluster.parts.name),
                     )
                 })?;
                 endpoint.pool.get_or_init(|| {
-                    Arc::new(EndpointPool::new(endpoint.address, codec, &cluster.pool))
+                    Arc::new(EndpointPool::new(
+                        endpoint.address,
+                        codec,
+                        &cluster.parts.pool,
+                    ))
                 })
             }
         };

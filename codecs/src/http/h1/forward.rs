@@ -188,10 +188,10 @@ async fn forward<'a, W: AsyncWrite + Unpin>(
     };
     *target_out = Some(target);
     let cluster = &target.cluster;
-    let decision = if cluster.hash_policy.is_empty() {
+    let decision = if cluster.parts.hash_policy.is_empty() {
         HashDecision::default()
     } else {
-        hash_policy::decide(&cluster.hash_policy, &*rc)
+        hash_policy::decide(&cluster.parts.hash_policy, &*rc)
     };
     let request = match upstream_request(&mut work.scratch, route, rc, req, info, generated_id) {
         Ok(r) => r,
@@ -230,7 +230,7 @@ async fn forward<'a, W: AsyncWrite + Unpin>(
                 ErrorSource::Upstream,
                 format!(
                     "no response headers from cluster `{}` within {:?}",
-                    cluster.name, route.timeout
+                    cluster.parts.name, route.timeout
                 ),
             )));
         }
@@ -449,7 +449,7 @@ fn spawn_mirror(mirror: &Mirror, request: Bytes, body: Bytes, limit: Duration) {
             Ok::<_, ProxyError>(())
         };
         if let Ok(Err(e)) = tokio::time::timeout(limit, copy).await {
-            debug!(cluster = %cluster.name, error = %e, "mirrored request failed");
+            debug!(cluster = %cluster.parts.name, error = %e, "mirrored request failed");
         }
     });
 }
