@@ -1,7 +1,9 @@
 //! WebSocket through the release binary, against the `websockets` library
 //! (PyPI) on both ends: a route with `upgrades: [websocket]` relays the
-//! handshake and then the frames both ways; a route without it does not
-//! upgrade; a silent tunnel is cut after the listener's idle timeout.
+//! handshake and then the frames both ways, closes from either side, and
+//! counts the bytes; a route without it refuses the upgrade (403) but lets
+//! an `h2c` upgrade through as a plain request; a silent tunnel is cut
+//! after `tunnel_idle_timeout`.
 
 mod common;
 
@@ -47,14 +49,17 @@ fn ws_client(url: &str, extra: &[&str]) -> serde_json::Value {
     serde_json::from_str(text.lines().last().unwrap_or("{}")).unwrap()
 }
 
-fn gateway(name: &str, server_port: u16, idle: &str) -> Proxy {
+fn gateway(name: &str, server_port: u16, tunnel_idle: &str) -> Proxy {
     let config = example_config(
         "examples/websocket/config.yaml",
         &[
             ("127.0.0.1:8080", "127.0.0.1:0".to_string()),
             ("127.0.0.1:9001", format!("127.0.0.1:{server_port}")),
             ("127.0.0.1:9901", "127.0.0.1:0".to_string()),
-            ("idle_timeout: 600s", format!("idle_timeout: {idle}")),
+            (
+                "tunnel_idle_timeout: 1h",
+                format!("tunnel_idle_timeout: {tunnel_idle}"),
+            ),
         ],
     );
     Proxy::start(name, &config)
@@ -63,7 +68,7 @@ fn gateway(name: &str, server_port: u16, idle: &str) -> Proxy {
 #[test]
 fn a_websocket_route_relays_the_handshake_and_frames_both_ways() {
     let (_server, handshakes, port) = ws_server("ws1");
-    let proxy = gateway("ws-relay", port, "600s");
+    let proxy = gateway("ws-relay", port, "1h");
     let web = proxy.addr("web-in");
 
     let summary = ws_client(&format!("ws://{web}/ws/room"), &["--messages", "3"]);
@@ -104,30 +109,61 @@ fn a_websocket_route_relays_the_handshake_and_frames_both_ways() {
         assert_eq!(s["answers"].as_array().unwrap().len(), 5, "{s}");
     }
 
-    // A route without `upgrades` strips the upgrade: the server refuses a
-    // plain GET as a handshake, and the proxy stays a plain HTTP proxy.
+    // The client closes first: the server's close frame comes back.
+    let closing = ws_client(
+        &format!("ws://{web}/ws/client-closes"),
+        &["--messages", "1", "--client-close"],
+    );
+    assert_eq!(closing["close_code"], 1000, "{closing}");
+    assert_eq!(closing["server_close_code"], 1000, "{closing}");
+
+    // Every byte was counted, and no tunnel is left open.
+    let bytes = |d: &str| {
+        proxy.metric(&format!(
+            "metaproxy_tunnel_bytes_total{{listener=\"web-in\",direction=\"{d}\"}}"
+        ))
+    };
+    assert!(bytes("upstream") > 3_000_000.0, "{}", bytes("upstream"));
+    assert!(bytes("downstream") > 3_000_000.0, "{}", bytes("downstream"));
+    let start = Instant::now();
+    while proxy.metric("metaproxy_tunnels_active{listener=\"web-in\"") != 0.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "tunnels left open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // A route without `upgrades` refuses the upgrade itself (403); the
+    // server never sees it.
     let refused = ws_client(&format!("ws://{web}/other"), &[]);
     let why = refused["error"].as_str().unwrap_or_default();
-    assert!(
-        why.contains("426") || why.contains("InvalidStatus"),
-        "{refused}"
-    );
+    assert!(why.contains("403"), "{refused}");
     let opened: Vec<String> = handshakes.all();
     assert_eq!(
         opened.iter().filter(|l| l.contains("\"/ws/")).count(),
-        6,
+        7,
         "{opened:?}"
     );
     assert!(!opened.iter().any(|l| l.contains("/other")), "{opened:?}");
+    // `h2c` is not an upgrade a proxy makes: the request goes on as a
+    // plain GET (the WebSocket server then asks for an upgrade: 426).
+    let (_, head) = handshake_as(web, "/other", "h2c");
+    assert!(head.starts_with("HTTP/1.1 426"), "{head}");
 }
 
 /// Writes a WebSocket handshake by hand and reads the answer's head.
 fn handshake(addr: SocketAddr, path: &str) -> (TcpStream, String) {
+    handshake_as(addr, path, "websocket")
+}
+
+/// [`handshake`] asking for `Upgrade: protocol`.
+fn handshake_as(addr: SocketAddr, path: &str, protocol: &str) -> (TcpStream, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: chat\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+        "GET {path} HTTP/1.1\r\nHost: chat\r\nConnection: Upgrade\r\nUpgrade: {protocol}\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
     )
     .unwrap();

@@ -51,6 +51,15 @@ pub struct ListenerLabels {
     pub protocol: String,
 }
 
+/// Labels of bytes relayed through tunnels (upgraded connections).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TunnelLabels {
+    /// Listener name.
+    pub listener: String,
+    /// `upstream` (client to upstream) or `downstream` (upstream to client).
+    pub direction: String,
+}
+
 /// Labels of local replies.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -136,6 +145,10 @@ pub struct Metrics {
     pub discovery_updates: Family<DiscoveryLabels, Counter>,
     /// `metaproxy_discovered_endpoints`.
     pub discovered_endpoints: Family<ClusterLabels, Gauge>,
+    /// `metaproxy_tunnel_bytes_total`.
+    pub tunnel_bytes: Family<TunnelLabels, Counter>,
+    /// `metaproxy_tunnels_active`.
+    pub tunnels_active: Family<ListenerLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -242,8 +255,22 @@ impl Metrics {
             "Endpoints a cluster currently has from its discovery source",
             discovered_endpoints.clone(),
         );
+        let tunnel_bytes = Family::<TunnelLabels, Counter>::default();
+        registry.register(
+            "tunnel_bytes",
+            "Bytes relayed through upgraded connections (WebSocket), by direction",
+            tunnel_bytes.clone(),
+        );
+        let tunnels_active = Family::<ListenerLabels, Gauge>::default();
+        registry.register(
+            "tunnels_active",
+            "Upgraded connections (WebSocket) open",
+            tunnels_active.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
+            tunnel_bytes,
+            tunnels_active,
             discovery_updates,
             discovered_endpoints,
             tls_handshakes,
@@ -341,11 +368,22 @@ impl Metrics {
                     .clone()
             })
             .collect();
+        let bytes = |direction: &str| {
+            self.tunnel_bytes
+                .get_or_create(&TunnelLabels {
+                    listener: listener.into(),
+                    direction: direction.into(),
+                })
+                .clone()
+        };
         ListenerMetrics {
             connections_total: self.connections_total.get_or_create(&labels).clone(),
             connections_active: self.connections_active.get_or_create(&labels).clone(),
             requests_active: self.requests_active.get_or_create(&labels).clone(),
             local_replies: reasons,
+            tunnel_to_upstream: bytes("upstream"),
+            tunnel_to_downstream: bytes("downstream"),
+            tunnels_active: self.tunnels_active.get_or_create(&labels).clone(),
         }
     }
 
@@ -415,6 +453,12 @@ pub struct ListenerMetrics {
     pub requests_active: Gauge,
     /// Local replies, indexed like [`ALL_KINDS`].
     pub local_replies: Vec<Counter>,
+    /// Bytes relayed from clients to upstreams through tunnels.
+    pub tunnel_to_upstream: Counter,
+    /// Bytes relayed from upstreams to clients through tunnels.
+    pub tunnel_to_downstream: Counter,
+    /// Tunnels open.
+    pub tunnels_active: Gauge,
 }
 
 impl ListenerMetrics {

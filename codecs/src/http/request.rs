@@ -301,7 +301,7 @@ enum Answered {
 
 /// Routes and forwards; the answer comes with who produced it.
 async fn forward<'a>(
-    listener: &'a ListenerRuntime,
+    listener: &'a Arc<ListenerRuntime>,
     conn: &ConnInfo,
     rc: &mut RequestContext,
     mut parts: http::request::Parts,
@@ -346,9 +346,24 @@ async fn forward<'a>(
         new_path = Some(path_and_query.to_string());
     }
     // A WebSocket handshake on a route that relays it (never to an
-    // HTTP/2 upstream, which would need extended CONNECT).
-    let upgrade = super::upgrade::requested(&mut parts, route)
-        .filter(|_| settings.version != UpstreamVersion::Http2);
+    // HTTP/2 upstream, which would need extended CONNECT); an upgrade the
+    // route does not relay is refused, as Envoy does.
+    let upgrade = match super::upgrade::asked(&mut parts, route) {
+        super::upgrade::Asked::Nothing => None,
+        super::upgrade::Asked::Relayed(u) => {
+            Some(u).filter(|_| settings.version != UpstreamVersion::Http2)
+        }
+        super::upgrade::Asked::Refused(protocol) => {
+            return Err(error(
+                ErrorKind::PermissionDenied,
+                ErrorSource::Downstream,
+                format!(
+                    "upgrade to `{protocol}` is not allowed on route `{}`",
+                    route.name
+                ),
+            ));
+        }
+    };
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
     if let Some(u) = &upgrade {
@@ -514,7 +529,7 @@ async fn forward<'a>(
             upstream_protocol,
             pending,
             held,
-            conn.idle_timeout,
+            listener.clone(),
             conn.shutdown.clone(),
         );
         rparts.version = Version::HTTP_11;

@@ -40,18 +40,30 @@ pub(crate) struct TunnelStats {
 }
 
 /// Relays between the two upgraded connections until both directions
-/// end, `idle` passes with no byte moving, or `shutdown`.
+/// end, `idle` passes with no byte moving, or `shutdown`; every write is
+/// counted with `to_upstream` or `to_client` as it happens.
 pub(crate) async fn relay(
     client: Upgraded,
     upstream: Upgraded,
     idle: Duration,
     shutdown: CancellationToken,
+    (to_upstream_bytes, to_client_bytes): (impl Fn(u64), impl Fn(u64)),
 ) -> TunnelStats {
     let (mut client_read, mut client_write) = tokio::io::split(TokioIo::new(client));
     let (mut upstream_read, mut upstream_write) = tokio::io::split(TokioIo::new(upstream));
     let moved = AtomicBool::new(false);
-    let up = pump(&mut client_read, &mut upstream_write, &moved);
-    let down = pump(&mut upstream_read, &mut client_write, &moved);
+    let up = pump(
+        &mut client_read,
+        &mut upstream_write,
+        &moved,
+        &to_upstream_bytes,
+    );
+    let down = pump(
+        &mut upstream_read,
+        &mut client_write,
+        &moved,
+        &to_client_bytes,
+    );
     tokio::pin!(up, down);
     let (mut to_upstream, mut to_client) = (None, None);
     // Activity is sampled every `tick`: a silent tunnel is cut between
@@ -94,7 +106,12 @@ pub(crate) async fn relay(
 
 /// Copies `from` to `to` until `from` ends, then shuts `to`'s write side
 /// (the peer sees the half-close); the bytes copied.
-async fn pump<R, W>(from: &mut R, to: &mut W, moved: &AtomicBool) -> std::io::Result<u64>
+async fn pump<R, W>(
+    from: &mut R,
+    to: &mut W,
+    moved: &AtomicBool,
+    count: &impl Fn(u64),
+) -> std::io::Result<u64>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -109,6 +126,7 @@ where
         }
         to.write_all(&buf[..n]).await?;
         moved.store(true, Ordering::Relaxed);
+        count(n as u64);
         total += n as u64;
     }
 }

@@ -187,6 +187,9 @@ pub struct ListenerLimits {
     pub header_read_timeout: Option<ConfigDuration>,
     /// HTTP/2: most concurrent streams per connection (default 1024).
     pub max_concurrent_streams: Option<u32>,
+    /// HTTP: close an upgraded connection (WebSocket) with no byte moving
+    /// either way for this long (default: `idle_timeout`).
+    pub tunnel_idle_timeout: Option<ConfigDuration>,
 }
 
 /// A group of routes for some hosts (HTTP `:authority`).

@@ -60,6 +60,11 @@ pub(super) fn build_listener(
             .limits
             .max_concurrent_streams
             .unwrap_or(DEFAULT_MAX_CONCURRENT_STREAMS),
+        tunnel_idle_timeout: l
+            .limits
+            .tunnel_idle_timeout
+            .or(l.limits.idle_timeout)
+            .map_or(DEFAULT_IDLE_TIMEOUT, |d| d.get()),
     };
     if limits.max_frame_bytes < 16
         || limits.max_connections == 0

@@ -71,6 +71,8 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// HTTP/2: most concurrent streams per connection.
     pub max_concurrent_streams: u32,
+    /// HTTP: quiet allowed on an upgraded connection.
+    pub tunnel_idle_timeout: Duration,
 }
 
 /// One listener as it runs.

@@ -1,5 +1,6 @@
 """WebSocket peers for the metaproxy upgrade tests, on the `websockets`
-library (PyPI, not ours).
+library (PyPI, not ours). Compression (permessage-deflate) is off on both
+ends, so the bytes the proxy relays are the bytes sent.
 
   ws_peer.py server --tag T
       Listens on 127.0.0.1, a free port; prints {"port": N}. Each connection
@@ -8,9 +9,10 @@ library (PyPI, not ours).
       close with code 1000. Each handshake is logged as one JSON line:
       {"path": ..., "x-forwarded-for": ...}.
   ws_peer.py client --url ws://HOST:PORT/PATH [--messages N] [--size BYTES]
+                    [--client-close]
       Connects, reads the greeting, sends N messages ("m0", "m1", ...; or
       BYTES-long ones), reads each answer, sends "bye" and waits for the
-      server's close. Prints {"greeting": ..., "answers": [...],
+      server's close (or, with --client-close, closes first, code 1000). Prints {"greeting": ..., "answers": [...],
       "close_code": ...}, or {"error": ...} when the handshake or the
       exchange fails.
 """
@@ -36,16 +38,17 @@ async def run_server(tag):
                 return
             await ws.send(f"{tag}: {message}")
 
-    async with serve(handler, "127.0.0.1", 0, max_size=2**24) as server:
+    async with serve(handler, "127.0.0.1", 0, max_size=2**24, compression=None) as server:
         port = server.sockets[0].getsockname()[1]
         print(json.dumps({"port": port}), flush=True)
         await server.serve_forever()
 
 
-async def run_client(url, messages, size):
+async def run_client(url, messages, size, client_close):
     out = {}
     try:
-        async with connect(url, open_timeout=10, close_timeout=10, max_size=2**24) as ws:
+        async with connect(url, open_timeout=10, close_timeout=10, max_size=2**24,
+                           compression=None) as ws:
             out["greeting"] = await asyncio.wait_for(ws.recv(), 10)
             answers = []
             for i in range(messages):
@@ -54,9 +57,15 @@ async def run_client(url, messages, size):
                 answer = await asyncio.wait_for(ws.recv(), 10)
                 answers.append(answer if size == 0 else len(answer))
             out["answers"] = answers
-            await ws.send("bye")
-            await asyncio.wait_for(ws.wait_closed(), 10)
-            out["close_code"] = ws.close_code
+            if client_close:
+                await asyncio.wait_for(ws.close(1000, "done"), 10)
+                out["close_code"] = ws.close_code
+                rcvd = ws.protocol.close_rcvd
+                out["server_close_code"] = rcvd.code if rcvd else None
+            else:
+                await ws.send("bye")
+                await asyncio.wait_for(ws.wait_closed(), 10)
+                out["close_code"] = ws.close_code
     except Exception as e:  # the test reads what failed
         out["error"] = f"{type(e).__name__}: {e}"
     print(json.dumps(out), flush=True)
@@ -69,13 +78,14 @@ def main():
     ap.add_argument("--url")
     ap.add_argument("--messages", type=int, default=3)
     ap.add_argument("--size", type=int, default=0)
+    ap.add_argument("--client-close", action="store_true")
     args = ap.parse_args()
     # A refused handshake is part of the tests: no traceback on stderr.
     logging.getLogger("websockets").setLevel(logging.CRITICAL)
     if args.mode == "server":
         asyncio.run(run_server(args.tag))
     else:
-        asyncio.run(run_client(args.url, args.messages, args.size))
+        asyncio.run(run_client(args.url, args.messages, args.size, args.client_close))
     sys.exit(0)
 
 
