@@ -45,6 +45,8 @@ pub struct Held {
 pub struct Streamed {
     inner: Incoming,
     idle: Duration,
+    /// The whole answer's deadline (the route timeout).
+    ends_by: Instant,
     /// Armed only once the body has to wait for data (most small answers
     /// never do), then reset by every frame.
     timer: Option<Pin<Box<Sleep>>>,
@@ -66,8 +68,12 @@ impl Drop for Streamed {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("no body data for {0:?} (idle timeout)")]
+#[error("no body data for {0:?} (stream idle timeout)")]
 struct IdleTimeout(Duration);
+
+#[derive(Debug, thiserror::Error)]
+#[error("answer not complete within the route timeout")]
+struct AnswerTimeout;
 
 /// The error a streamed body yields after `idle` without data.
 pub(crate) fn idle_error(idle: Duration) -> BodyError {
@@ -95,13 +101,15 @@ impl ProxyBody {
         }
     }
 
-    /// Streams `inner`; fails the stream when no frame arrives for `idle`;
-    /// keeps `held` until the body ends or is dropped (an HTTP/1.1
-    /// connection goes back to its pool only if the body was complete).
-    pub fn stream(inner: Incoming, idle: Duration, held: Held) -> Self {
+    /// Streams `inner`; fails the stream when no frame arrives for `idle`
+    /// or when it is not over by `ends_by` (the route timeout); keeps
+    /// `held` until the body ends or is dropped (an HTTP/1.1 connection
+    /// goes back to its pool only if the body was complete).
+    pub fn stream(inner: Incoming, idle: Duration, ends_by: Instant, held: Held) -> Self {
         ProxyBody::Stream(Box::new(Streamed {
             inner,
             idle,
+            ends_by,
             timer: None,
             ended: false,
             held,
@@ -113,10 +121,10 @@ impl ProxyBody {
     pub fn stream_after(
         first: Option<Result<Frame<Bytes>, BodyError>>,
         inner: Incoming,
-        idle: Duration,
+        (idle, ends_by): (Duration, Instant),
         held: Held,
     ) -> Self {
-        let mut body = Self::stream(inner, idle, held);
+        let mut body = Self::stream(inner, idle, ends_by, held);
         if let ProxyBody::Stream(s) = &mut body {
             s.first = first;
         }
@@ -139,7 +147,9 @@ impl Body for ProxyBody {
             ProxyBody::Stream(s) => match Pin::new(&mut s.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Some(timer) = s.timer.as_mut() {
-                        timer.as_mut().reset(Instant::now() + s.idle);
+                        timer
+                            .as_mut()
+                            .reset((Instant::now() + s.idle).min(s.ends_by));
                     }
                     Poll::Ready(Some(Ok(frame)))
                 }
@@ -156,11 +166,14 @@ impl Body for ProxyBody {
                     Poll::Ready(None)
                 }
                 Poll::Pending => {
-                    let idle = s.idle;
+                    let wake = (Instant::now() + s.idle).min(s.ends_by);
                     let timer = s
                         .timer
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(wake)));
                     match timer.as_mut().poll(cx) {
+                        Poll::Ready(()) if Instant::now() >= s.ends_by => {
+                            Poll::Ready(Some(Err(Box::new(AnswerTimeout))))
+                        }
                         Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(IdleTimeout(s.idle))))),
                         Poll::Pending => Poll::Pending,
                     }

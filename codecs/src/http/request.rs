@@ -434,6 +434,10 @@ async fn forward<'a>(
         policy,
         &mut rc.upstream,
     );
+    // The route timeout bounds the whole answer: its head here, its body
+    // in the streamed body; silences inside the body are bounded too.
+    let ends_by = tokio::time::Instant::now() + route.timeout;
+    let stream_idle = listener.limits.stream_idle_timeout;
     let (response, mut held) =
         tokio::time::timeout(route.timeout, tries)
             .await
@@ -469,7 +473,12 @@ async fn forward<'a>(
     // before: the head, then a cut body.
     let mut first = None;
     if rparts.headers.contains_key(header::TRANSFER_ENCODING) {
-        match tokio::time::timeout(conn.idle_timeout, rbody.frame()).await {
+        match tokio::time::timeout_at(
+            (tokio::time::Instant::now() + stream_idle).min(ends_by),
+            rbody.frame(),
+        )
+        .await
+        {
             Ok(Some(Err(e))) if is_bad_framing(&e) => {
                 let from = rc.upstream.map(|a| a.to_string()).unwrap_or_default();
                 return Err(error(
@@ -480,7 +489,7 @@ async fn forward<'a>(
             }
             Ok(Some(r)) => first = Some(r.map_err(|e| Box::new(e) as super::body::BodyError)),
             Ok(None) => {}
-            Err(_) => first = Some(Err(super::body::idle_error(conn.idle_timeout))),
+            Err(_) => first = Some(Err(super::body::idle_error(stream_idle))),
         }
     }
     if !chain.is_empty() {
@@ -547,7 +556,7 @@ async fn forward<'a>(
     Ok((
         Response::from_parts(
             rparts,
-            ProxyBody::stream_after(first, rbody, conn.idle_timeout, held),
+            ProxyBody::stream_after(first, rbody, (stream_idle, ends_by), held),
         ),
         Answered::Upstream,
     ))

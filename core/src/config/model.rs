@@ -190,6 +190,9 @@ pub struct ListenerLimits {
     /// HTTP: close an upgraded connection (WebSocket) with no byte moving
     /// either way for this long (default: `idle_timeout`).
     pub tunnel_idle_timeout: Option<ConfigDuration>,
+    /// HTTP: cut an answer whose body is silent this long (default 5m; the
+    /// route `timeout` bounds the whole answer).
+    pub stream_idle_timeout: Option<ConfigDuration>,
 }
 
 /// A group of routes for some hosts (HTTP `:authority`).

@@ -19,7 +19,7 @@ use super::route_build::RouteBuilder;
 use super::{
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONCURRENT_STREAMS,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS,
-    DEFAULT_MAX_REQUESTS_PER_CONNECTION, Limits, ListenerRuntime,
+    DEFAULT_MAX_REQUESTS_PER_CONNECTION, DEFAULT_STREAM_IDLE_TIMEOUT, Limits, ListenerRuntime,
 };
 
 /// One listener filter as configured: name, config, the built filter.
@@ -65,6 +65,10 @@ pub(super) fn build_listener(
             .tunnel_idle_timeout
             .or(l.limits.idle_timeout)
             .map_or(DEFAULT_IDLE_TIMEOUT, |d| d.get()),
+        stream_idle_timeout: l
+            .limits
+            .stream_idle_timeout
+            .map_or(DEFAULT_STREAM_IDLE_TIMEOUT, |d| d.get()),
     };
     if limits.max_frame_bytes < 16
         || limits.max_connections == 0

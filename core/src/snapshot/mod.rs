@@ -41,6 +41,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: usize = 1024;
 /// Default idle timeout of client connections.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default longest silence inside an HTTP answer's body (Envoy's default
+/// stream idle timeout).
+pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default largest HTTP request head.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Default most HTTP request headers.
@@ -73,6 +76,8 @@ pub struct Limits {
     pub max_concurrent_streams: u32,
     /// HTTP: quiet allowed on an upgraded connection.
     pub tunnel_idle_timeout: Duration,
+    /// HTTP: silence allowed inside an answer's body.
+    pub stream_idle_timeout: Duration,
 }
 
 /// One listener as it runs.

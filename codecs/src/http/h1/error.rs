@@ -15,9 +15,12 @@ pub(crate) enum RelayError {
     /// The chunked framing broke after the head was relayed.
     #[error("bad chunked body: {0}")]
     Chunked(#[from] super::chunked::ChunkError),
-    /// No byte moved for the idle timeout.
+    /// No byte moved for the stream idle timeout.
     #[error("body idle for {0:?}")]
     Idle(Duration),
+    /// The answer was not over by the route timeout.
+    #[error("answer not complete within the route timeout")]
+    Deadline,
     /// A socket error on either side.
     #[error("{0}")]
     Io(#[from] std::io::Error),

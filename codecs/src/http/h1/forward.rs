@@ -262,7 +262,19 @@ async fn forward<'a, W: AsyncWrite + Unpin>(
         conn: mut upstream,
         ..
     } = answer;
-    match relay(&mut upstream, framing, head, client, info.idle_timeout).await {
+    // The route timeout bounds the whole answer: the body must be over by
+    // the same deadline as the head; silences are bounded on their own.
+    let stream_idle = listener.limits.stream_idle_timeout;
+    match relay(
+        &mut upstream,
+        framing,
+        head,
+        client,
+        stream_idle,
+        Some(deadline),
+    )
+    .await
+    {
         Ok(()) => {
             if reusable {
                 pool::checkin(&pool, upstream, started.into_std());
@@ -439,7 +451,7 @@ fn spawn_mirror(mirror: &Mirror, request: Bytes, body: Bytes, limit: Duration) {
                 ..
             } = answer;
             let mut sink = tokio::io::sink();
-            if relay(&mut upstream, framing, Bytes::new(), &mut sink, limit)
+            if relay(&mut upstream, framing, Bytes::new(), &mut sink, limit, None)
                 .await
                 .is_ok()
                 && reusable

@@ -12,19 +12,29 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::chunked::ChunkScanner;
+use super::deadline::LazyDeadline;
 use super::error::RelayError;
 use super::exchange::Framing;
 use super::pool::{self, LeanConn};
 
+/// How one wait for upstream bytes ended.
+enum Read {
+    Done(std::io::Result<usize>),
+    Idle,
+    Deadline,
+}
+
 /// Writes `head` then the body delimited by `framing` to `out`; each
 /// read from the upstream and each write to the client must make progress
-/// within `idle`.
+/// within `idle`, and the upstream must have sent the whole answer by
+/// `deadline` (the route timeout) when there is one.
 pub(crate) async fn relay<W: AsyncWrite + Unpin>(
     up: &mut LeanConn,
     framing: Framing,
     head: Bytes,
     out: &mut W,
     idle: Duration,
+    mut deadline: Option<&mut LazyDeadline>,
 ) -> Result<(), RelayError> {
     let mut pending = Some(head);
     let mut left = match framing {
@@ -68,12 +78,27 @@ pub(crate) async fn relay<W: AsyncWrite + Unpin>(
             return Ok(());
         }
         pool::reserve(&mut up.buf);
-        let read = match tokio::time::timeout(idle, up.stream.read_buf(&mut up.buf)).await {
-            Ok(Ok(0)) if framing == Framing::Close => return Ok(()),
-            Ok(Ok(0)) => Err(RelayError::Truncated),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.into()),
-            Err(_) => Err(RelayError::Idle(idle)),
+        let reading = async {
+            match tokio::time::timeout(idle, up.stream.read_buf(&mut up.buf)).await {
+                Ok(r) => Read::Done(r),
+                Err(_) => Read::Idle,
+            }
+        };
+        let outcome = match deadline.as_deref_mut() {
+            None => reading.await,
+            Some(d) => tokio::select! {
+                biased;
+                r = reading => r,
+                () = d.expired() => Read::Deadline,
+            },
+        };
+        let read = match outcome {
+            Read::Done(Ok(0)) if framing == Framing::Close => return Ok(()),
+            Read::Done(Ok(0)) => Err(RelayError::Truncated),
+            Read::Done(Ok(_)) => Ok(()),
+            Read::Done(Err(e)) => Err(e.into()),
+            Read::Idle => Err(RelayError::Idle(idle)),
+            Read::Deadline => Err(RelayError::Deadline),
         };
         if let Err(e) = read {
             // An answer whose upstream failed before its first chunk line
@@ -142,6 +167,7 @@ mod tests {
             Bytes::from_static(b"H|"),
             &mut client,
             Duration::from_secs(5),
+            None,
         )
         .await;
         drop(client);
