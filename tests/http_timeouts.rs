@@ -7,25 +7,17 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{ChildGuard, Lines, Proxy, example_config, repo_root};
+use common::{ChildGuard, Proxy, example_config, repo_root, spawn_peer};
 
 fn stream_upstream() -> (ChildGuard, u16) {
-    let mut child = Command::new("node")
-        .arg(repo_root().join("tests/peers/http/stream_upstream.js"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node");
-    let lines = Lines::spawn(child.stdout.take().unwrap());
-    let first = lines
-        .next(Duration::from_secs(10))
-        .expect("upstream started");
-    let v: serde_json::Value = serde_json::from_str(&first).unwrap();
-    (ChildGuard(child), v["port"].as_u64().unwrap() as u16)
+    let (child, _, v) = spawn_peer(
+        Command::new("node").arg(repo_root().join("tests/peers/http/stream_upstream.js")),
+        "the streaming Node upstream",
+    );
+    (child, v["port"].as_u64().unwrap() as u16)
 }
 
 /// What curl got: whether it finished cleanly, the body, the time taken.

@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ChildGuard, Lines, Proxy, example_config, python_venv, repo_root};
+use common::{ChildGuard, Lines, Proxy, example_config, python_venv, repo_root, spawn_peer};
 
 fn python() -> std::path::PathBuf {
     python_venv("tests/peers/http", "import websockets")
@@ -20,20 +20,13 @@ fn python() -> std::path::PathBuf {
 
 /// A `websockets` echo server tagged `tag`: its port and its handshake log.
 fn ws_server(tag: &str) -> (ChildGuard, Lines, u16) {
-    let mut child = Command::new(python())
-        .arg(repo_root().join("tests/peers/http/ws_peer.py"))
-        .args(["server", "--tag", tag])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python");
-    let lines = Lines::spawn(child.stdout.take().unwrap());
-    let first = lines
-        .next(Duration::from_secs(20))
-        .expect("websocket server started");
-    let v: serde_json::Value = serde_json::from_str(&first).unwrap();
-    (ChildGuard(child), lines, v["port"].as_u64().unwrap() as u16)
+    let (child, lines, v) = spawn_peer(
+        Command::new(python())
+            .arg(repo_root().join("tests/peers/http/ws_peer.py"))
+            .args(["server", "--tag", tag]),
+        "the websockets server",
+    );
+    (child, lines, v["port"].as_u64().unwrap() as u16)
 }
 
 /// Runs the `websockets` client against `url`; its JSON summary.

@@ -113,6 +113,23 @@ impl Lines {
     }
 }
 
+/// Starts a test peer that prints one JSON line first (its port, say):
+/// the running child, its later stdout lines, and that first line.
+pub fn spawn_peer(cmd: &mut Command, what: &str) -> (ChildGuard, Lines, serde_json::Value) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let lines = Lines::spawn(child.stdout.take().unwrap());
+    let first = lines
+        .next(START_TIMEOUT)
+        .unwrap_or_else(|| panic!("{what} did not start"));
+    let v = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{what}: {first}: {e}"));
+    (ChildGuard(child), lines, v)
+}
+
 /// A child process killed when dropped.
 pub struct ChildGuard(pub Child);
 
