@@ -776,3 +776,40 @@ fn the_documented_table_is_this_table() {
         );
     }
 }
+
+/// curl with `Expect: 100-continue` through the proxy to Node's server:
+/// the client sees `100 Continue` (sent when the proxy starts forwarding
+/// the body, as Envoy does by default) instead of waiting out its timer,
+/// and the whole body arrives.
+#[test]
+fn expect_100_continue_gets_its_100_and_the_body_goes_through() {
+    let upstream = start_upstream();
+    let proxy = start_proxy(
+        "expect-100",
+        SocketAddr::from(([127, 0, 0, 1], upstream.port)),
+    );
+    let dir = common::scratch_dir("expect-100");
+    let body = dir.join("body.bin");
+    std::fs::write(&body, vec![b'x'; 300_000]).unwrap();
+    let start = std::time::Instant::now();
+    let out = Command::new("curl")
+        .args(["-sv", "--max-time", "20", "--expect100-timeout", "10"])
+        .args(["-H", "Expect: 100-continue", "--data-binary"])
+        .arg(format!("@{}", body.display()))
+        .arg(format!("http://{}/upload", proxy.addr("http-in")))
+        .output()
+        .expect("curl");
+    let took = start.elapsed();
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert!(trace.contains("< HTTP/1.1 100 Continue"), "{trace}");
+    assert!(
+        !trace.contains("Done waiting for 100-continue"),
+        "the client waited out its timer: {trace}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "POST /upload 300000\n",
+        "{trace}"
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
