@@ -18,6 +18,7 @@
 
 mod body;
 mod error;
+mod grpc_probe;
 pub(crate) mod h1;
 pub mod headers;
 pub mod metadata;

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http_body_util::Empty;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use metaproxy_core::config::HealthCheckKind;
 use metaproxy_core::health_check::{HttpProbe, Probe, ProbeFuture, ProbeTarget};
 use metaproxy_core::registry::ProbeMaker;
 
@@ -61,6 +62,10 @@ impl Probe for H2Probe {
 /// [`DEFAULT_PATH`]) over that version (the `method` setting means nothing for HTTP).
 pub(crate) fn maker(version: UpstreamVersion) -> ProbeMaker {
     Box::new(move |check| {
+        if check.kind == HealthCheckKind::Grpc {
+            let service = check.service.clone().unwrap_or_default();
+            return Some(Arc::new(super::grpc_probe::GrpcProbe { service }) as Arc<dyn Probe>);
+        }
         let path = check.path.clone().unwrap_or_else(|| DEFAULT_PATH.into());
         let probe: Arc<dyn Probe> = match version {
             UpstreamVersion::Http2 => Arc::new(H2Probe { path }),

@@ -522,6 +522,9 @@ pub enum HealthCheckKind {
     Tcp,
     /// An HTTP/1.1 GET of `path`.
     Http,
+    /// The gRPC health checking protocol (`grpc.health.v1.Health/Check`
+    /// for `service`) over HTTP/2; passes on `SERVING`.
+    Grpc,
 }
 
 /// Active health checking.
@@ -552,6 +555,9 @@ pub struct HealthCheckConfig {
     /// Thrift: the method to call.
     #[serde(default)]
     pub method: Option<String>,
+    /// gRPC: the service asked about (default `""`: the whole server).
+    #[serde(default)]
+    pub service: Option<String>,
 }
 
 /// A group of endpoints speaking one protocol.

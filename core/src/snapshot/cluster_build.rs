@@ -185,14 +185,22 @@ pub(super) fn build_cluster(
     });
     if let Some(h) = &c.health_check {
         let hc = &h.value;
-        if hc.kind == HealthCheckKind::Http
+        if matches!(hc.kind, HealthCheckKind::Http | HealthCheckKind::Grpc)
             && c.protocol.value != "http"
             && !c.protocol.value.starts_with("http")
         {
-            // An HTTP GET against a non-HTTP endpoint can never pass.
+            // An HTTP GET (or a gRPC call) against a non-HTTP endpoint can
+            // never pass.
+            let kind = if hc.kind == HealthCheckKind::Grpc {
+                "grpc"
+            } else {
+                "http"
+            };
             sink.on(
                 h,
-                "`kind: http` health checks need an HTTP cluster; use `tcp` or `protocol`",
+                format!(
+                    "`kind: {kind}` health checks need an HTTP cluster; use `tcp` or `protocol`"
+                ),
             );
         }
         if hc.timeout.is_some_and(|t| t.get().is_zero())
@@ -231,7 +239,10 @@ pub(super) fn build_cluster(
                     path: hc.path.clone().unwrap_or_else(|| "/health".into()),
                     expected: hc.expected_statuses.clone().unwrap_or_default(),
                 }),
-                HealthCheckKind::Protocol => protocol_probe.unwrap_or_else(|| Arc::new(TcpProbe)),
+                // The HTTP codec's probe maker gives the gRPC probe.
+                HealthCheckKind::Protocol | HealthCheckKind::Grpc => {
+                    protocol_probe.unwrap_or_else(|| Arc::new(TcpProbe))
+                }
             };
             HealthChecker::new(hc, probe)
         }),

@@ -10,7 +10,11 @@ Service `demo.Echo`:
   Sleep(b"MS") -> waits MS milliseconds, then b"<tag>:slept <MS>".
 Prints one JSON line {"event": "listening", "port": N}, then one line per call.
 --delay-ms N makes every Unary answer N milliseconds late (a slow server).
-Usage: grpc_server.py --tag TAG [--port 0] [--delay-ms 0]
+--health serves grpc.health.v1.Health (grpcio-health-checking, the
+reference implementation): "" and "demo.Echo" SERVING; a stdin line
+"set SERVICE STATUS" (STATUS: SERVING, NOT_SERVING) changes one, answered
+{"event": "health", ...}. Health calls are not logged as calls.
+Usage: grpc_server.py --tag TAG [--port 0] [--delay-ms 0] [--health]
 """
 import argparse
 import json
@@ -28,6 +32,7 @@ def main():
     ap.add_argument("--delay-ms", type=int, default=0)
     ap.add_argument("--tls-cert", help="PEM certificate: serve TLS (with --tls-key)")
     ap.add_argument("--tls-key")
+    ap.add_argument("--health", action="store_true")
     args = ap.parse_args()
     tag = args.tag.encode()
 
@@ -78,6 +83,15 @@ def main():
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("demo.Echo", handlers),))
+    health = None
+    if args.health:
+        from grpc_health.v1 import health as health_lib
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        health = health_lib.HealthServicer()
+        for service in ("", "demo.Echo"):
+            health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(health, server)
     if args.tls_cert:
         with open(args.tls_cert, "rb") as c, open(args.tls_key, "rb") as k:
             creds = grpc.ssl_server_credentials([(k.read(), c.read())])
@@ -88,7 +102,14 @@ def main():
     print(json.dumps({"event": "listening", "port": port}), flush=True)
     try:
         # Ends when the test closes our stdin (or kills us).
-        sys.stdin.read()
+        for line in sys.stdin:
+            words = line.split()
+            if health is not None and len(words) == 3 and words[0] == "set":
+                service = "" if words[1] == '""' else words[1]
+                status = health_pb2.HealthCheckResponse.ServingStatus.Value(words[2])
+                health.set(service, status)
+                print(json.dumps({"event": "health", "service": service, "status": words[2]}),
+                      flush=True)
     finally:
         server.stop(0)
 
