@@ -47,6 +47,12 @@ struct State<B> {
 #[derive(Debug)]
 pub struct Replayable<B>(Arc<Mutex<State<B>>>);
 
+impl<B> Clone for Replayable<B> {
+    fn clone(&self) -> Self {
+        Replayable(self.0.clone())
+    }
+}
+
 impl<B> Replayable<B> {
     /// Wraps the client's body; returns it with the first try's cursor.
     pub fn new(inner: B) -> (Self, Cursor<B>) {
@@ -65,6 +71,14 @@ impl<B> Replayable<B> {
             trailers_sent: false,
         };
         (Replayable(shared), first)
+    }
+
+    /// The whole body (data and trailers) once the client sent all of it
+    /// and it was small enough to keep (for a mirror); `None` before that.
+    pub fn copy(&self) -> Option<(Vec<Bytes>, Option<HeaderMap>)> {
+        let state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        (state.inner.is_none() && !state.overflow)
+            .then(|| (state.chunks.clone(), state.trailers.clone()))
     }
 
     /// Whether a new try can still get the whole body.
@@ -236,6 +250,19 @@ mod tests {
         assert_eq!(bytes.len(), REPLAY_LIMIT + 11);
         assert!(!shared.can_replay());
         assert!(shared.cursor().is_none());
+        assert!(shared.copy().is_none(), "too large to mirror");
+    }
+
+    #[tokio::test]
+    async fn a_mirror_copy_exists_only_once_the_whole_body_was_read() {
+        let (shared, mut first) = Replayable::new(body(&[3, 4], true));
+        assert!(shared.copy().is_none());
+        first.frame().await.unwrap().unwrap();
+        assert!(shared.copy().is_none(), "only part of the body was read");
+        read_all(first).await.unwrap();
+        let (chunks, trailers) = shared.copy().expect("the whole body");
+        assert_eq!(chunks.concat(), [0, 0, 0, 1, 1, 1, 1]);
+        assert!(trailers.is_some());
     }
 
     #[tokio::test]

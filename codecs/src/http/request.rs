@@ -406,24 +406,35 @@ async fn forward<'a>(
 
     let permit = metaproxy_core::pipeline::admit(target)?;
 
-    // A bodiless request is mirrored and retried as is; with a retry
-    // policy, a streamed body is kept (up to a limit) for the retries.
+    // A bodiless request is mirrored and retried as is. With a retry
+    // policy or a mirror, a streamed body is kept (up to a limit): for the
+    // retries, and for the mirror's copy (a gRPC call, say), sent once the
+    // answer's head is here if the whole body was read by then.
     let bodiless = body.is_end_stream();
-    if bodiless
-        && upgrade.is_none()
-        && let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample())
-    {
-        spawn_mirror(mirror, &head, headers.clone(), route.timeout);
+    let mirror = route
+        .mirror
+        .as_ref()
+        .filter(|m| upgrade.is_none() && m.sample());
+    if bodiless && let Some(mirror) = mirror {
+        spawn_mirror(
+            mirror,
+            &head,
+            headers.clone(),
+            route.timeout,
+            UpstreamBody::Empty,
+        );
     }
+    let mirror_later = mirror.filter(|_| !bodiless).map(|m| (m, headers.clone()));
     let policy = route.retry.as_ref();
-    let (body, replay) = match (bodiless, policy) {
+    let (body, replay) = match (bodiless, policy.is_some() || mirror_later.is_some()) {
         (true, _) => (UpstreamBody::Empty, None),
-        (false, None) => (UpstreamBody::Client(body), None),
-        (false, Some(_)) => {
+        (false, false) => (UpstreamBody::Client(body), None),
+        (false, true) => {
             let (shared, first) = Replayable::new(body);
             (UpstreamBody::Replay(first), Some(shared))
         }
     };
+    let kept = replay.clone();
     let tries = tries(
         target,
         &settings,
@@ -452,6 +463,18 @@ async fn forward<'a>(
                 )
             })??;
     held.permit = Some(permit);
+    if let Some((mirror, headers)) = mirror_later {
+        match kept.as_ref().and_then(Replayable::copy) {
+            Some((chunks, trailers)) => spawn_mirror(
+                mirror,
+                &head,
+                headers,
+                route.timeout,
+                UpstreamBody::Kept(chunks.into(), trailers),
+            ),
+            None => debug!(route = %route.name, "body not complete or too large: not mirrored"),
+        }
+    }
 
     let (mut rparts, mut rbody) = response.into_parts();
     // An answer whose framing hyper read one way and another parser could
@@ -666,9 +689,16 @@ async fn tries(
     })
 }
 
-/// Sends a bodiless copy to the mirror cluster; its answer is read and
-/// dropped (so an HTTP/1.1 connection can be reused), failures only logged.
-fn spawn_mirror(mirror: &Mirror, head: &Head, headers: HeaderMap, limit: Duration) {
+/// Sends a copy (`body`: none, or the kept request body) to the mirror
+/// cluster; its answer is read and dropped (so an HTTP/1.1 connection can
+/// be reused), failures only logged.
+fn spawn_mirror(
+    mirror: &Mirror,
+    head: &Head,
+    headers: HeaderMap,
+    limit: Duration,
+    body: UpstreamBody,
+) {
     let target = mirror.target.clone();
     let head = Head {
         method: head.method.clone(),
@@ -683,12 +713,7 @@ fn spawn_mirror(mirror: &Mirror, head: &Head, headers: HeaderMap, limit: Duratio
             let endpoint = pick(cluster, &target, None, &[])?.clone();
             let pool = pool_of(&endpoint, cluster)?;
             let _active = endpoint.start_request();
-            let req = head.request(
-                headers,
-                head.version(&settings),
-                endpoint.address,
-                UpstreamBody::Empty,
-            )?;
+            let req = head.request(headers, head.version(&settings), endpoint.address, body)?;
             let (resp, conn) = send(&pool, req).await?;
             let mut body = resp.into_body();
             while let Some(frame) = body.frame().await {

@@ -44,6 +44,8 @@ pub enum UpstreamBody {
     Client(Incoming),
     /// The client's body, streamed and kept for a retry.
     Replay(super::replay::Cursor<Incoming>),
+    /// A whole body already read (a mirror's copy): its data, then trailers.
+    Kept(std::collections::VecDeque<Bytes>, Option<http::HeaderMap>),
 }
 
 impl Body for UpstreamBody {
@@ -62,6 +64,10 @@ impl Body for UpstreamBody {
                 })
             }),
             UpstreamBody::Replay(b) => Pin::new(b).poll_frame(cx),
+            UpstreamBody::Kept(chunks, trailers) => Poll::Ready(match chunks.pop_front() {
+                Some(data) => Some(Ok(Frame::data(data))),
+                None => trailers.take().map(|t| Ok(Frame::trailers(t))),
+            }),
         }
     }
 
@@ -70,6 +76,7 @@ impl Body for UpstreamBody {
             UpstreamBody::Empty => true,
             UpstreamBody::Client(b) => b.is_end_stream(),
             UpstreamBody::Replay(b) => b.is_end_stream(),
+            UpstreamBody::Kept(chunks, trailers) => chunks.is_empty() && trailers.is_none(),
         }
     }
 
@@ -78,6 +85,9 @@ impl Body for UpstreamBody {
             UpstreamBody::Empty => SizeHint::with_exact(0),
             UpstreamBody::Client(b) => b.size_hint(),
             UpstreamBody::Replay(_) => SizeHint::default(),
+            UpstreamBody::Kept(chunks, _) => {
+                SizeHint::with_exact(chunks.iter().map(|c| c.len() as u64).sum())
+            }
         }
     }
 }

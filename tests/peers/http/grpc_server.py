@@ -36,12 +36,15 @@ def main():
     args = ap.parse_args()
     tag = args.tag.encode()
 
-    def log(method, context):
+    def log(method, context, request=None):
         md = {k: v for k, v in context.invocation_metadata() if not k.endswith("-bin")}
-        print(json.dumps({"method": method, "metadata": md}), flush=True)
+        line = {"method": method, "metadata": md}
+        if request is not None:
+            line["request"] = request.decode(errors="replace")
+        print(json.dumps(line), flush=True)
 
     def unary(request, context):
-        log("Unary", context)
+        log("Unary", context, request)
         if args.delay_ms > 0:
             time.sleep(args.delay_ms / 1000.0)
         echoed = [("x-seen-" + k, v) for k, v in context.invocation_metadata()
