@@ -121,7 +121,7 @@ impl std::fmt::Debug for ListenerRuntime {
             .field("name", &self.name)
             .field("address", &self.address)
             .field("protocol", &self.protocol)
-            .field("routes", &self.routes.routes.len())
+            .field("routes", &self.routes.routes().len())
             .field("filters", &self.filters)
             .finish_non_exhaustive()
     }
