@@ -252,7 +252,7 @@ impl Admin {
                 "loaded_at_unix": loaded,
                 "file": self.config_path.display().to_string(),
                 "last_reload_error": self.proxy.last_reload_error(),
-                "config": snapshot.source.clone().unwrap_or(Value::Null),
+                "config": snapshot.source.as_deref().cloned().unwrap_or(Value::Null),
             }),
         )
     }

@@ -1,4 +1,5 @@
-//! The router: the first route whose conditions all hold picks the target.
+//! The router: the first route whose conditions all hold picks the target;
+//! route lists and virtual hosts are indexed when the table is built.
 
 pub mod condition;
 mod hosts;

@@ -145,7 +145,7 @@ pub struct Snapshot {
     /// The metrics registry the snapshot's handles belong to.
     pub metrics: Arc<Metrics>,
     /// The effective config as JSON (for `/config_dump`).
-    pub source: Option<serde_json::Value>,
+    pub source: Option<Arc<serde_json::Value>>,
 }
 
 /// What a snapshot is built with besides the config.
