@@ -252,7 +252,7 @@ impl Admin {
                 "loaded_at_unix": loaded,
                 "file": self.config_path.display().to_string(),
                 "last_reload_error": self.proxy.last_reload_error(),
-                "config": snapshot.source.clone().unwrap_or(Value::Null),
+                "config": snapshot.source.as_deref().cloned().unwrap_or(Value::Null),
             }),
         )
     }
@@ -409,11 +409,11 @@ fn cluster_json(c: &Cluster) -> Value {
 
 /// Which route `metadata` would hit on a listener, and why each route before it did not.
 pub fn explain_json(table: &RouteTable, metadata: &Metadata, listener: &str) -> Value {
-    let (vhost, routes) = if table.virtual_hosts.is_empty() {
-        (None, &table.routes)
+    let (vhost, routes) = if table.virtual_hosts().is_empty() {
+        (None, table.routes())
     } else {
         match table.virtual_host(metadata.get(HOST_KEY).unwrap_or("")) {
-            Some(v) => (Some(v.name.to_string()), &v.routes),
+            Some(v) => (Some(v.name.to_string()), v.routes.as_slice()),
             None => {
                 return json!({
                     "listener": listener,

@@ -124,10 +124,10 @@ pub(crate) fn all_targets_http1(listener: &ListenerRuntime) -> bool {
         };
         action && route.mirror.as_ref().is_none_or(|m| h1(&m.target))
     };
-    listener.routes.routes.iter().all(targets_ok)
+    listener.routes.routes().iter().all(targets_ok)
         && listener
             .routes
-            .virtual_hosts
+            .virtual_hosts()
             .iter()
             .all(|vh| vh.routes.iter().all(targets_ok))
 }

@@ -103,8 +103,9 @@ pub struct LoadedConfig {
     pub file: String,
     /// The parsed config.
     pub config: Config,
-    /// The same file as JSON (for `/config_dump`), when it converts.
-    pub source: Option<serde_json::Value>,
+    /// The same file as JSON (for `/config_dump`), when it converts;
+    /// shared, so each snapshot built from it does not copy it.
+    pub source: Option<std::sync::Arc<serde_json::Value>>,
     /// Where relative file paths in the config (TLS certificates and keys)
     /// are read from: the config file's directory (`None`: the working
     /// directory).
@@ -117,7 +118,9 @@ pub fn parse_str(text: &str, file: &str) -> Result<LoadedConfig, ConfigErrors> {
         Ok(config) => Ok(LoadedConfig {
             file: file.to_string(),
             config,
-            source: serde_saphyr::from_str::<serde_json::Value>(text).ok(),
+            source: serde_saphyr::from_str::<serde_json::Value>(text)
+                .ok()
+                .map(std::sync::Arc::new),
             base_dir: None,
         }),
         Err(err) => {

@@ -1,12 +1,19 @@
-//! The router: the first route whose conditions all hold picks the target.
+//! The router: the first route whose conditions all hold picks the target;
+//! route lists and virtual hosts are indexed when the table is built.
 
 pub mod condition;
+mod hosts;
+mod index;
 pub mod retry;
 pub mod route;
+pub mod table;
+mod value_hash;
+
+#[cfg(test)]
+mod equivalence_tests;
 
 pub use condition::{Condition, ConditionError, MatchOp};
+pub use index::MIN_INDEXED_ROUTES;
 pub use retry::{Mirror, RetryOn, RetryPolicy};
-pub use route::{
-    HOST_KEY, HostMatch, PathRewrite, Redirect, Rewrite, Route, RouteAction, RouteTable, Target,
-    VirtualHost,
-};
+pub use route::{PathRewrite, Redirect, Rewrite, Route, RouteAction, Target};
+pub use table::{HOST_KEY, HostMatch, RouteTable, VirtualHost};

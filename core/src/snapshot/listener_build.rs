@@ -226,10 +226,7 @@ pub(super) fn build_listener(
         name: Arc::from(l.name.value.as_str()),
         address,
         protocol: l.protocol.value.clone(),
-        routes: RouteTable {
-            routes,
-            virtual_hosts,
-        },
+        routes: RouteTable::new(routes, virtual_hosts),
         filters: FilterChain::new(filters.into_iter().map(|f| f.filter).collect()),
         limits,
         handler: handler?,

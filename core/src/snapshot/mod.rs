@@ -128,7 +128,7 @@ impl std::fmt::Debug for ListenerRuntime {
             .field("name", &self.name)
             .field("address", &self.address)
             .field("protocol", &self.protocol)
-            .field("routes", &self.routes.routes.len())
+            .field("routes", &self.routes.routes().len())
             .field("filters", &self.filters)
             .finish_non_exhaustive()
     }
@@ -152,7 +152,7 @@ pub struct Snapshot {
     /// The metrics registry the snapshot's handles belong to.
     pub metrics: Arc<Metrics>,
     /// The effective config as JSON (for `/config_dump`).
-    pub source: Option<serde_json::Value>,
+    pub source: Option<Arc<serde_json::Value>>,
 }
 
 /// What a snapshot is built with besides the config.

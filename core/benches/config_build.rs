@@ -1,0 +1,90 @@
+//! Building a snapshot from a generated config with 10 000 clusters and
+//! 10 000 routes (one HTTP listener, an exact `:path` route per cluster),
+//! parse and build measured apart, the snapshot dropped outside the timing
+//! (`cargo bench -p metaproxy-core --bench config_build`).
+
+use std::fmt::Write;
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use metaproxy_core::config::parse_str;
+use metaproxy_core::listener::{ClientStream, ListenerContext};
+use metaproxy_core::registry::{ClusterCodec, ConnectionHandler, Protocol, Registry, ServeFuture};
+use metaproxy_core::snapshot::Snapshot;
+use metaproxy_core::{CodecOptions, UpstreamMode};
+
+/// A protocol that routes like HTTP and serves nothing: only building counts.
+struct Fake;
+
+impl ConnectionHandler for Fake {
+    fn serve(&self, _: ClientStream, _: SocketAddr, _: Arc<ListenerContext>) -> ServeFuture {
+        Box::pin(async {})
+    }
+}
+
+impl Protocol for Fake {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+    fn listener_handler(&self, _: &CodecOptions) -> Result<Arc<dyn ConnectionHandler>, String> {
+        Ok(Arc::new(Fake))
+    }
+    fn cluster_codec(&self, _: &CodecOptions) -> Result<ClusterCodec, String> {
+        Ok(ClusterCodec {
+            codec: Arc::new(()),
+            default_mode: UpstreamMode::Multiplex,
+            probe: None,
+        })
+    }
+    fn http_routing(&self) -> bool {
+        true
+    }
+}
+
+/// `n` clusters and `n` routes, route `i` sending `/svc/i` to cluster `i`.
+fn config(n: usize) -> String {
+    let mut y = String::from(
+        "listeners:\n  - name: in\n    address: 127.0.0.1:0\n    protocol: fake\n    routes:\n",
+    );
+    for i in 0..n {
+        writeln!(
+            y,
+            "      - {{ name: r{i}, match: [ {{ key: \":path\", exact: /svc/{i} }} ], route: {{ cluster: c{i} }} }}"
+        )
+        .unwrap();
+    }
+    y.push_str("clusters:\n");
+    for i in 0..n {
+        writeln!(
+            y,
+            "  - {{ name: c{i}, protocol: fake, endpoints: [ {{ address: \"127.0.0.1:{}\" }} ] }}",
+            1024 + i
+        )
+        .unwrap();
+    }
+    y
+}
+
+fn bench(c: &mut Criterion) {
+    let mut registry = Registry::new();
+    registry.register_protocol(Arc::new(Fake));
+    let mut g = c.benchmark_group("config_build");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    for n in [1000usize, 10_000] {
+        let text = config(n);
+        g.bench_with_input(BenchmarkId::new("parse", n), &n, |b, _| {
+            b.iter(|| black_box(parse_str(&text, "gen.yaml").expect("parses")))
+        });
+        let loaded = parse_str(&text, "gen.yaml").expect("parses");
+        g.bench_with_input(BenchmarkId::new("snapshot", n), &n, |b, _| {
+            b.iter_with_large_drop(|| Snapshot::build(&loaded, &registry).expect("builds"))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
