@@ -10,7 +10,7 @@ use crate::metadata::MetadataView;
 
 use super::condition::{Condition, MatchOp};
 use super::route::Route;
-use super::value_hash::BuildValueHasher;
+use rustc_hash::FxBuildHasher;
 
 /// An index is built when at least this many routes test one key with a
 /// plain `exact` condition; shorter lists are scanned.
@@ -22,7 +22,7 @@ pub(crate) struct RouteIndex {
     /// The metadata key the routes are grouped by.
     key: String,
     /// Value → positions of the routes that need the key to equal it, ascending.
-    by_value: HashMap<String, Vec<u32>, BuildValueHasher>,
+    by_value: HashMap<String, Vec<u32>, FxBuildHasher>,
     /// Positions of the routes without such a condition, ascending.
     unindexed: Vec<u32>,
 }
@@ -69,7 +69,7 @@ impl RouteIndex {
         if count < MIN_INDEXED_ROUTES {
             return None;
         }
-        let mut by_value: HashMap<String, Vec<u32>, BuildValueHasher> = HashMap::default();
+        let mut by_value: HashMap<String, Vec<u32>, FxBuildHasher> = HashMap::default();
         let mut unindexed = Vec::new();
         for (pos, r) in (0u32..).zip(routes) {
             match wanted(r, key) {

@@ -7,7 +7,6 @@ mod index;
 pub mod retry;
 pub mod route;
 pub mod table;
-mod value_hash;
 
 #[cfg(test)]
 mod equivalence_tests;
