@@ -8,7 +8,6 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -208,22 +207,7 @@ pub fn java_consumer(args: &[&str]) -> ClientSummary {
             stderr.all().join("\n")
         )
     });
-    let map = |k: &str| -> HashMap<String, u64> {
-        v[k].as_object()
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    ClientSummary {
-        ok: v["ok"].as_u64().unwrap_or(0),
-        errors: v["errors"].as_u64().unwrap_or(0),
-        results: map("results"),
-        error_messages: map("errorMessages"),
-        raw: line,
-    }
+    ClientSummary::of(&v, line)
 }
 
 /// [`java_consumer`] runs side by side (each is a JVM start): one summary

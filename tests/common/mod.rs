@@ -424,6 +424,29 @@ pub struct ClientSummary {
     pub raw: String,
 }
 
+impl ClientSummary {
+    /// The summary a Dubbo client peer printed as JSON (`v`, from `line`):
+    /// `ok`, `errors`, `results` and `errorMessages` counts.
+    pub fn of(v: &serde_json::Value, line: String) -> ClientSummary {
+        let map = |k: &str| -> HashMap<String, u64> {
+            v[k].as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        ClientSummary {
+            ok: v["ok"].as_u64().unwrap_or(0),
+            errors: v["errors"].as_u64().unwrap_or(0),
+            results: map("results"),
+            error_messages: map("errorMessages"),
+            raw: line,
+        }
+    }
+}
+
 /// Runs the sofa-rpc-node Dubbo client against `port` with extra arguments.
 pub fn dubbo_client(port: u16, args: &[&str]) -> ClientSummary {
     run_dubbo_client(&["--port", &port.to_string()], args)
@@ -452,22 +475,7 @@ fn run_dubbo_client(target: &[&str], args: &[&str]) -> ClientSummary {
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    let map = |k: &str| -> HashMap<String, u64> {
-        v[k].as_object()
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    ClientSummary {
-        ok: v["ok"].as_u64().unwrap_or(0),
-        errors: v["errors"].as_u64().unwrap_or(0),
-        results: map("results"),
-        error_messages: map("errorMessages"),
-        raw: line,
-    }
+    ClientSummary::of(&v, line)
 }
 
 /// Reads the example config and points its endpoints and listeners at test addresses.

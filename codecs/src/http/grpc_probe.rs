@@ -10,8 +10,6 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use metaproxy_core::health_check::{Probe, ProbeFuture, ProbeTarget};
 use prost::Message;
 
@@ -32,22 +30,10 @@ pub struct GrpcProbe {
 impl Probe for GrpcProbe {
     fn probe(&self, target: ProbeTarget) -> ProbeFuture {
         let request = frame(&self.service.encode_to_vec());
-        let address = target.address;
-        let scheme = if target.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
         Box::pin(async move {
-            let stream = target.connect().await?;
-            let (mut sender, conn) = http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| format!("h2 handshake: {e}"))?;
-            let driver = tokio::spawn(conn);
+            let (mut sender, driver, origin) = super::probe::h2_connect(target).await?;
             let result = async {
-                let req = http::Request::post(format!("{scheme}://{address}{CHECK_PATH}"))
+                let req = http::Request::post(format!("{origin}{CHECK_PATH}"))
                     .header(http::header::CONTENT_TYPE, "application/grpc")
                     .header(http::header::TE, "trailers")
                     .header(http::header::USER_AGENT, "metaproxy-health-check")

@@ -25,24 +25,42 @@ pub struct H2Probe {
     pub path: String,
 }
 
+/// An HTTP/2 (prior knowledge, or TLS with the cluster's settings)
+/// connection to a probe's target: the sender, the task driving the
+/// connection (abort it when done), and the target's origin
+/// (`http://ip:port` or `https://ip:port`).
+pub(super) async fn h2_connect<B>(
+    target: ProbeTarget,
+) -> Result<(http2::SendRequest<B>, tokio::task::JoinHandle<()>, String), String>
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let scheme = if target.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let origin = format!("{scheme}://{}", target.address);
+    let stream = target.connect().await?;
+    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("h2 handshake: {e}"))?;
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok((sender, driver, origin))
+}
+
 impl Probe for H2Probe {
     fn probe(&self, target: ProbeTarget) -> ProbeFuture {
         let path = self.path.clone();
-        let address = target.address;
-        let scheme = if target.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
         Box::pin(async move {
-            let stream = target.connect().await?;
-            let (mut sender, conn) = http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| format!("h2 handshake: {e}"))?;
-            let driver = tokio::spawn(conn);
-            let req = http::Request::get(format!("{scheme}://{address}{path}"))
+            let (mut sender, driver, origin) = h2_connect(target).await?;
+            let req = http::Request::get(format!("{origin}{path}"))
                 .header(http::header::USER_AGENT, "metaproxy-health-check")
                 .body(Empty::<Bytes>::new())
                 .map_err(|e| format!("request: {e}"))?;
