@@ -40,7 +40,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.send_header("Content-Length", "0")
             self.end_headers()
-        print(json.dumps({"status": status, "if_none_match": seen}), flush=True)
+        # One write per line: the server's threads never interleave halves.
+        sys.stdout.write(json.dumps({"status": status, "if_none_match": seen}) + "\n")
+        sys.stdout.flush()
 
     def log_message(self, *args):
         pass

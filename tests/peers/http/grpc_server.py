@@ -19,10 +19,22 @@ Usage: grpc_server.py --tag TAG [--port 0] [--delay-ms 0] [--health]
 import argparse
 import json
 import sys
+import threading
 import time
 from concurrent import futures
 
 import grpc
+
+
+_OUT = threading.Lock()
+
+
+def emit(obj):
+    """One JSON line, whole: the server's worker threads never interleave."""
+    text = json.dumps(obj) + "\n"
+    with _OUT:
+        sys.stdout.write(text)
+        sys.stdout.flush()
 
 
 def main():
@@ -41,7 +53,7 @@ def main():
         line = {"method": method, "metadata": md}
         if request is not None:
             line["request"] = request.decode(errors="replace")
-        print(json.dumps(line), flush=True)
+        emit(line)
 
     def unary(request, context):
         log("Unary", context, request)
@@ -102,7 +114,7 @@ def main():
     else:
         port = server.add_insecure_port("127.0.0.1:%d" % args.port)
     server.start()
-    print(json.dumps({"event": "listening", "port": port}), flush=True)
+    emit({"event": "listening", "port": port})
     try:
         # Ends when the test closes our stdin (or kills us).
         for line in sys.stdin:
@@ -111,8 +123,7 @@ def main():
                 service = "" if words[1] == '""' else words[1]
                 status = health_pb2.HealthCheckResponse.ServingStatus.Value(words[2])
                 health.set(service, status)
-                print(json.dumps({"event": "health", "service": service, "status": words[2]}),
-                      flush=True)
+                emit({"event": "health", "service": service, "status": words[2]})
     finally:
         server.stop(0)
 
