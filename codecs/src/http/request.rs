@@ -12,12 +12,14 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
-use metaproxy_core::cluster::{Cluster, Endpoint, HashDecision, hash_policy};
+use metaproxy_core::cluster::{Cluster, Endpoint};
 use metaproxy_core::codec::ResponseClass;
-use metaproxy_core::filter::{FilterAction, LocalResponse, RequestContext, ResponseContext};
+use metaproxy_core::filter::{LocalResponse, RequestContext, ResponseContext};
 use metaproxy_core::metadata::{Metadata, MetadataView, keys};
-use metaproxy_core::pipeline::{Ending, Finished, finish};
-use metaproxy_core::router::{Mirror, Target};
+use metaproxy_core::pipeline::{
+    Ending, Finished, Routed, finish, on_response, route_timeout, spawn_mirror,
+};
+use metaproxy_core::router::Target;
 use metaproxy_core::snapshot::ListenerRuntime;
 use metaproxy_core::{ErrorKind, ErrorSource, MessageKind, ProxyError};
 use tracing::{debug, warn};
@@ -253,8 +255,6 @@ pub(crate) fn pool_of(endpoint: &Endpoint, cluster: &Cluster) -> Result<Arc<Http
         })
 }
 
-pub(crate) use metaproxy_core::pipeline::pick_endpoint as pick;
-
 /// One exchange on `pool`: the answer's head and, for HTTP/1.1, its connection.
 async fn send(
     pool: &Arc<HttpPool>,
@@ -299,6 +299,17 @@ enum Answered {
     Redirect,
 }
 
+/// An answer the proxy gives without the upstream's.
+fn early_answer(early: Early) -> Result<(Response<ProxyBody>, Answered), ProxyError> {
+    match early {
+        Early::Error(e) => Err(e),
+        Early::Respond(r) => Ok((filter_reply(r), Answered::Filter)),
+        Early::Redirect(code, location) => {
+            Ok((redirect_reply(code, &location), Answered::Redirect))
+        }
+    }
+}
+
 /// Routes and forwards; the answer comes with who produced it.
 async fn forward<'a>(
     listener: &'a Arc<ListenerRuntime>,
@@ -308,26 +319,20 @@ async fn forward<'a>(
     body: Incoming,
     target_out: &mut Option<&'a Target>,
 ) -> Result<(Response<ProxyBody>, Answered), ProxyError> {
-    let super::route::Routed { route, chain } =
-        match super::route::route_request(listener, rc, conn.scheme).await {
-            Ok(r) => r,
-            Err(Early::Error(e)) => return Err(e),
-            Err(Early::Respond(r)) => return Ok((filter_reply(r), Answered::Filter)),
-            Err(Early::Redirect(code, location)) => {
-                return Ok((redirect_reply(code, &location), Answered::Redirect));
-            }
-        };
+    let Routed {
+        route,
+        chain,
+        target,
+        hash: decision,
+    } = match super::route::route_request(listener, rc, conn.scheme).await {
+        Ok(r) => r,
+        Err(early) => return early_answer(early),
+    };
     let path_and_query = rc.lookup(md::PATH).unwrap_or("/");
     let authority = rc.lookup(md::AUTHORITY).unwrap_or("");
-    let target = super::route::pick_target(route)?;
     *target_out = Some(target);
     let cluster = &target.cluster;
     let settings = settings_of(cluster)?;
-    let decision = if cluster.parts.hash_policy.is_empty() {
-        HashDecision::default()
-    } else {
-        hash_policy::decide(&cluster.parts.hash_policy, &*rc)
-    };
 
     // The upstream request: rewrites, forwarding headers, mutation, hop-by-hop.
     // The client's path is reused as is (no copy) unless something changes it.
@@ -416,13 +421,8 @@ async fn forward<'a>(
         .as_ref()
         .filter(|m| upgrade.is_none() && m.sample());
     if bodiless && let Some(mirror) = mirror {
-        spawn_mirror(
-            mirror,
-            &head,
-            headers.clone(),
-            route.timeout,
-            UpstreamBody::Empty,
-        );
+        let copy = MirrorCopy::new(&head, headers.clone(), UpstreamBody::Empty);
+        spawn_mirror(mirror, route.timeout, move |c, e| copy.send(c, e));
     }
     let mirror_later = mirror.filter(|_| !bodiless).map(|m| (m, headers.clone()));
     let policy = route.retry.as_ref();
@@ -449,29 +449,17 @@ async fn forward<'a>(
     // in the streamed body; silences inside the body are bounded too.
     let ends_by = tokio::time::Instant::now() + route.timeout;
     let stream_idle = listener.limits.stream_idle_timeout;
-    let (response, mut held) =
-        tokio::time::timeout(route.timeout, tries)
-            .await
-            .map_err(|_| {
-                error(
-                    ErrorKind::Timeout,
-                    ErrorSource::Upstream,
-                    format!(
-                        "no response headers from cluster `{}` within {:?}",
-                        cluster.parts.name, route.timeout
-                    ),
-                )
-            })??;
+    let (response, mut held) = tokio::time::timeout(route.timeout, tries)
+        .await
+        .map_err(|_| route_timeout(route, target, "response headers"))??;
     held.permit = Some(permit);
     if let Some((mirror, headers)) = mirror_later {
         match kept.as_ref().and_then(Replayable::copy) {
-            Some((chunks, trailers)) => spawn_mirror(
-                mirror,
-                &head,
-                headers,
-                route.timeout,
-                UpstreamBody::Kept(chunks.into(), trailers),
-            ),
+            Some((chunks, trailers)) => {
+                let body = UpstreamBody::Kept(chunks.into(), trailers);
+                let copy = MirrorCopy::new(&head, headers, body);
+                spawn_mirror(mirror, route.timeout, move |c, e| copy.send(c, e));
+            }
             None => debug!(route = %route.name, "body not complete or too large: not mirrored"),
         }
     }
@@ -515,7 +503,7 @@ async fn forward<'a>(
             Err(_) => first = Some(Err(super::body::idle_error(stream_idle))),
         }
     }
-    if !chain.is_empty() {
+    let view = || {
         let mut metadata = Metadata::with_capacity(2 + rparts.headers.len());
         metadata.push(md::STATUS.into(), rparts.status.as_str().into());
         metadata.push(keys::PROTOCOL.into(), super::HTTP.into());
@@ -524,15 +512,13 @@ async fn forward<'a>(
                 metadata.push(name.as_str().into(), v.into());
             }
         }
-        let view = ResponseContext {
+        ResponseContext {
             kind: MessageKind::Response,
             metadata,
-        };
-        match chain.on_response(rc, &view).await {
-            FilterAction::Continue => {}
-            FilterAction::Reply(e) => return Err(e),
-            FilterAction::Respond(r) => return Ok((filter_reply(r), Answered::Filter)),
         }
+    };
+    if let Err(early) = on_response(chain, rc, view).await {
+        return early_answer(Early::of(early, rc, conn.scheme));
     }
     let switching = rparts.status == StatusCode::SWITCHING_PROTOCOLS;
     let upstream_protocol = rparts.headers.get(header::UPGRADE).cloned();
@@ -689,45 +675,47 @@ async fn tries(
     })
 }
 
-/// Sends a copy (`body`: none, or the kept request body) to the mirror
-/// cluster; its answer is read and dropped (so an HTTP/1.1 connection can
-/// be reused), failures only logged.
-fn spawn_mirror(
-    mirror: &Mirror,
-    head: &Head,
+/// A mirror copy of a request (`body`: none, or the kept request body),
+/// sent by core's mirror step; its answer is read and dropped (so an
+/// HTTP/1.1 connection can be reused).
+struct MirrorCopy {
+    head: Head,
     headers: HeaderMap,
-    limit: Duration,
     body: UpstreamBody,
-) {
-    let target = mirror.target.clone();
-    let head = Head {
-        method: head.method.clone(),
-        path: head.path.clone(),
-        authority: head.authority.clone(),
-        client_version: head.client_version,
-    };
-    tokio::spawn(async move {
-        let cluster = &target.cluster;
-        let copy = async {
-            let settings = settings_of(cluster)?;
-            let endpoint = pick(cluster, &target, None, &[])?.clone();
-            let pool = pool_of(&endpoint, cluster)?;
-            let _active = endpoint.start_request();
-            let req = head.request(headers, head.version(&settings), endpoint.address, body)?;
-            let (resp, conn) = send(&pool, req).await?;
-            let mut body = resp.into_body();
-            while let Some(frame) = body.frame().await {
-                if frame.is_err() {
-                    return Ok(());
-                }
-            }
-            if let Some(conn) = conn {
-                conn.release();
-            }
-            Ok::<_, ProxyError>(())
+}
+
+impl MirrorCopy {
+    fn new(head: &Head, headers: HeaderMap, body: UpstreamBody) -> MirrorCopy {
+        let head = Head {
+            method: head.method.clone(),
+            path: head.path.clone(),
+            authority: head.authority.clone(),
+            client_version: head.client_version,
         };
-        if let Ok(Err(e)) = tokio::time::timeout(limit, copy).await {
-            debug!(cluster = %cluster.parts.name, error = %e, "mirrored request failed");
+        MirrorCopy {
+            head,
+            headers,
+            body,
         }
-    });
+    }
+
+    async fn send(self, cluster: Arc<Cluster>, endpoint: Arc<Endpoint>) -> Result<(), ProxyError> {
+        let settings = settings_of(&cluster)?;
+        let pool = pool_of(&endpoint, &cluster)?;
+        let version = self.head.version(&settings);
+        let req = self
+            .head
+            .request(self.headers, version, endpoint.address, self.body)?;
+        let (resp, conn) = send(&pool, req).await?;
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                return Ok(());
+            }
+        }
+        if let Some(conn) = conn {
+            conn.release();
+        }
+        Ok(())
+    }
 }

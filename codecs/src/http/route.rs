@@ -1,29 +1,22 @@
 //! The routing step both HTTP engines share (hyper and the lean HTTP/1.1
-//! path): match a route, run the filter chain (the route's override or the
-//! listener's), re-match when a filter asks, fold the route's header
-//! changes into the request, and stop early for redirects.
+//! path): core's [`pipeline::route`] step, with HTTP's own early answers
+//! (a redirect's `Location`, built from the request's scheme, authority
+//! and path).
 
 use std::sync::Arc;
 
-use metaproxy_core::filter::{FilterAction, FilterChain, LocalResponse, RequestContext};
+use metaproxy_core::ProxyError;
+use metaproxy_core::filter::{LocalResponse, RequestContext};
 use metaproxy_core::metadata::MetadataView;
+use metaproxy_core::pipeline::{self, Routed};
 use metaproxy_core::router::{Route, RouteAction, Target};
 use metaproxy_core::snapshot::ListenerRuntime;
-use metaproxy_core::{ErrorKind, ErrorSource, ProxyError};
 
 use super::metadata as md;
 use super::reply::redirect_location;
 use super::{HttpClusterSettings, UpstreamVersion};
 
-/// A request that goes upstream: its route and the chain that ran.
-pub(crate) struct Routed<'a> {
-    /// The matched route.
-    pub route: &'a Route,
-    /// The filter chain (its response phase runs on the answer).
-    pub chain: &'a FilterChain,
-}
-
-/// A request answered without going upstream.
+/// A request answered without going upstream, in HTTP's terms.
 pub(crate) enum Early {
     /// A local error reply.
     Error(ProxyError),
@@ -39,64 +32,44 @@ impl From<ProxyError> for Early {
     }
 }
 
-/// Routes one request (see the module doc).
+impl Early {
+    /// Core's early answer for `rc`, rendered in HTTP's terms.
+    pub(crate) fn of(early: pipeline::Early<'_>, rc: &RequestContext, scheme: &str) -> Early {
+        match early {
+            pipeline::Early::Error(e) => Early::Error(e),
+            pipeline::Early::Respond(r) => Early::Respond(r),
+            pipeline::Early::Redirect(r) => {
+                let scheme = rc.lookup(md::SCHEME).unwrap_or(scheme);
+                let location = redirect_location(
+                    r,
+                    scheme,
+                    rc.lookup(md::AUTHORITY).unwrap_or(""),
+                    rc.lookup(md::PATH).unwrap_or("/"),
+                );
+                Early::Redirect(r.code, location)
+            }
+        }
+    }
+}
+
+/// Routes one request (core's step; "no route" names method, host, path).
 pub(crate) async fn route_request<'a>(
     listener: &'a ListenerRuntime,
     rc: &mut RequestContext,
     scheme: &'static str,
 ) -> Result<Routed<'a>, Early> {
-    let mut route = listener.routes.find(&*rc);
-    let chain = route
-        .and_then(|r| r.filters.as_ref())
-        .unwrap_or(&listener.filters);
-    if !chain.is_empty() {
-        match chain.on_request(rc).await {
-            FilterAction::Continue => {}
-            FilterAction::Reply(e) => return Err(Early::Error(e)),
-            FilterAction::Respond(r) => return Err(Early::Respond(r)),
-        }
-        if rc.reroute {
-            route = listener.routes.find(&*rc);
-        }
-    }
-    let route = route.ok_or_else(|| {
-        ProxyError::new(
-            ErrorKind::RouteNotFound,
-            ErrorSource::Internal,
-            format!(
-                "no route for {} {}{} on listener `{}`",
-                rc.lookup(md::METHOD).unwrap_or("?"),
-                rc.lookup(md::AUTHORITY).unwrap_or(""),
-                rc.lookup(md::PATH).unwrap_or("?"),
-                listener.name
-            ),
-        )
-    })?;
-    rc.route = Some(route.name.clone());
-    rc.request_mutation.extend(&route.request_mutation);
-    rc.response_mutation.extend(&route.response_mutation);
-    if let RouteAction::Redirect(r) = &route.action {
-        let scheme = rc.lookup(md::SCHEME).unwrap_or(scheme);
-        let location = redirect_location(
-            r,
-            scheme,
+    let describe = |rc: &RequestContext| {
+        format!(
+            "{} {}{}",
+            rc.lookup(md::METHOD).unwrap_or("?"),
             rc.lookup(md::AUTHORITY).unwrap_or(""),
-            rc.lookup(md::PATH).unwrap_or("/"),
-        );
-        return Err(Early::Redirect(r.code, location));
-    }
-    Ok(Routed { route, chain })
-}
-
-/// The route's target for this request.
-pub(crate) fn pick_target(route: &Route) -> Result<&Target, ProxyError> {
-    route.action.pick().ok_or_else(|| {
-        ProxyError::new(
-            ErrorKind::Internal,
-            ErrorSource::Internal,
-            format!("route `{}` has no target", route.name),
+            rc.lookup(md::PATH).unwrap_or("?"),
         )
-    })
+    };
+    match pipeline::route(listener, rc, describe).await {
+        Ok(routed) => Ok(routed),
+        Err(early) => Err(Early::of(early, rc, scheme)),
+    }
 }
 
 /// Whether every cluster a listener can send to (route targets and mirrors,

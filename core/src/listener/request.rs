@@ -2,21 +2,20 @@
 //! answer, the reply. Local failures become the protocol's own error reply.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::debug;
 
-use crate::cluster::{Endpoint, HashDecision, hash_policy};
+use crate::cluster::Endpoint;
 use crate::codec::Codec;
 use crate::error::{ErrorKind, ErrorSource, ProxyError};
-use crate::filter::{FilterAction, RequestContext, ResponseContext};
+use crate::filter::{RequestContext, ResponseContext};
 use crate::message::{Message, MessageKind};
 use crate::metadata::{Metadata, MetadataView, keys};
 use crate::mutation::Mutation;
 use crate::pipeline;
-use crate::router::{Mirror, Route, Target};
+use crate::router::{Route, Target};
 use crate::snapshot::ListenerRuntime;
 use crate::upstream::EndpointPool;
 
@@ -139,7 +138,7 @@ fn error(kind: ErrorKind, origin: ErrorSource, message: String) -> ProxyError {
     ProxyError::new(kind, origin, message)
 }
 
-/// Runs the chain and the router, sends upstream (retrying as the route
+/// Runs the shared pipeline's steps, sends upstream (retrying as the route
 /// says), waits for the answer. `Ok(None)`: nothing to send back (oneway).
 async fn forward<'a, C: Codec>(
     message: &Arc<Message<C::State>>,
@@ -147,63 +146,33 @@ async fn forward<'a, C: Codec>(
     req: &mut RequestContext,
     chosen: &mut Option<&'a Target>,
 ) -> Result<Option<Message<C::State>>, ProxyError> {
-    // The route is matched before the chain so a route can override it; a
-    // filter that changes routing metadata sets `reroute`.
-    let mut route = listener.routes.find(&*req);
-    let chain = route
-        .and_then(|r| r.filters.as_ref())
-        .unwrap_or(&listener.filters);
-    if !chain.is_empty() {
-        match chain.on_request(req).await {
-            FilterAction::Continue => {}
-            FilterAction::Reply(e) => return Err(e),
-            FilterAction::Respond(r) => return Err(not_http(r.status)),
-        }
-        if req.reroute {
-            route = listener.routes.find(&*req);
-        }
-    }
-    let route = route.ok_or_else(|| {
-        error(
-            ErrorKind::RouteNotFound,
-            ErrorSource::Internal,
-            format!(
-                "no route for {}.{} on listener `{}`",
-                req.lookup(keys::SERVICE).unwrap_or("?"),
-                req.lookup(keys::METHOD).unwrap_or("?"),
-                listener.name
-            ),
+    let describe = |rc: &RequestContext| {
+        format!(
+            "{}.{}",
+            rc.lookup(keys::SERVICE).unwrap_or("?"),
+            rc.lookup(keys::METHOD).unwrap_or("?")
         )
-    })?;
-    req.route = Some(route.name.clone());
-    req.request_mutation.extend(&route.request_mutation);
-    req.response_mutation.extend(&route.response_mutation);
-    let target = route.action.pick().ok_or_else(|| {
-        error(
-            ErrorKind::Internal,
-            ErrorSource::Internal,
-            format!("route `{}` cannot forward this protocol", route.name),
-        )
-    })?;
+    };
+    let pipeline::Routed {
+        route,
+        chain,
+        target,
+        hash,
+    } = pipeline::route(listener, req, describe)
+        .await
+        .map_err(not_forwarded)?;
     *chosen = Some(target);
     let cluster = &target.cluster;
-    let hash = if cluster.parts.hash_policy.is_empty() {
-        HashDecision::default()
-    } else {
-        hash_policy::decide(&cluster.parts.hash_policy, &*req)
-    };
     if let Some(cookie) = &hash.set_cookie {
         req.response_mutation.set("set-cookie", cookie.as_str());
     }
     let _request = pipeline::admit(target)?;
     // Mirrored only once admitted: a copy of a refused request is never sent.
     if let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample()) {
-        spawn_mirror::<C>(
-            mirror,
-            message.clone(),
-            req.request_mutation.clone(),
-            route.timeout,
-        );
+        let (message, mutation) = (message.clone(), req.request_mutation.clone());
+        pipeline::spawn_mirror(mirror, route.timeout, move |cluster, endpoint| {
+            mirror_copy::<C>(cluster, endpoint, message, mutation)
+        });
     }
 
     if req.kind == MessageKind::Oneway {
@@ -229,28 +198,28 @@ async fn forward<'a, C: Codec>(
     );
     let response = tokio::time::timeout(route.timeout, tries)
         .await
-        .map_err(|_| {
-            error(
-                ErrorKind::Timeout,
-                ErrorSource::Upstream,
-                format!(
-                    "no answer from cluster `{}` within {:?}",
-                    cluster.parts.name, route.timeout
-                ),
-            )
-        })??;
-    if !chain.is_empty() {
-        let view = ResponseContext {
-            kind: response.kind,
-            metadata: response.metadata.clone(),
-        };
-        match chain.on_response(req, &view).await {
-            FilterAction::Continue => {}
-            FilterAction::Reply(e) => return Err(e),
-            FilterAction::Respond(r) => return Err(not_http(r.status)),
-        }
-    }
+        .map_err(|_| pipeline::route_timeout(route, target, "answer"))??;
+    pipeline::on_response(chain, req, || ResponseContext {
+        kind: response.kind,
+        metadata: response.metadata.clone(),
+    })
+    .await
+    .map_err(not_forwarded)?;
     Ok(Some(response))
+}
+
+/// An early answer on a protocol whose only local answer is its error
+/// reply: a filter's HTTP response or a redirect cannot be rendered.
+fn not_forwarded(early: pipeline::Early<'_>) -> ProxyError {
+    match early {
+        pipeline::Early::Error(e) => e,
+        pipeline::Early::Respond(r) => not_http(r.status),
+        pipeline::Early::Redirect(_) => error(
+            ErrorKind::Internal,
+            ErrorSource::Internal,
+            "a redirect route on a non-HTTP listener".to_string(),
+        ),
+    }
 }
 
 /// The first try and the retries the route allows (the shared loop in
@@ -309,37 +278,24 @@ async fn try_once<C: Codec>(
     Ok(answer)
 }
 
-/// Sends a copy to the mirror cluster; its answer is dropped.
-fn spawn_mirror<C: Codec>(
-    mirror: &Mirror,
+/// One mirror copy on a pooled connection of `endpoint`; its answer is
+/// awaited and dropped.
+async fn mirror_copy<C: Codec>(
+    cluster: Arc<crate::cluster::Cluster>,
+    endpoint: Arc<Endpoint>,
     message: Arc<Message<C::State>>,
     mutation: Mutation,
-    limit: Duration,
-) {
-    let target = mirror.target.clone();
-    tokio::spawn(async move {
-        let cluster = &target.cluster;
-        let Some(endpoint) = cluster.pick(target.subset, None, &[]) else {
-            return;
-        };
-        let Ok(pool) = EndpointPool::<C>::of(&endpoint, cluster) else {
-            return;
-        };
-        let copy = async {
-            let conn = pool.acquire().await?;
-            if message.kind == MessageKind::Oneway {
-                conn.send_oneway(pool.codec(), &message, &mutation).await?;
-            } else {
-                let rx = conn.call(pool.codec(), &message, &mutation).await?;
-                let _ = rx.await;
-            }
-            conn.finish();
-            Ok::<_, ProxyError>(())
-        };
-        if let Ok(Err(e)) = tokio::time::timeout(limit, copy).await {
-            debug!(cluster = %cluster.parts.name, error = %e, "mirrored request failed");
-        }
-    });
+) -> Result<(), ProxyError> {
+    let pool = EndpointPool::<C>::of(&endpoint, &cluster)?;
+    let conn = pool.acquire().await?;
+    if message.kind == MessageKind::Oneway {
+        conn.send_oneway(pool.codec(), &message, &mutation).await?;
+    } else {
+        let rx = conn.call(pool.codec(), &message, &mutation).await?;
+        let _ = rx.await;
+    }
+    conn.finish();
+    Ok(())
 }
 
 /// A filter asked for an HTTP response on a protocol that has none.

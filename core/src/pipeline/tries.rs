@@ -228,4 +228,59 @@ mod tests {
         assert_eq!(tried.len(), 1);
         assert_eq!(t.metrics.retries.get(), 0);
     }
+
+    #[tokio::test]
+    async fn a_gateway_error_ejects_its_endpoint_from_later_picks() {
+        let t = target();
+        let (r, tried) = run(&t, &policy(RetryOn::default(), None), true, |_| {
+            Some(ResponseClass::Unavailable)
+        })
+        .await;
+        assert_eq!(
+            r.unwrap().answer,
+            0,
+            "no retry policy for 503: answered as is"
+        );
+        assert_eq!(
+            t.metrics.ejections.get(),
+            1,
+            "ejected on the first gateway error"
+        );
+        for _ in 0..4 {
+            let (_, next) = run(&t, &policy(RetryOn::default(), None), true, |_| {
+                Some(ResponseClass::Success)
+            })
+            .await;
+            assert_ne!(next[0], tried[0], "the ejected endpoint is not picked");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retry_the_breaker_refuses_is_not_sent_and_counts_an_overflow() {
+        let mut c = cluster(&[0, 0]);
+        c.parts.pool.breaker = Arc::new(crate::cluster::CircuitBreaker::new(
+            crate::cluster::BreakerLimits {
+                max_retries: 0,
+                ..Default::default()
+            },
+        ));
+        c.parts.outlier = None;
+        let t = Target {
+            cluster: Arc::new(c),
+            subset: 0,
+            metrics: Metrics::new().target("l", "r", "c", "p"),
+        };
+        let on = RetryOn {
+            unavailable: true,
+            ..RetryOn::default()
+        };
+        let (r, tried) = run(&t, &policy(on, None), true, |_| {
+            Some(ResponseClass::Unavailable)
+        })
+        .await;
+        assert_eq!(r.unwrap().answer, 0);
+        assert_eq!(tried.len(), 1, "the retry was refused");
+        assert_eq!(t.metrics.overflows.get(), 1);
+        assert_eq!(t.metrics.retries.get(), 0);
+    }
 }

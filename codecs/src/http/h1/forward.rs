@@ -11,11 +11,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use metaproxy_core::cluster::{ActiveGuard, Endpoint, HashDecision, hash_policy};
-use metaproxy_core::filter::{FilterAction, RequestContext, ResponseContext};
+use metaproxy_core::cluster::{ActiveGuard, Cluster, Endpoint};
+use metaproxy_core::filter::{RequestContext, ResponseContext};
 use metaproxy_core::metadata::{Metadata, MetadataView};
-use metaproxy_core::pipeline::{Ending, Finished, finish};
-use metaproxy_core::router::{Mirror, Route, Target};
+use metaproxy_core::pipeline::{
+    Ending, Finished, Routed, finish, on_response, route_timeout, spawn_mirror,
+};
+use metaproxy_core::router::{Route, Target};
 use metaproxy_core::snapshot::ListenerRuntime;
 use metaproxy_core::{ErrorKind, ErrorSource, MessageKind, ProxyError};
 use tokio::io::AsyncWrite;
@@ -30,8 +32,8 @@ use super::pool;
 use super::relay::{relay, write};
 use crate::http::metadata as md;
 use crate::http::reply::{local_reply, redirect_reply};
-use crate::http::request::{ConnInfo, class_of, filter_reply, pick, pool_of};
-use crate::http::route::{Early, Routed, pick_target, route_request};
+use crate::http::request::{ConnInfo, class_of, filter_reply, pool_of};
+use crate::http::route::{Early, route_request};
 use crate::http::upstream::HttpPool;
 
 /// A request read by the connection loop.
@@ -178,21 +180,16 @@ async fn forward<'a, W: AsyncWrite + Unpin>(
     started: Instant,
     target_out: &mut Option<&'a Target>,
 ) -> Done {
-    let Routed { route, chain } = match route_request(listener, rc, info.scheme).await {
+    let Routed {
+        route,
+        chain,
+        target,
+        hash: decision,
+    } = match route_request(listener, rc, info.scheme).await {
         Ok(r) => r,
         Err(early) => return Done::Early(early),
     };
-    let target = match pick_target(route) {
-        Ok(t) => t,
-        Err(e) => return Done::Early(Early::Error(e)),
-    };
     *target_out = Some(target);
-    let cluster = &target.cluster;
-    let decision = if cluster.parts.hash_policy.is_empty() {
-        HashDecision::default()
-    } else {
-        hash_policy::decide(&cluster.parts.hash_policy, &*rc)
-    };
     let request = match upstream_request(&mut work.scratch, route, rc, req, info, generated_id) {
         Ok(r) => r,
         Err(e) => return Done::Early(Early::Error(e)),
@@ -202,7 +199,10 @@ async fn forward<'a, W: AsyncWrite + Unpin>(
         Err(e) => return Done::Early(Early::Error(e)),
     };
     if let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample()) {
-        spawn_mirror(mirror, request.clone(), req.body.clone(), route.timeout);
+        let (request, body, limit) = (request.clone(), req.body.clone(), route.timeout);
+        spawn_mirror(mirror, limit, move |cluster, endpoint| {
+            mirror_copy(cluster, endpoint, request, body, limit)
+        });
     }
     let head_request = req.head.at(&req.head.first) == b"HEAD";
     let tries = tries(
@@ -225,23 +225,12 @@ async fn forward<'a, W: AsyncWrite + Unpin>(
         Some(Ok(a)) => a,
         Some(Err(e)) => return Done::Early(Early::Error(e)),
         None => {
-            return Done::Early(Early::Error(ProxyError::new(
-                ErrorKind::Timeout,
-                ErrorSource::Upstream,
-                format!(
-                    "no response headers from cluster `{}` within {:?}",
-                    cluster.parts.name, route.timeout
-                ),
-            )));
+            let e = route_timeout(route, target, "response headers");
+            return Done::Early(Early::Error(e));
         }
     };
-    if !chain.is_empty() {
-        let view = answer_view(&answer);
-        match chain.on_response(rc, &view).await {
-            FilterAction::Continue => {}
-            FilterAction::Reply(e) => return Done::Early(Early::Error(e)),
-            FilterAction::Respond(r) => return Done::Early(Early::Respond(r)),
-        }
+    if let Err(early) = on_response(chain, rc, || answer_view(&answer)).await {
+        return Done::Early(Early::of(early, rc, info.scheme));
     }
     let changes = HeaderChanges::of(&rc.response_mutation);
     for p in &changes.problems {
@@ -430,38 +419,33 @@ async fn tries(
     Ok((answer, pool, done.active))
 }
 
-/// Sends a copy to the mirror cluster; its answer is read and dropped (so
-/// the connection can be reused), failures only logged.
-fn spawn_mirror(mirror: &Mirror, request: Bytes, body: Bytes, limit: Duration) {
-    let target = mirror.target.clone();
-    tokio::spawn(async move {
-        let cluster = &target.cluster;
-        let copy = async {
-            let endpoint = pick(cluster, &target, None, &[])?.clone();
-            let pool = pool_of(&endpoint, cluster)?;
-            let _active = endpoint.start_request();
-            let now = std::time::Instant::now();
-            let answer = exchange(&pool, &request, &body, false, now)
-                .await
-                .map_err(|e| e.into_proxy_error())?;
-            let Answer {
-                framing,
-                reusable,
-                conn: mut upstream,
-                ..
-            } = answer;
-            let mut sink = tokio::io::sink();
-            if relay(&mut upstream, framing, Bytes::new(), &mut sink, limit, None)
-                .await
-                .is_ok()
-                && reusable
-            {
-                pool::checkin(&pool, upstream, now);
-            }
-            Ok::<_, ProxyError>(())
-        };
-        if let Ok(Err(e)) = tokio::time::timeout(limit, copy).await {
-            debug!(cluster = %cluster.parts.name, error = %e, "mirrored request failed");
-        }
-    });
+/// One mirror copy, sent by core's mirror step; its answer is read and
+/// dropped (so the connection can be reused).
+async fn mirror_copy(
+    cluster: Arc<Cluster>,
+    endpoint: Arc<Endpoint>,
+    request: Bytes,
+    body: Bytes,
+    limit: Duration,
+) -> Result<(), ProxyError> {
+    let pool = pool_of(&endpoint, &cluster)?;
+    let now = std::time::Instant::now();
+    let answer = exchange(&pool, &request, &body, false, now)
+        .await
+        .map_err(|e| e.into_proxy_error())?;
+    let Answer {
+        framing,
+        reusable,
+        conn: mut upstream,
+        ..
+    } = answer;
+    let mut sink = tokio::io::sink();
+    if relay(&mut upstream, framing, Bytes::new(), &mut sink, limit, None)
+        .await
+        .is_ok()
+        && reusable
+    {
+        pool::checkin(&pool, upstream, now);
+    }
+    Ok(())
 }
