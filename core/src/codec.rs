@@ -230,18 +230,7 @@ pub enum ResponseClass {
     Unavailable,
 }
 
-/// How requests share an upstream connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UpstreamMode {
-    /// Many requests in flight, answers matched by request id (the proxy
-    /// rewrites ids so requests from many clients can share a connection).
-    Multiplex,
-    /// Many requests in flight, answers returned in request order (matched first in, first out).
-    Pipeline,
-    /// One request in flight per connection; connections are pooled and reused.
-    Exclusive,
-}
+pub use crate::config::UpstreamMode;
 
 /// Options every codec receives, from the listener's or the cluster's config.
 #[derive(Debug, Clone)]

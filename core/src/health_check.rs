@@ -3,9 +3,6 @@
 //! `healthy_threshold` passes in a row. Probes: TCP connect, HTTP/1.1 GET,
 //! or the protocol's own (Dubbo heartbeat, Thrift call).
 
-use std::future::Future;
-use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -14,31 +11,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+pub use crate::cluster::checker::{HealthChecker, Probe, ProbeFuture, ProbeTarget};
 use crate::cluster::{Cluster, Endpoint};
 use crate::codec::{Codec, Decoder};
 use crate::config::HealthCheckConfig;
 use crate::metrics::{HealthLabels, Metrics};
-use crate::tls::ClusterTls;
 use crate::upstream::UpstreamStream;
 
-/// The future a probe returns: `Ok` when healthy, else why not.
-pub type ProbeFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>>;
-
-/// What a probe checks: an endpoint, and the cluster's TLS when it has it.
-#[derive(Debug, Clone)]
-pub struct ProbeTarget {
-    /// The endpoint.
-    pub address: SocketAddr,
-    /// The cluster's TLS: probes then check over TLS, as traffic goes.
-    pub tls: Option<Arc<ClusterTls>>,
-}
-
 impl ProbeTarget {
-    /// A plain TCP target.
-    pub fn plain(address: SocketAddr) -> Self {
-        Self { address, tls: None }
-    }
-
     /// Opens a connection as the cluster's traffic would (TCP, then TLS).
     /// The caller bounds the time (the check's timeout).
     pub async fn connect(&self) -> Result<UpstreamStream, String> {
@@ -51,12 +31,6 @@ impl ProbeTarget {
 /// The connect step's own bound inside a probe (the check's timeout is
 /// the real one).
 const UNBOUNDED: Duration = Duration::from_secs(3600);
-
-/// One kind of health probe.
-pub trait Probe: Send + Sync + 'static {
-    /// Checks `target`; the caller bounds it with the check's timeout.
-    fn probe(&self, target: ProbeTarget) -> ProbeFuture;
-}
 
 /// Healthy when a TCP connection opens.
 #[derive(Debug)]
@@ -170,30 +144,6 @@ impl<C: Codec> Probe for CodecProbe<C> {
                 }
             }
         })
-    }
-}
-
-/// Resolved settings of a cluster's checks.
-#[derive(Clone)]
-pub struct HealthChecker {
-    /// The probe.
-    pub probe: Arc<dyn Probe>,
-    /// Between checks.
-    pub interval: Duration,
-    /// Per check.
-    pub timeout: Duration,
-    /// Failures in a row to mark unhealthy.
-    pub unhealthy_threshold: u32,
-    /// Passes in a row to mark healthy.
-    pub healthy_threshold: u32,
-}
-
-impl std::fmt::Debug for HealthChecker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HealthChecker")
-            .field("interval", &self.interval)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
     }
 }
 

@@ -10,10 +10,12 @@
 //! through [`registry::Registry`].
 
 pub mod access_log;
+pub mod build;
 pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod discovery;
+pub mod downstream;
 pub mod error;
 pub mod filter;
 pub mod health_check;

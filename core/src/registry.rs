@@ -2,37 +2,16 @@
 
 use std::any::Any;
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::codec::{Codec, CodecOptions, ProtocolCodecFactory, UpstreamMode};
 use crate::config::HealthCheckConfig;
+use crate::downstream::ClientStream;
 use crate::filter::FilterFactory;
 use crate::health_check::{CodecProbe, Probe};
-use crate::listener::{ClientStream, ListenerContext, serve_rpc_connection};
-
-/// A boxed future that serves one connection.
-pub type ServeFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
-
-/// Serves accepted connections of one listener.
-pub trait ConnectionHandler: Send + Sync + 'static {
-    /// Serves `stream` until it closes.
-    fn serve(
-        &self,
-        stream: ClientStream,
-        peer: SocketAddr,
-        ctx: Arc<ListenerContext>,
-    ) -> ServeFuture;
-
-    /// Whether the handler runs the listener's TLS handshake itself (after
-    /// detecting TLS); otherwise a listener with `tls:` hands it TLS
-    /// connections with the handshake done.
-    fn handles_tls(&self) -> bool {
-        false
-    }
-}
+use crate::listener::serve_rpc_connection;
+pub use crate::snapshot::{ConnectionHandler, ListenerContext, ServeFuture};
 
 /// A protocol as the proxy sees it: builds listener handlers and cluster codecs.
 pub trait Protocol: Send + Sync + 'static {

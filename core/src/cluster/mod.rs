@@ -4,10 +4,12 @@
 
 pub mod balancer;
 pub mod breaker;
+pub mod checker;
 pub mod endpoint;
 pub mod hash;
 pub mod hash_policy;
 pub mod health;
+mod outlier;
 pub mod priority;
 
 use std::any::Any;
@@ -18,6 +20,7 @@ use std::time::Duration;
 
 pub use balancer::Balancer;
 pub use breaker::{BreakerLimits, CircuitBreaker, Permit, Resource};
+pub use checker::HealthChecker;
 pub use endpoint::{ActiveGuard, Endpoint};
 pub use hash_policy::{HashDecision, HashPolicy};
 pub use health::{Outcome, OutlierPolicy, now_ms};
@@ -28,7 +31,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::codec::UpstreamMode;
 use crate::config::LbPolicy;
-use crate::health_check::HealthChecker;
 
 /// Endpoints of one priority level within a subset.
 #[derive(Debug)]
@@ -554,7 +556,7 @@ mod tests {
         let p = c.parts.outlier.clone().unwrap();
         let eject = |i: usize| {
             let all = c.endpoints().all().to_vec();
-            health::record_outcome(&all[i], Outcome::GatewayError, &p, &all);
+            all[i].record_outcome(Outcome::GatewayError, &p, &all);
         };
         // 4 of 5 healthy × 1.4 = 112% → still all in priority 0.
         eject(0);
@@ -580,8 +582,8 @@ mod tests {
         c.parts.failover.panic_threshold = 50.0;
         let p = c.parts.outlier.clone().unwrap();
         let all = c.endpoints().all().to_vec();
-        health::record_outcome(&all[0], Outcome::GatewayError, &p, &all);
-        health::record_outcome(&all[1], Outcome::GatewayError, &p, &all);
+        all[0].record_outcome(Outcome::GatewayError, &p, &all);
+        all[1].record_outcome(Outcome::GatewayError, &p, &all);
         assert!(c.pick(0, None, &[]).is_some(), "panic mode still routes");
     }
 
@@ -592,8 +594,8 @@ mod tests {
         c.parts.failover.panic_threshold = 50.0;
         let p = c.parts.outlier.clone().unwrap();
         let all = c.endpoints().all().to_vec();
-        health::record_outcome(&all[0], Outcome::GatewayError, &p, &all);
-        health::record_outcome(&all[1], Outcome::GatewayError, &p, &all);
+        all[0].record_outcome(Outcome::GatewayError, &p, &all);
+        all[1].record_outcome(Outcome::GatewayError, &p, &all);
         let share = share_of_priority_1(&c);
         assert!((0.4..=0.6).contains(&share), "priority 1 share {share}");
     }
@@ -625,7 +627,7 @@ mod tests {
         // (1 of 2 serving endpoints healthy: no panic at 50%).
         let p = c.parts.outlier.clone().unwrap();
         let all = c.endpoints().all().to_vec();
-        health::record_outcome(&all[0], Outcome::GatewayError, &p, &all);
+        all[0].record_outcome(Outcome::GatewayError, &p, &all);
         assert_eq!(share_of_priority_1(&c), 1.0);
     }
 

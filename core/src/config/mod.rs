@@ -10,11 +10,13 @@ pub mod duration;
 pub mod load;
 pub mod locality;
 pub mod model;
+mod upstream_mode;
 pub mod validate;
 
 pub use duration::ConfigDuration;
 pub use load::{ConfigError, ConfigErrors, LoadedConfig, load_file, parse_str};
 pub use model::*;
+pub use upstream_mode::UpstreamMode;
 
 /// Default largest frame a codec accepts (8 MiB).
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::UpstreamMode;
 use super::duration::ConfigDuration;
-use crate::codec::UpstreamMode;
 
 /// The whole file.
 #[derive(Debug, Deserialize)]

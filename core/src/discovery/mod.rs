@@ -6,13 +6,12 @@
 //! its config key (`discovery: { dns: {...} }` uses the factory `dns`). It
 //! runs as one task per feed and publishes whole endpoint lists; the proxy
 //! applies each list to the cluster in place ([`Cluster::apply_discovered`]),
-//! without a config reload. A feed outlives reloads that leave the cluster's
+//! without a config reload (the proxy's task, `proxy/discovery.rs`). A feed outlives reloads that leave the cluster's
 //! `discovery:` section unchanged, so a reload neither restarts the source
 //! nor forgets what it found.
 //!
 //! [`Cluster::apply_discovered`]: crate::cluster::Cluster::apply_discovered
 
-mod apply;
 mod feed;
 
 use std::collections::BTreeMap;
@@ -20,7 +19,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use apply::spawn_discovery;
 pub use feed::{Feed, FeedStatus, FeedWriter, SourceState};
 
 /// A boxed future of a source's run.

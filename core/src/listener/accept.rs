@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use super::ListenerContext;
-use super::stream::ClientStream;
+use crate::downstream::ClientStream;
 use crate::tls::ListenerTls;
 
 /// Accepts connections until shutdown, handing each to the listener's

@@ -13,8 +13,8 @@ use crate::message::MessageKind;
 
 use super::ListenerContext;
 use super::request::{RequestTask, handle_request};
-use super::stream::{ClientStream, connection_metadata};
 use super::writer::write_replies;
+use crate::downstream::{ClientStream, connection_metadata};
 use crate::tls::MaybeTls;
 
 /// Serves one client connection of a framed protocol until it closes.

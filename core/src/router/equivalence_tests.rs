@@ -11,9 +11,10 @@ use crate::metadata::{Metadata, MetadataView};
 use crate::mutation::Mutation;
 
 use super::condition::{Condition, MatchOp};
+use super::hosts::{HostMatch, VirtualHost};
 use super::index::MIN_INDEXED_ROUTES;
 use super::route::{Redirect, Route, RouteAction};
-use super::table::{HOST_KEY, HostMatch, RouteTable, VirtualHost};
+use super::table::{HOST_KEY, RouteTable};
 
 const KEYS: [&str; 5] = ["interface", "method", ":path", "group", "Version"];
 const VALUES: [&str; 6] = ["v0", "v1", "v2", "v10", "V1", ""];

@@ -4,8 +4,45 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::table::{HostMatch, VirtualHost};
+use super::route::Route;
+
+/// How a virtual host's name is matched against the request's host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    /// Equal (case-insensitive).
+    Exact(String),
+    /// `*.example.com`: ends with `.example.com` (stored lower-case, with the dot).
+    Suffix(String),
+    /// `*`: any host.
+    Any,
+}
+
+impl HostMatch {
+    /// Parses `shop.example.com`, `*.example.com` or `*`.
+    pub fn parse(text: &str) -> Self {
+        let t = text.to_ascii_lowercase();
+        if t == "*" {
+            HostMatch::Any
+        } else if let Some(rest) = t.strip_prefix('*') {
+            HostMatch::Suffix(rest.to_string())
+        } else {
+            HostMatch::Exact(t)
+        }
+    }
+}
+
+/// Routes for a set of hosts.
+#[derive(Debug, Clone)]
+pub struct VirtualHost {
+    /// Name for logs.
+    pub name: Arc<str>,
+    /// Host names.
+    pub hosts: Vec<HostMatch>,
+    /// Routes; the first match wins.
+    pub routes: Vec<Route>,
+}
 
 /// Virtual host positions by the names they are selected by.
 #[derive(Debug, Clone, Default)]

@@ -12,7 +12,8 @@ pub mod table;
 mod equivalence_tests;
 
 pub use condition::{Condition, ConditionError, MatchOp};
+pub use hosts::{HostMatch, VirtualHost};
 pub use index::MIN_INDEXED_ROUTES;
-pub use retry::{Mirror, RetryOn, RetryPolicy};
-pub use route::{PathRewrite, Redirect, Rewrite, Route, RouteAction, Target};
-pub use table::{HOST_KEY, HostMatch, RouteTable, VirtualHost};
+pub use retry::{RetryOn, RetryPolicy};
+pub use route::{Mirror, PathRewrite, Redirect, Rewrite, Route, RouteAction, Target};
+pub use table::{HOST_KEY, RouteTable};

@@ -5,8 +5,6 @@ use std::time::Duration;
 use crate::codec::ResponseClass;
 use crate::error::{ErrorKind, ProxyError};
 
-use super::route::Target;
-
 /// Conditions that make a try worth repeating.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RetryOn {
@@ -96,22 +94,6 @@ impl RetryPolicy {
             .saturating_mul(1u32 << retry.saturating_sub(1).min(16))
             .min(self.backoff_max);
         cap.mul_f64(fastrand::f64())
-    }
-}
-
-/// A route's shadow traffic.
-#[derive(Debug, Clone)]
-pub struct Mirror {
-    /// Where copies go.
-    pub target: Target,
-    /// Share of requests copied, 0-100.
-    pub percent: f64,
-}
-
-impl Mirror {
-    /// Whether this request is copied.
-    pub fn sample(&self) -> bool {
-        self.percent >= 100.0 || fastrand::f64() * 100.0 < self.percent
     }
 }
 

@@ -9,7 +9,7 @@ use crate::metadata::MetadataView;
 use crate::metrics::TargetMetrics;
 use crate::mutation::Mutation;
 
-use super::retry::{Mirror, RetryPolicy};
+use super::retry::RetryPolicy;
 
 use super::condition::Condition;
 
@@ -34,15 +34,26 @@ impl Target {
     ) {
         let cluster = &self.cluster;
         if let (Some(outlier), Some(outcome)) = (&cluster.parts.outlier, outcome)
-            && crate::cluster::health::record_outcome(
-                endpoint,
-                outcome,
-                outlier,
-                cluster.endpoints().all(),
-            )
+            && endpoint.record_outcome(outcome, outlier, cluster.endpoints().all())
         {
             self.metrics.ejections.inc();
         }
+    }
+}
+
+/// A route's shadow traffic.
+#[derive(Debug, Clone)]
+pub struct Mirror {
+    /// Where copies go.
+    pub target: Target,
+    /// Share of requests copied, 0-100.
+    pub percent: f64,
+}
+
+impl Mirror {
+    /// Whether this request is copied.
+    pub fn sample(&self) -> bool {
+        self.percent >= 100.0 || fastrand::f64() * 100.0 < self.percent
     }
 }
 

@@ -4,49 +4,11 @@
 //! the same with 10 000 routes as with 10; the answer is the one a scan in
 //! config order gives.
 
-use std::sync::Arc;
-
 use crate::metadata::MetadataView;
 
-use super::hosts::HostIndex;
+use super::hosts::{HostIndex, VirtualHost};
 use super::index::RouteIndex;
 use super::route::Route;
-
-/// How a virtual host's name is matched against the request's host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostMatch {
-    /// Equal (case-insensitive).
-    Exact(String),
-    /// `*.example.com`: ends with `.example.com` (stored lower-case, with the dot).
-    Suffix(String),
-    /// `*`: any host.
-    Any,
-}
-
-impl HostMatch {
-    /// Parses `shop.example.com`, `*.example.com` or `*`.
-    pub fn parse(text: &str) -> Self {
-        let t = text.to_ascii_lowercase();
-        if t == "*" {
-            HostMatch::Any
-        } else if let Some(rest) = t.strip_prefix('*') {
-            HostMatch::Suffix(rest.to_string())
-        } else {
-            HostMatch::Exact(t)
-        }
-    }
-}
-
-/// Routes for a set of hosts.
-#[derive(Debug, Clone)]
-pub struct VirtualHost {
-    /// Name for logs.
-    pub name: Arc<str>,
-    /// Host names.
-    pub hosts: Vec<HostMatch>,
-    /// Routes; the first match wins.
-    pub routes: Vec<Route>,
-}
 
 /// The metadata key virtual hosts are selected by.
 pub const HOST_KEY: &str = ":authority";
@@ -126,6 +88,8 @@ impl RouteTable {
 mod tests {
     use super::*;
     use crate::metadata::Metadata;
+    use crate::router::HostMatch;
+    use std::sync::Arc;
 
     fn vhost(name: &str, hosts: &[&str]) -> VirtualHost {
         VirtualHost {

@@ -14,13 +14,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+mod discovery;
+
+use discovery::spawn_discovery;
+
+use crate::build::BuildContext;
 use crate::config::{ConfigErrors, LoadedConfig};
-use crate::discovery::spawn_discovery;
 use crate::health_check::spawn_health_checks;
 use crate::listener::{ListenerContext, run_accept_loop};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::snapshot::{BuildContext, Snapshot};
+use crate::snapshot::Snapshot;
 
 /// Why a proxy could not start or reload.
 #[derive(Debug, thiserror::Error)]

@@ -16,8 +16,8 @@ use crate::config::{ClusterConfig, DEFAULT_MAX_FRAME_BYTES, HealthCheckKind, LbP
 use crate::health_check::{HealthChecker, HttpProbe, Probe, TcpProbe};
 use crate::registry::Registry;
 
-use super::discovery_build::{build_feed, kept_discovered};
-use super::{
+use super::discovery::{build_feed, kept_discovered};
+use crate::snapshot::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_CONNECTIONS_PER_ENDPOINT, DEFAULT_EXCLUSIVE_CONNECTIONS,
     MAX_CONNECTIONS_PER_ENDPOINT,
 };
@@ -361,7 +361,7 @@ pub(super) fn protocol_section(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{Outcome, health, now_ms};
+    use crate::cluster::{Outcome, now_ms};
     use crate::codec::CodecOptions;
     use crate::config::parse_str;
     use crate::registry::{ClusterCodec, ConnectionHandler, Protocol};
@@ -436,7 +436,7 @@ mod tests {
         assert_eq!(zone_of_picks(&first), ["zone-a"]);
         // Some state on an endpoint of zone A: an ejection.
         let p = first.parts.outlier.clone().unwrap();
-        health::record_outcome(&eps[0], Outcome::GatewayError, &p, eps);
+        eps[0].record_outcome(Outcome::GatewayError, &p, eps);
         assert_eq!(eps[0].health.times_ejected(), 1);
 
         let drained = build(&zones(", drain: [zone-a]"), Some(&first));

@@ -19,8 +19,13 @@ use crate::router::{
     Rewrite, Route, RouteAction, Target,
 };
 
-use super::DEFAULT_ROUTE_TIMEOUT;
-use super::listener_build::ConfiguredFilter;
+use crate::snapshot::DEFAULT_ROUTE_TIMEOUT;
+
+/// One listener filter as configured: its name and the built filter.
+pub(super) struct ConfiguredFilter<'a> {
+    pub name: &'a str,
+    pub filter: Arc<dyn crate::filter::Filter>,
+}
 
 /// The metadata key HTTP paths are matched on.
 const PATH_KEY: &str = ":path";

@@ -14,19 +14,13 @@ use crate::registration::{ConfiguredRegistrar, RegistrarContext};
 use crate::registry::Registry;
 use crate::router::{HostMatch, RouteTable, VirtualHost};
 
-use super::cluster_build::protocol_section;
-use super::route_build::RouteBuilder;
-use super::{
+use super::cluster::protocol_section;
+use super::route::{ConfiguredFilter, RouteBuilder};
+use crate::snapshot::{
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONCURRENT_STREAMS,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS,
     DEFAULT_MAX_REQUESTS_PER_CONNECTION, DEFAULT_STREAM_IDLE_TIMEOUT, Limits, ListenerRuntime,
 };
-
-/// One listener filter as configured: name, config, the built filter.
-pub(super) struct ConfiguredFilter<'a> {
-    pub name: &'a str,
-    pub filter: Arc<dyn crate::filter::Filter>,
-}
 
 pub(super) fn build_listener(
     sink: &mut ErrorSink,
