@@ -32,6 +32,11 @@ listeners:
     address: 127.0.0.1:0
     protocol: tls_passthrough
     limits: {{ header_read_timeout: 1s }}
+    filters:
+      - authz:
+          default: allow
+          rules:
+            - {{ name: no-secret, action: deny, match: [ {{ key: sni, exact: secret.example.com }} ] }}
     routes:
       - name: db
         match: [ {{ key: sni, exact: db.example.com }} ]
@@ -81,6 +86,19 @@ clusters:
         proxy.metric(
             "metaproxy_requests_total{listener=\"pass\",route=\"db\",cluster=\"db\",protocol=\"tls_passthrough\",outcome=\"success\"}"
         ) >= 3.0,
+        "{}",
+        proxy.admin("GET", "/metrics").1
+    );
+
+    // The listener's filters run on passthrough connections too: a name
+    // the api route would take is denied by authz, and closed.
+    let r = curl_https(addr, "secret.example.com", "/", ca, &[]);
+    assert_eq!(r.status, 0, "{r:?}");
+    assert!(
+        proxy.wait_metric(
+            "metaproxy_local_replies_total{listener=\"pass\",reason=\"permission_denied\"}",
+            1.0
+        ) >= 1.0,
         "{}",
         proxy.admin("GET", "/metrics").1
     );

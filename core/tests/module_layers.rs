@@ -156,7 +156,13 @@ fn find_cycle(graph: &BTreeMap<Module, BTreeSet<Module>>) -> Option<Vec<Module>>
 fn show(cycle: &[Module]) -> String {
     cycle
         .iter()
-        .map(|m| if m.is_empty() { "lib".into() } else { m.join("::") })
+        .map(|m| {
+            if m.is_empty() {
+                "lib".into()
+            } else {
+                m.join("::")
+            }
+        })
         .collect::<Vec<_>>()
         .join(" → ")
 }
@@ -230,8 +236,14 @@ fn the_scan_sees_paths_the_way_rust_does() {
     .collect();
     assert_eq!(found, want);
     let mut graph = BTreeMap::new();
-    graph.insert(vec!["a".to_string()], BTreeSet::from([vec!["b".to_string()]]));
-    graph.insert(vec!["b".to_string()], BTreeSet::from([vec!["a".to_string()]]));
+    graph.insert(
+        vec!["a".to_string()],
+        BTreeSet::from([vec!["b".to_string()]]),
+    );
+    graph.insert(
+        vec!["b".to_string()],
+        BTreeSet::from([vec!["a".to_string()]]),
+    );
     assert_eq!(
         find_cycle(&graph).map(|c| show(&c)),
         Some("a → b → a".to_string())

@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use metaproxy_core::cluster::hash_policy;
 use metaproxy_core::codec::ResponseClass;
 use metaproxy_core::filter::RequestContext;
 use metaproxy_core::listener::{ClientStream, ListenerContext, connection_metadata};
@@ -124,32 +123,17 @@ async fn open_upstream<'a>(
     req: &mut RequestContext,
     chosen: &mut Option<&'a metaproxy_core::router::Target>,
 ) -> Result<(UpstreamStream, metaproxy_core::cluster::ActiveGuard), ProxyError> {
-    let route = listener.routes.find(&*req).ok_or_else(|| {
-        ProxyError::new(
-            ErrorKind::RouteNotFound,
-            ErrorSource::Internal,
-            format!(
-                "no route for SNI `{}` on listener `{}`",
-                req.lookup(keys::SNI).unwrap_or(""),
-                listener.name
-            ),
-        )
-    })?;
-    req.route = Some(route.name.clone());
-    let target = route.action.pick().ok_or_else(|| {
-        ProxyError::new(
-            ErrorKind::Internal,
-            ErrorSource::Internal,
-            format!("route `{}` cannot forward TLS connections", route.name),
-        )
-    })?;
+    let describe = |rc: &RequestContext| format!("SNI `{}`", rc.lookup(keys::SNI).unwrap_or(""));
+    let pipeline::Routed {
+        route,
+        target,
+        hash,
+        ..
+    } = pipeline::route(listener, req, describe)
+        .await
+        .map_err(pipeline::Early::into_error)?;
     *chosen = Some(target);
     let cluster = &target.cluster;
-    let hash = if cluster.parts.hash_policy.is_empty() {
-        None
-    } else {
-        hash_policy::decide(&cluster.parts.hash_policy, &*req).hash
-    };
     let _permit = pipeline::admit(target)?;
     let timeout = cluster.parts.pool.connect_timeout;
     let send = |endpoint: &Arc<metaproxy_core::cluster::Endpoint>, _attempt: u32| {
@@ -170,7 +154,7 @@ async fn open_upstream<'a>(
     let done = pipeline::run_tries(
         target,
         route.retry.as_ref(),
-        hash,
+        hash.hash,
         "connection",
         &mut req.upstream,
         send,

@@ -160,7 +160,7 @@ async fn forward<'a, C: Codec>(
         hash,
     } = pipeline::route(listener, req, describe)
         .await
-        .map_err(not_forwarded)?;
+        .map_err(pipeline::Early::into_error)?;
     *chosen = Some(target);
     let cluster = &target.cluster;
     if let Some(cookie) = &hash.set_cookie {
@@ -204,22 +204,8 @@ async fn forward<'a, C: Codec>(
         metadata: response.metadata.clone(),
     })
     .await
-    .map_err(not_forwarded)?;
+    .map_err(pipeline::Early::into_error)?;
     Ok(Some(response))
-}
-
-/// An early answer on a protocol whose only local answer is its error
-/// reply: a filter's HTTP response or a redirect cannot be rendered.
-fn not_forwarded(early: pipeline::Early<'_>) -> ProxyError {
-    match early {
-        pipeline::Early::Error(e) => e,
-        pipeline::Early::Respond(r) => not_http(r.status),
-        pipeline::Early::Redirect(_) => error(
-            ErrorKind::Internal,
-            ErrorSource::Internal,
-            "a redirect route on a non-HTTP listener".to_string(),
-        ),
-    }
 }
 
 /// The first try and the retries the route allows (the shared loop in
@@ -296,13 +282,4 @@ async fn mirror_copy<C: Codec>(
     }
     conn.finish();
     Ok(())
-}
-
-/// A filter asked for an HTTP response on a protocol that has none.
-fn not_http(status: u16) -> ProxyError {
-    error(
-        ErrorKind::Internal,
-        ErrorSource::Internal,
-        format!("a filter answered with HTTP status {status} on a non-HTTP listener"),
-    )
 }

@@ -34,6 +34,29 @@ pub enum Early<'a> {
     Redirect(&'a Redirect),
 }
 
+impl Early<'_> {
+    /// The answer as a local error, for a protocol that has no form for a
+    /// filter's complete answer or a redirect (every protocol but HTTP).
+    pub fn into_error(self) -> ProxyError {
+        match self {
+            Early::Error(e) => e,
+            Early::Respond(r) => ProxyError::new(
+                ErrorKind::Internal,
+                ErrorSource::Internal,
+                format!(
+                    "a filter answered with HTTP status {} on a non-HTTP listener",
+                    r.status
+                ),
+            ),
+            Early::Redirect(_) => ProxyError::new(
+                ErrorKind::Internal,
+                ErrorSource::Internal,
+                "a redirect route on a non-HTTP listener",
+            ),
+        }
+    }
+}
+
 impl From<ProxyError> for Early<'_> {
     fn from(e: ProxyError) -> Self {
         Early::Error(e)
