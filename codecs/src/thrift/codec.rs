@@ -1,7 +1,7 @@
 //! The Thrift [`Codec`] and [`ProtocolCodecFactory`].
 //!
 //! - Requests go upstream in the cluster's transport and protocol when the
-//!   cluster's `thrift:` section names them, else in the request's own
+//!   cluster's `options:` name them, else in the request's own
 //!   (passthrough: one copy, seqid rewritten). A different transport is
 //!   re-framing only; a different protocol family (binary ↔ compact)
 //!   re-encodes the struct ([`super::transcode`]).
@@ -46,7 +46,7 @@ impl ProtocolCodecFactory for ThriftCodecFactory {
     }
 
     fn listener_codec(&self, options: &CodecOptions) -> Result<ThriftCodec, String> {
-        let o = ThriftOptions::parse(&options.extra)?;
+        let o = ThriftOptions::parse(&options.extra).map_err(|e| e.to_string())?;
         Ok(ThriftCodec::new(
             options.max_frame_bytes,
             o.transport.fixed(),
@@ -132,7 +132,7 @@ fn no_headers_error(transport: Transport, mutation: &Mutation) -> CodecError {
         })
         .collect();
     encode_err(format!(
-        "thrift {} transport cannot carry headers (mutation of {}); use `thrift: {{ transport: header }}`",
+        "thrift {} transport cannot carry headers (mutation of {}); use `options: {{ transport: header }}`",
         transport.name(),
         keys.join(", ")
     ))
