@@ -204,6 +204,7 @@ fn write_exception(
     flags: u16,
     header_seqid: i32,
     message: &str,
+    metadata: &[(Bytes, Bytes)],
     dst: &mut BytesMut,
 ) {
     let message = clip(message);
@@ -218,10 +219,17 @@ fn write_exception(
         seqid: to.seqid,
         flags,
         header_seqid,
-        block: Block::Build(&[]),
+        block: Block::Build(metadata),
     };
-    // A name of at most 64 KiB and a clipped message always fit a frame.
-    let _ = envelope::write(dst, &env, &body);
+    if envelope::write(dst, &env, &body).is_err() {
+        // Metadata too large for a header block is dropped; a name of at
+        // most 64 KiB and a clipped message always fit a frame.
+        let env = Envelope {
+            block: Block::Build(&[]),
+            ..env
+        };
+        let _ = envelope::write(dst, &env, &body);
+    }
 }
 
 impl Codec for ThriftCodec {
@@ -293,7 +301,19 @@ impl Codec for ThriftCodec {
             .theader
             .as_ref()
             .map_or((0, st.seqid), |t| (t.flags, t.seqid));
-        write_exception(&to, name, flags, header_seqid, &error.client_message(), dst);
+        // THeader info headers carry the error's reply metadata (e.g.
+        // `retry-after`); the other transports have no place for it.
+        let metadata: Vec<(Bytes, Bytes)> = if st.transport == Transport::Header {
+            error
+                .reply_metadata
+                .iter()
+                .map(|(k, v)| (Bytes::from(k.clone()), Bytes::from(v.clone())))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let message = error.client_message();
+        write_exception(&to, name, flags, header_seqid, &message, &metadata, dst);
     }
 
     fn heartbeat_reply(&self, _heartbeat: &Message<ThriftState>, _dst: &mut BytesMut) {
@@ -305,7 +325,7 @@ impl Codec for ThriftCodec {
             return false;
         };
         let text = format!("metaproxy: bad request: {}", error.message);
-        write_exception(to, b"", 0, to.seqid, &text, dst);
+        write_exception(to, b"", 0, to.seqid, &text, &[], dst);
         true
     }
 
