@@ -153,6 +153,29 @@ fn unknown_fields_and_bad_durations_are_syntax_errors_with_positions() {
     );
 }
 
+/// Thrift's options moved under `options:` (core knows no protocol): a
+/// `thrift:` section on a listener or a cluster is an unknown field.
+#[test]
+fn the_old_thrift_section_is_an_unknown_field() {
+    expect_errors(
+        "old-thrift-listener",
+        "listeners:\n  - name: in\n    address: 127.0.0.1:0\n    protocol: thrift\n    thrift: { transport: framed }\n",
+        &["config.yaml:5:", "unknown field `thrift`", "options"],
+    );
+    expect_errors(
+        "old-thrift-cluster",
+        "clusters:\n  - name: c\n    protocol: thrift\n    thrift: { protocol: binary }\n    endpoints: [ { address: 127.0.0.1:1 } ]\n",
+        &["config.yaml:4:", "unknown field `thrift`", "options"],
+    );
+    // The same options under `options:` are valid.
+    let path = write_config(
+        "new-thrift-options",
+        "listeners:\n  - name: in\n    address: 127.0.0.1:0\n    protocol: thrift\n    options: { transport: framed }\n    routes: [ { route: { cluster: c } } ]\nclusters:\n  - name: c\n    protocol: thrift\n    options: { protocol: binary }\n    endpoints: [ { address: 127.0.0.1:1 } ]\n",
+    );
+    let (ok, out, err) = validate(&path);
+    assert!(ok, "{out}{err}");
+}
+
 #[test]
 fn unknown_protocol_filter_and_condition_shape() {
     let text = format!(

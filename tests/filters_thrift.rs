@@ -28,7 +28,7 @@ fn start(test: &str, server: &ThriftServer, filters: &str) -> Proxy {
 clusters:
   - name: backend
     protocol: thrift
-    thrift: {{ transport: header }}
+    options: {{ transport: header }}
     endpoints: [ {{ address: "{}" }} ]
 "#,
             server.address()

@@ -145,12 +145,12 @@ fn bad_thrift_options_are_reported_with_their_position() {
   - name: in
     address: 127.0.0.1:0
     protocol: thrift
-    thrift: { transport: tcp }
+    options: { transport: tcp }
     routes: [ { route: { cluster: c } } ]
 clusters:
   - name: c
     protocol: thrift
-    thrift: { transport: framed, compression: zlib }
+    options: { transport: framed, compression: zlib }
     endpoints: [ { address: 127.0.0.1:1 } ]
 "#,
     );

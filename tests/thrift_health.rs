@@ -23,7 +23,7 @@ fn thrift_call_probes_keep_traffic_off_a_dead_server() {
 clusters:
   - name: backend
     protocol: thrift
-    thrift: {{ transport: framed, protocol: binary }}
+    options: {{ transport: framed, protocol: binary }}
     health_check: {{ interval: 100ms, timeout: 1s, unhealthy_threshold: 1, healthy_threshold: 1, method: hello }}
     endpoints: [ {{ address: "{}" }}, {{ address: "{}" }} ]
 "#,

@@ -56,19 +56,19 @@ listeners:
 clusters:
   - name: framed
     protocol: thrift
-    thrift: {{ transport: framed, protocol: binary }}
+    options: {{ transport: framed, protocol: binary }}
     endpoints: [ {{ address: {} }} ]
   - name: compact
     protocol: thrift
-    thrift: {{ transport: buffered, protocol: compact }}
+    options: {{ transport: buffered, protocol: compact }}
     endpoints: [ {{ address: {} }} ]
   - name: header
     protocol: thrift
-    thrift: {{ transport: header }}
+    options: {{ transport: header }}
     endpoints: [ {{ address: {} }} ]
   - name: dead
     protocol: thrift
-    thrift: {{ transport: framed }}
+    options: {{ transport: framed }}
     endpoints: [ {{ address: {dead} }} ]
 "#,
         framed.address(),

@@ -237,7 +237,7 @@ pub use crate::config::UpstreamMode;
 pub struct CodecOptions {
     /// Largest frame accepted, in bytes.
     pub max_frame_bytes: usize,
-    /// The protocol's own config section (e.g. `thrift: {...}`), or `null`.
+    /// The protocol's own config section (`options: {...}`), or `null`.
     pub extra: serde_json::Value,
 }
 

@@ -94,11 +94,16 @@ pub struct ProxyError {
     pub origin: ErrorSource,
     /// Detail shown to the client and logged.
     pub message: String,
-    /// HTTP only: the status to answer with instead of the kind's default
-    /// (e.g. 429 from a rate limit). Other protocols ignore it.
-    pub http_status: Option<u16>,
-    /// HTTP only: extra response headers (e.g. `retry-after`). Other protocols ignore them.
-    pub http_headers: Vec<(String, String)>,
+    /// The status of the local reply, in the HTTP status space (e.g. 429
+    /// from a rate limit), instead of the one the kind implies. Each codec
+    /// maps it to its own: HTTP answers with it as is; gRPC and the other
+    /// RPC codecs answer with the status their kind maps to, and ignore it.
+    pub reply_status: Option<u16>,
+    /// Extra metadata for the local reply (e.g. `retry-after`), in order.
+    /// Each codec puts it where it can: HTTP response headers, gRPC custom
+    /// metadata (trailers of the trailers-only answer), Thrift THeader info
+    /// headers. Dubbo replies have no slot for it, so Dubbo ignores it.
+    pub reply_metadata: Vec<(String, String)>,
 }
 
 impl ProxyError {
@@ -108,20 +113,22 @@ impl ProxyError {
             kind,
             origin,
             message: message.into(),
-            http_status: None,
-            http_headers: Vec::new(),
+            reply_status: None,
+            reply_metadata: Vec::new(),
         }
     }
 
-    /// Sets the HTTP status used instead of the kind's default.
-    pub fn with_http_status(mut self, status: u16) -> Self {
-        self.http_status = Some(status);
+    /// Sets the local reply's status (HTTP status space) used instead of the
+    /// kind's default; see [`ProxyError::reply_status`].
+    pub fn with_reply_status(mut self, status: u16) -> Self {
+        self.reply_status = Some(status);
         self
     }
 
-    /// Adds an HTTP response header to the local reply.
-    pub fn with_http_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.http_headers.push((name.into(), value.into()));
+    /// Adds one entry of metadata to the local reply; see
+    /// [`ProxyError::reply_metadata`].
+    pub fn with_reply_metadata(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.reply_metadata.push((name.into(), value.into()));
         self
     }
 

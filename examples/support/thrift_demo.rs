@@ -4,7 +4,7 @@
 //! Apache Thrift's Python client, which works against it unchanged).
 //!
 //! The server reads framed, unframed and THeader requests (binary only; a
-//! cluster with `thrift: { protocol: binary }` translates compact clients)
+//! cluster with `options: { protocol: binary }` translates compact clients)
 //! and answers in the transport it was asked in. The client speaks framed
 //! binary, or THeader binary when it has info headers to send.
 #![allow(dead_code)]

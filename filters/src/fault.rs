@@ -186,7 +186,7 @@ impl Rule {
                     if !(200..=599).contains(&s) {
                         return Err(format!("`{name}`: http_status {s} is not in 200..=599"));
                     }
-                    e = e.with_http_status(s);
+                    e = e.with_reply_status(s);
                 }
                 Some((e, chance))
             }
@@ -326,7 +326,7 @@ mod tests {
         match f.on_request(&mut request(&[("who", "eve")])).await {
             FilterAction::Reply(e) => {
                 assert_eq!(e.kind, ErrorKind::PermissionDenied);
-                assert_eq!(e.http_status, None);
+                assert_eq!(e.reply_status, None);
                 assert_eq!(e.message, "fault injected by rule `deny`");
             }
             other => panic!("{other:?}"),
@@ -335,7 +335,7 @@ mod tests {
         for _ in 0..2000 {
             if let FilterAction::Reply(e) = f.on_request(&mut request(&[("who", "bob")])).await {
                 assert_eq!(
-                    (e.kind, e.http_status),
+                    (e.kind, e.reply_status),
                     (ErrorKind::NoHealthyUpstream, Some(503))
                 );
                 aborted += 1;

@@ -327,7 +327,7 @@ impl GlobalRateLimit {
                     ErrorSource::Internal,
                     "global rate limit unavailable",
                 )
-                .with_http_status(503),
+                .with_reply_status(503),
             ),
         }
     }
@@ -364,8 +364,8 @@ impl Filter for GlobalRateLimit {
                     ErrorSource::Internal,
                     format!("global rate limit `{}` exceeded", check.descriptor.name),
                 )
-                .with_http_status(429)
-                .with_http_header(
+                .with_reply_status(429)
+                .with_reply_metadata(
                     "retry-after",
                     retry_after_secs(Duration::from_millis(check.window_left_ms)).to_string(),
                 ),
@@ -529,7 +529,7 @@ mod tests {
                 FilterAction::Continue => ok += 1,
                 FilterAction::Reply(e) => {
                     assert_eq!(e.kind, ErrorKind::OverLimit, "{e}");
-                    assert_eq!(e.http_status, Some(429), "{e}");
+                    assert_eq!(e.reply_status, Some(429), "{e}");
                 }
                 FilterAction::Respond(r) => panic!("{r:?}"),
             }
@@ -683,7 +683,7 @@ mod tests {
                 match (mode, action) {
                     ("allow", FilterAction::Continue) => {}
                     ("deny", FilterAction::Reply(e)) => {
-                        assert_eq!((e.kind, e.http_status), (ErrorKind::OverLimit, Some(503)));
+                        assert_eq!((e.kind, e.reply_status), (ErrorKind::OverLimit, Some(503)));
                     }
                     (mode, other) => panic!("{address} {mode}: {other:?}"),
                 }

@@ -187,8 +187,8 @@ impl Limit {
                 ErrorSource::Internal,
                 format!("local rate limit `{}` exceeded", self.name),
             )
-            .with_http_status(429)
-            .with_http_header("retry-after", retry_after_secs(wait).to_string())
+            .with_reply_status(429)
+            .with_reply_metadata("retry-after", retry_after_secs(wait).to_string())
         })
     }
 }
@@ -317,9 +317,9 @@ mod tests {
                 FilterAction::Continue => ok += 1,
                 FilterAction::Reply(e) => {
                     assert_eq!(e.kind, ErrorKind::OverLimit);
-                    assert_eq!(e.http_status, Some(429));
-                    assert_eq!(e.http_headers[0].0, "retry-after");
-                    let secs: u64 = e.http_headers[0].1.parse().unwrap();
+                    assert_eq!(e.reply_status, Some(429));
+                    assert_eq!(e.reply_metadata[0].0, "retry-after");
+                    let secs: u64 = e.reply_metadata[0].1.parse().unwrap();
                     assert!(secs >= 1, "{secs}");
                 }
                 FilterAction::Respond(r) => panic!("unexpected {r:?}"),

@@ -58,10 +58,11 @@ pub fn grpc_percent_encode(text: &str) -> String {
     out
 }
 
-/// The local reply for `err`: a gRPC trailers-only answer when `grpc`,
-/// else the error's HTTP status (`ProxyError::http_status`, e.g. 429 from a
-/// rate limit) or the kind's, with a short text body and the error's extra
-/// headers (e.g. `retry-after`).
+/// The local reply for `err`: a gRPC trailers-only answer when `grpc`
+/// (`grpc-status` from the kind, the error's reply metadata as custom
+/// metadata), else the error's reply status (`ProxyError::reply_status`,
+/// e.g. 429 from a rate limit) or the kind's, with a short text body and the
+/// error's reply metadata as response headers (e.g. `retry-after`).
 pub fn local_reply(err: &ProxyError, grpc: bool) -> Response<ProxyBody> {
     let reason = HeaderValue::from_static(reason_of(err.kind));
     if grpc {
@@ -79,22 +80,34 @@ pub fn local_reply(err: &ProxyError, grpc: bool) -> Response<ProxyBody> {
             h.insert("grpc-message", v);
         }
         h.insert(REASON, reason);
+        append_metadata(h, &err.reply_metadata, true);
         return resp;
     }
     let status = err
-        .http_status
+        .reply_status
         .and_then(|s| StatusCode::from_u16(s).ok())
         .unwrap_or_else(|| status_of(err.kind));
     let mut resp = text_reply(status, reason, format!("{}\n", err.client_message()));
-    for (name, value) in &err.http_headers {
+    append_metadata(resp.headers_mut(), &err.reply_metadata, false);
+    resp
+}
+
+/// Appends a local reply's metadata as headers (for `grpc`, as custom
+/// metadata: gRPC's reserved `grpc-*` names and `content-type` are skipped);
+/// names or values that are not valid header text are skipped.
+fn append_metadata(headers: &mut header::HeaderMap, metadata: &[(String, String)], grpc: bool) {
+    for (name, value) in metadata {
+        let lower = name.to_ascii_lowercase();
+        if grpc && (lower.starts_with("grpc-") || lower == "content-type") {
+            continue;
+        }
         if let (Ok(n), Ok(v)) = (
             header::HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_str(value),
         ) {
-            resp.headers_mut().append(n, v);
+            headers.append(n, v);
         }
     }
-    resp
 }
 
 /// A plain-text reply with `x-metaproxy-reason`.

@@ -195,10 +195,20 @@ fn local_replies_in_http_and_grpc_form() {
     assert_eq!(local_reply(&over, false).status(), 503);
     let limited = over
         .clone()
-        .with_http_status(429)
-        .with_http_header("retry-after", "1");
+        .with_reply_status(429)
+        .with_reply_metadata("retry-after", "1");
     let r = local_reply(&limited, false);
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "1");
-    assert_eq!(local_reply(&limited, true).headers()["grpc-status"], "8");
+    let g = local_reply(&limited, true);
+    assert_eq!(g.status(), 200, "gRPC ignores the reply status");
+    assert_eq!(g.headers()["grpc-status"], "8");
+    assert_eq!(g.headers()["retry-after"], "1", "custom metadata");
+    let spoof = limited
+        .with_reply_metadata("grpc-status", "0")
+        .with_reply_metadata("content-type", "text/html");
+    let g = local_reply(&spoof, true);
+    assert_eq!(g.headers().get_all("grpc-status").iter().count(), 1);
+    assert_eq!(g.headers()["grpc-status"], "8");
+    assert_eq!(g.headers()["content-type"], "application/grpc");
 }

@@ -1,7 +1,7 @@
 //! The Thrift [`Codec`] and [`ProtocolCodecFactory`].
 //!
 //! - Requests go upstream in the cluster's transport and protocol when the
-//!   cluster's `thrift:` section names them, else in the request's own
+//!   cluster's `options:` name them, else in the request's own
 //!   (passthrough: one copy, seqid rewritten). A different transport is
 //!   re-framing only; a different protocol family (binary ↔ compact)
 //!   re-encodes the struct ([`super::transcode`]).
@@ -46,7 +46,7 @@ impl ProtocolCodecFactory for ThriftCodecFactory {
     }
 
     fn listener_codec(&self, options: &CodecOptions) -> Result<ThriftCodec, String> {
-        let o = ThriftOptions::parse(&options.extra)?;
+        let o = ThriftOptions::parse(&options.extra).map_err(|e| e.to_string())?;
         Ok(ThriftCodec::new(
             options.max_frame_bytes,
             o.transport.fixed(),
@@ -132,7 +132,7 @@ fn no_headers_error(transport: Transport, mutation: &Mutation) -> CodecError {
         })
         .collect();
     encode_err(format!(
-        "thrift {} transport cannot carry headers (mutation of {}); use `thrift: {{ transport: header }}`",
+        "thrift {} transport cannot carry headers (mutation of {}); use `options: {{ transport: header }}`",
         transport.name(),
         keys.join(", ")
     ))
@@ -204,6 +204,7 @@ fn write_exception(
     flags: u16,
     header_seqid: i32,
     message: &str,
+    metadata: &[(Bytes, Bytes)],
     dst: &mut BytesMut,
 ) {
     let message = clip(message);
@@ -218,10 +219,17 @@ fn write_exception(
         seqid: to.seqid,
         flags,
         header_seqid,
-        block: Block::Build(&[]),
+        block: Block::Build(metadata),
     };
-    // A name of at most 64 KiB and a clipped message always fit a frame.
-    let _ = envelope::write(dst, &env, &body);
+    if envelope::write(dst, &env, &body).is_err() {
+        // Metadata too large for a header block is dropped; a name of at
+        // most 64 KiB and a clipped message always fit a frame.
+        let env = Envelope {
+            block: Block::Build(&[]),
+            ..env
+        };
+        let _ = envelope::write(dst, &env, &body);
+    }
 }
 
 impl Codec for ThriftCodec {
@@ -293,7 +301,19 @@ impl Codec for ThriftCodec {
             .theader
             .as_ref()
             .map_or((0, st.seqid), |t| (t.flags, t.seqid));
-        write_exception(&to, name, flags, header_seqid, &error.client_message(), dst);
+        // THeader info headers carry the error's reply metadata (e.g.
+        // `retry-after`); the other transports have no place for it.
+        let metadata: Vec<(Bytes, Bytes)> = if st.transport == Transport::Header {
+            error
+                .reply_metadata
+                .iter()
+                .map(|(k, v)| (Bytes::from(k.clone()), Bytes::from(v.clone())))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let message = error.client_message();
+        write_exception(&to, name, flags, header_seqid, &message, &metadata, dst);
     }
 
     fn heartbeat_reply(&self, _heartbeat: &Message<ThriftState>, _dst: &mut BytesMut) {
@@ -305,7 +325,7 @@ impl Codec for ThriftCodec {
             return false;
         };
         let text = format!("metaproxy: bad request: {}", error.message);
-        write_exception(to, b"", 0, to.seqid, &text, dst);
+        write_exception(to, b"", 0, to.seqid, &text, &[], dst);
         true
     }
 

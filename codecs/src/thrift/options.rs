@@ -1,4 +1,5 @@
-//! The `thrift:` config section of listeners and clusters:
+//! The `options:` of `protocol: thrift` listeners and clusters, owned and
+//! parsed here (core passes the section through untouched):
 //! `{ transport: framed|unframed|buffered|header|auto, protocol: binary|compact|auto }`.
 
 use serde::Deserialize;
@@ -57,7 +58,18 @@ impl ProtocolOption {
     }
 }
 
-/// The parsed `thrift:` section.
+/// Why a Thrift `options:` section was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    /// The section does not deserialize: an unknown key, a bad value or a
+    /// section that is not a mapping.
+    #[error(
+        "bad Thrift `options`: {0} (expected `transport: framed|unframed|header|auto`, `protocol: binary|compact|auto`)"
+    )]
+    Invalid(String),
+}
+
+/// The parsed `options:` section of a Thrift listener or cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ThriftOptions {
@@ -71,15 +83,11 @@ pub struct ThriftOptions {
 
 impl ThriftOptions {
     /// Parses the section (`null` means all defaults).
-    pub fn parse(extra: &serde_json::Value) -> Result<Self, String> {
+    pub fn parse(extra: &serde_json::Value) -> Result<Self, OptionsError> {
         if extra.is_null() {
             return Ok(Self::default());
         }
-        serde_json::from_value(extra.clone()).map_err(|e| {
-            format!(
-                "bad `thrift` options: {e} (expected `transport: framed|unframed|header|auto`, `protocol: binary|compact|auto`)"
-            )
-        })
+        serde_json::from_value(extra.clone()).map_err(|e| OptionsError::Invalid(e.to_string()))
     }
 }
 
@@ -105,9 +113,14 @@ mod tests {
 
     #[test]
     fn rejects_unknown_values_and_fields() {
-        let e = ThriftOptions::parse(&json!({"transport": "zlib"})).unwrap_err();
+        let e = ThriftOptions::parse(&json!({"transport": "zlib"}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("zlib") && e.contains("framed|unframed"), "{e}");
-        let e = ThriftOptions::parse(&json!({"transprot": "framed"})).unwrap_err();
+        let e = ThriftOptions::parse(&json!({"transprot": "framed"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("bad Thrift `options`"), "{e}");
         assert!(e.contains("transprot"), "{e}");
         assert!(ThriftOptions::parse(&json!("framed")).is_err());
     }

@@ -45,12 +45,7 @@ pub(super) fn build_cluster(
     };
     let options = CodecOptions {
         max_frame_bytes: c.max_frame_bytes.unwrap_or(DEFAULT_MAX_FRAME_BYTES),
-        extra: protocol_section(
-            sink,
-            &c.protocol.value,
-            c.thrift.as_ref(),
-            c.options.as_ref(),
-        ),
+        extra: protocol_section(c.options.as_ref()),
     };
     if options.max_frame_bytes < 16 {
         sink.on(&c.name, "max_frame_bytes must be at least 16");
@@ -335,27 +330,12 @@ fn breaker(sink: &mut ErrorSink, c: &ClusterConfig) -> Arc<CircuitBreaker> {
     Arc::new(CircuitBreaker::new(limits))
 }
 
-/// The protocol's own config section: `thrift:` for Thrift, `options:` for
-/// any other protocol (plugins); `thrift:` elsewhere is an error.
+/// The protocol's own config section (`options:`), handed to its codec as
+/// it is; `null` when absent.
 pub(super) fn protocol_section(
-    sink: &mut ErrorSink,
-    protocol: &str,
-    thrift: Option<&serde_saphyr::Spanned<serde_json::Value>>,
     options: Option<&serde_saphyr::Spanned<serde_json::Value>>,
 ) -> serde_json::Value {
-    if let Some(t) = thrift
-        && protocol != "thrift"
-    {
-        sink.on(
-            t,
-            format!("`thrift` options apply only to `protocol: thrift`, not `{protocol}`"),
-        );
-    }
-    match (protocol, thrift, options) {
-        ("thrift", Some(t), _) => t.value.clone(),
-        (_, _, Some(o)) => o.value.clone(),
-        _ => serde_json::Value::Null,
-    }
+    options.map_or(serde_json::Value::Null, |o| o.value.clone())
 }
 
 #[cfg(test)]

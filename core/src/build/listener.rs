@@ -84,12 +84,7 @@ pub(super) fn build_listener(
             ),
         );
     }
-    let extra = protocol_section(
-        sink,
-        &l.protocol.value,
-        l.thrift.as_ref(),
-        l.options.as_ref(),
-    );
+    let extra = protocol_section(l.options.as_ref());
     let handler = protocol.and_then(|p| {
         p.listener_handler(&CodecOptions {
             max_frame_bytes: limits.max_frame_bytes,

@@ -61,10 +61,8 @@ pub struct ListenerConfig {
     /// Limits for this listener's connections.
     #[serde(default)]
     pub limits: ListenerLimits,
-    /// Thrift options (`transport`, `protocol`); only for `protocol: thrift`.
-    #[serde(default)]
-    pub thrift: Option<Spanned<serde_json::Value>>,
-    /// Options of a plugin codec, passed to it as they are.
+    /// The protocol's own options, passed to its codec as they are (each
+    /// codec parses and validates its own).
     #[serde(default)]
     pub options: Option<Spanned<serde_json::Value>>,
     /// One line per request: `{ path, format, sample }`.
@@ -624,10 +622,8 @@ pub struct ClusterConfig {
     /// priority levels) and the zones drained of traffic.
     #[serde(default)]
     pub locality: Option<Spanned<LocalityConfig>>,
-    /// Thrift options (`transport`, `protocol`); only for `protocol: thrift`.
-    #[serde(default)]
-    pub thrift: Option<Spanned<serde_json::Value>>,
-    /// Options of a plugin codec, passed to it as they are.
+    /// The protocol's own options, passed to its codec as they are (each
+    /// codec parses and validates its own).
     #[serde(default)]
     pub options: Option<Spanned<serde_json::Value>>,
 }

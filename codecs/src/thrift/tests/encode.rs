@@ -155,6 +155,38 @@ fn headers_of(msg: &metaproxy_core::Message<super::super::ThriftState>) -> Vec<(
 }
 
 #[test]
+fn local_replies_carry_reply_metadata_as_theader_info_headers() {
+    let limited = error(ErrorKind::OverLimit, "slow down")
+        .with_reply_status(429)
+        .with_reply_metadata("retry-after", "2")
+        .with_reply_metadata("x-limit", "10");
+    for (t, p) in FORMATS {
+        let request = decode_one(&vector("call", t, p));
+        let mut out = BytesMut::new();
+        auto_codec().local_reply(&request, &limited, &mut out);
+        let reply = decode_one(&out);
+        assert_eq!(reply.kind, metaproxy_core::MessageKind::Error, "{t} {p}");
+        let expected: Vec<(String, String)> = if t == "header" {
+            vec![
+                ("retry-after".into(), "2".into()),
+                ("x-limit".into(), "10".into()),
+            ]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(headers_of(&reply), expected, "{t} {p}");
+    }
+    // Metadata too large for a header block is dropped; the exception still goes out.
+    let huge = error(ErrorKind::OverLimit, "x").with_reply_metadata("k", "v".repeat(70_000));
+    let request = decode_one(&vector("call", "header", "binary"));
+    let mut out = BytesMut::new();
+    auto_codec().local_reply(&request, &huge, &mut out);
+    let reply = decode_one(&out);
+    assert_eq!(reply.kind, metaproxy_core::MessageKind::Error);
+    assert!(headers_of(&reply).is_empty());
+}
+
+#[test]
 fn mutations_set_and_remove_theader_headers() {
     for p in ["binary", "compact"] {
         let request = decode_one(&vector("call-headers", "header", p));
