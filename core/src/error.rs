@@ -127,7 +127,11 @@ impl ProxyError {
 
     /// Adds one entry of metadata to the local reply; see
     /// [`ProxyError::reply_metadata`].
-    pub fn with_reply_metadata(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn with_reply_metadata(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
         self.reply_metadata.push((name.into(), value.into()));
         self
     }
