@@ -177,7 +177,7 @@ fn local_replies_carry_reply_metadata_as_theader_info_headers() {
         assert_eq!(headers_of(&reply), expected, "{t} {p}");
     }
     // Metadata too large for a header block is dropped; the exception still goes out.
-    let huge = error(ErrorKind::OverLimit, "x").with_reply_metadata("k", "v".repeat(70_000));
+    let huge = error(ErrorKind::OverLimit, "x").with_reply_metadata("k", "v".repeat(300_000));
     let request = decode_one(&vector("call", "header", "binary"));
     let mut out = BytesMut::new();
     auto_codec().local_reply(&request, &huge, &mut out);
