@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use metaproxy::core::error::{ErrorKind, ErrorSource, ProxyError};
+use metaproxy::core::error::{ErrorKind, ErrorSource, PluginError, ProxyError};
 use metaproxy::core::filter::{Filter, FilterAction, FilterContext, FilterFactory, RequestContext};
 
 /// Refuses requests without the configured header.
@@ -48,7 +48,7 @@ impl FilterFactory for RequireHeaderFactory {
         &self,
         config: &serde_json::Value,
         _: &FilterContext<'_>,
-    ) -> Result<Arc<dyn Filter>, String> {
+    ) -> Result<Arc<dyn Filter>, PluginError> {
         let key = config["key"]
             .as_str()
             .ok_or("`key` (a string) is required")?;

@@ -7,7 +7,10 @@ mod common;
 mod http_peers;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Proxy, dead_address};
@@ -158,6 +161,96 @@ clusters:
             );
         }
     }
+}
+
+/// An upstream that answers every request with a head that breaks HTTP
+/// (two different content-lengths); counts the requests it read.
+fn broken_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if stream.read(&mut byte).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",
+                );
+            });
+        }
+    });
+    (address, seen)
+}
+
+#[test]
+fn an_answer_that_breaks_http_is_not_retried_but_counts_against_its_endpoint() {
+    let (broken, seen) = broken_upstream();
+    let live = Backend::start("live");
+    let config = format!(
+        r#"
+admin: {{ address: 127.0.0.1:0 }}
+listeners:
+  - name: http-in
+    address: 127.0.0.1:0
+    protocol: http
+    routes:
+      - route:
+          cluster: app
+          retries: {{ attempts: 2, on: [reset, connect-failure], backoff: {{ base: 5ms, max: 20ms }} }}
+clusters:
+  - name: app
+    protocol: http
+    outlier_detection: {{ consecutive_gateway_errors: 1, base_ejection_time: 60s, max_ejection_percent: 50 }}
+    endpoints: [ {{ address: "{broken}" }}, {{ address: "{live}" }} ]
+"#,
+        live = live.address(),
+    );
+    let proxy = Proxy::start("http_bad_answer_retry", &config);
+    let addr = proxy.addr("http-in");
+    // Round robin reaches the broken endpoint within two requests; its
+    // answer is a 502 of its own (sending it again would get the same
+    // answer), not a retry on `live`.
+    let mut statuses = Vec::new();
+    for i in 0..2 {
+        let r = curl(&[&url(addr, &format!("/x/{i}"))]);
+        if r.status == 502 {
+            assert!(r.body.contains("content-length values differ"), "{r:?}");
+        }
+        statuses.push(r.status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 502).count(),
+        1,
+        "{statuses:?}\n{}",
+        proxy.logs()
+    );
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        1,
+        "the broken endpoint was asked once"
+    );
+    assert_eq!(
+        proxy.metric("metaproxy_upstream_retries_total{cluster=\"app\"}"),
+        0.0
+    );
+    // The bad answer was a gateway error: the endpoint is ejected, and
+    // every later request goes to `live`.
+    for i in 0..6 {
+        let r = curl(&[&url(addr, &format!("/y/{i}"))]);
+        assert_eq!((r.status, tag(&r.body)), (200, "live".to_string()), "{r:?}");
+    }
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use metaproxy_core::PluginError;
 use metaproxy_core::config::parse_str;
 use metaproxy_core::listener::{ClientStream, ListenerContext};
 use metaproxy_core::registry::{ClusterCodec, ConnectionHandler, Protocol, Registry, ServeFuture};
@@ -29,10 +30,13 @@ impl Protocol for Fake {
     fn name(&self) -> &'static str {
         "fake"
     }
-    fn listener_handler(&self, _: &CodecOptions) -> Result<Arc<dyn ConnectionHandler>, String> {
+    fn listener_handler(
+        &self,
+        _: &CodecOptions,
+    ) -> Result<Arc<dyn ConnectionHandler>, PluginError> {
         Ok(Arc::new(Fake))
     }
-    fn cluster_codec(&self, _: &CodecOptions) -> Result<ClusterCodec, String> {
+    fn cluster_codec(&self, _: &CodecOptions) -> Result<ClusterCodec, PluginError> {
         Ok(ClusterCodec {
             codec: Arc::new(()),
             default_mode: UpstreamMode::Multiplex,

@@ -81,20 +81,31 @@ impl std::fmt::Debug for AccessLog {
     }
 }
 
+/// Why an access log config was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AccessLogError {
+    /// A `%` in the format that no later `%` closes.
+    #[error("access_log.format: unclosed `%` in `{0}`")]
+    UnclosedField(String),
+    /// `sample` outside 0.0..=1.0.
+    #[error("access_log.sample is a share between 0.0 and 1.0, not {0}")]
+    BadSample(f64),
+}
+
 impl AccessLog {
     /// Checks a config (for validation) without starting a writer.
-    pub fn check(config: &AccessLogConfig) -> Result<(), String> {
+    pub fn check(config: &AccessLogConfig) -> Result<(), AccessLogError> {
         parse_format(config.format.as_deref())?;
         if let Some(s) = config.sample
             && !(0.0..=1.0).contains(&s)
         {
-            return Err("access_log.sample is a share between 0.0 and 1.0".into());
+            return Err(AccessLogError::BadSample(s));
         }
         Ok(())
     }
 
     /// Starts the writer task (needs a tokio runtime).
-    pub fn start(config: &AccessLogConfig) -> Result<Self, String> {
+    pub fn start(config: &AccessLogConfig) -> Result<Self, AccessLogError> {
         let format = parse_format(config.format.as_deref())?;
         let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
         let path = config.path.clone().unwrap_or_else(|| "stdout".into());
@@ -160,7 +171,7 @@ impl AccessLog {
     }
 }
 
-fn parse_format(format: Option<&str>) -> Result<Format, String> {
+fn parse_format(format: Option<&str>) -> Result<Format, AccessLogError> {
     let Some(text) = format.filter(|f| *f != "json") else {
         return Ok(Format::Json);
     };
@@ -173,7 +184,7 @@ fn parse_format(format: Option<&str>) -> Result<Format, String> {
         let after = &rest[start + 1..];
         let end = after
             .find('%')
-            .ok_or_else(|| format!("access_log.format: unclosed `%` in `{text}`"))?;
+            .ok_or_else(|| AccessLogError::UnclosedField(text.to_string()))?;
         parts.push(if end == 0 {
             Part::Text("%".into())
         } else {

@@ -10,6 +10,7 @@
 //! [`crate::registry::RpcProtocol::new`] under its name. Nothing in this crate
 //! changes.
 
+use crate::error::PluginError;
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
@@ -260,10 +261,10 @@ pub trait ProtocolCodecFactory: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// The codec for a listener (downstream side).
-    fn listener_codec(&self, options: &CodecOptions) -> Result<Self::Codec, String>;
+    fn listener_codec(&self, options: &CodecOptions) -> Result<Self::Codec, PluginError>;
 
     /// The codec for a cluster (upstream side). Defaults to the listener codec.
-    fn cluster_codec(&self, options: &CodecOptions) -> Result<Self::Codec, String> {
+    fn cluster_codec(&self, options: &CodecOptions) -> Result<Self::Codec, PluginError> {
         self.listener_codec(options)
     }
 }

@@ -1,9 +1,16 @@
-//! The one error type shared by every crate: a kind, where it came from and a message.
+//! The one error type of the request path, shared by every crate: a kind,
+//! where it came from, a retry decision, a cause chain and context.
 //!
 //! Every [`ErrorKind`] maps to exactly one local reply per protocol; rendering
-//! that reply is the codec's job ([`crate::Codec::local_reply`]).
+//! that reply is the codec's job ([`crate::Codec::local_reply`]). The kind and
+//! the origin together decide what the pipeline does with a failed try:
+//! whether it counts against the endpoint (outlier detection) and whether the
+//! route's retry policy may repeat it.
 
+use std::borrow::Cow;
+use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 
 /// What went wrong, as far as the client's reply is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,7 +80,9 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// Which side of the proxy an error came from.
+/// Which side of the proxy an error came from. Only upstream failures count
+/// against an endpoint or are retried: a client that hangs up mid-request
+/// says nothing about the host it was talking to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorSource {
     /// The client sent something wrong.
@@ -84,9 +93,25 @@ pub enum ErrorSource {
     Internal,
 }
 
+/// Whether a failed try may be sent again (to another endpoint), before the
+/// route's retry policy has its say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Retry {
+    /// Decided by kind and origin: an upstream connect failure, reset or
+    /// timeout may be retried; nothing else is.
+    #[default]
+    ByKind,
+    /// Decided where the error was raised, e.g. never for an upstream
+    /// answer that broke the protocol (sending it again gets the same
+    /// answer), whatever the policy says.
+    Decided(bool),
+}
+
+/// A cause kept behind a [`ProxyError`] (shared, so the error stays `Clone`).
+pub type Cause = Arc<dyn StdError + Send + Sync + 'static>;
+
 /// An error that ends one request with a local reply.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{kind}: {message}")]
+#[derive(Debug, Clone)]
 pub struct ProxyError {
     /// What went wrong.
     pub kind: ErrorKind,
@@ -104,6 +129,13 @@ pub struct ProxyError {
     /// metadata (trailers of the trailers-only answer), Thrift THeader info
     /// headers. Dubbo replies have no slot for it, so Dubbo ignores it.
     pub reply_metadata: Vec<(String, String)>,
+    /// Whether the try may be repeated; see [`ProxyError::is_retryable`].
+    pub retry: Retry,
+    /// What the proxy was doing, outermost first (`"mirror to shadow"`);
+    /// logged, never shown to the client.
+    context: Vec<Cow<'static, str>>,
+    /// The lower-level error behind this one, if any (`source()`).
+    cause: Option<Cause>,
 }
 
 impl ProxyError {
@@ -115,7 +147,45 @@ impl ProxyError {
             message: message.into(),
             reply_status: None,
             reply_metadata: Vec::new(),
+            retry: Retry::ByKind,
+            context: Vec::new(),
+            cause: None,
         }
+    }
+
+    /// An error the upstream caused (connect failure, reset, bad answer).
+    pub fn upstream(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::new(kind, ErrorSource::Upstream, message)
+    }
+
+    /// An error the client caused (bad request, broken body).
+    pub fn downstream(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::new(kind, ErrorSource::Downstream, message)
+    }
+
+    /// An error the proxy decided (routing, limits, filters) or a bug.
+    pub fn internal(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::new(kind, ErrorSource::Internal, message)
+    }
+
+    /// Keeps `cause` as this error's [`source`](StdError::source): logs show
+    /// the whole chain ([`ProxyError::chain`]), the client only the message.
+    pub fn with_cause(mut self, cause: impl StdError + Send + Sync + 'static) -> Self {
+        self.cause = Some(Arc::new(cause));
+        self
+    }
+
+    /// Adds what the proxy was doing when the error happened, as the new
+    /// outermost context (`"mirror to shadow"`, `"health check"`).
+    pub fn context(mut self, what: impl Into<Cow<'static, str>>) -> Self {
+        self.context.insert(0, what.into());
+        self
+    }
+
+    /// Fixes whether the try may be repeated, whatever its kind says.
+    pub fn with_retry(mut self, retry: bool) -> Self {
+        self.retry = Retry::Decided(retry);
+        self
     }
 
     /// Sets the local reply's status (HTTP status space) used instead of the
@@ -136,16 +206,210 @@ impl ProxyError {
         self
     }
 
-    /// Whether trying again on another host might succeed.
+    /// Whether the upstream failed to answer at all: a connect failure,
+    /// reset or timeout that came from the upstream. These count as gateway
+    /// errors against the endpoint (outlier detection).
+    pub fn is_upstream_failure(&self) -> bool {
+        self.origin == ErrorSource::Upstream
+            && matches!(
+                self.kind,
+                ErrorKind::ConnectFailure | ErrorKind::UpstreamReset | ErrorKind::Timeout
+            )
+    }
+
+    /// Whether trying again on another host might succeed: the decision
+    /// made where the error was raised, else [`is_upstream_failure`](Self::is_upstream_failure).
+    /// The route's retry policy then decides which of these it repeats.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self.kind,
-            ErrorKind::ConnectFailure | ErrorKind::UpstreamReset | ErrorKind::Timeout
-        )
+        match self.retry {
+            Retry::Decided(retry) => retry,
+            Retry::ByKind => self.is_upstream_failure(),
+        }
+    }
+
+    /// The context, outermost first.
+    pub fn context_chain(&self) -> impl Iterator<Item = &str> {
+        self.context.iter().map(|c| &**c)
     }
 
     /// The text a client sees: `metaproxy: <kind>: <message>`.
     pub fn client_message(&self) -> String {
         format!("metaproxy: {}: {}", self.kind, self.message)
+    }
+
+    /// The whole story for a log line: context, kind, message and every
+    /// cause that adds something (`mirror to shadow: upstream connect
+    /// failure: cannot connect to 10.0.0.1:80: connection refused`).
+    pub fn chain(&self) -> Chain<'_> {
+        Chain(self)
+    }
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in &self.context {
+            write!(f, "{c}: ")?;
+        }
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+impl StdError for ProxyError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|c| c as &(dyn StdError + 'static))
+    }
+}
+
+/// Displays a [`ProxyError`] with its causes; see [`ProxyError::chain`].
+#[derive(Debug)]
+pub struct Chain<'a>(&'a ProxyError);
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.to_string();
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            let text = cause.to_string();
+            // Messages often repeat their cause's text; show it once.
+            if !shown.contains(&text) {
+                shown.push_str(": ");
+                shown.push_str(&text);
+            }
+            next = cause.source();
+        }
+        f.write_str(&shown)
+    }
+}
+
+/// Why an upstream connection could not be opened (the cause behind a
+/// connect failure, and a failed health probe's).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// Neither the TCP connect nor the TLS handshake finished in time.
+    #[error("timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    /// The TCP connect failed.
+    #[error("{0}")]
+    Tcp(std::io::Error),
+    /// The TLS handshake failed (an untrusted or expired certificate, a
+    /// refused client certificate, no common version or ALPN).
+    #[error("TLS handshake: {0}")]
+    Tls(std::io::Error),
+}
+
+/// Why a protocol or filter factory refused its config section; the config
+/// builder reports it at the place the section was written.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// An option has a value the plugin cannot use.
+    #[error("`{option}`: {reason}")]
+    InvalidOption {
+        /// The option's name, or its path inside the section (`fields.id`).
+        option: String,
+        /// What is wrong with the value.
+        reason: String,
+    },
+    /// An option the plugin needs was not given.
+    #[error("missing option `{0}`")]
+    MissingOption(String),
+    /// The section is not valid for this plugin (unknown field, wrong
+    /// shape, or a combination the plugin does not support).
+    #[error("{0}")]
+    Invalid(String),
+    /// The plugin could not use what the config points to (a file, an
+    /// address), with the lower-level error.
+    #[error("{what}: {source}")]
+    Unusable {
+        /// What could not be used.
+        what: String,
+        /// Why.
+        #[source]
+        source: Box<dyn StdError + Send + Sync + 'static>,
+    },
+}
+
+impl PluginError {
+    /// An [`InvalidOption`](PluginError::InvalidOption) error.
+    pub fn invalid_option(option: impl Into<String>, reason: impl fmt::Display) -> Self {
+        PluginError::InvalidOption {
+            option: option.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl From<String> for PluginError {
+    fn from(message: String) -> Self {
+        PluginError::Invalid(message)
+    }
+}
+
+impl From<&str> for PluginError {
+    fn from(message: &str) -> Self {
+        PluginError::Invalid(message.to_string())
+    }
+}
+
+impl From<serde_json::Error> for PluginError {
+    fn from(e: serde_json::Error) -> Self {
+        PluginError::Invalid(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_upstream_failures_count_and_retry_unless_decided() {
+        let reset = ProxyError::upstream(ErrorKind::UpstreamReset, "closed");
+        assert!(reset.is_upstream_failure() && reset.is_retryable());
+        let client = ProxyError::downstream(ErrorKind::UpstreamReset, "client body broke");
+        assert!(!client.is_upstream_failure() && !client.is_retryable());
+        let limit = ProxyError::internal(ErrorKind::OverLimit, "breaker");
+        assert!(!limit.is_retryable());
+        let bad = reset.clone().with_retry(false);
+        assert!(bad.is_upstream_failure() && !bad.is_retryable());
+        let forced = limit.with_retry(true);
+        assert!(forced.is_retryable() && !forced.is_upstream_failure());
+    }
+
+    #[test]
+    fn the_chain_shows_context_and_new_causes_and_the_client_sees_neither() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = ProxyError::upstream(ErrorKind::ConnectFailure, "cannot connect to 10.0.0.1:80")
+            .with_cause(io)
+            .context("try 2")
+            .context("mirror to shadow");
+        assert_eq!(
+            e.to_string(),
+            "mirror to shadow: try 2: upstream connect failure: cannot connect to 10.0.0.1:80"
+        );
+        assert_eq!(
+            e.chain().to_string(),
+            "mirror to shadow: try 2: upstream connect failure: cannot connect to 10.0.0.1:80: refused"
+        );
+        assert_eq!(e.source().unwrap().to_string(), "refused");
+        assert_eq!(
+            e.client_message(),
+            "metaproxy: upstream connect failure: cannot connect to 10.0.0.1:80"
+        );
+        let repeated = ProxyError::upstream(ErrorKind::UpstreamReset, "io: broken pipe")
+            .with_cause(std::io::Error::other("broken pipe"));
+        assert_eq!(repeated.chain().to_string(), repeated.to_string());
+    }
+
+    #[test]
+    fn plugin_errors_name_the_option() {
+        let e = PluginError::invalid_option("max_depth", "must be at least 1");
+        assert_eq!(e.to_string(), "`max_depth`: must be at least 1");
+        let e = PluginError::Unusable {
+            what: "spec file `x.yaml`".into(),
+            source: Box::new(std::io::Error::other("not found")),
+        };
+        assert_eq!(e.to_string(), "spec file `x.yaml`: not found");
+        assert!(e.source().is_some());
     }
 }

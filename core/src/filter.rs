@@ -4,6 +4,7 @@
 //! A filter implements only the phases it needs; both default to continue.
 //! Filters are built from config by a [`FilterFactory`] registered by name.
 
+use crate::error::PluginError;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -146,7 +147,7 @@ pub trait FilterFactory: Send + Sync + 'static {
         &self,
         config: &serde_json::Value,
         context: &FilterContext<'_>,
-    ) -> Result<Arc<dyn Filter>, String>;
+    ) -> Result<Arc<dyn Filter>, PluginError>;
 }
 
 /// A listener's ordered filters.

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-pub use crate::cluster::checker::{HealthChecker, Probe, ProbeFuture, ProbeTarget};
+pub use crate::cluster::checker::{HealthChecker, Probe, ProbeError, ProbeFuture, ProbeTarget};
 use crate::cluster::{Cluster, Endpoint};
 use crate::codec::{Codec, Decoder};
 use crate::config::HealthCheckConfig;
@@ -21,10 +21,10 @@ use crate::upstream::UpstreamStream;
 impl ProbeTarget {
     /// Opens a connection as the cluster's traffic would (TCP, then TLS).
     /// The caller bounds the time (the check's timeout).
-    pub async fn connect(&self) -> Result<UpstreamStream, String> {
+    pub async fn connect(&self) -> Result<UpstreamStream, ProbeError> {
         crate::upstream::connect(self.address, UNBOUNDED, self.tls.as_deref())
             .await
-            .map_err(|e| format!("connect: {e}"))
+            .map_err(ProbeError::Connect)
     }
 }
 
@@ -63,11 +63,11 @@ impl Probe for HttpProbe {
             let mut s = target.connect().await?;
             s.write_all(request.as_bytes())
                 .await
-                .map_err(|e| format!("write: {e}"))?;
+                .map_err(ProbeError::io("write"))?;
             let mut head = Vec::with_capacity(256);
             let mut chunk = [0u8; 256];
             while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 4096 {
-                let n = s.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
+                let n = s.read(&mut chunk).await.map_err(ProbeError::io("read"))?;
                 if n == 0 {
                     break;
                 }
@@ -79,10 +79,10 @@ impl Probe for HttpProbe {
                 .nth(1)
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| {
-                    format!(
-                        "not an HTTP answer: {:?}",
+                    ProbeError::BadAnswer(format!(
+                        "not HTTP: {:?}",
                         line.lines().next().unwrap_or("")
-                    )
+                    ))
                 })?;
             let ok = if expected.is_empty() {
                 (200..400).contains(&status)
@@ -92,7 +92,7 @@ impl Probe for HttpProbe {
             if ok {
                 Ok(())
             } else {
-                Err(format!("status {status}"))
+                Err(ProbeError::Unhealthy(format!("status {status}")))
             }
         })
     }
@@ -118,9 +118,7 @@ impl<C: Codec> Probe for CodecProbe<C> {
         let frame = self.frame.clone();
         Box::pin(async move {
             let mut s = target.connect().await?;
-            s.write_all(&frame)
-                .await
-                .map_err(|e| format!("write: {e}"))?;
+            s.write_all(&frame).await.map_err(ProbeError::io("write"))?;
             let mut decoder = codec.decoder();
             let mut buf = BytesMut::with_capacity(1024);
             loop {
@@ -129,18 +127,15 @@ impl<C: Codec> Probe for CodecProbe<C> {
                         return if codec.health_check_passed(&answer) {
                             Ok(())
                         } else {
-                            Err(format!("unhealthy answer ({:?})", answer.kind))
+                            Err(ProbeError::Unhealthy(format!("{:?} answer", answer.kind)))
                         };
                     }
                     Ok(None) => {}
-                    Err(e) => return Err(format!("bad answer: {e}")),
+                    Err(e) => return Err(ProbeError::BadAnswer(e.to_string())),
                 }
-                let n = s
-                    .read_buf(&mut buf)
-                    .await
-                    .map_err(|e| format!("read: {e}"))?;
+                let n = s.read_buf(&mut buf).await.map_err(ProbeError::io("read"))?;
                 if n == 0 {
-                    return Err("closed before answering".into());
+                    return Err(ProbeError::Closed);
                 }
             }
         })
@@ -211,7 +206,7 @@ pub fn spawn_endpoint_checks(
                 let result =
                     tokio::time::timeout(checker.timeout, checker.probe.probe(target.clone()))
                         .await
-                        .unwrap_or_else(|_| Err(format!("no answer within {:?}", checker.timeout)));
+                        .unwrap_or(Err(ProbeError::Timeout(checker.timeout)));
                 if retired.is_cancelled() {
                     return;
                 }
@@ -267,7 +262,7 @@ mod tests {
             Box::pin(async move {
                 match mode {
                     PASS => Ok(()),
-                    FAIL => Err("down".into()),
+                    FAIL => Err(ProbeError::Unhealthy("down".into())),
                     _ => std::future::pending().await,
                 }
             })

@@ -37,7 +37,7 @@ pub use codec::{
     Codec, CodecError, CodecErrorKind, CodecOptions, Decoder, ProtocolCodecFactory, ReplyContext,
     ResponseClass, UpstreamMode,
 };
-pub use error::{ErrorKind, ErrorSource, ProxyError};
+pub use error::{ErrorKind, ErrorSource, PluginError, ProxyError, Retry};
 pub use message::{Message, MessageKind};
 pub use metadata::{Metadata, keys};
 pub use mutation::{Mutation, MutationOp};

@@ -1,5 +1,6 @@
 //! Where protocols and filters plug in by name, without touching this crate.
 
+use crate::error::PluginError;
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -21,9 +22,9 @@ pub trait Protocol: Send + Sync + 'static {
     fn listener_handler(
         &self,
         options: &CodecOptions,
-    ) -> Result<Arc<dyn ConnectionHandler>, String>;
+    ) -> Result<Arc<dyn ConnectionHandler>, PluginError>;
     /// The cluster-side codec, type-erased; the listener engine downcasts it.
-    fn cluster_codec(&self, options: &CodecOptions) -> Result<ClusterCodec, String>;
+    fn cluster_codec(&self, options: &CodecOptions) -> Result<ClusterCodec, PluginError>;
 
     /// The cluster protocols a listener of this protocol can route to.
     fn cluster_protocols(&self) -> Vec<&'static str> {
@@ -105,12 +106,12 @@ impl<F: ProtocolCodecFactory> Protocol for RpcProtocol<F> {
     fn listener_handler(
         &self,
         options: &CodecOptions,
-    ) -> Result<Arc<dyn ConnectionHandler>, String> {
+    ) -> Result<Arc<dyn ConnectionHandler>, PluginError> {
         let codec = Arc::new(self.factory.listener_codec(options)?);
         Ok(Arc::new(RpcHandler { codec }))
     }
 
-    fn cluster_codec(&self, options: &CodecOptions) -> Result<ClusterCodec, String> {
+    fn cluster_codec(&self, options: &CodecOptions) -> Result<ClusterCodec, PluginError> {
         let codec: Arc<F::Codec> = Arc::new(self.factory.cluster_codec(options)?);
         let for_probe = codec.clone();
         Ok(ClusterCodec {

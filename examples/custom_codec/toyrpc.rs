@@ -25,7 +25,7 @@ use std::ops::Range;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use metaproxy::core::{
     Codec, CodecError, CodecErrorKind, CodecOptions, Decoder, Message, MessageKind, Metadata,
-    Mutation, MutationOp, ProtocolCodecFactory, ProxyError, keys,
+    Mutation, MutationOp, PluginError, ProtocolCodecFactory, ProxyError, keys,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -63,7 +63,7 @@ impl ProtocolCodecFactory for ToyRpcFactory {
     }
 
     /// `options: { max_headers: N }` (default 64); anything else is a config error.
-    fn listener_codec(&self, options: &CodecOptions) -> Result<ToyRpcCodec, String> {
+    fn listener_codec(&self, options: &CodecOptions) -> Result<ToyRpcCodec, PluginError> {
         let mut max_headers = 64;
         match &options.extra {
             serde_json::Value::Null => {}
@@ -74,17 +74,16 @@ impl ProtocolCodecFactory for ToyRpcFactory {
                             max_headers = n as usize;
                         }
                         ("max_headers", _) => {
-                            return Err("toyrpc: `max_headers` must be 0..65535".into());
+                            return Err(PluginError::invalid_option(key, "must be 0..65535"));
                         }
                         (other, _) => {
-                            return Err(format!(
-                                "toyrpc: unknown option `{other}` (known: max_headers)"
-                            ));
+                            let why = format!("unknown option `{other}` (known: max_headers)");
+                            return Err(PluginError::Invalid(why));
                         }
                     }
                 }
             }
-            _ => return Err("toyrpc: `options` must be a map".into()),
+            _ => return Err("`options` must be a map".into()),
         }
         Ok(ToyRpcCodec {
             max_frame: options.max_frame_bytes,

@@ -29,6 +29,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use metaproxy_core::PluginError;
 use metaproxy_core::config::ConfigDuration;
 use metaproxy_core::filter::{
     Filter, FilterAction, FilterContext, FilterFactory, LocalResponse, RequestContext,
@@ -222,12 +223,12 @@ impl FilterFactory for CorsFactory {
         &self,
         config: &serde_json::Value,
         context: &FilterContext<'_>,
-    ) -> Result<Arc<dyn Filter>, String> {
+    ) -> Result<Arc<dyn Filter>, PluginError> {
         if !is_http(context) {
-            return Err(format!(
+            return Err(PluginError::Invalid(format!(
                 "`cors` needs an HTTP listener, not `{}`",
                 context.protocol
-            ));
+            )));
         }
         let config = Config::deserialize(config).map_err(|e| e.to_string())?;
         if config.allow_origins.is_empty() && config.allow_origin_regex.is_empty() {
@@ -444,7 +445,11 @@ mod tests {
         let Err(e) = CorsFactory.build(&serde_json::json!({"allow_origins": ["*"]}), &dubbo) else {
             panic!("dubbo must be refused");
         };
-        assert!(e.contains("needs an HTTP listener, not `dubbo`"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("needs an HTTP listener, not `dubbo`"),
+            "{e}"
+        );
         for (config, want) in [
             (serde_json::json!({}), "needs `allow_origins`"),
             (
@@ -463,7 +468,7 @@ mod tests {
             let Err(err) = CorsFactory.build(&config, &HTTP) else {
                 panic!("{config} must be refused");
             };
-            assert!(err.contains(want), "{config}: {err}");
+            assert!(err.to_string().contains(want), "{config}: {err}");
         }
     }
 

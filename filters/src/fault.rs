@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use metaproxy_core::PluginError;
 use metaproxy_core::config::ConfigDuration;
 use metaproxy_core::filter::{Filter, FilterAction, FilterContext, FilterFactory, RequestContext};
 use metaproxy_core::{ErrorKind, ErrorSource, ProxyError};
@@ -242,7 +243,7 @@ impl FilterFactory for FaultFactory {
         &self,
         config: &serde_json::Value,
         context: &FilterContext<'_>,
-    ) -> Result<Arc<dyn Filter>, String> {
+    ) -> Result<Arc<dyn Filter>, PluginError> {
         let config = Config::deserialize(config).map_err(|e| e.to_string())?;
         let mut rules = Vec::new();
         for (i, r) in config.rules.into_iter().enumerate() {
@@ -380,7 +381,7 @@ mod tests {
             let Err(err) = FaultFactory.build(&config, &CTX) else {
                 panic!("{config} must be refused");
             };
-            assert!(err.contains(want), "{config}: {err}");
+            assert!(err.to_string().contains(want), "{config}: {err}");
         }
     }
 }

@@ -35,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use metaproxy_core::PluginError;
 use metaproxy_core::config::ConfigDuration;
 use metaproxy_core::filter::{Filter, FilterAction, FilterContext, FilterFactory, RequestContext};
 use metaproxy_core::metadata::MetadataView;
@@ -396,7 +397,7 @@ impl FilterFactory for GlobalRateLimitFactory {
         &self,
         config: &serde_json::Value,
         context: &FilterContext<'_>,
-    ) -> Result<Arc<dyn Filter>, String> {
+    ) -> Result<Arc<dyn Filter>, PluginError> {
         let config = Config::deserialize(config).map_err(|e| e.to_string())?;
         check_address(&config.redis.address)?;
         let timeout = config.redis.timeout.map_or(DEFAULT_TIMEOUT, |d| d.get());
@@ -405,8 +406,9 @@ impl FilterFactory for GlobalRateLimitFactory {
         }
         let connections = config.redis.connections.unwrap_or(DEFAULT_CONNECTIONS);
         if !(1..=64).contains(&connections) {
-            return Err(format!(
-                "redis.connections must be 1..=64, not {connections}"
+            return Err(PluginError::invalid_option(
+                "redis.connections",
+                format!("must be 1..=64, not {connections}"),
             ));
         }
         if config.descriptors.is_empty() {
@@ -416,11 +418,16 @@ impl FilterFactory for GlobalRateLimitFactory {
         for d in config.descriptors {
             let name = d.name;
             if descriptors.iter().any(|x| x.name == name) {
-                return Err(format!("descriptor `{name}` is defined twice"));
+                return Err(PluginError::Invalid(format!(
+                    "descriptor `{name}` is defined twice"
+                )));
             }
             let window_ms = u64::try_from(d.window.get().as_millis()).unwrap_or(u64::MAX);
             if window_ms == 0 {
-                return Err(format!("`{name}`: window must be at least 1ms"));
+                return Err(PluginError::invalid_option(
+                    name,
+                    "window must be at least 1ms",
+                ));
             }
             let conditions = Conditions::compile(&d.conditions, context)
                 .map_err(|e| format!("`{name}`: {e}"))?;
@@ -725,7 +732,7 @@ mod tests {
             let Err(err) = GlobalRateLimitFactory.build(&config, &CTX) else {
                 panic!("{config} must be refused");
             };
-            assert!(err.contains(want), "{config}: {err}");
+            assert!(err.to_string().contains(want), "{config}: {err}");
         }
     }
 }

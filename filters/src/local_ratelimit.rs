@@ -37,6 +37,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
+use metaproxy_core::PluginError;
 use metaproxy_core::filter::{Filter, FilterAction, FilterContext, FilterFactory, RequestContext};
 use metaproxy_core::metadata::MetadataView;
 use metaproxy_core::{ErrorKind, ErrorSource, ProxyError};
@@ -244,7 +245,7 @@ impl FilterFactory for LocalRateLimitFactory {
         &self,
         config: &serde_json::Value,
         context: &FilterContext<'_>,
-    ) -> Result<Arc<dyn Filter>, String> {
+    ) -> Result<Arc<dyn Filter>, PluginError> {
         let config = Config::deserialize(config).map_err(|e| e.to_string())?;
         let default = match config.tokens_per_second {
             Some(tps) => Some(Limit::build(
@@ -474,7 +475,7 @@ mod tests {
             let Err(err) = LocalRateLimitFactory::new().build(&config, &CTX) else {
                 panic!("{config} must be refused");
             };
-            assert!(err.contains(want), "{config}: {err}");
+            assert!(err.to_string().contains(want), "{config}: {err}");
         }
     }
 }

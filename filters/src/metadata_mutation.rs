@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use metaproxy_core::Metadata;
+use metaproxy_core::PluginError;
 use metaproxy_core::filter::{
     Filter, FilterAction, FilterContext, FilterFactory, RequestContext, ResponseContext,
 };
@@ -165,7 +166,7 @@ impl FilterFactory for MetadataMutationFactory {
         &self,
         config: &serde_json::Value,
         context: &FilterContext<'_>,
-    ) -> Result<Arc<dyn Filter>, String> {
+    ) -> Result<Arc<dyn Filter>, PluginError> {
         let config = Config::deserialize(config).map_err(|e| e.to_string())?;
         Ok(Arc::new(MetadataMutation {
             request: Side::build(config.request, context)?,
@@ -288,6 +289,6 @@ mod tests {
         else {
             panic!("a misspelt field must be refused");
         };
-        assert!(err.contains("unknown field"), "{err}");
+        assert!(err.to_string().contains("unknown field"), "{err}");
     }
 }

@@ -16,6 +16,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use metaproxy_core::PluginError;
 use metaproxy_core::filter::{Filter, FilterAction, FilterContext, FilterFactory, RequestContext};
 use metaproxy_core::metadata::MetadataView;
 use serde::Deserialize;
@@ -118,7 +119,7 @@ impl FilterFactory for TraceContextFactory {
         &self,
         config: &serde_json::Value,
         _context: &FilterContext<'_>,
-    ) -> Result<Arc<dyn Filter>, String> {
+    ) -> Result<Arc<dyn Filter>, PluginError> {
         let config = if config.is_null() {
             Config {
                 request_id: None,

@@ -11,6 +11,7 @@ mod sniff;
 
 use std::sync::Arc;
 
+use metaproxy_core::PluginError;
 use metaproxy_core::codec::CodecOptions;
 use metaproxy_core::registry::{ClusterCodec, ConnectionHandler, Protocol, Registry};
 
@@ -47,7 +48,7 @@ impl Protocol for AutoProtocol {
     fn listener_handler(
         &self,
         options: &CodecOptions,
-    ) -> Result<Arc<dyn ConnectionHandler>, String> {
+    ) -> Result<Arc<dyn ConnectionHandler>, PluginError> {
         if !options.extra.is_null() {
             return Err("`protocol: auto` listeners take no `options`".into());
         }
@@ -58,7 +59,7 @@ impl Protocol for AutoProtocol {
         }))
     }
 
-    fn cluster_codec(&self, _options: &CodecOptions) -> Result<ClusterCodec, String> {
+    fn cluster_codec(&self, _options: &CodecOptions) -> Result<ClusterCodec, PluginError> {
         Err("`auto` is for listeners; name a cluster's protocol".into())
     }
 

@@ -26,6 +26,7 @@ mod tests;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
+use metaproxy_core::PluginError;
 use metaproxy_core::{
     Codec, CodecError, CodecErrorKind, CodecOptions, Decoder, Message, MessageKind, Metadata,
     Mutation, MutationOp, ProtocolCodecFactory, ProxyError, UpstreamMode, keys,
@@ -56,12 +57,20 @@ impl ProtocolCodecFactory for DeclarativeCodecFactory {
         PROTOCOL
     }
 
-    fn listener_codec(&self, options: &CodecOptions) -> Result<DeclarativeCodec, String> {
-        DeclarativeCodec::new(FrameSpec::parse(&options.extra)?, options, Side::Listener)
+    fn listener_codec(&self, options: &CodecOptions) -> Result<DeclarativeCodec, PluginError> {
+        Ok(DeclarativeCodec::new(
+            FrameSpec::parse(&options.extra)?,
+            options,
+            Side::Listener,
+        )?)
     }
 
-    fn cluster_codec(&self, options: &CodecOptions) -> Result<DeclarativeCodec, String> {
-        DeclarativeCodec::new(FrameSpec::parse(&options.extra)?, options, Side::Cluster)
+    fn cluster_codec(&self, options: &CodecOptions) -> Result<DeclarativeCodec, PluginError> {
+        Ok(DeclarativeCodec::new(
+            FrameSpec::parse(&options.extra)?,
+            options,
+            Side::Cluster,
+        )?)
     }
 }
 

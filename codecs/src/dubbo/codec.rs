@@ -17,6 +17,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
+use metaproxy_core::PluginError;
 use metaproxy_core::{
     Codec, CodecError, CodecErrorKind, CodecOptions, Decoder, Message, MessageKind, Metadata,
     Mutation, ProtocolCodecFactory, ProxyError, ResponseClass, keys,
@@ -48,7 +49,7 @@ impl ProtocolCodecFactory for DubboCodecFactory {
         PROTOCOL
     }
 
-    fn listener_codec(&self, options: &CodecOptions) -> Result<DubboCodec, String> {
+    fn listener_codec(&self, options: &CodecOptions) -> Result<DubboCodec, PluginError> {
         Ok(DubboCodec::new(options.max_frame_bytes))
     }
 }

@@ -98,7 +98,12 @@ impl HttpError {
             ErrorKind::BadRequest => ErrorSource::Downstream,
             _ => ErrorSource::Upstream,
         };
-        ProxyError::new(kind, origin, with_causes(&self))
+        // An answer that broke HTTP would come back the same way: a failure
+        // of the endpoint, not worth a retry.
+        let retry = !matches!(self, HttpError::BadAnswer { .. });
+        let e = ProxyError::new(kind, origin, with_causes(&self));
+        let e = if retry { e } else { e.with_retry(false) };
+        e.with_cause(self)
     }
 }
 

@@ -10,7 +10,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full, Limited};
-use metaproxy_core::health_check::{Probe, ProbeFuture, ProbeTarget};
+use metaproxy_core::health_check::{Probe, ProbeError, ProbeFuture, ProbeTarget};
 use prost::Message;
 
 /// The method called.
@@ -38,20 +38,23 @@ impl Probe for GrpcProbe {
                     .header(http::header::TE, "trailers")
                     .header(http::header::USER_AGENT, "metaproxy-health-check")
                     .body(Full::new(request))
-                    .map_err(|e| format!("request: {e}"))?;
+                    .map_err(|e| ProbeError::BadAnswer(format!("request: {e}")))?;
                 let resp = sender
                     .send_request(req)
                     .await
-                    .map_err(|e| format!("exchange: {e}"))?;
+                    .map_err(|e| ProbeError::BadAnswer(format!("exchange: {e}")))?;
                 if !resp.status().is_success() {
-                    return Err(format!("HTTP status {}", resp.status().as_u16()));
+                    return Err(ProbeError::Unhealthy(format!(
+                        "HTTP status {}",
+                        resp.status().as_u16()
+                    )));
                 }
                 // A trailers-only answer carries grpc-status in its head.
                 check_status(resp.headers())?;
                 let body = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
                     .collect()
                     .await
-                    .map_err(|e| format!("answer: {e}"))?;
+                    .map_err(|e| ProbeError::BadAnswer(format!("answer: {e}")))?;
                 if let Some(trailers) = body.trailers() {
                     check_status(trailers)?;
                 }
@@ -61,7 +64,10 @@ impl Probe for GrpcProbe {
             driver.abort();
             match result? {
                 SERVING => Ok(()),
-                other => Err(format!("status {} ({other})", status_name(other))),
+                other => Err(ProbeError::Unhealthy(format!(
+                    "status {} ({other})",
+                    status_name(other)
+                ))),
             }
         })
     }
@@ -78,7 +84,7 @@ fn frame(message: &[u8]) -> Bytes {
 
 /// Fails on a `grpc-status` other than 0 (`UNIMPLEMENTED`: the server has
 /// no health service; `NOT_FOUND`: it does not know the service).
-fn check_status(headers: &http::HeaderMap) -> Result<(), String> {
+fn check_status(headers: &http::HeaderMap) -> Result<(), ProbeError> {
     match headers.get("grpc-status").map(|v| v.as_bytes()) {
         None | Some(b"0") => Ok(()),
         Some(code) => {
@@ -86,28 +92,29 @@ fn check_status(headers: &http::HeaderMap) -> Result<(), String> {
                 .get("grpc-message")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            Err(format!(
+            Err(ProbeError::Unhealthy(format!(
                 "grpc-status {} {message}",
                 String::from_utf8_lossy(code)
-            ))
+            )))
         }
     }
 }
 
 /// The `status` of the one `HealthCheckResponse` frame in `body`.
-fn serving_status(mut body: Bytes) -> Result<i32, String> {
+fn serving_status(mut body: Bytes) -> Result<i32, ProbeError> {
+    let bad = |why: String| ProbeError::BadAnswer(why);
     if body.len() < 5 {
-        return Err("no answer message".into());
+        return Err(bad("no answer message".into()));
     }
     let compressed = body.get_u8();
     let length = body.get_u32() as usize;
     if compressed != 0 {
-        return Err("compressed answer".into());
+        return Err(bad("compressed answer".into()));
     }
     if body.len() < length {
-        return Err("truncated answer message".into());
+        return Err(bad("truncated answer message".into()));
     }
-    i32::decode(body.slice(..length)).map_err(|e| format!("bad answer message: {e}"))
+    i32::decode(body.slice(..length)).map_err(|e| bad(format!("answer message: {e}")))
 }
 
 fn status_name(status: i32) -> &'static str {
@@ -132,10 +139,13 @@ mod tests {
         // The whole server: an empty message.
         assert!(String::new().encode_to_vec().is_empty());
         // HealthCheckResponse { status: SERVING } and NOT_SERVING.
-        assert_eq!(serving_status(frame(&[0x08, 1])), Ok(SERVING));
-        assert_eq!(serving_status(frame(&[0x08, 2])), Ok(2));
+        assert_eq!(serving_status(frame(&[0x08, 1])).ok(), Some(SERVING));
+        assert_eq!(serving_status(frame(&[0x08, 2])).ok(), Some(2));
         // An empty message is status 0 (UNKNOWN), not healthy.
-        assert_eq!(serving_status(frame(&[])), Ok(0));
-        assert!(serving_status(Bytes::from_static(&[0, 0, 0, 0, 9, 8])).is_err());
+        assert_eq!(serving_status(frame(&[])).ok(), Some(0));
+        assert!(matches!(
+            serving_status(Bytes::from_static(&[0, 0, 0, 0, 9, 8])),
+            Err(ProbeError::BadAnswer(_))
+        ));
     }
 }

@@ -34,6 +34,7 @@ pub mod upstream;
 
 use std::sync::Arc;
 
+use metaproxy_core::PluginError;
 use metaproxy_core::codec::{CodecOptions, UpstreamMode};
 use metaproxy_core::registry::{ClusterCodec, ConnectionHandler, Protocol, Registry};
 
@@ -106,7 +107,7 @@ impl Protocol for HttpProtocol {
     fn listener_handler(
         &self,
         options: &CodecOptions,
-    ) -> Result<Arc<dyn ConnectionHandler>, String> {
+    ) -> Result<Arc<dyn ConnectionHandler>, PluginError> {
         if self.version != UpstreamVersion::Downstream {
             return Err(
                 "use `protocol: http` on listeners; http1/http2 name the upstream protocol of a cluster"
@@ -119,12 +120,12 @@ impl Protocol for HttpProtocol {
         Ok(Arc::new(server::HttpHandler))
     }
 
-    fn cluster_codec(&self, options: &CodecOptions) -> Result<ClusterCodec, String> {
+    fn cluster_codec(&self, options: &CodecOptions) -> Result<ClusterCodec, PluginError> {
         if !options.extra.is_null() {
-            return Err(format!(
+            return Err(PluginError::Invalid(format!(
                 "`protocol: {}` clusters take no `options`",
                 self.name
-            ));
+            )));
         }
         Ok(ClusterCodec {
             codec: Arc::new(HttpClusterSettings {

@@ -10,7 +10,7 @@ use http_body_util::Empty;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use metaproxy_core::config::HealthCheckKind;
-use metaproxy_core::health_check::{HttpProbe, Probe, ProbeFuture, ProbeTarget};
+use metaproxy_core::health_check::{HttpProbe, Probe, ProbeError, ProbeFuture, ProbeTarget};
 use metaproxy_core::registry::ProbeMaker;
 
 use super::UpstreamVersion;
@@ -31,7 +31,7 @@ pub struct H2Probe {
 /// (`http://ip:port` or `https://ip:port`).
 pub(super) async fn h2_connect<B>(
     target: ProbeTarget,
-) -> Result<(http2::SendRequest<B>, tokio::task::JoinHandle<()>, String), String>
+) -> Result<(http2::SendRequest<B>, tokio::task::JoinHandle<()>, String), ProbeError>
 where
     B: http_body::Body + Send + Unpin + 'static,
     B::Data: Send,
@@ -48,7 +48,7 @@ where
         .timer(TokioTimer::new())
         .handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| format!("h2 handshake: {e}"))?;
+        .map_err(|e| ProbeError::BadAnswer(format!("h2 handshake: {e}")))?;
     let driver = tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -63,14 +63,16 @@ impl Probe for H2Probe {
             let req = http::Request::get(format!("{origin}{path}"))
                 .header(http::header::USER_AGENT, "metaproxy-health-check")
                 .body(Empty::<Bytes>::new())
-                .map_err(|e| format!("request: {e}"))?;
+                .map_err(|e| ProbeError::BadAnswer(format!("request: {e}")))?;
             let result = sender.send_request(req).await;
             driver.abort();
-            let status = result.map_err(|e| format!("exchange: {e}"))?.status();
+            let status = result
+                .map_err(|e| ProbeError::BadAnswer(format!("exchange: {e}")))?
+                .status();
             if status.is_success() || status.is_redirection() {
                 Ok(())
             } else {
-                Err(format!("status {}", status.as_u16()))
+                Err(ProbeError::Unhealthy(format!("status {}", status.as_u16())))
             }
         })
     }

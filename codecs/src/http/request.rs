@@ -111,7 +111,7 @@ pub(crate) async fn handle(
                 listener = %listener.name,
                 authority = rc.lookup(md::AUTHORITY).unwrap_or(""),
                 path = rc.lookup(md::PATH).unwrap_or(""),
-                error = %err,
+                error = %err.chain(),
                 "local reply"
             );
             (Ending::Failed(err.kind), local_reply(&err, grpc))

@@ -11,6 +11,7 @@ mod serve;
 
 use std::sync::Arc;
 
+use metaproxy_core::PluginError;
 use metaproxy_core::codec::{CodecOptions, UpstreamMode};
 use metaproxy_core::registry::{ClusterCodec, ConnectionHandler, Protocol, Registry};
 
@@ -34,14 +35,14 @@ impl Protocol for PassthroughProtocol {
     fn listener_handler(
         &self,
         options: &CodecOptions,
-    ) -> Result<Arc<dyn ConnectionHandler>, String> {
+    ) -> Result<Arc<dyn ConnectionHandler>, PluginError> {
         if !options.extra.is_null() {
             return Err("`protocol: tls_passthrough` listeners take no `options`".into());
         }
         Ok(Arc::new(serve::PassthroughHandler))
     }
 
-    fn cluster_codec(&self, options: &CodecOptions) -> Result<ClusterCodec, String> {
+    fn cluster_codec(&self, options: &CodecOptions) -> Result<ClusterCodec, PluginError> {
         if !options.extra.is_null() {
             return Err("`protocol: tls_passthrough` clusters take no `options`".into());
         }

@@ -13,6 +13,7 @@
 //!   [`CodecErrorKind::Encode`] error, which the client sees as an exception.
 
 use bytes::{Bytes, BytesMut};
+use metaproxy_core::PluginError;
 use metaproxy_core::{
     Codec, CodecError, CodecErrorKind, CodecOptions, Message, MessageKind, Mutation, MutationOp,
     ProtocolCodecFactory, ProxyError, UpstreamMode,
@@ -45,7 +46,7 @@ impl ProtocolCodecFactory for ThriftCodecFactory {
         PROTOCOL
     }
 
-    fn listener_codec(&self, options: &CodecOptions) -> Result<ThriftCodec, String> {
+    fn listener_codec(&self, options: &CodecOptions) -> Result<ThriftCodec, PluginError> {
         let o = ThriftOptions::parse(&options.extra).map_err(|e| e.to_string())?;
         Ok(ThriftCodec::new(
             options.max_frame_bytes,
@@ -54,7 +55,7 @@ impl ProtocolCodecFactory for ThriftCodecFactory {
         ))
     }
 
-    fn cluster_codec(&self, options: &CodecOptions) -> Result<ThriftCodec, String> {
+    fn cluster_codec(&self, options: &CodecOptions) -> Result<ThriftCodec, PluginError> {
         Ok(self.listener_codec(options)?.upstream())
     }
 }

@@ -53,7 +53,7 @@ pub(super) fn build_cluster(
     let codec = match protocol.cluster_codec(&options) {
         Ok(codec) => Some(codec),
         Err(e) => {
-            sink.on(&c.protocol, e);
+            sink.on(&c.protocol, e.to_string());
             None
         }
     };
@@ -344,6 +344,7 @@ mod tests {
     use crate::cluster::{Outcome, now_ms};
     use crate::codec::CodecOptions;
     use crate::config::parse_str;
+    use crate::error::PluginError;
     use crate::registry::{ClusterCodec, ConnectionHandler, Protocol};
 
     /// A protocol with a codec of `()`: enough to build clusters.
@@ -353,10 +354,13 @@ mod tests {
         fn name(&self) -> &'static str {
             "fake"
         }
-        fn listener_handler(&self, _: &CodecOptions) -> Result<Arc<dyn ConnectionHandler>, String> {
+        fn listener_handler(
+            &self,
+            _: &CodecOptions,
+        ) -> Result<Arc<dyn ConnectionHandler>, PluginError> {
             Err("no listeners".into())
         }
-        fn cluster_codec(&self, _: &CodecOptions) -> Result<ClusterCodec, String> {
+        fn cluster_codec(&self, _: &CodecOptions) -> Result<ClusterCodec, PluginError> {
             Ok(ClusterCodec {
                 codec: Arc::new(()),
                 default_mode: UpstreamMode::Multiplex,

@@ -90,7 +90,7 @@ pub(super) fn build_listener(
             max_frame_bytes: limits.max_frame_bytes,
             extra,
         })
-        .map_err(|e| sink.on(&l.protocol, e))
+        .map_err(|e| sink.on(&l.protocol, e.to_string()))
         .ok()
     });
 
@@ -202,7 +202,7 @@ pub(super) fn build_listener(
     }
     let access_log_config = l.access_log.as_ref().and_then(|a| {
         AccessLog::check(&a.value)
-            .map_err(|e| builder.sink.on(a, e))
+            .map_err(|e| builder.sink.on(a, e.to_string()))
             .ok()?;
         Some(a.value.clone())
     });

@@ -137,7 +137,7 @@ impl RouteBuilder<'_, '_> {
             Some(names) => match RetryOn::parse(names) {
                 Ok(on) => on,
                 Err(e) => {
-                    self.sink.on(r, e);
+                    self.sink.on(r, e.to_string());
                     return None;
                 }
             },

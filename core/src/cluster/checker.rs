@@ -8,10 +8,49 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::ConnectError;
 use crate::tls::ClusterTls;
 
 /// The future a probe returns: `Ok` when healthy, else why not.
-pub type ProbeFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>>;
+pub type ProbeFuture = Pin<Box<dyn Future<Output = Result<(), ProbeError>> + Send + 'static>>;
+
+/// Why a health probe failed (logged when the endpoint's verdict flips).
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The connection (TCP, then TLS) could not be opened.
+    #[error("connect: {0}")]
+    Connect(#[source] ConnectError),
+    /// Writing the probe or reading its answer failed.
+    #[error("{step}: {source}")]
+    Io {
+        /// `write` or `read`.
+        step: &'static str,
+        /// The socket's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The endpoint closed the connection before it answered.
+    #[error("closed before answering")]
+    Closed,
+    /// No verdict within the check's timeout.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The answer is not the protocol's (bad framing, not HTTP, a
+    /// handshake or exchange that failed at the protocol level).
+    #[error("bad answer: {0}")]
+    BadAnswer(String),
+    /// A well-formed answer that says the endpoint is not healthy
+    /// (`status 503`, `grpc-status 12`, `NOT_SERVING`).
+    #[error("unhealthy: {0}")]
+    Unhealthy(String),
+}
+
+impl ProbeError {
+    /// An [`Io`](ProbeError::Io) error at `step`.
+    pub fn io(step: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        move |source| ProbeError::Io { step, source }
+    }
+}
 
 /// What a probe checks: an endpoint, and the cluster's TLS when it has it.
 #[derive(Debug, Clone)]

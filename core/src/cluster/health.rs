@@ -44,15 +44,12 @@ impl Outcome {
     }
 
     /// The outcome of a try that failed without an answer: a gateway error
-    /// for connect failures, resets and timeouts; `None` for failures that
-    /// say nothing about the endpoint.
-    pub fn of_error(kind: crate::error::ErrorKind) -> Option<Self> {
-        use crate::error::ErrorKind;
-        matches!(
-            kind,
-            ErrorKind::ConnectFailure | ErrorKind::UpstreamReset | ErrorKind::Timeout
-        )
-        .then_some(Outcome::GatewayError)
+    /// for the upstream's own connect failures, resets and timeouts
+    /// ([`ProxyError::is_upstream_failure`](crate::error::ProxyError::is_upstream_failure));
+    /// `None` for failures that say nothing about the endpoint (a client
+    /// that went away, a limit, a bug).
+    pub fn of_error(e: &crate::error::ProxyError) -> Option<Self> {
+        e.is_upstream_failure().then_some(Outcome::GatewayError)
     }
 }
 

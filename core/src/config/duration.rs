@@ -16,25 +16,47 @@ impl ConfigDuration {
     }
 }
 
+/// Why a duration's text was refused; each variant holds the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Nothing was written.
+    #[error("empty duration")]
+    Empty,
+    /// A number without a unit (`5`).
+    #[error("duration `{0}` needs a unit (ms, s, m, h)")]
+    NoUnit(String),
+    /// A unit without a number, or a number that does not parse.
+    #[error("bad number in duration `{0}`")]
+    BadNumber(String),
+    /// A unit other than ns, us, ms, s, m, h.
+    #[error("unknown unit `{unit}` in duration `{text}`")]
+    UnknownUnit {
+        /// The unit as written.
+        unit: String,
+        /// The whole duration.
+        text: String,
+    },
+    /// More than about 31 years.
+    #[error("duration `{0}` is too large")]
+    TooLarge(String),
+}
+
 /// Parses `500ms`, `2s`, `1.5s`, `1m30s`, `1h`; a bare number is an error
 /// (units are required so `timeout: 5` cannot be misread).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     if text.is_empty() {
-        return Err("empty duration".into());
+        return Err(DurationError::Empty);
     }
     let mut total = Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {
         let num_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("duration `{text}` needs a unit (ms, s, m, h)"))?;
-        if num_len == 0 {
-            return Err(format!("bad duration `{text}`: expected a number"));
-        }
+            .ok_or_else(|| DurationError::NoUnit(text.to_string()))?;
         let number: f64 = rest[..num_len]
             .parse()
-            .map_err(|_| format!("bad number in duration `{text}`"))?;
+            .map_err(|_| DurationError::BadNumber(text.to_string()))?;
         rest = &rest[num_len..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -46,12 +68,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
-            other => return Err(format!("unknown unit `{other}` in duration `{text}`")),
+            other => {
+                return Err(DurationError::UnknownUnit {
+                    unit: other.to_string(),
+                    text: text.to_string(),
+                });
+            }
         };
         rest = &rest[unit_len..];
         let secs = number * scale;
         if !secs.is_finite() || secs > 1e9 {
-            return Err(format!("duration `{text}` is too large"));
+            return Err(DurationError::TooLarge(text.to_string()));
         }
         total += Duration::from_secs_f64(secs);
     }
@@ -90,8 +117,22 @@ mod tests {
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("5").is_err());
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("").is_err());
+        assert_eq!(parse_duration("5"), Err(DurationError::NoUnit("5".into())));
+        assert_eq!(
+            parse_duration("5 parsecs"),
+            Err(DurationError::UnknownUnit {
+                unit: " parsecs".into(),
+                text: "5 parsecs".into()
+            })
+        );
+        assert_eq!(
+            parse_duration("ms"),
+            Err(DurationError::BadNumber("ms".into()))
+        );
+        assert_eq!(
+            parse_duration("99999999999h"),
+            Err(DurationError::TooLarge("99999999999h".into()))
+        );
+        assert_eq!(parse_duration(""), Err(DurationError::Empty));
     }
 }

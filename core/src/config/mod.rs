@@ -13,7 +13,7 @@ pub mod model;
 mod upstream_mode;
 pub mod validate;
 
-pub use duration::ConfigDuration;
+pub use duration::{ConfigDuration, DurationError};
 pub use load::{ConfigError, ConfigErrors, LoadedConfig, load_file, parse_str};
 pub use model::*;
 pub use upstream_mode::UpstreamMode;

@@ -123,7 +123,7 @@ fn local_reply<C: Codec>(
         listener = %ctx.name,
         service = req.lookup(keys::SERVICE).unwrap_or(""),
         method = req.lookup(keys::METHOD).unwrap_or(""),
-        error = %err,
+        error = %err.chain(),
         "local reply"
     );
     if oneway {

@@ -37,7 +37,10 @@ where
         let name = cluster.parts.name.clone();
         match tokio::time::timeout(limit, copy(cluster, endpoint)).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => debug!(cluster = %name, error = %e, "mirrored request failed"),
+            Ok(Err(e)) => {
+                let e = e.context(format!("mirror to `{name}`"));
+                debug!(error = %e.chain(), "mirrored request failed");
+            }
             Err(_) => debug!(cluster = %name, "mirrored request cut at the route timeout"),
         }
     });

@@ -75,7 +75,7 @@ where
                 policy.is_some_and(|p| p.retries_class(*class)),
             ),
             Err(e) => (
-                Outcome::of_error(e.kind),
+                Outcome::of_error(e),
                 policy.is_some_and(|p| p.retries_error(e)),
             ),
         };
@@ -253,6 +253,65 @@ mod tests {
             .await;
             assert_ne!(next[0], tried[0], "the ejected endpoint is not picked");
         }
+    }
+
+    /// Runs the tries with every try failing with `error`; returns the
+    /// result and how many tries were sent.
+    async fn failing(target: &Target, error: ProxyError) -> (ProxyError, usize) {
+        let on = RetryOn {
+            reset: true,
+            ..RetryOn::default()
+        };
+        let sent = Mutex::new(0);
+        let mut upstream = None;
+        let send = |_: &Arc<Endpoint>, _: u32| {
+            *sent.lock().unwrap() += 1;
+            let e = error.clone();
+            async move { Err::<((), ResponseClass), _>(e) }
+        };
+        let r = run_tries(
+            target,
+            Some(&policy(on, None)),
+            None,
+            "answer",
+            &mut upstream,
+            send,
+            || true,
+        )
+        .await;
+        (r.unwrap_err(), sent.into_inner().unwrap())
+    }
+
+    #[tokio::test]
+    async fn only_the_upstreams_own_failures_are_retried_and_count_against_it() {
+        // The upstream reset: the first try and both retries the policy
+        // allows, and the resets are gateway errors that eject.
+        let t = target();
+        let (e, sent) = failing(&t, ProxyError::upstream(ErrorKind::UpstreamReset, "rst")).await;
+        assert_eq!((e.kind, sent), (ErrorKind::UpstreamReset, 3));
+        assert_eq!(t.metrics.retries.get(), 2);
+        assert!(t.metrics.ejections.get() >= 1);
+
+        // The same kind raised by the client's side (its body broke while
+        // being sent on): tried once, and the endpoint keeps its standing.
+        let t = target();
+        let (e, sent) = failing(
+            &t,
+            ProxyError::downstream(ErrorKind::UpstreamReset, "client"),
+        )
+        .await;
+        assert_eq!((e.origin, sent), (ErrorSource::Downstream, 1));
+        assert_eq!(t.metrics.retries.get(), 0);
+        assert_eq!(t.metrics.ejections.get(), 0);
+
+        // An upstream failure its raiser ruled out for retries (an answer
+        // that broke the protocol): not repeated, but still counted.
+        let t = target();
+        let bad = ProxyError::upstream(ErrorKind::UpstreamReset, "bad answer").with_retry(false);
+        let (_, sent) = failing(&t, bad).await;
+        assert_eq!(sent, 1);
+        assert_eq!(t.metrics.retries.get(), 0);
+        assert_eq!(t.metrics.ejections.get(), 1);
     }
 
     #[tokio::test]

@@ -14,6 +14,6 @@ mod equivalence_tests;
 pub use condition::{Condition, ConditionError, MatchOp};
 pub use hosts::{HostMatch, VirtualHost};
 pub use index::MIN_INDEXED_ROUTES;
-pub use retry::{RetryOn, RetryPolicy};
+pub use retry::{RetryOn, RetryPolicy, UnknownRetryCondition};
 pub use route::{Mirror, PathRewrite, Redirect, Rewrite, Route, RouteAction, Target};
 pub use table::{HOST_KEY, RouteTable};

@@ -21,8 +21,8 @@ pub struct RetryOn {
 }
 
 impl RetryOn {
-    /// Parses condition names; unknown names are returned as the error.
-    pub fn parse(names: &[String]) -> Result<Self, String> {
+    /// Parses condition names.
+    pub fn parse(names: &[String]) -> Result<Self, UnknownRetryCondition> {
         let mut on = RetryOn::default();
         for n in names {
             match n.as_str() {
@@ -31,11 +31,7 @@ impl RetryOn {
                 "timeout" => on.timeout = true,
                 "unavailable" => on.unavailable = true,
                 "server-error" | "5xx" => on.server_error = true,
-                other => {
-                    return Err(format!(
-                        "unknown retry condition `{other}` (known: connect-failure, reset, timeout, unavailable, server-error)"
-                    ));
-                }
+                other => return Err(UnknownRetryCondition(other.to_string())),
             }
         }
         Ok(on)
@@ -51,6 +47,13 @@ impl RetryOn {
         }
     }
 }
+
+/// A retry condition name that [`RetryOn::parse`] does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown retry condition `{0}` (known: connect-failure, reset, timeout, unavailable, server-error)"
+)]
+pub struct UnknownRetryCondition(pub String);
 
 /// A route's retry policy.
 #[derive(Debug, Clone)]
@@ -68,8 +71,14 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Whether a failed try is retried.
+    /// Whether a failed try is retried: only errors that may succeed on
+    /// another host ([`ProxyError::is_retryable`]: the upstream's own
+    /// failures, unless the error decided otherwise), and of those the kinds
+    /// the policy names.
     pub fn retries_error(&self, e: &ProxyError) -> bool {
+        if !e.is_retryable() {
+            return false;
+        }
         match e.kind {
             ErrorKind::ConnectFailure => self.on.connect_failure,
             ErrorKind::UpstreamReset => self.on.reset,
@@ -106,7 +115,10 @@ mod tests {
     fn parses_conditions_and_classifies() {
         let on = RetryOn::parse(&["reset".into(), "5xx".into()]).unwrap();
         assert!(on.reset && on.server_error && !on.timeout);
-        assert!(RetryOn::parse(&["sometimes".into()]).is_err());
+        assert_eq!(
+            RetryOn::parse(&["sometimes".into()]),
+            Err(UnknownRetryCondition("sometimes".into()))
+        );
         let p = RetryPolicy {
             attempts: 2,
             per_try_timeout: None,
@@ -124,6 +136,15 @@ mod tests {
             ErrorSource::Upstream,
             ""
         )));
+        // A reset the client caused, or one the raiser ruled out, is not
+        // repeated even though the policy names resets.
+        assert!(!p.retries_error(&ProxyError::downstream(
+            ErrorKind::UpstreamReset,
+            "client went away"
+        )));
+        assert!(!p.retries_error(
+            &ProxyError::upstream(ErrorKind::UpstreamReset, "bad answer").with_retry(false)
+        ));
         assert!(p.retries_class(ResponseClass::Unavailable));
         assert!(!p.retries_class(ResponseClass::Success));
         for retry in 1..10 {

@@ -262,12 +262,13 @@ impl<C: Codec> EndpointPool<C> {
     }
 
     async fn connect(&self) -> Result<Arc<UpstreamConn<C>>, ProxyError> {
-        let fail = |why: String| {
+        let fail = |why: super::stream::ConnectError| {
             ProxyError::new(
                 ErrorKind::ConnectFailure,
                 ErrorSource::Upstream,
                 format!("cannot connect to {}: {why}", self.address),
             )
+            .with_cause(why)
         };
         let permit = self
             .breaker
@@ -282,7 +283,7 @@ impl<C: Codec> EndpointPool<C> {
         let stream =
             super::stream::connect(self.address, self.connect_timeout, self.tls.as_deref())
                 .await
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(fail)?;
         debug!(address = %self.address, mode = ?self.mode, "upstream connection opened");
         let in_order = self.mode != UpstreamMode::Multiplex;
         Ok(UpstreamConn::start(

@@ -2,7 +2,6 @@
 //! `tls:`. Every upstream pool (framed RPC, hyper, lean HTTP/1.1) opens
 //! its connections here.
 
-use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -14,20 +13,7 @@ use crate::tls::{ClusterTls, MaybeTls};
 /// An open connection to an endpoint: plain, or TLS with the handshake done.
 pub type UpstreamStream = MaybeTls<TlsStream<TcpStream>>;
 
-/// Why a connection could not be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    /// Neither the TCP connect nor the TLS handshake finished in time.
-    #[error("timed out after {0:?}")]
-    Timeout(Duration),
-    /// The TCP connect failed.
-    #[error("{0}")]
-    Tcp(io::Error),
-    /// The TLS handshake failed (an untrusted or expired certificate, a
-    /// refused client certificate, no common version or ALPN).
-    #[error("TLS handshake: {0}")]
-    Tls(io::Error),
-}
+pub use crate::error::ConnectError;
 
 /// Connects to `address` (no delay), then runs the TLS handshake when
 /// `tls` is set, all within `timeout`.

@@ -134,7 +134,7 @@ pub(crate) async fn handle<W: AsyncWrite + Unpin>(
                     listener = %listener.name,
                     authority = rc.lookup(md::AUTHORITY).unwrap_or(""),
                     path = rc.lookup(md::PATH).unwrap_or(""),
-                    error = %e,
+                    error = %e.chain(),
                     "local reply"
                 );
                 local_reply(&e, false)

@@ -227,5 +227,5 @@ fn the_factory_builds_locking_listener_and_sniffing_cluster_codecs() {
             ..CodecOptions::default()
         })
         .unwrap_err();
-    assert!(e.contains("tcp"), "{e}");
+    assert!(e.to_string().contains("tcp"), "{e}");
 }
