@@ -1,7 +1,8 @@
 //! Active health checks: a probe per endpoint every interval (with jitter),
 //! verdicts flipped after `unhealthy_threshold` failures or
-//! `healthy_threshold` passes in a row. Probes: TCP connect, HTTP/1.1 GET,
-//! or the protocol's own (Dubbo heartbeat, Thrift call).
+//! `healthy_threshold` passes in a row. Probes: a TCP connect, a codec's
+//! probe frame ([`CodecProbe`]), or any probe a protocol makes
+//! ([`crate::registry::ProbeMaker`]).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -39,62 +40,6 @@ pub struct TcpProbe;
 impl Probe for TcpProbe {
     fn probe(&self, target: ProbeTarget) -> ProbeFuture {
         Box::pin(async move { target.connect().await.map(drop) })
-    }
-}
-
-/// Healthy when `GET path` answers with an expected status.
-#[derive(Debug)]
-pub struct HttpProbe {
-    /// The path.
-    pub path: String,
-    /// Statuses that pass (empty: 200-399).
-    pub expected: Vec<u16>,
-}
-
-impl Probe for HttpProbe {
-    fn probe(&self, target: ProbeTarget) -> ProbeFuture {
-        let address = target.address;
-        let request = format!(
-            "GET {} HTTP/1.1\r\nHost: {address}\r\nUser-Agent: metaproxy-health-check\r\nConnection: close\r\n\r\n",
-            self.path
-        );
-        let expected = self.expected.clone();
-        Box::pin(async move {
-            let mut s = target.connect().await?;
-            s.write_all(request.as_bytes())
-                .await
-                .map_err(ProbeError::io("write"))?;
-            let mut head = Vec::with_capacity(256);
-            let mut chunk = [0u8; 256];
-            while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 4096 {
-                let n = s.read(&mut chunk).await.map_err(ProbeError::io("read"))?;
-                if n == 0 {
-                    break;
-                }
-                head.extend_from_slice(&chunk[..n]);
-            }
-            let line = String::from_utf8_lossy(&head);
-            let status: u16 = line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| {
-                    ProbeError::BadAnswer(format!(
-                        "not HTTP: {:?}",
-                        line.lines().next().unwrap_or("")
-                    ))
-                })?;
-            let ok = if expected.is_empty() {
-                (200..400).contains(&status)
-            } else {
-                expected.contains(&status)
-            };
-            if ok {
-                Ok(())
-            } else {
-                Err(ProbeError::Unhealthy(format!("status {status}")))
-            }
-        })
     }
 }
 

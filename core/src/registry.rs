@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::codec::{Codec, CodecOptions, ProtocolCodecFactory, UpstreamMode};
-use crate::config::HealthCheckConfig;
+use crate::config::{HealthCheckConfig, HealthCheckKind};
 use crate::downstream::ClientStream;
 use crate::filter::FilterFactory;
 use crate::health_check::{CodecProbe, Probe};
@@ -56,9 +56,13 @@ pub trait Protocol: Send + Sync + 'static {
     }
 }
 
-/// Builds the protocol's own health probe from the cluster's health-check
-/// settings (`method`, `path`, `expected_statuses`), if the protocol has one.
-pub type ProbeMaker = Box<dyn Fn(&HealthCheckConfig) -> Option<Arc<dyn Probe>> + Send + Sync>;
+/// Builds the probe of a cluster's `health_check` for every kind but `tcp`:
+/// `kind: protocol` and any kind the protocol names, with its options (the
+/// section's other fields). `Ok(None)`: the protocol has no probe of its
+/// own (a TCP connect is used). An unknown kind or option is an error,
+/// reported at the `health_check` entry.
+pub type ProbeMaker =
+    Box<dyn Fn(&HealthCheckConfig) -> Result<Option<Arc<dyn Probe>>, PluginError> + Send + Sync>;
 
 /// A cluster's codec, type-erased, with the upstream mode it prefers.
 pub struct ClusterCodec {
@@ -117,8 +121,18 @@ impl<F: ProtocolCodecFactory> Protocol for RpcProtocol<F> {
         Ok(ClusterCodec {
             default_mode: codec.default_upstream_mode(),
             probe: Some(Box::new(move |check: &HealthCheckConfig| {
-                CodecProbe::new(for_probe.clone(), check.method.as_deref())
-                    .map(|p| Arc::new(p) as Arc<dyn Probe>)
+                if check.kind != HealthCheckKind::Protocol {
+                    return Err(PluginError::Invalid(format!(
+                        "no `kind: {}` health check for this protocol (use `protocol` or `tcp`)",
+                        check.kind.name()
+                    )));
+                }
+                // `method`: what the probe frame calls, for codecs whose
+                // probe is a call (Thrift).
+                check.only_options(&["method"])?;
+                let method = check.option_str("method")?;
+                Ok(CodecProbe::new(for_probe.clone(), method)
+                    .map(|p| Arc::new(p) as Arc<dyn Probe>))
             })),
             codec,
         })

@@ -12,9 +12,12 @@ use crate::codec::{CodecOptions, UpstreamMode};
 use crate::config::load::ErrorSink;
 use crate::config::locality::place_endpoints;
 use crate::config::validate::socket_addr;
-use crate::config::{ClusterConfig, DEFAULT_MAX_FRAME_BYTES, HealthCheckKind, LbPolicy};
-use crate::health_check::{HealthChecker, HttpProbe, Probe, TcpProbe};
-use crate::registry::Registry;
+use crate::config::{
+    ClusterConfig, DEFAULT_MAX_FRAME_BYTES, HealthCheckConfig, HealthCheckKind, LbPolicy,
+};
+use crate::error::PluginError;
+use crate::health_check::{HealthChecker, Probe, TcpProbe};
+use crate::registry::{ClusterCodec, Registry};
 
 use super::discovery::{build_feed, kept_discovered};
 use crate::snapshot::{
@@ -180,24 +183,6 @@ pub(super) fn build_cluster(
     });
     if let Some(h) = &c.health_check {
         let hc = &h.value;
-        if matches!(hc.kind, HealthCheckKind::Http | HealthCheckKind::Grpc)
-            && c.protocol.value != "http"
-            && !c.protocol.value.starts_with("http")
-        {
-            // An HTTP GET (or a gRPC call) against a non-HTTP endpoint can
-            // never pass.
-            let kind = if hc.kind == HealthCheckKind::Grpc {
-                "grpc"
-            } else {
-                "http"
-            };
-            sink.on(
-                h,
-                format!(
-                    "`kind: {kind}` health checks need an HTTP cluster; use `tcp` or `protocol`"
-                ),
-            );
-        }
         if hc.timeout.is_some_and(|t| t.get().is_zero())
             || hc.interval.is_some_and(|t| t.get().is_zero())
         {
@@ -211,6 +196,16 @@ pub(super) fn build_cluster(
     if !(0.0..=100.0).contains(&panic_threshold) {
         sink.on(&c.name, "panic_threshold is a percentage (0-100)");
     }
+    let health_checker =
+        c.health_check
+            .as_ref()
+            .and_then(|h| match probe_of(&h.value, codec.as_ref()) {
+                Ok(probe) => Some(HealthChecker::new(&h.value, probe)),
+                Err(e) => {
+                    sink.on(h, e.to_string());
+                    None
+                }
+            });
     let parts = ClusterParts {
         name: Arc::from(c.name.value.as_str()),
         protocol: c.protocol.value.clone(),
@@ -222,25 +217,7 @@ pub(super) fn build_cluster(
             tls,
         },
         fingerprint,
-        health_checker: c.health_check.as_ref().map(|h| {
-            let hc = &h.value;
-            let protocol_probe = codec
-                .as_ref()
-                .and_then(|cc| cc.probe.as_ref())
-                .and_then(|make| make(hc));
-            let probe: Arc<dyn Probe> = match hc.kind {
-                HealthCheckKind::Tcp => Arc::new(TcpProbe),
-                HealthCheckKind::Http => Arc::new(HttpProbe {
-                    path: hc.path.clone().unwrap_or_else(|| "/health".into()),
-                    expected: hc.expected_statuses.clone().unwrap_or_default(),
-                }),
-                // The HTTP codec's probe maker gives the gRPC probe.
-                HealthCheckKind::Protocol | HealthCheckKind::Grpc => {
-                    protocol_probe.unwrap_or_else(|| Arc::new(TcpProbe))
-                }
-            };
-            HealthChecker::new(hc, probe)
-        }),
+        health_checker,
         codec: codec?.codec,
         hash_policy,
         outlier,
@@ -254,6 +231,35 @@ pub(super) fn build_cluster(
         cluster.apply_discovered(&list);
     }
     Some(cluster)
+}
+
+/// The probe of a `health_check`: a TCP connect for `kind: tcp`, else what
+/// the cluster's protocol makes of it (a TCP connect when it has no probe
+/// of its own). With no codec (its error is already reported) any probe
+/// does.
+fn probe_of(
+    check: &HealthCheckConfig,
+    codec: Option<&ClusterCodec>,
+) -> Result<Arc<dyn Probe>, PluginError> {
+    let tcp = || Arc::new(TcpProbe) as Arc<dyn Probe>;
+    if check.kind == HealthCheckKind::Tcp {
+        check.only_options(&[])?;
+        return Ok(tcp());
+    }
+    let Some(codec) = codec else {
+        return Ok(tcp());
+    };
+    match &codec.probe {
+        Some(make) => Ok(make(check)?.unwrap_or_else(tcp)),
+        None if check.kind == HealthCheckKind::Protocol => {
+            check.only_options(&[])?;
+            Ok(tcp())
+        }
+        None => Err(PluginError::Invalid(format!(
+            "no `kind: {}` health check for this protocol (use `protocol` or `tcp`)",
+            check.kind.name()
+        ))),
+    }
 }
 
 fn hash_policy(sink: &mut ErrorSink, c: &ClusterConfig) -> Vec<HashPolicy> {
@@ -384,6 +390,55 @@ mod tests {
         );
         sink.finish().unwrap();
         c.unwrap()
+    }
+
+    /// The errors of building a `fake` cluster with `health_check: {check}`.
+    fn health_check_errors(check: &str) -> String {
+        let text = format!(
+            "listeners: []\nclusters:\n  - name: c\n    protocol: fake\n    health_check: {check}\n    endpoints: [ {{ address: \"127.0.0.1:1\" }} ]\n"
+        );
+        let loaded = parse_str(&text, "t.yaml").unwrap();
+        let mut registry = Registry::new();
+        registry.register_protocol(Arc::new(Fake));
+        let mut sink = ErrorSink::new("t.yaml");
+        let c = build_cluster(
+            &mut sink,
+            &loaded.config.clusters[0].value,
+            &registry,
+            None,
+            None,
+        );
+        match sink.finish() {
+            Ok(()) => {
+                assert!(c.unwrap().parts.health_checker.is_some());
+                String::new()
+            }
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_health_check_kind_or_field_the_protocol_does_not_know_is_a_config_error() {
+        // A protocol without a probe of its own: `protocol` and `tcp` are
+        // TCP connects, taking no probe fields.
+        assert_eq!(health_check_errors("{ interval: 1s }"), "");
+        assert_eq!(health_check_errors("{ kind: tcp }"), "");
+        let e = health_check_errors("{ kind: http, path: /health }");
+        assert!(
+            e.contains("no `kind: http` health check for this protocol"),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.yaml:5:"),
+            "located at the health_check entry: {e}"
+        );
+        let e = health_check_errors("{ kind: tcp, path: /health }");
+        assert!(e.contains("unknown field `path` for `kind: tcp`"), "{e}");
+        let e = health_check_errors("{ method: ping }");
+        assert!(
+            e.contains("unknown field `method` for `kind: protocol`"),
+            "{e}"
+        );
     }
 
     fn zones(drain: &str) -> String {

@@ -509,25 +509,47 @@ pub struct OutlierDetectionConfig {
     pub max_ejection_percent: Option<u32>,
 }
 
-/// What an active health check sends.
-#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+/// What an active health check sends: `protocol` (the default), `tcp`, or
+/// any other name, which the cluster's protocol must know (the HTTP
+/// protocol knows the kinds of its own probes).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub enum HealthCheckKind {
-    /// The protocol's own probe (Dubbo heartbeat, Thrift call of `method`); TCP connect if it has none.
+    /// The protocol's own probe (a heartbeat, a call, a request); a TCP
+    /// connect if the protocol has none.
     #[default]
     Protocol,
     /// A TCP connect.
     Tcp,
-    /// An HTTP/1.1 GET of `path`.
-    Http,
-    /// The gRPC health checking protocol (`grpc.health.v1.Health/Check`
-    /// for `service`) over HTTP/2; passes on `SERVING`.
-    Grpc,
+    /// A probe the cluster's protocol names.
+    Named(String),
 }
 
-/// Active health checking.
+impl HealthCheckKind {
+    /// The name as written in config.
+    pub fn name(&self) -> &str {
+        match self {
+            HealthCheckKind::Protocol => "protocol",
+            HealthCheckKind::Tcp => "tcp",
+            HealthCheckKind::Named(name) => name,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HealthCheckKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Ok(match name.as_str() {
+            "protocol" => HealthCheckKind::Protocol,
+            "tcp" => HealthCheckKind::Tcp,
+            _ => HealthCheckKind::Named(name),
+        })
+    }
+}
+
+/// Active health checking. Core reads the schedule and the kind; every
+/// other field is the probe's own (`path`, `method`, ...), checked by the
+/// cluster's protocol when it builds the probe.
 #[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
 pub struct HealthCheckConfig {
     /// Between checks (default 5s; ±10% jitter).
     #[serde(default)]
@@ -544,18 +566,40 @@ pub struct HealthCheckConfig {
     /// What to send (default `protocol`).
     #[serde(default)]
     pub kind: HealthCheckKind,
-    /// HTTP path (default `/health`).
-    #[serde(default)]
-    pub path: Option<String>,
-    /// HTTP statuses that pass (default 200-399).
-    #[serde(default)]
-    pub expected_statuses: Option<Vec<u16>>,
-    /// Thrift: the method to call.
-    #[serde(default)]
-    pub method: Option<String>,
-    /// gRPC: the service asked about (default `""`: the whole server).
-    #[serde(default)]
-    pub service: Option<String>,
+    /// The probe's own settings: every other field of the section.
+    #[serde(flatten)]
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+impl HealthCheckConfig {
+    /// The probe option `name`: `None` when not given, an error when it is
+    /// not text.
+    pub fn option_str(&self, name: &str) -> Result<Option<&str>, crate::error::PluginError> {
+        match self.options.get(name) {
+            None => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(crate::error::PluginError::invalid_option(
+                name,
+                "must be a string",
+            )),
+        }
+    }
+
+    /// Refuses probe options other than `known` (the kind's own).
+    pub fn only_options(&self, known: &[&str]) -> Result<(), crate::error::PluginError> {
+        match self.options.keys().find(|k| !known.contains(&k.as_str())) {
+            None => Ok(()),
+            Some(k) => Err(crate::error::PluginError::Invalid(format!(
+                "unknown field `{k}` for `kind: {}` health checks{}",
+                self.kind.name(),
+                if known.is_empty() {
+                    " (they take none)".to_string()
+                } else {
+                    format!(" (known: {})", known.join(", "))
+                }
+            ))),
+        }
+    }
 }
 
 /// A group of endpoints speaking one protocol.
