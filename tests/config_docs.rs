@@ -9,6 +9,7 @@
 mod common;
 
 use metaproxy::core::config::parse_str;
+use metaproxy::core::snapshot::Snapshot;
 
 const UNKNOWN: &str = "__no_such_field__";
 
@@ -85,7 +86,6 @@ const PLACES: &[(&str, &str)] = &[
         "OutlierDetectionConfig",
         "{ clusters: [ { outlier_detection: X } ] }",
     ),
-    ("HealthCheckConfig", "{ clusters: [ { health_check: X } ] }"),
     ("LocalityConfig", "{ clusters: [ { locality: X } ] }"),
 ];
 
@@ -140,6 +140,70 @@ fn field_lists_are_read_from_serde_messages() {
     for f in ["name", "address", "protocol", "routes", "options"] {
         assert!(listener.iter().any(|l| l == f), "{listener:?}");
     }
+}
+
+/// The fields core reads in a `health_check` section (the schedule and the
+/// kind); every other field belongs to the probe and is checked by the
+/// cluster's protocol, so serde cannot list them.
+const HEALTH_CHECK_FIELDS: &[&str] = &[
+    "interval",
+    "timeout",
+    "unhealthy_threshold",
+    "healthy_threshold",
+    "kind",
+];
+
+/// The fields a `protocol` cluster's probe of `kind` takes, from the
+/// protocol's own refusal of an unknown one ("... (known: a, b)").
+fn probe_fields(protocol: &str, kind: &str) -> Vec<String> {
+    let yaml = format!(
+        "listeners: []\nclusters:\n  - name: c\n    protocol: {protocol}\n    health_check: {{ kind: {kind}, {UNKNOWN}: 1 }}\n    endpoints: [ {{ address: \"127.0.0.1:1\" }} ]\n"
+    );
+    let loaded = parse_str(&yaml, "probe.yaml").unwrap();
+    let err = match Snapshot::build(&loaded, &metaproxy::default_registry()) {
+        Ok(_) => panic!("{protocol} {kind}: `{yaml}` was accepted"),
+        Err(e) => e.to_string(),
+    };
+    let refusal = format!("unknown field `{UNKNOWN}` for `kind: {kind}` health checks");
+    assert!(err.contains(&refusal), "{protocol} {kind}: {err}");
+    let Some((_, known)) = err.split_once("(known: ") else {
+        return Vec::new();
+    };
+    let known = known.split(')').next().unwrap_or_default();
+    known.split(", ").map(str::to_string).collect()
+}
+
+#[test]
+fn every_health_check_field_is_documented() {
+    let doc = std::fs::read_to_string(common::repo_root().join("docs/config.md")).unwrap();
+    let mut fields: Vec<String> = HEALTH_CHECK_FIELDS.iter().map(|f| f.to_string()).collect();
+    for (protocol, kind) in [
+        ("http", "protocol"),
+        ("http", "http"),
+        ("http", "grpc"),
+        ("http2", "http"),
+        ("thrift", "protocol"),
+        ("dubbo", "protocol"),
+    ] {
+        let found = probe_fields(protocol, kind);
+        assert!(!found.is_empty(), "{protocol} {kind}: no field list");
+        fields.extend(found);
+    }
+    assert!(
+        probe_fields("dubbo", "tcp").is_empty(),
+        "`tcp` takes no field"
+    );
+    for f in ["path", "expected_statuses", "service", "method"] {
+        assert!(fields.iter().any(|x| x == f), "{f} not found in {fields:?}");
+    }
+    let missing: Vec<_> = fields
+        .iter()
+        .filter(|f| !doc.contains(&format!("`{f}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "health_check fields missing from docs/config.md: {missing:?}"
+    );
 }
 
 #[test]
