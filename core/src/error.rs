@@ -227,11 +227,6 @@ impl ProxyError {
         }
     }
 
-    /// The context, outermost first.
-    pub fn context_chain(&self) -> impl Iterator<Item = &str> {
-        self.context.iter().map(|c| &**c)
-    }
-
     /// The text a client sees: `metaproxy: <kind>: <message>`.
     pub fn client_message(&self) -> String {
         format!("metaproxy: {}: {}", self.kind, self.message)
@@ -268,19 +263,24 @@ pub struct Chain<'a>(&'a ProxyError);
 
 impl fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut shown = self.0.to_string();
-        let mut next = self.0.source();
-        while let Some(cause) = next {
-            let text = cause.to_string();
-            // Messages often repeat their cause's text; show it once.
-            if !shown.contains(&text) {
-                shown.push_str(": ");
-                shown.push_str(&text);
-            }
-            next = cause.source();
-        }
-        f.write_str(&shown)
+        f.write_str(&with_causes(self.0))
     }
+}
+
+/// `e`'s message followed by each cause's that adds something (messages
+/// often repeat their cause's text; it is shown once), joined by `: `.
+pub fn with_causes(e: &(dyn StdError + 'static)) -> String {
+    let mut shown = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !shown.contains(&text) {
+            shown.push_str(": ");
+            shown.push_str(&text);
+        }
+        next = cause.source();
+    }
+    shown
 }
 
 /// Why an upstream connection could not be opened (the cause behind a

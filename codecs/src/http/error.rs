@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use metaproxy_core::error::with_causes;
 use metaproxy_core::{ErrorKind, ErrorSource, ProxyError};
 
 /// A failure talking to an upstream endpoint.
@@ -98,27 +99,15 @@ impl HttpError {
             ErrorKind::BadRequest => ErrorSource::Downstream,
             _ => ErrorSource::Upstream,
         };
+        // The message names the causes too (a TLS alert under hyper's
+        // "connection error", for instance).
+        let e = ProxyError::new(kind, origin, with_causes(&self));
         // An answer that broke HTTP would come back the same way: a failure
         // of the endpoint, not worth a retry.
-        let retry = !matches!(self, HttpError::BadAnswer { .. });
-        let e = ProxyError::new(kind, origin, with_causes(&self));
-        let e = if retry { e } else { e.with_retry(false) };
+        let e = match self {
+            HttpError::BadAnswer { .. } => e.with_retry(false),
+            _ => e,
+        };
         e.with_cause(self)
     }
-}
-
-/// The error's message followed by each cause's that adds something (a
-/// TLS alert under hyper's "connection error", for instance).
-fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        next = cause.source();
-    }
-    text
 }

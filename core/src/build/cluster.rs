@@ -375,7 +375,12 @@ mod tests {
         }
     }
 
-    fn build(yaml: &str, previous: Option<&Cluster>) -> Cluster {
+    /// Builds the first cluster of `clusters:\n{yaml}` with the `fake`
+    /// protocol: the cluster, and the errors found.
+    fn try_build(
+        yaml: &str,
+        previous: Option<&Cluster>,
+    ) -> (Option<Cluster>, Result<(), crate::config::ConfigErrors>) {
         let text = format!("listeners: []\nclusters:\n{yaml}");
         let loaded = parse_str(&text, "t.yaml").unwrap();
         let mut registry = Registry::new();
@@ -388,27 +393,22 @@ mod tests {
             previous,
             None,
         );
-        sink.finish().unwrap();
+        (c, sink.finish())
+    }
+
+    fn build(yaml: &str, previous: Option<&Cluster>) -> Cluster {
+        let (c, errors) = try_build(yaml, previous);
+        errors.unwrap();
         c.unwrap()
     }
 
     /// The errors of building a `fake` cluster with `health_check: {check}`.
     fn health_check_errors(check: &str) -> String {
-        let text = format!(
-            "listeners: []\nclusters:\n  - name: c\n    protocol: fake\n    health_check: {check}\n    endpoints: [ {{ address: \"127.0.0.1:1\" }} ]\n"
+        let yaml = format!(
+            "  - name: c\n    protocol: fake\n    health_check: {check}\n    endpoints: [ {{ address: \"127.0.0.1:1\" }} ]\n"
         );
-        let loaded = parse_str(&text, "t.yaml").unwrap();
-        let mut registry = Registry::new();
-        registry.register_protocol(Arc::new(Fake));
-        let mut sink = ErrorSink::new("t.yaml");
-        let c = build_cluster(
-            &mut sink,
-            &loaded.config.clusters[0].value,
-            &registry,
-            None,
-            None,
-        );
-        match sink.finish() {
+        let (c, errors) = try_build(&yaml, None);
+        match errors {
             Ok(()) => {
                 assert!(c.unwrap().parts.health_checker.is_some());
                 String::new()
