@@ -505,3 +505,144 @@ clusters:
     );
     assert_eq!(main.count(), 8);
 }
+
+/// Every HTTP pool takes the cluster's `max_requests_per_connection`: the
+/// lean HTTP/1.1 path, hyper's HTTP/1.1 connections (an h2c client to an
+/// `http1` cluster) and shared HTTP/2 connections each open a new upstream
+/// connection after two requests.
+#[test]
+fn every_http_pool_replaces_a_connection_after_its_request_quota() {
+    let lean = Backend::start("lean");
+    let hyper1 = Backend::start("hyper1");
+    let h2 = Backend::start("h2");
+    let config = format!(
+        r#"
+listeners:
+  - name: http-in
+    address: 127.0.0.1:0
+    protocol: http
+    routes:
+      - match: [ {{ key: ":path", prefix: /lean }} ]
+        route: {{ cluster: lean }}
+      - match: [ {{ key: ":path", prefix: /hyper1 }} ]
+        route: {{ cluster: hyper1 }}
+      - match: [ {{ key: ":path", prefix: /h2 }} ]
+        route: {{ cluster: h2 }}
+clusters:
+  - name: lean
+    protocol: http1
+    circuit_breaker: {{ max_requests_per_connection: 2 }}
+    endpoints: [ {{ address: "{lean}" }} ]
+  - name: hyper1
+    protocol: http1
+    circuit_breaker: {{ max_requests_per_connection: 2 }}
+    endpoints: [ {{ address: "{hyper1}" }} ]
+  - name: h2
+    protocol: http2
+    connections_per_endpoint: 1
+    circuit_breaker: {{ max_requests_per_connection: 2 }}
+    endpoints: [ {{ address: "{h2}" }} ]
+"#,
+        lean = lean.address(),
+        hyper1 = hyper1.address(),
+        h2 = h2.address(),
+    );
+    let proxy = Proxy::start("http_request_quota", &config);
+    let addr = proxy.addr("http-in");
+    for i in 0..6 {
+        let r = curl(&[&url(addr, &format!("/lean/{i}"))]);
+        assert_eq!(tag(&r.body), "lean", "{r:?}\n{}", proxy.logs());
+        let r = curl(&[
+            "--http2-prior-knowledge",
+            &url(addr, &format!("/hyper1/{i}")),
+        ]);
+        assert_eq!(tag(&r.body), "hyper1", "{r:?}\n{}", proxy.logs());
+        let r = curl(&[&url(addr, &format!("/h2/{i}"))]);
+        assert_eq!(tag(&r.body), "h2", "{r:?}\n{}", proxy.logs());
+    }
+    for backend in [&lean, &hyper1, &h2] {
+        assert_eq!(backend.count(), 6);
+        assert_eq!(
+            backend.connections.load(Ordering::SeqCst),
+            3,
+            "{}: six requests, two per connection\n{}",
+            backend.tag,
+            proxy.logs()
+        );
+    }
+}
+
+/// An HTTP/1.1 cluster holds to the breaker's connection cap: at one
+/// connection, concurrent requests wait for it (pending) instead of
+/// opening more; with no room to wait, they are refused as over limit.
+#[test]
+fn http_requests_wait_for_a_connection_at_the_cap_and_are_refused_past_pending() {
+    let slow = Backend::start_with(
+        "slow",
+        Quirks {
+            delay: Some(Duration::from_millis(400)),
+            ..Quirks::default()
+        },
+    );
+    let config = format!(
+        r#"
+listeners:
+  - name: http-in
+    address: 127.0.0.1:0
+    protocol: http
+    routes:
+      - match: [ {{ key: ":path", prefix: /queue }} ]
+        route: {{ cluster: queue, timeout: 10s }}
+      - match: [ {{ key: ":path", prefix: /refuse }} ]
+        route: {{ cluster: refuse, timeout: 10s }}
+clusters:
+  - name: queue
+    protocol: http1
+    circuit_breaker: {{ max_connections: 1, max_pending: 8 }}
+    endpoints: [ {{ address: "{slow}" }} ]
+  - name: refuse
+    protocol: http1
+    circuit_breaker: {{ max_connections: 1, max_pending: 0 }}
+    endpoints: [ {{ address: "{slow}" }} ]
+"#,
+        slow = slow.address(),
+    );
+    let proxy = Proxy::start("http_connection_cap", &config);
+    let addr = proxy.addr("http-in");
+    let run = |path: &'static str| {
+        let u = url(addr, path);
+        std::thread::spawn(move || curl(&[&u]))
+    };
+
+    // Three at once on one connection: all answered, one after another.
+    let queued: Vec<_> = (0..3).map(|_| run("/queue")).collect();
+    let queued: Vec<_> = queued.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(
+        queued.iter().all(|r| r.status == 200),
+        "{queued:?}\n{}",
+        proxy.logs()
+    );
+    assert_eq!(
+        slow.connections.load(Ordering::SeqCst),
+        1,
+        "{}",
+        proxy.logs()
+    );
+
+    // The first holds the one connection; the next, with no pending room, is refused.
+    let before = slow.count();
+    let first = run("/refuse");
+    assert!(
+        wait_until(Duration::from_secs(5), || slow.count() > before),
+        "the first request reached the backend"
+    );
+    let refused = curl(&[&url(addr, "/refuse")]);
+    assert_eq!(refused.status, 503, "{refused:?}\n{}", proxy.logs());
+    assert_eq!(refused.header("x-metaproxy-reason"), Some("over_limit"));
+    assert!(
+        refused.body.contains("waiting for a connection"),
+        "{refused:?}"
+    );
+    assert_eq!(first.join().unwrap().status, 200);
+    assert_eq!(slow.connections.load(Ordering::SeqCst), 2);
+}

@@ -36,6 +36,8 @@ pub struct Backend {
     pub addr: SocketAddr,
     pub tag: String,
     pub requests: Arc<AtomicU64>,
+    /// Connections accepted so far.
+    pub connections: Arc<AtomicU64>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -89,12 +91,15 @@ impl Backend {
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicU64::new(0));
         let count = requests.clone();
+        let connections = Arc::new(AtomicU64::new(0));
+        let accepted = connections.clone();
         let tag_owned: Arc<str> = Arc::from(tag);
         runtime.spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let tag = tag_owned.clone();
                 let count = count.clone();
                 tokio::spawn(async move {
@@ -132,6 +137,7 @@ impl Backend {
             addr,
             tag: tag.to_string(),
             requests,
+            connections,
             _runtime: runtime,
         }
     }

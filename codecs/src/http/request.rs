@@ -31,7 +31,7 @@ use super::replay::Replayable;
 use super::reply::{local_reply, redirect_reply, text_reply};
 use super::route::Early;
 
-use super::upstream::{H1Conn, HttpPool, UpstreamBody};
+use super::upstream::{HttpPool, UpstreamBody};
 use super::{HttpClusterSettings, UpstreamVersion};
 
 /// What every request of a connection shares.
@@ -230,42 +230,12 @@ pub(crate) fn settings_of(cluster: &Cluster) -> Result<Arc<HttpClusterSettings>,
         })
 }
 
-pub(crate) fn pool_of(endpoint: &Endpoint, cluster: &Cluster) -> Result<Arc<HttpPool>, ProxyError> {
-    endpoint
-        .pool
-        .get_or_init(|| {
-            Arc::new(HttpPool::new(
-                endpoint.address,
-                cluster.parts.pool.connect_timeout,
-                cluster.parts.pool.connections_per_endpoint,
-                cluster.parts.pool.tls.clone(),
-            ))
-        })
-        .clone()
-        .downcast::<HttpPool>()
-        .map_err(|_| {
-            error(
-                ErrorKind::Internal,
-                ErrorSource::Internal,
-                format!(
-                    "endpoint {} holds another protocol's pool",
-                    endpoint.address
-                ),
-            )
-        })
-}
-
-/// One exchange on `pool`: the answer's head and, for HTTP/1.1, its connection.
-async fn send(
-    pool: &Arc<HttpPool>,
-    req: Request<UpstreamBody>,
-) -> Result<(Response<Incoming>, Option<H1Conn>), ProxyError> {
-    if req.version() == Version::HTTP_2 {
-        pool.send_h2(req).await.map(|r| (r, None))
-    } else {
-        pool.send_h1(req).await.map(|(r, c)| (r, Some(c)))
-    }
-    .map_err(|e| e.into_proxy_error())
+/// The endpoint's HTTP pools, made on first use with the cluster's settings.
+pub(crate) fn pool_of<'a>(
+    endpoint: &'a Endpoint,
+    cluster: &Cluster,
+) -> Result<&'a HttpPool, ProxyError> {
+    endpoint.pool_of(|| Ok(HttpPool::new(endpoint.address, &cluster.parts.pool)))
 }
 
 /// How an answer counts for retries and outlier detection: 503 (and a gRPC
@@ -639,13 +609,13 @@ async fn tries(
         };
         let prepared = pool_of(endpoint, cluster).and_then(|pool| {
             Ok((
-                pool,
+                pool.for_version(version),
                 head.request(headers, version, endpoint.address, body)?,
             ))
         });
         async move {
-            let (pool, req) = prepared?;
-            let (resp, conn) = send(&pool, req).await?;
+            let (conns, req) = prepared?;
+            let (resp, conn) = conns.send(req).await?;
             let class = classify(resp.status(), resp.headers());
             Ok(((resp, conn), class))
         }
@@ -701,12 +671,12 @@ impl MirrorCopy {
 
     async fn send(self, cluster: Arc<Cluster>, endpoint: Arc<Endpoint>) -> Result<(), ProxyError> {
         let settings = settings_of(&cluster)?;
-        let pool = pool_of(&endpoint, &cluster)?;
         let version = self.head.version(&settings);
+        let conns = pool_of(&endpoint, &cluster)?.for_version(version);
         let req = self
             .head
             .request(self.headers, version, endpoint.address, self.body)?;
-        let (resp, conn) = send(&pool, req).await?;
+        let (resp, conn) = conns.send(req).await?;
         let mut body = resp.into_body();
         while let Some(frame) = body.frame().await {
             if frame.is_err() {

@@ -1,18 +1,20 @@
 //! Per-endpoint upstream connections.
 //!
+//! Per-endpoint upstream connections, in core's [`Pool`]s.
+//!
 //! HTTP/2: `connections_per_endpoint` shared connections (default 2), each
 //! carrying many concurrent streams; a closed one is replaced on next use.
 //! HTTP/1.1: keep-alive connections, one request at a time each. The
 //! connection of an answer travels with the answer's body ([`H1Conn`]) and
 //! goes back to the idle list as soon as that body has been read to the end
 //! (no task, no timer); a body dropped early takes its connection with it.
-//! Idle connections older than [`H1_IDLE_TIMEOUT`] are closed, and at most
-//! [`H1_MAX_IDLE`] are kept.
+//! Idle connections older than the cluster's `idle_timeout` are closed.
+//! Every connection holds one of the breaker's connection slots, and
+//! `max_requests_per_connection` applies to both versions.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -22,17 +24,16 @@ use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use metaproxy_core::ProxyError;
+use metaproxy_core::cluster::{Permit, PoolSettings};
 use metaproxy_core::tls::ClusterTls;
-use metaproxy_core::upstream::{self, ConnectError, UpstreamStream};
-use tokio::net::TcpStream;
+use metaproxy_core::upstream::{
+    self, ConnState, ConnectError, Connector, Exclusive, Pool, PoolOptions, Reuse, Sharing,
+    UpstreamStream,
+};
 use tracing::debug;
 
 use super::error::HttpError;
-
-/// How long an idle HTTP/1.1 upstream connection is kept.
-pub const H1_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Most idle HTTP/1.1 connections kept per endpoint.
-pub const H1_MAX_IDLE: usize = 256;
 
 /// The body sent upstream: the client's, streamed, or none (bodiless
 /// requests, which can be sent again: retries and mirrors).
@@ -111,209 +112,165 @@ pub(crate) fn is_client_body_error(error: &(dyn std::error::Error + 'static)) ->
     false
 }
 
-/// An HTTP/1.1 connection lent to one exchange; [`H1Conn::release`] gives
-/// it back once the answer's body has been read to the end.
-pub struct H1Conn {
-    pool: Arc<HttpPool>,
-    sender: http1::SendRequest<UpstreamBody>,
-}
+/// An HTTP/1.1 connection lent to one exchange; [`Exclusive::release`]
+/// gives it back once the answer's body has been read to the end.
+pub type H1Conn = Exclusive<H1Connector>;
 
-impl std::fmt::Debug for H1Conn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("H1Conn")
-            .field("address", &self.pool.address)
-            .finish_non_exhaustive()
-    }
-}
-
-impl H1Conn {
-    /// Returns the connection to its pool's idle list (its answer is complete).
-    pub fn release(self) {
-        self.pool.put_idle_h1(self.sender);
-    }
-}
-
-/// One endpoint's HTTP connections (kept in `Endpoint::pool`).
+/// One endpoint's HTTP connections (kept in the endpoint's pool slot):
+/// shared HTTP/2 connections, hyper's HTTP/1.1 connections, and the lean
+/// path's HTTP/1.1 sockets, each a core [`Pool`] under the cluster's
+/// circuit breaker.
 pub struct HttpPool {
-    address: SocketAddr,
-    connect_timeout: Duration,
-    h2_slots: Vec<tokio::sync::Mutex<Option<http2::SendRequest<UpstreamBody>>>>,
-    h2_next: AtomicUsize,
-    h1_idle: Mutex<Vec<(http1::SendRequest<UpstreamBody>, Instant)>>,
-    lean_idle: Mutex<Vec<(super::h1::LeanConn, Instant)>>,
-    tls: Option<Arc<ClusterTls>>,
+    h2: Pool<H2Connector>,
+    h1: Pool<H1Connector>,
+    pub(crate) lean: Pool<super::h1::LeanConnector>,
 }
 
 impl std::fmt::Debug for HttpPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpPool")
-            .field("address", &self.address)
-            .field("h2_connections", &self.h2_slots.len())
+            .field("address", &self.h2.address())
             .finish_non_exhaustive()
     }
 }
 
 impl HttpPool {
-    /// A pool for `address` with `h2_connections` shared HTTP/2 connections,
-    /// speaking TLS when `tls` is set.
-    pub fn new(
-        address: SocketAddr,
-        connect_timeout: Duration,
-        h2_connections: usize,
-        tls: Option<Arc<ClusterTls>>,
-    ) -> Self {
+    /// The pools of `address` under the cluster's `settings`:
+    /// `connections_per_endpoint` shared HTTP/2 connections; HTTP/1.1
+    /// connections as many as the breaker's `max_connections` allows.
+    pub fn new(address: SocketAddr, settings: &PoolSettings) -> Self {
+        let dial = Dialer {
+            connect_timeout: settings.connect_timeout,
+            tls: settings.tls.clone(),
+        };
+        let options = |sharing| PoolOptions {
+            sharing,
+            breaker: settings.breaker.clone(),
+            idle_timeout: settings.idle_timeout,
+        };
+        let h2 = Sharing::Shared {
+            connections: settings.connections_per_endpoint,
+        };
+        let h1 = Sharing::Exclusive {
+            most_open: usize::MAX,
+        };
+        let lean = super::h1::LeanConnector {
+            connect_timeout: settings.connect_timeout,
+        };
         Self {
-            address,
-            connect_timeout,
-            h2_slots: (0..h2_connections.max(1))
-                .map(|_| tokio::sync::Mutex::new(None))
-                .collect(),
-            h2_next: AtomicUsize::new(0),
-            h1_idle: Mutex::new(Vec::new()),
-            lean_idle: Mutex::new(Vec::new()),
-            tls,
+            h2: Pool::new(H2Connector(dial.clone()), address, &options(h2)),
+            h1: Pool::new(H1Connector(dial), address, &options(h1)),
+            lean: Pool::new(lean, address, &options(h1)),
         }
     }
 
-    /// The endpoint's address.
-    pub fn address(&self) -> SocketAddr {
-        self.address
-    }
-
-    /// The lean HTTP/1.1 path's idle connections, newest last.
-    pub(crate) fn lean_idle(&self) -> &Mutex<Vec<(super::h1::LeanConn, Instant)>> {
-        &self.lean_idle
-    }
-
-    /// A new connection to the endpoint, TLS when the cluster has it.
-    async fn connect(&self) -> Result<TokioIo<UpstreamStream>, HttpError> {
-        let tls = self.tls.as_deref();
-        match upstream::connect(self.address, self.connect_timeout, tls).await {
-            Ok(stream) => Ok(TokioIo::new(stream)),
-            Err(ConnectError::Timeout(timeout)) => Err(HttpError::ConnectTimeout {
-                address: self.address,
-                timeout,
-            }),
-            Err(ConnectError::Tcp(source)) => Err(HttpError::Connect {
-                address: self.address,
-                source,
-            }),
-            Err(ConnectError::Tls(source)) => Err(HttpError::Tls {
-                address: self.address,
-                source,
-            }),
+    /// The connections that carry a request of `version`.
+    pub(crate) fn for_version(&self, version: http::Version) -> HttpConns {
+        if version == http::Version::HTTP_2 {
+            HttpConns::H2(self.h2.clone())
+        } else {
+            HttpConns::H1(self.h1.clone())
         }
     }
+}
 
-    /// A new TCP connection to the endpoint (no delay), within the
-    /// cluster's connect timeout.
-    pub(crate) async fn connect_tcp(&self) -> Result<TcpStream, HttpError> {
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.address))
-            .await
-            .map_err(|_| HttpError::ConnectTimeout {
-                address: self.address,
-                timeout: self.connect_timeout,
-            })?
-            .map_err(|source| HttpError::Connect {
-                address: self.address,
-                source,
-            })?;
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
-    }
+/// The pool one request goes out on.
+pub(crate) enum HttpConns {
+    /// Shared HTTP/2 connections.
+    H2(Pool<H2Connector>),
+    /// HTTP/1.1 connections, one exchange at a time.
+    H1(Pool<H1Connector>),
+}
 
-    /// Sends `req` (absolute URI) on a shared HTTP/2 connection.
-    pub async fn send_h2(
+impl HttpConns {
+    /// One exchange: the answer's head and, for HTTP/1.1, its connection.
+    pub(crate) async fn send(
         &self,
         req: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, HttpError> {
-        let slot =
-            &self.h2_slots[self.h2_next.fetch_add(1, Ordering::Relaxed) % self.h2_slots.len()];
-        let mut sender = {
-            let mut guard = slot.lock().await;
-            match guard.as_ref() {
-                Some(s) if !s.is_closed() => s.clone(),
-                _ => {
-                    let io = self.connect().await?;
-                    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-                        .timer(TokioTimer::new())
-                        .handshake(io)
-                        .await
-                        .map_err(|source| HttpError::Handshake {
-                            address: self.address,
-                            source,
-                        })?;
-                    let address = self.address;
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            debug!(%address, error = %e, "upstream h2 connection ended");
-                        }
-                    });
-                    *guard = Some(sender.clone());
-                    sender
-                }
+    ) -> Result<(Response<Incoming>, Option<H1Conn>), ProxyError> {
+        match self {
+            HttpConns::H2(pool) => send_h2(pool, req).await.map(|r| (r, None)),
+            HttpConns::H1(pool) => send_h1(pool, req).await.map(|(r, c)| (r, Some(c))),
+        }
+    }
+}
+
+/// Opens a connection to an endpoint, TLS when the cluster has it.
+#[derive(Clone)]
+struct Dialer {
+    connect_timeout: Duration,
+    tls: Option<Arc<ClusterTls>>,
+}
+
+impl Dialer {
+    async fn open(&self, address: SocketAddr) -> Result<TokioIo<UpstreamStream>, HttpError> {
+        let tls = self.tls.as_deref();
+        match upstream::connect(address, self.connect_timeout, tls).await {
+            Ok(stream) => Ok(TokioIo::new(stream)),
+            Err(ConnectError::Timeout(timeout)) => {
+                Err(HttpError::ConnectTimeout { address, timeout })
             }
-        };
-        sender.ready().await.map_err(|source| HttpError::Exchange {
-            address: self.address,
-            source,
-        })?;
-        sender
-            .send_request(req)
+            Err(ConnectError::Tcp(source)) => Err(HttpError::Connect { address, source }),
+            Err(ConnectError::Tls(source)) => Err(HttpError::Tls { address, source }),
+        }
+    }
+}
+
+/// Opens shared HTTP/2 connections (hyper's, driven by a task that holds
+/// the breaker's connection slot).
+pub struct H2Connector(Dialer);
+
+impl Connector for H2Connector {
+    type Conn = http2::SendRequest<UpstreamBody>;
+
+    async fn connect(&self, address: SocketAddr, slot: Permit) -> Result<Self::Conn, ProxyError> {
+        let io = self
+            .0
+            .open(address)
             .await
-            .map_err(|source| HttpError::Exchange {
-                address: self.address,
-                source,
-            })
-    }
-
-    /// The most recently used idle connection that is ready for a request.
-    /// Connections still finishing their last exchange stay listed; closed
-    /// or expired ones are dropped.
-    fn take_idle_h1(&self) -> Option<http1::SendRequest<UpstreamBody>> {
-        let mut idle = self.h1_idle.lock().unwrap_or_else(|p| p.into_inner());
-        let mut i = idle.len();
-        while i > 0 {
-            i -= 1;
-            let (s, _) = &idle[i];
-            if s.is_closed() {
-                idle.swap_remove(i);
-            } else if s.is_ready() {
-                let (s, since) = idle.swap_remove(i);
-                if since.elapsed() < H1_IDLE_TIMEOUT {
-                    return Some(s);
-                }
+            .map_err(HttpError::into_proxy_error)?;
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(io)
+            .await
+            .map_err(|source| HttpError::Handshake { address, source }.into_proxy_error())?;
+        tokio::spawn(async move {
+            let _slot = slot;
+            if let Err(e) = conn.await {
+                debug!(%address, error = %e, "upstream h2 connection ended");
             }
-        }
-        None
+        });
+        Ok(sender)
     }
 
-    fn put_idle_h1(&self, sender: http1::SendRequest<UpstreamBody>) {
-        if sender.is_closed() {
-            return;
-        }
-        let mut idle = self.h1_idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() >= H1_MAX_IDLE {
-            // Make room by dropping closed ones; if none, this one is closed.
-            idle.retain(|(s, _)| !s.is_closed());
-        }
-        if idle.len() < H1_MAX_IDLE {
-            idle.push((sender, Instant::now()));
+    fn state(&self, conn: &Self::Conn) -> ConnState {
+        if conn.is_closed() {
+            ConnState::Closed
+        } else {
+            ConnState::Ready
         }
     }
+}
 
-    async fn new_h1(&self) -> Result<http1::SendRequest<UpstreamBody>, HttpError> {
-        let io = self.connect().await?;
+/// Opens hyper's HTTP/1.1 connections (with upgrades: a 101 hands the
+/// connection to a tunnel).
+pub struct H1Connector(Dialer);
+
+impl Connector for H1Connector {
+    type Conn = http1::SendRequest<UpstreamBody>;
+
+    async fn connect(&self, address: SocketAddr, slot: Permit) -> Result<Self::Conn, ProxyError> {
+        let io = self
+            .0
+            .open(address)
+            .await
+            .map_err(HttpError::into_proxy_error)?;
         let (sender, conn) = http1::Builder::new()
             .handshake(io)
             .await
-            .map_err(|source| HttpError::Handshake {
-                address: self.address,
-                source,
-            })?;
-        let address = self.address;
+            .map_err(|source| HttpError::Handshake { address, source }.into_proxy_error())?;
         tokio::spawn(async move {
-            // With upgrades: a 101 hands the connection to a tunnel.
+            let _slot = slot;
             if let Err(e) = conn.with_upgrades().await {
                 debug!(%address, error = %e, "upstream h1 connection ended");
             }
@@ -321,41 +278,60 @@ impl HttpPool {
         Ok(sender)
     }
 
-    /// Sends `req` (origin-form URI, `host` set) on an idle or new
-    /// HTTP/1.1 connection; a pooled connection that turns out closed
-    /// before the request was written is replaced once. The connection comes
-    /// back with the answer: release it when the answer's body is complete.
-    pub async fn send_h1(
-        self: &Arc<Self>,
-        req: Request<UpstreamBody>,
-    ) -> Result<(Response<Incoming>, H1Conn), HttpError> {
-        let mut req = req;
-        loop {
-            let (mut sender, pooled) = match self.take_idle_h1() {
-                Some(s) => (s, true),
-                None => (self.new_h1().await?, false),
-            };
-            match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    let conn = H1Conn {
-                        pool: self.clone(),
-                        sender,
-                    };
-                    return Ok((resp, conn));
+    /// A connection still finishing its last exchange stays idle.
+    fn state(&self, conn: &Self::Conn) -> ConnState {
+        if conn.is_closed() {
+            ConnState::Closed
+        } else if conn.is_ready() {
+            ConnState::Ready
+        } else {
+            ConnState::Busy
+        }
+    }
+}
+
+/// Sends `req` (absolute URI) on a shared HTTP/2 connection.
+async fn send_h2(
+    pool: &Pool<H2Connector>,
+    req: Request<UpstreamBody>,
+) -> Result<Response<Incoming>, ProxyError> {
+    let address = pool.address();
+    let exchange = |source| HttpError::Exchange { address, source }.into_proxy_error();
+    let mut sender = (**pool.acquire_shared().await?).clone();
+    sender.ready().await.map_err(exchange)?;
+    sender.send_request(req).await.map_err(exchange)
+}
+
+/// Sends `req` (origin-form URI, `host` set) on an idle or new HTTP/1.1
+/// connection; a pooled connection that turns out closed before the
+/// request was written is replaced once. The connection comes back with
+/// the answer: release it when the answer's body is complete.
+async fn send_h1(
+    pool: &Pool<H1Connector>,
+    req: Request<UpstreamBody>,
+) -> Result<(Response<Incoming>, H1Conn), ProxyError> {
+    let address = pool.address();
+    let mut req = req;
+    let mut reuse = Reuse::Idle;
+    loop {
+        let mut conn = pool.acquire_exclusive(reuse, Instant::now()).await?;
+        let pooled = conn.reused();
+        match conn.try_send_request(req).await {
+            Ok(resp) => return Ok((resp, conn)),
+            Err(mut e) => match e.take_message() {
+                Some(back) if pooled => {
+                    debug!(%address, error = %e.error(), "pooled connection closed; retrying on a new one");
+                    req = back;
+                    reuse = Reuse::New;
                 }
-                Err(mut e) => match e.take_message() {
-                    Some(back) if pooled => {
-                        debug!(address = %self.address, error = %e.error(), "pooled connection closed; retrying on a new one");
-                        req = back;
+                _ => {
+                    return Err(HttpError::Exchange {
+                        address,
+                        source: e.into_error(),
                     }
-                    _ => {
-                        return Err(HttpError::Exchange {
-                            address: self.address,
-                            source: e.into_error(),
-                        });
-                    }
-                },
-            }
+                    .into_proxy_error());
+                }
+            },
         }
     }
 }

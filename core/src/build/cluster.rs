@@ -22,7 +22,7 @@ use crate::registry::{ClusterCodec, Registry};
 use super::discovery::{build_feed, kept_discovered};
 use crate::snapshot::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_CONNECTIONS_PER_ENDPOINT, DEFAULT_EXCLUSIVE_CONNECTIONS,
-    MAX_CONNECTIONS_PER_ENDPOINT,
+    DEFAULT_UPSTREAM_IDLE_TIMEOUT, MAX_CONNECTIONS_PER_ENDPOINT,
 };
 
 pub(super) fn build_cluster(
@@ -215,6 +215,9 @@ pub(super) fn build_cluster(
             connect_timeout,
             breaker,
             tls,
+            idle_timeout: c
+                .idle_timeout
+                .map_or(DEFAULT_UPSTREAM_IDLE_TIMEOUT, |d| d.get()),
         },
         fingerprint,
         health_checker,

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::health::EndpointHealth;
+use crate::error::{ErrorKind, ProxyError};
 
 /// The label holding an endpoint's zone.
 pub const ZONE_LABEL: &str = "zone";
@@ -27,9 +28,9 @@ pub struct Endpoint {
     pub health: EndpointHealth,
     active: AtomicUsize,
     removed: AtomicBool,
-    /// The endpoint's connection pool, created on first use by the engine
-    /// of the cluster's protocol (type-erased `EndpointPool<C>`).
-    pub pool: OnceLock<Arc<dyn Any + Send + Sync>>,
+    /// The endpoint's connections, created on first use by the engine of
+    /// the cluster's protocol (its own pool type: see [`Endpoint::pool_of`]).
+    pool: OnceLock<Box<dyn Any + Send + Sync>>,
 }
 
 impl fmt::Debug for Endpoint {
@@ -94,6 +95,29 @@ impl Endpoint {
     /// Marks it removed by discovery.
     pub(crate) fn mark_removed(&self) {
         self.removed.store(true, Ordering::Relaxed);
+    }
+
+    /// The endpoint's pool, made by `make` on first use. Core does not know
+    /// the protocol's pool type, so the one slot is type-erased: each call
+    /// checks the type (one `TypeId` comparison) and refuses a pool made
+    /// by another protocol.
+    pub fn pool_of<P: Send + Sync + 'static>(
+        &self,
+        make: impl FnOnce() -> Result<P, ProxyError>,
+    ) -> Result<&P, ProxyError> {
+        let pool = match self.pool.get() {
+            Some(pool) => pool,
+            None => {
+                let made = make()?;
+                self.pool.get_or_init(|| Box::new(made))
+            }
+        };
+        pool.downcast_ref::<P>().ok_or_else(|| {
+            ProxyError::internal(
+                ErrorKind::Internal,
+                format!("endpoint {} is pooled for another protocol", self.address),
+            )
+        })
     }
 
     /// Whether every `(key, value)` of `selector` is among the labels.

@@ -118,6 +118,8 @@ pub struct PoolSettings {
     pub breaker: Arc<CircuitBreaker>,
     /// TLS to the endpoints, when the cluster has `tls:`.
     pub tls: Option<Arc<crate::tls::ClusterTls>>,
+    /// An idle exclusive connection older than this is closed, not reused.
+    pub idle_timeout: Duration,
 }
 
 /// How traffic spreads over priorities and what happens when few endpoints are healthy.
@@ -510,6 +512,7 @@ pub(crate) mod testing {
                 connect_timeout: Duration::from_secs(1),
                 breaker: Arc::new(CircuitBreaker::default()),
                 tls: None,
+                idle_timeout: Duration::from_secs(60),
             },
             codec: Arc::new(()),
             hash_policy: Vec::new(),

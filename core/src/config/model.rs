@@ -632,6 +632,10 @@ pub struct ClusterConfig {
     /// Give up connecting after this long (default 1s), TLS handshake included.
     #[serde(default)]
     pub connect_timeout: Option<ConfigDuration>,
+    /// Close an upstream connection left idle this long instead of reusing
+    /// it (default 60s; connections that carry one request at a time).
+    #[serde(default)]
+    pub idle_timeout: Option<ConfigDuration>,
     /// Speak TLS to the endpoints: docs/tls.md.
     #[serde(default)]
     pub tls: Option<Spanned<ClusterTlsConfig>>,

@@ -17,7 +17,7 @@ use crate::mutation::Mutation;
 use crate::pipeline;
 use crate::router::{Route, Target};
 use crate::snapshot::ListenerRuntime;
-use crate::upstream::EndpointPool;
+use crate::upstream::rpc::{self, RpcPool};
 
 use super::ListenerContext;
 
@@ -180,11 +180,11 @@ async fn forward<'a, C: Codec>(
         let endpoint = pipeline::pick_endpoint(cluster, target, hash.hash, &[])?;
         req.upstream = Some(endpoint.address);
         let _active = endpoint.start_request();
-        let pool = EndpointPool::<C>::of(&endpoint, cluster)?;
+        let pool = rpc::pool_of::<C>(&endpoint, cluster)?;
         let conn = pool.acquire().await?;
-        conn.send_oneway(pool.codec(), message, &req.request_mutation)
+        conn.send_oneway(pool.connector().codec(), message, &req.request_mutation)
             .await?;
-        conn.finish();
+        conn.release();
         return Ok(None);
     }
 
@@ -223,9 +223,9 @@ async fn tries<C: Codec>(
     let send = |endpoint: &Arc<Endpoint>, _attempt: u32| {
         let endpoint = endpoint.clone();
         async move {
-            let pool = EndpointPool::<C>::of(&endpoint, cluster)?;
+            let pool = rpc::pool_of::<C>(&endpoint, cluster)?;
             let answer = try_once(pool, &endpoint, message, mutation).await?;
-            let class = pool.codec().classify_response(&answer);
+            let class = pool.connector().codec().classify_response(&answer);
             Ok((answer, class))
         }
     };
@@ -243,13 +243,15 @@ async fn tries<C: Codec>(
 }
 
 async fn try_once<C: Codec>(
-    pool: &EndpointPool<C>,
+    pool: &RpcPool<C>,
     endpoint: &Endpoint,
     message: &Message<C::State>,
     mutation: &Mutation,
 ) -> Result<Message<C::State>, ProxyError> {
     let conn = pool.acquire().await?;
-    let rx = conn.call(pool.codec(), message, mutation).await?;
+    let rx = conn
+        .call(pool.connector().codec(), message, mutation)
+        .await?;
     let answer = rx.await.map_err(|_| {
         error(
             ErrorKind::UpstreamReset,
@@ -260,7 +262,7 @@ async fn try_once<C: Codec>(
             ),
         )
     })?;
-    conn.finish();
+    conn.release();
     Ok(answer)
 }
 
@@ -272,14 +274,17 @@ async fn mirror_copy<C: Codec>(
     message: Arc<Message<C::State>>,
     mutation: Mutation,
 ) -> Result<(), ProxyError> {
-    let pool = EndpointPool::<C>::of(&endpoint, &cluster)?;
+    let pool = rpc::pool_of::<C>(&endpoint, &cluster)?;
     let conn = pool.acquire().await?;
     if message.kind == MessageKind::Oneway {
-        conn.send_oneway(pool.codec(), &message, &mutation).await?;
+        conn.send_oneway(pool.connector().codec(), &message, &mutation)
+            .await?;
     } else {
-        let rx = conn.call(pool.codec(), &message, &mutation).await?;
+        let rx = conn
+            .call(pool.connector().codec(), &message, &mutation)
+            .await?;
         let _ = rx.await;
     }
-    conn.finish();
+    conn.release();
     Ok(())
 }

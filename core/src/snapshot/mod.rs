@@ -27,6 +27,8 @@ pub const DEFAULT_EXCLUSIVE_CONNECTIONS: usize = 64;
 pub const MAX_CONNECTIONS_PER_ENDPOINT: usize = 4096;
 /// Default connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long an idle exclusive upstream connection is kept.
+pub const DEFAULT_UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default max client connections per listener.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Default max in-flight requests per client connection.

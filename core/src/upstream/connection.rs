@@ -37,8 +37,6 @@ pub struct UpstreamConn<C: Codec> {
     writer: mpsc::Sender<Outgoing<C::State>>,
     next_id: AtomicU64,
     max_id: u64,
-    sent: AtomicU64,
-    max_requests: Option<u64>,
     closed: CancellationToken,
     retired: CancellationToken,
     peer: SocketAddr,
@@ -55,23 +53,22 @@ impl<C: Codec> UpstreamConn<C> {
     /// Wraps a connected stream and starts its reader and writer tasks.
     /// `in_order` matches answers first in, first out instead of by id;
     /// `permit` (a circuit-breaker connection slot) is held until the
-    /// connection closes; after `max_requests` the connection stops taking new requests.
+    /// connection closes.
     pub fn start(
         codec: Arc<C>,
         stream: UpstreamStream,
         peer: SocketAddr,
         in_order: bool,
         permit: Option<Permit>,
-        max_requests: Option<u64>,
-    ) -> Arc<Self> {
+    ) -> Self {
         match stream {
             UpstreamStream::Plain(s) => {
                 let (rd, wr) = s.into_split();
-                Self::start_halves(codec, rd, wr, peer, in_order, permit, max_requests)
+                Self::start_halves(codec, rd, wr, peer, in_order, permit)
             }
             UpstreamStream::Tls(s) => {
                 let (rd, wr) = tokio::io::split(*s);
-                Self::start_halves(codec, rd, wr, peer, in_order, permit, max_requests)
+                Self::start_halves(codec, rd, wr, peer, in_order, permit)
             }
         }
     }
@@ -84,8 +81,7 @@ impl<C: Codec> UpstreamConn<C> {
         peer: SocketAddr,
         in_order: bool,
         permit: Option<Permit>,
-        max_requests: Option<u64>,
-    ) -> Arc<Self>
+    ) -> Self
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
@@ -114,29 +110,19 @@ impl<C: Codec> UpstreamConn<C> {
             rd,
             waiter_rx,
         ));
-        Arc::new(Self {
+        Self {
             writer,
             next_id: AtomicU64::new(1),
             max_id: codec.max_request_id().max(1),
-            sent: AtomicU64::new(0),
-            max_requests,
             closed,
             retired,
             peer,
-        })
+        }
     }
 
     /// Whether the connection is still up.
     pub fn is_open(&self) -> bool {
         !self.closed.is_cancelled()
-    }
-
-    /// Whether it may take another request (up, and under its request cap).
-    pub fn is_usable(&self) -> bool {
-        self.is_open()
-            && self
-                .max_requests
-                .is_none_or(|max| self.sent.load(Ordering::Relaxed) < max)
     }
 
     /// The endpoint address.
@@ -145,7 +131,6 @@ impl<C: Codec> UpstreamConn<C> {
     }
 
     fn allocate_id(&self) -> u64 {
-        self.sent.fetch_add(1, Ordering::Relaxed);
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         n % self.max_id + 1
     }

@@ -1,138 +1,167 @@
-//! The connections of one endpoint, in one of three modes:
-//! - `multiplex` and `pipeline`: a few connections shared by every request
-//!   (answers matched by id, or in order), created lazily, replaced when they close;
-//! - `exclusive`: one request per connection at a time; idle connections are
-//!   reused, at most `connections_per_endpoint` are open, and a request waits
-//!   (within its timeout) for one to free up.
+//! One endpoint's upstream connections, for every protocol. A
+//! [`Connector`] says how to open a connection and whether one can take a
+//! request; the pool decides when to open, reuse, share and close them,
+//! under the cluster's circuit breaker.
+//!
+//! Two ways to share ([`Sharing`]):
+//! - **shared**: a few connections carry every request at once
+//!   (multiplexed or pipelined RPC, HTTP/2); each slot is connected lazily,
+//!   by one request while the others wait for it, and replaced when its
+//!   connection closes or has carried its quota;
+//! - **exclusive**: one request per connection at a time (HTTP/1.1, RPC
+//!   servers that answer one call at a time); idle connections are reused
+//!   newest first and closed after the idle timeout; when every connection
+//!   is busy and no other may be opened, a request waits for one to come
+//!   back, counted as pending.
+//!
+//! In both, every open connection holds one of the breaker's connection
+//! slots and every request waiting for a connection one of its pending
+//! slots; over either cap a request is refused at once (`OverLimit`,
+//! counted as an overflow). After `max_requests_per_connection` requests a
+//! connection takes no more: it finishes what it carries and is replaced.
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::ops::Deref;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tracing::debug;
+use tokio::sync::Notify;
 
-use crate::cluster::{CircuitBreaker, Cluster, Endpoint, Permit, PoolSettings, Resource};
-use crate::codec::{Codec, UpstreamMode};
+use crate::cluster::{CircuitBreaker, Permit, Resource};
 use crate::error::{ErrorKind, ErrorSource, ProxyError};
 
-use super::connection::UpstreamConn;
+pub use super::lease::{Exclusive, Lease, SharedConn};
 
-/// Idle connections of an exclusive pool.
-type IdleList<C> = Arc<Mutex<Vec<Arc<UpstreamConn<C>>>>>;
+/// How a protocol opens connections to one endpoint.
+pub trait Connector: Send + Sync + 'static {
+    /// An open connection (a socket, or the handle of a task that owns one).
+    type Conn: Send + Sync + 'static;
 
-struct Slot<C: Codec> {
-    conn: ArcSwapOption<UpstreamConn<C>>,
-    connecting: tokio::sync::Mutex<()>,
+    /// Opens a connection to `address`. `slot` is the breaker's connection
+    /// slot: keep it for as long as the connection is open.
+    fn connect(
+        &self,
+        address: SocketAddr,
+        slot: Permit,
+    ) -> impl Future<Output = Result<Self::Conn, ProxyError>> + Send;
+
+    /// Whether `conn` can take a request now.
+    fn state(&self, conn: &Self::Conn) -> ConnState;
+
+    /// Closes a connection the pool gives up (abandoned mid-exchange,
+    /// expired, used up). Dropping it is the default.
+    fn discard(&self, conn: Self::Conn) {
+        drop(conn);
+    }
 }
 
-enum Connections<C: Codec> {
+/// What a connection can do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    /// It takes a request.
+    Ready,
+    /// Open, but still finishing its last exchange: left idle for later.
+    Busy,
+    /// Closed: dropped from the pool.
+    Closed,
+}
+
+/// How requests share an endpoint's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// This many connections, each carrying any number of requests at once.
     Shared {
-        slots: Box<[Slot<C>]>,
-        next: AtomicUsize,
+        /// Connections per endpoint (at least 1).
+        connections: usize,
     },
+    /// One request per connection at a time.
     Exclusive {
-        idle: IdleList<C>,
-        permits: Arc<Semaphore>,
+        /// Most connections open to this endpoint at once (the breaker's
+        /// connection cap applies besides).
+        most_open: usize,
     },
 }
 
-/// The connections of one endpoint.
-pub struct EndpointPool<C: Codec> {
-    address: SocketAddr,
-    codec: Arc<C>,
-    mode: UpstreamMode,
-    connections: Connections<C>,
-    connect_timeout: Duration,
-    breaker: Arc<CircuitBreaker>,
-    tls: Option<Arc<crate::tls::ClusterTls>>,
+/// Settings of one endpoint's pool.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// How requests share connections.
+    pub sharing: Sharing,
+    /// The cluster's circuit breaker: connection and pending caps, and
+    /// requests per connection.
+    pub breaker: Arc<CircuitBreaker>,
+    /// An exclusive connection idle this long is closed instead of reused.
+    pub idle_timeout: Duration,
 }
 
-/// A connection lent to one request. In exclusive mode it goes back to the
-/// idle list only if [`Lease::finish`] was called (the exchange completed);
-/// a connection abandoned mid-exchange (timeout) is closed instead, so a late
-/// answer can never reach the next request.
-pub struct Lease<C: Codec> {
-    conn: Arc<UpstreamConn<C>>,
-    giveback: Option<(IdleList<C>, OwnedSemaphorePermit)>,
-    finished: bool,
+/// The connections of one endpoint (a cheap handle: clones share them).
+pub struct Pool<K: Connector> {
+    pub(super) inner: Arc<Inner<K>>,
 }
 
-impl<C: Codec> Lease<C> {
-    /// Marks the exchange complete: the connection may serve another request.
-    pub fn finish(mut self) {
-        self.finished = true;
-    }
-}
-
-impl<C: Codec> Deref for Lease<C> {
-    type Target = UpstreamConn<C>;
-    fn deref(&self) -> &UpstreamConn<C> {
-        &self.conn
-    }
-}
-
-impl<C: Codec> Drop for Lease<C> {
-    fn drop(&mut self) {
-        if let Some((idle, _permit)) = self.giveback.take() {
-            if self.finished && self.conn.is_usable() {
-                if let Ok(mut idle) = idle.lock() {
-                    idle.push(self.conn.clone());
-                }
-            } else {
-                self.conn.close();
-            }
+impl<K: Connector> Clone for Pool<K> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
         }
     }
 }
 
-impl<C: Codec> EndpointPool<C> {
-    /// The pool of `endpoint`, created on first use with the cluster's codec.
-    pub fn of<'a>(endpoint: &'a Endpoint, cluster: &Cluster) -> Result<&'a Self, ProxyError> {
-        let any = match endpoint.pool.get() {
-            Some(p) => p,
-            None => {
-                let codec = cluster.parts.codec.clone().downcast::<C>().map_err(|_| {
-                    ProxyError::new(
-                        ErrorKind::Internal,
-                        ErrorSource::Internal,
-                        format!("cluster `{}` speaks another protocol", cluster.parts.name),
-                    )
-                })?;
-                endpoint.pool.get_or_init(|| {
-                    Arc::new(EndpointPool::new(
-                        endpoint.address,
-                        codec,
-                        &cluster.parts.pool,
-                    ))
-                })
-            }
-        };
-        any.downcast_ref::<Self>().ok_or_else(|| {
-            ProxyError::new(
-                ErrorKind::Internal,
-                ErrorSource::Internal,
-                format!(
-                    "endpoint {} is pooled for another protocol",
-                    endpoint.address
-                ),
-            )
-        })
-    }
+pub(super) struct Inner<K: Connector> {
+    pub(super) connector: K,
+    pub(super) address: SocketAddr,
+    breaker: Arc<CircuitBreaker>,
+    pub(super) max_uses: Option<u64>,
+    idle_timeout: Duration,
+    conns: Conns<K::Conn>,
+}
 
-    /// A pool for `address` with `settings`.
-    pub fn new(address: SocketAddr, codec: Arc<C>, settings: &PoolSettings) -> Self {
-        let size = settings.connections_per_endpoint.max(1);
-        let connections = match settings.mode {
-            UpstreamMode::Exclusive => Connections::Exclusive {
-                idle: Arc::new(Mutex::new(Vec::new())),
-                permits: Arc::new(Semaphore::new(size)),
-            },
-            UpstreamMode::Multiplex | UpstreamMode::Pipeline => Connections::Shared {
-                slots: (0..size)
+enum Conns<T> {
+    Shared {
+        slots: Box<[Slot<T>]>,
+        next: AtomicUsize,
+    },
+    Exclusive(ExclusiveConns<T>),
+}
+
+struct Slot<T> {
+    conn: ArcSwapOption<SharedConn<T>>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+/// The exclusive connections of an endpoint: the idle ones, how many are
+/// open (idle and lent), and the requests waiting for one.
+pub(super) struct ExclusiveConns<T> {
+    idle: std::sync::Mutex<Vec<Idle<T>>>,
+    open: AtomicUsize,
+    most_open: usize,
+    waiting: AtomicUsize,
+    freed: Notify,
+}
+
+struct Idle<T> {
+    conn: T,
+    since: Instant,
+    uses: u64,
+}
+
+/// Whether an exclusive request may take an idle connection or needs a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// The newest idle connection that is ready, else a new one.
+    Idle,
+    /// A new connection (an idle one just turned out stale).
+    New,
+}
+
+impl<K: Connector> Pool<K> {
+    /// An empty pool for `address`.
+    pub fn new(connector: K, address: SocketAddr, options: &PoolOptions) -> Self {
+        let conns = match options.sharing {
+            Sharing::Shared { connections } => Conns::Shared {
+                slots: (0..connections.max(1))
                     .map(|_| Slot {
                         conn: ArcSwapOption::empty(),
                         connecting: tokio::sync::Mutex::new(()),
@@ -140,138 +169,262 @@ impl<C: Codec> EndpointPool<C> {
                     .collect(),
                 next: AtomicUsize::new(0),
             },
+            Sharing::Exclusive { most_open } => Conns::Exclusive(ExclusiveConns {
+                idle: std::sync::Mutex::new(Vec::new()),
+                open: AtomicUsize::new(0),
+                most_open: most_open.max(1),
+                waiting: AtomicUsize::new(0),
+                freed: Notify::new(),
+            }),
         };
         Self {
-            address,
-            codec,
-            mode: settings.mode,
-            connections,
-            connect_timeout: settings.connect_timeout,
-            breaker: settings.breaker.clone(),
-            tls: settings.tls.clone(),
+            inner: Arc::new(Inner {
+                connector,
+                address,
+                breaker: options.breaker.clone(),
+                max_uses: options.breaker.limits.max_requests_per_connection,
+                idle_timeout: options.idle_timeout,
+                conns,
+            }),
         }
     }
 
-    /// The cluster-side codec.
-    pub fn codec(&self) -> &C {
-        &self.codec
+    /// The connector.
+    pub fn connector(&self) -> &K {
+        &self.inner.connector
     }
 
-    /// Number of open connections (shared modes) or idle ones (exclusive).
+    /// The endpoint's address.
+    pub fn address(&self) -> SocketAddr {
+        self.inner.address
+    }
+
+    /// Open connections: live shared ones, or exclusive ones idle and lent.
     pub fn open_connections(&self) -> usize {
-        match &self.connections {
-            Connections::Shared { slots, .. } => slots
+        match &self.inner.conns {
+            Conns::Shared { slots, .. } => slots
                 .iter()
-                .filter(|s| s.conn.load().as_ref().is_some_and(|c| c.is_open()))
+                .filter(|s| {
+                    s.conn
+                        .load()
+                        .as_ref()
+                        .is_some_and(|c| self.inner.connector.state(&c.conn) != ConnState::Closed)
+                })
                 .count(),
-            Connections::Exclusive { idle, .. } => idle.lock().map_or(0, |i| i.len()),
+            Conns::Exclusive(ex) => ex.open.load(Ordering::SeqCst),
         }
     }
 
-    /// A connection for one request.
-    pub async fn acquire(&self) -> Result<Lease<C>, ProxyError> {
-        match &self.connections {
-            Connections::Shared { slots, next } => {
-                let conn = self.shared(slots, next).await?;
-                Ok(Lease {
-                    conn,
-                    giveback: None,
-                    finished: false,
-                })
-            }
-            Connections::Exclusive { idle, permits } => {
-                let permit = match permits.clone().try_acquire_owned() {
-                    Ok(p) => p,
-                    Err(_) => {
-                        // Every connection is busy: wait, counted as pending.
-                        let _pending = self.pending()?;
-                        permits.clone().acquire_owned().await.map_err(|_| {
-                            ProxyError::new(
-                                ErrorKind::Internal,
-                                ErrorSource::Internal,
-                                "pool closed",
-                            )
-                        })?
-                    }
-                };
-                let reused = {
-                    let mut idle = idle.lock().map_err(|_| {
-                        ProxyError::new(ErrorKind::Internal, ErrorSource::Internal, "pool poisoned")
-                    })?;
-                    let mut found = None;
-                    while let Some(c) = idle.pop() {
-                        if c.is_usable() {
-                            found = Some(c);
-                            break;
-                        }
-                    }
-                    found
-                };
-                let conn = match reused {
-                    Some(c) => c,
-                    None => self.connect().await?,
-                };
-                Ok(Lease {
-                    conn,
-                    giveback: Some((idle.clone(), permit)),
-                    finished: false,
-                })
-            }
+    /// A connection for one request, in the pool's way of sharing.
+    pub async fn acquire(&self) -> Result<Lease<K>, ProxyError> {
+        match &self.inner.conns {
+            Conns::Shared { .. } => self.acquire_shared().await.map(Lease::Shared),
+            Conns::Exclusive(_) => self
+                .acquire_exclusive(Reuse::Idle, Instant::now())
+                .await
+                .map(Lease::Exclusive),
         }
     }
 
-    async fn shared(
-        &self,
-        slots: &[Slot<C>],
-        next: &AtomicUsize,
-    ) -> Result<Arc<UpstreamConn<C>>, ProxyError> {
+    /// A shared connection (the pool must be shared).
+    pub async fn acquire_shared(&self) -> Result<Arc<SharedConn<K::Conn>>, ProxyError> {
+        let Conns::Shared { slots, next } = &self.inner.conns else {
+            return Err(self.misuse("shared"));
+        };
         let slot = &slots[next.fetch_add(1, Ordering::Relaxed) % slots.len()];
-        if let Some(conn) = slot.conn.load_full().filter(|c| c.is_usable()) {
+        if let Some(conn) = self.take_share(slot) {
             return Ok(conn);
         }
         let _pending = self.pending()?;
-        let _guard = slot.connecting.lock().await;
-        if let Some(conn) = slot.conn.load_full().filter(|c| c.is_usable()) {
+        let _connecting = slot.connecting.lock().await;
+        if let Some(conn) = self.take_share(slot) {
             return Ok(conn);
         }
-        match self.connect().await {
+        let opened = match self.inner.slot() {
+            Ok(permit) => self
+                .inner
+                .connector
+                .connect(self.inner.address, permit)
+                .await
+                .map(|c| Arc::new(SharedConn::new(c))),
+            Err(e) => Err(e),
+        };
+        match opened {
             Ok(conn) => {
+                conn.count_use();
                 slot.conn.store(Some(conn.clone()));
                 Ok(conn)
             }
             // Another slot may still have a live connection.
-            Err(e) => slots
-                .iter()
-                .find_map(|s| s.conn.load_full().filter(|c| c.is_usable()))
-                .ok_or(e),
+            Err(e) => slots.iter().find_map(|s| self.take_share(s)).ok_or(e),
         }
+    }
+
+    /// The slot's connection when it is open and under its quota (the
+    /// request is counted against the quota).
+    fn take_share(&self, slot: &Slot<K::Conn>) -> Option<Arc<SharedConn<K::Conn>>> {
+        let conn = slot.conn.load_full()?;
+        if self.inner.connector.state(&conn.conn) == ConnState::Closed {
+            return None;
+        }
+        let used = conn.count_use();
+        self.inner
+            .max_uses
+            .is_none_or(|max| used < max)
+            .then_some(conn)
+    }
+
+    /// A connection of its own for one exchange (the pool must be
+    /// exclusive); `now` is a recent instant, for the idle timeout.
+    pub async fn acquire_exclusive(
+        &self,
+        reuse: Reuse,
+        now: Instant,
+    ) -> Result<Exclusive<K>, ProxyError> {
+        let Conns::Exclusive(ex) = &self.inner.conns else {
+            return Err(self.misuse("exclusive"));
+        };
+        let mut pending = None;
+        let mut reuse = reuse;
+        loop {
+            if reuse == Reuse::Idle
+                && let Some(idle) = self.take_idle(ex, now)
+            {
+                return Ok(Exclusive::new(self.inner.clone(), idle.conn, idle.uses));
+            }
+            reuse = Reuse::Idle;
+            let seen = match self.room(ex) {
+                Room::Open(permit) => return self.open_exclusive(ex, permit).await,
+                Room::Refused(refused) => return Err(refused),
+                Room::Wait { open } => open,
+            };
+            // Every connection is lent and no other may be opened: wait
+            // for one to come back (or close), counted as pending.
+            if pending.is_none() {
+                pending = Some(self.pending()?);
+            }
+            let freed = ex.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            ex.waiting.fetch_add(1, Ordering::SeqCst);
+            // A connection came back or closed since `room` looked.
+            let changed = ex.has_idle() || ex.open.load(Ordering::SeqCst) < seen;
+            if !changed {
+                freed.await;
+            }
+            ex.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Room for one more exclusive connection: a slot to open it, a wait
+    /// when the endpoint (or the breaker) is at its cap and one of this
+    /// endpoint's connections can come back, a refusal when none can.
+    fn room(&self, ex: &ExclusiveConns<K::Conn>) -> Room {
+        if let Err(open) = ex
+            .open
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < ex.most_open).then_some(n + 1)
+            })
+        {
+            return Room::Wait { open };
+        }
+        match self.inner.slot() {
+            Ok(permit) => Room::Open(permit),
+            Err(refused) => {
+                let open = ex.open.fetch_sub(1, Ordering::SeqCst) - 1;
+                // The cluster's other endpoints hold the slots: wait for one
+                // of this endpoint's connections, when there is any.
+                if open == 0 {
+                    Room::Refused(refused)
+                } else {
+                    Room::Wait { open }
+                }
+            }
+        }
+    }
+
+    async fn open_exclusive(
+        &self,
+        ex: &ExclusiveConns<K::Conn>,
+        permit: Permit,
+    ) -> Result<Exclusive<K>, ProxyError> {
+        match self
+            .inner
+            .connector
+            .connect(self.inner.address, permit)
+            .await
+        {
+            Ok(conn) => Ok(Exclusive::new(self.inner.clone(), conn, 0)),
+            Err(e) => {
+                ex.open.fetch_sub(1, Ordering::SeqCst);
+                ex.wake();
+                Err(e)
+            }
+        }
+    }
+
+    /// The newest ready idle connection; closed and expired ones are
+    /// dropped, busy ones left.
+    fn take_idle(&self, ex: &ExclusiveConns<K::Conn>, now: Instant) -> Option<Idle<K::Conn>> {
+        let mut gone = Vec::new();
+        let found = {
+            let mut idle = ex.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let mut found = None;
+            let mut i = idle.len();
+            while i > 0 {
+                i -= 1;
+                let entry = &idle[i];
+                let expired = now.saturating_duration_since(entry.since) >= self.inner.idle_timeout;
+                match self.inner.connector.state(&entry.conn) {
+                    ConnState::Busy if !expired => {}
+                    ConnState::Ready if !expired => {
+                        found = Some(idle.swap_remove(i));
+                        break;
+                    }
+                    _ => gone.push(idle.swap_remove(i).conn),
+                }
+            }
+            found
+        };
+        if !gone.is_empty() {
+            ex.open.fetch_sub(gone.len(), Ordering::SeqCst);
+            for conn in gone {
+                self.inner.connector.discard(conn);
+            }
+            ex.wake();
+        }
+        found
     }
 
     /// Counts a request waiting for a connection, or refuses it over the cap.
     fn pending(&self) -> Result<Permit, ProxyError> {
-        self.breaker.try_acquire(Resource::Pending).ok_or_else(|| {
-            ProxyError::new(
-                ErrorKind::OverLimit,
-                ErrorSource::Internal,
-                format!(
-                    "too many requests waiting for a connection to {}",
-                    self.address
-                ),
-            )
-        })
+        self.inner
+            .breaker
+            .try_acquire(Resource::Pending)
+            .ok_or_else(|| {
+                ProxyError::new(
+                    ErrorKind::OverLimit,
+                    ErrorSource::Internal,
+                    format!(
+                        "too many requests waiting for a connection to {}",
+                        self.inner.address
+                    ),
+                )
+            })
     }
 
-    async fn connect(&self) -> Result<Arc<UpstreamConn<C>>, ProxyError> {
-        let fail = |why: super::stream::ConnectError| {
-            ProxyError::new(
-                ErrorKind::ConnectFailure,
-                ErrorSource::Upstream,
-                format!("cannot connect to {}: {why}", self.address),
-            )
-            .with_cause(why)
-        };
-        let permit = self
-            .breaker
+    fn misuse(&self, wanted: &str) -> ProxyError {
+        ProxyError::internal(
+            ErrorKind::Internal,
+            format!("the pool of {} is not {wanted}", self.inner.address),
+        )
+    }
+}
+
+impl<K: Connector> Inner<K> {
+    /// One of the breaker's connection slots.
+    fn slot(&self) -> Result<Permit, ProxyError> {
+        self.breaker
             .try_acquire(Resource::Connection)
             .ok_or_else(|| {
                 ProxyError::new(
@@ -279,20 +432,79 @@ impl<C: Codec> EndpointPool<C> {
                     ErrorSource::Internal,
                     format!("connection limit reached for {}", self.address),
                 )
-            })?;
-        let stream =
-            super::stream::connect(self.address, self.connect_timeout, self.tls.as_deref())
-                .await
-                .map_err(fail)?;
-        debug!(address = %self.address, mode = ?self.mode, "upstream connection opened");
-        let in_order = self.mode != UpstreamMode::Multiplex;
-        Ok(UpstreamConn::start(
-            self.codec.clone(),
-            stream,
-            self.address,
-            in_order,
-            Some(permit),
-            self.breaker.limits.max_requests_per_connection,
-        ))
+            })
+    }
+
+    /// Takes back an exclusive connection whose exchange is complete
+    /// (as of `now`): kept idle if it can take another request, else closed.
+    pub(super) fn give_back(&self, conn: K::Conn, uses: u64, now: Instant) {
+        let Conns::Exclusive(ex) = &self.conns else {
+            return;
+        };
+        let spent = self.max_uses.is_some_and(|max| uses >= max);
+        if spent || self.connector.state(&conn) == ConnState::Closed {
+            self.close(conn);
+            return;
+        }
+        ex.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Idle {
+                conn,
+                since: now,
+                uses,
+            });
+        ex.wake();
+    }
+
+    /// Closes an exclusive connection and frees its place.
+    pub(super) fn close(&self, conn: K::Conn) {
+        self.connector.discard(conn);
+        if let Conns::Exclusive(ex) = &self.conns {
+            ex.open.fetch_sub(1, Ordering::SeqCst);
+            ex.wake();
+        }
+    }
+}
+
+/// What `room` found for one more exclusive connection.
+enum Room {
+    /// A breaker slot: open a connection with it.
+    Open(Permit),
+    /// No connection can come back: refuse.
+    Refused(ProxyError),
+    /// Wait until fewer than `open` of this endpoint's connections are open
+    /// (or one is idle).
+    Wait { open: usize },
+}
+
+impl<T> ExclusiveConns<T> {
+    fn has_idle(&self) -> bool {
+        !self
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// Wakes one waiting request, if any (no cost when none waits).
+    fn wake(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.freed.notify_one();
+        }
+    }
+}
+
+impl<T> SharedConn<T> {
+    fn new(conn: T) -> Self {
+        Self {
+            conn,
+            uses: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one more request; the count before it.
+    fn count_use(&self) -> u64 {
+        self.uses.fetch_add(1, Ordering::Relaxed)
     }
 }

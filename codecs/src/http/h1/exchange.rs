@@ -2,15 +2,14 @@
 //! vectored write), read the answer's head. A pooled connection found
 //! closed before any answer byte is replaced by a new one, once.
 
-use std::sync::Arc;
-
 use bytes::{Buf, Bytes};
+use metaproxy_core::ProxyError;
+use metaproxy_core::upstream::{Pool, Reuse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::head::{self, Head};
-use super::pool::{self, LeanConn};
+use super::pool::{self, LeanConn, LeanConnector, LeanLease};
 use crate::http::HttpError;
-use crate::http::upstream::HttpPool;
 
 /// Largest answer head accepted from an upstream.
 const MAX_ANSWER_HEAD: usize = 64 * 1024;
@@ -40,38 +39,32 @@ pub(crate) struct Answer {
     /// Whether the connection can carry another exchange after this body.
     pub reusable: bool,
     /// The connection (its buffer may already hold body bytes).
-    pub conn: LeanConn,
+    pub conn: LeanLease,
 }
 
 /// Sends `request` + `body` and reads the answer head; `now` is when the
 /// request started (pooled connections idle too long are not used).
 pub(crate) async fn exchange(
-    pool: &Arc<HttpPool>,
+    pool: &Pool<LeanConnector>,
     request: &Bytes,
     body: &Bytes,
     head_request: bool,
     now: std::time::Instant,
-) -> Result<Answer, HttpError> {
+) -> Result<Answer, ProxyError> {
     let address = pool.address();
+    let failed = |e: HttpError| Err(e.into_proxy_error());
     // After one stale pooled connection, the request goes on a new one.
-    let mut use_pool = true;
+    let mut reuse = Reuse::Idle;
     loop {
-        let pooled = if use_pool {
-            pool::checkout(pool, now)
-        } else {
-            None
-        };
-        let (mut conn, pooled) = match pooled {
-            Some(c) => (c, true),
-            None => (pool::connect(pool).await?, false),
-        };
-        use_pool = false;
+        let mut conn = pool.acquire_exclusive(reuse, now).await?;
+        let pooled = conn.reused();
+        reuse = Reuse::New;
         let mut out = request.clone().chain(body.clone());
         if let Err(source) = conn.stream.write_all_buf(&mut out).await {
             if pooled {
                 continue;
             }
-            return Err(HttpError::Io { address, source });
+            return failed(HttpError::Io { address, source });
         }
         match read_answer(&mut conn, head_request).await {
             Ok(Some((head, status, framing, reusable))) => {
@@ -85,21 +78,21 @@ pub(crate) async fn exchange(
             }
             // Closed before a single byte: a stale pooled connection.
             Ok(None) if pooled => continue,
-            Ok(None) => return Err(HttpError::Closed { address }),
+            Ok(None) => return failed(HttpError::Closed { address }),
             Err(ReadError::Io(source)) if pooled && conn.buf.is_empty() => {
                 tracing::debug!(%address, error = %source, "pooled connection failed; retrying on a new one");
                 continue;
             }
-            Err(ReadError::Io(source)) => return Err(HttpError::Io { address, source }),
-            Err(ReadError::Closed) => return Err(HttpError::Closed { address }),
+            Err(ReadError::Io(source)) => return failed(HttpError::Io { address, source }),
+            Err(ReadError::Closed) => return failed(HttpError::Closed { address }),
             Err(ReadError::Head(e)) => {
-                return Err(HttpError::BadAnswer {
+                return failed(HttpError::BadAnswer {
                     address,
                     reason: e.to_string(),
                 });
             }
             Err(ReadError::TooLarge) => {
-                return Err(HttpError::BadAnswer {
+                return failed(HttpError::BadAnswer {
                     address,
                     reason: format!("head larger than {MAX_ANSWER_HEAD} bytes"),
                 });

@@ -28,13 +28,12 @@ use super::encode::{self, HeaderChanges, RequestParts};
 use super::exchange::{Answer, exchange};
 use super::head::Head;
 use super::meta::request_metadata;
-use super::pool;
+
 use super::relay::{relay, write};
 use crate::http::metadata as md;
 use crate::http::reply::{local_reply, redirect_reply};
 use crate::http::request::{ConnInfo, class_of, filter_reply, pool_of};
 use crate::http::route::{Early, route_request};
-use crate::http::upstream::HttpPool;
 
 /// A request read by the connection loop.
 pub(crate) struct Request {
@@ -221,7 +220,7 @@ async fn forward<'a, W: AsyncWrite + Unpin>(
         r = tries => Some(r),
         () = deadline.expired() => None,
     };
-    let (answer, pool, _active) = match tried {
+    let (answer, _active) = match tried {
         Some(Ok(a)) => a,
         Some(Err(e)) => return Done::Early(Early::Error(e)),
         None => {
@@ -266,7 +265,7 @@ async fn forward<'a, W: AsyncWrite + Unpin>(
     {
         Ok(()) => {
             if reusable {
-                pool::checkin(&pool, upstream, started.into_std());
+                upstream.release_at(started.into_std());
             }
             Done::Relayed {
                 status,
@@ -279,7 +278,7 @@ async fn forward<'a, W: AsyncWrite + Unpin>(
             Done::Early(Early::Error(ProxyError::new(
                 ErrorKind::UpstreamReset,
                 ErrorSource::Upstream,
-                format!("{e} from {}", pool.address()),
+                format!("{e} from {}", upstream.address()),
             )))
         }
         Err(e) => {
@@ -392,17 +391,14 @@ async fn tries(
     hash: Option<u64>,
     rc: &mut RequestContext,
     started: std::time::Instant,
-) -> Result<(Answer, Arc<HttpPool>, ActiveGuard), ProxyError> {
+) -> Result<(Answer, ActiveGuard), ProxyError> {
     let cluster = &target.cluster;
     let one_try = |endpoint: &Arc<Endpoint>, _attempt: u32| {
-        let pool = pool_of(endpoint, cluster);
+        let pool = pool_of(endpoint, cluster).map(|p| p.lean.clone());
         async move {
-            let pool = pool?;
-            let answer = exchange(&pool, request, body, head_request, started)
-                .await
-                .map_err(|e| e.into_proxy_error())?;
+            let answer = exchange(&pool?, request, body, head_request, started).await?;
             let class = class_of(answer.status, answer.head.header(b"grpc-status"));
-            Ok(((answer, pool), class))
+            Ok((answer, class))
         }
     };
     let done = metaproxy_core::pipeline::run_tries(
@@ -415,8 +411,7 @@ async fn tries(
         || true,
     )
     .await?;
-    let (answer, pool) = done.answer;
-    Ok((answer, pool, done.active))
+    Ok((done.answer, done.active))
 }
 
 /// One mirror copy, sent by core's mirror step; its answer is read and
@@ -428,11 +423,9 @@ async fn mirror_copy(
     body: Bytes,
     limit: Duration,
 ) -> Result<(), ProxyError> {
-    let pool = pool_of(&endpoint, &cluster)?;
+    let pool = &pool_of(&endpoint, &cluster)?.lean;
     let now = std::time::Instant::now();
-    let answer = exchange(&pool, &request, &body, false, now)
-        .await
-        .map_err(|e| e.into_proxy_error())?;
+    let answer = exchange(pool, &request, &body, false, now).await?;
     let Answer {
         framing,
         reusable,
@@ -445,7 +438,7 @@ async fn mirror_copy(
         .is_ok()
         && reusable
     {
-        pool::checkin(&pool, upstream, now);
+        upstream.release_at(now);
     }
     Ok(())
 }

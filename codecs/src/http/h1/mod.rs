@@ -29,5 +29,5 @@ pub(crate) use chunked::ChunkScanner;
 pub(crate) use head::{
     Head, check_parsed_answer, check_parsed_request, parse_request, parse_response, status,
 };
-pub(crate) use pool::LeanConn;
+pub(crate) use pool::LeanConnector;
 pub(crate) use serve::{Handoff, serve};

@@ -1,15 +1,18 @@
 //! The lean path's upstream HTTP/1.1 connections: a plain socket and its
-//! read buffer, lent to one exchange at a time and kept idle in the
-//! endpoint's [`HttpPool`] between exchanges.
+//! read buffer, lent to one exchange at a time by the endpoint's core
+//! [`Pool`](metaproxy_core::upstream::Pool) and kept idle between exchanges.
 
-use std::time::Instant;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::BytesMut;
+use metaproxy_core::ProxyError;
+use metaproxy_core::cluster::Permit;
+use metaproxy_core::upstream::{ConnState, Connector, Exclusive};
 use tokio::net::TcpStream;
 
 use super::spare::READ_BUFFER;
 use crate::http::HttpError;
-use crate::http::upstream::{H1_IDLE_TIMEOUT, H1_MAX_IDLE, HttpPool};
 
 /// An upstream HTTP/1.1 connection of the lean path.
 #[derive(Debug)]
@@ -18,41 +21,47 @@ pub(crate) struct LeanConn {
     pub stream: TcpStream,
     /// Bytes read and not yet relayed.
     pub buf: BytesMut,
+    /// The breaker's connection slot, held while the socket is open.
+    pub _slot: Option<Permit>,
 }
 
-/// The newest idle connection that is still open, if any, as of `now`. A
-/// connection the peer closed (or wrote to unasked) while idle, or idle for
-/// too long, is dropped.
-pub(crate) fn checkout(pool: &HttpPool, now: Instant) -> Option<LeanConn> {
-    let mut idle = pool.lean_idle().lock().unwrap_or_else(|p| p.into_inner());
-    while let Some((conn, since)) = idle.pop() {
-        if now.saturating_duration_since(since) >= H1_IDLE_TIMEOUT || !conn.buf.is_empty() {
-            continue;
+/// A lean connection lent to one exchange.
+pub(crate) type LeanLease = Exclusive<LeanConnector>;
+
+/// Opens the lean path's plain TCP connections.
+pub(crate) struct LeanConnector {
+    /// Give up connecting after this long.
+    pub connect_timeout: Duration,
+}
+
+impl Connector for LeanConnector {
+    type Conn = LeanConn;
+
+    async fn connect(&self, address: SocketAddr, slot: Permit) -> Result<LeanConn, ProxyError> {
+        let timeout = self.connect_timeout;
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+            .await
+            .map_err(|_| HttpError::ConnectTimeout { address, timeout }.into_proxy_error())?
+            .map_err(|source| HttpError::Connect { address, source }.into_proxy_error())?;
+        let _ = stream.set_nodelay(true);
+        Ok(LeanConn {
+            stream,
+            buf: BytesMut::with_capacity(READ_BUFFER),
+            _slot: Some(slot),
+        })
+    }
+
+    /// An idle connection the peer closed, or wrote to unasked, is closed.
+    fn state(&self, conn: &LeanConn) -> ConnState {
+        if !conn.buf.is_empty() {
+            return ConnState::Closed;
         }
         let mut probe = [0u8; 1];
         match conn.stream.try_read(&mut probe) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(conn),
-            _ => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => ConnState::Ready,
+            _ => ConnState::Closed,
         }
     }
-    None
-}
-
-/// Returns a connection whose last exchange is complete (as of `now`, a
-/// recent instant the caller already read).
-pub(crate) fn checkin(pool: &HttpPool, conn: LeanConn, now: Instant) {
-    let mut idle = pool.lean_idle().lock().unwrap_or_else(|p| p.into_inner());
-    if idle.len() < H1_MAX_IDLE {
-        idle.push((conn, now));
-    }
-}
-
-/// A new connection to the pool's endpoint.
-pub(crate) async fn connect(pool: &HttpPool) -> Result<LeanConn, HttpError> {
-    Ok(LeanConn {
-        stream: pool.connect_tcp().await?,
-        buf: BytesMut::with_capacity(READ_BUFFER),
-    })
 }
 
 /// Makes room for at least one more read in `buf`.

@@ -151,6 +151,7 @@ mod tests {
         LeanConn {
             stream: TcpStream::connect(addr).await.unwrap(),
             buf: BytesMut::from(already),
+            _slot: None,
         }
     }
 
