@@ -2,23 +2,10 @@
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
-use super::pool::{Connector, Inner};
-
-/// A shared connection and how many requests it has taken.
-pub struct SharedConn<T> {
-    pub(super) conn: T,
-    pub(super) uses: AtomicU64,
-}
-
-impl<T> Deref for SharedConn<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.conn
-    }
-}
+use super::connector::Connector;
+use super::conns::{Inner, SharedConn};
 
 /// A connection lent to one request, shared or its own.
 pub enum Lease<K: Connector> {

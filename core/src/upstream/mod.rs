@@ -8,6 +8,8 @@
 //! waiting request, which restores the client's id on the way down.
 
 pub mod connection;
+mod connector;
+mod conns;
 mod lease;
 pub mod pool;
 pub mod rpc;

@@ -20,53 +20,21 @@
 //! counted as an overflow). After `max_requests_per_connection` requests a
 //! connection takes no more: it finishes what it carries and is replaced.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::Notify;
 
+use super::conns::{Conns, ExclusiveConns, Idle, Inner, Slot};
 use crate::cluster::{CircuitBreaker, Permit, Resource};
 use crate::error::{ErrorKind, ErrorSource, ProxyError};
 
-pub use super::lease::{Exclusive, Lease, SharedConn};
-
-/// How a protocol opens connections to one endpoint.
-pub trait Connector: Send + Sync + 'static {
-    /// An open connection (a socket, or the handle of a task that owns one).
-    type Conn: Send + Sync + 'static;
-
-    /// Opens a connection to `address`. `slot` is the breaker's connection
-    /// slot: keep it for as long as the connection is open.
-    fn connect(
-        &self,
-        address: SocketAddr,
-        slot: Permit,
-    ) -> impl Future<Output = Result<Self::Conn, ProxyError>> + Send;
-
-    /// Whether `conn` can take a request now.
-    fn state(&self, conn: &Self::Conn) -> ConnState;
-
-    /// Closes a connection the pool gives up (abandoned mid-exchange,
-    /// expired, used up). Dropping it is the default.
-    fn discard(&self, conn: Self::Conn) {
-        drop(conn);
-    }
-}
-
-/// What a connection can do now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnState {
-    /// It takes a request.
-    Ready,
-    /// Open, but still finishing its last exchange: left idle for later.
-    Busy,
-    /// Closed: dropped from the pool.
-    Closed,
-}
+pub use super::connector::{ConnState, Connector};
+pub use super::conns::SharedConn;
+pub use super::lease::{Exclusive, Lease};
 
 /// How requests share an endpoint's connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,44 +75,6 @@ impl<K: Connector> Clone for Pool<K> {
             inner: self.inner.clone(),
         }
     }
-}
-
-pub(super) struct Inner<K: Connector> {
-    pub(super) connector: K,
-    pub(super) address: SocketAddr,
-    breaker: Arc<CircuitBreaker>,
-    pub(super) max_uses: Option<u64>,
-    idle_timeout: Duration,
-    conns: Conns<K::Conn>,
-}
-
-enum Conns<T> {
-    Shared {
-        slots: Box<[Slot<T>]>,
-        next: AtomicUsize,
-    },
-    Exclusive(ExclusiveConns<T>),
-}
-
-struct Slot<T> {
-    conn: ArcSwapOption<SharedConn<T>>,
-    connecting: tokio::sync::Mutex<()>,
-}
-
-/// The exclusive connections of an endpoint: the idle ones, how many are
-/// open (idle and lent), and the requests waiting for one.
-pub(super) struct ExclusiveConns<T> {
-    idle: std::sync::Mutex<Vec<Idle<T>>>,
-    open: AtomicUsize,
-    most_open: usize,
-    waiting: AtomicUsize,
-    freed: Notify,
-}
-
-struct Idle<T> {
-    conn: T,
-    since: Instant,
-    uses: u64,
 }
 
 /// Whether an exclusive request may take an idle connection or needs a new one.
@@ -421,52 +351,6 @@ impl<K: Connector> Pool<K> {
     }
 }
 
-impl<K: Connector> Inner<K> {
-    /// One of the breaker's connection slots.
-    fn slot(&self) -> Result<Permit, ProxyError> {
-        self.breaker
-            .try_acquire(Resource::Connection)
-            .ok_or_else(|| {
-                ProxyError::new(
-                    ErrorKind::OverLimit,
-                    ErrorSource::Internal,
-                    format!("connection limit reached for {}", self.address),
-                )
-            })
-    }
-
-    /// Takes back an exclusive connection whose exchange is complete
-    /// (as of `now`): kept idle if it can take another request, else closed.
-    pub(super) fn give_back(&self, conn: K::Conn, uses: u64, now: Instant) {
-        let Conns::Exclusive(ex) = &self.conns else {
-            return;
-        };
-        let spent = self.max_uses.is_some_and(|max| uses >= max);
-        if spent || self.connector.state(&conn) == ConnState::Closed {
-            self.close(conn);
-            return;
-        }
-        ex.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Idle {
-                conn,
-                since: now,
-                uses,
-            });
-        ex.wake();
-    }
-
-    /// Closes an exclusive connection and frees its place.
-    pub(super) fn close(&self, conn: K::Conn) {
-        self.connector.discard(conn);
-        if let Conns::Exclusive(ex) = &self.conns {
-            ex.open.fetch_sub(1, Ordering::SeqCst);
-            ex.wake();
-        }
-    }
-}
-
 /// What `room` found for one more exclusive connection.
 enum Room {
     /// A breaker slot: open a connection with it.
@@ -476,35 +360,4 @@ enum Room {
     /// Wait until fewer than `open` of this endpoint's connections are open
     /// (or one is idle).
     Wait { open: usize },
-}
-
-impl<T> ExclusiveConns<T> {
-    fn has_idle(&self) -> bool {
-        !self
-            .idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty()
-    }
-
-    /// Wakes one waiting request, if any (no cost when none waits).
-    fn wake(&self) {
-        if self.waiting.load(Ordering::SeqCst) > 0 {
-            self.freed.notify_one();
-        }
-    }
-}
-
-impl<T> SharedConn<T> {
-    fn new(conn: T) -> Self {
-        Self {
-            conn,
-            uses: AtomicU64::new(0),
-        }
-    }
-
-    /// Counts one more request; the count before it.
-    fn count_use(&self) -> u64 {
-        self.uses.fetch_add(1, Ordering::Relaxed)
-    }
 }
