@@ -267,7 +267,7 @@ fn upgrades_are_websocket_only_and_on_http_routes() {
         &text,
         &[
             "config.yaml:6:43: upgrade `h2c` is not relayed; only `websocket` is",
-            "config.yaml:11:43: `upgrades` needs an HTTP listener, not `dubbo`",
+            "config.yaml:11:43: `upgrades` needs a listener of a protocol that has it (http), not `dubbo`",
         ],
     );
 }

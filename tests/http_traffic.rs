@@ -378,7 +378,10 @@ clusters:
         sick2.address(),
         well2.address()
     );
-    let proxy = Proxy::start("http_health", &config);
+    let proxy = Proxy::start(
+        "http_health",
+        &format!("admin: {{ address: 127.0.0.1:0 }}\n{config}"),
+    );
     let addr = proxy.addr("http-in");
     assert!(
         wait_until(Duration::from_secs(5), || sick.count() >= 2
@@ -386,7 +389,23 @@ clusters:
         "probes reach the backends\n{}",
         proxy.logs()
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // Both sick backends are marked down (as `/clusters` shows).
+    let unhealthy = || {
+        let (_, body) = proxy.admin("GET", "/clusters");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c["endpoints"].as_array().unwrap().iter())
+            .filter(|e| e["healthy"] == false)
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || unhealthy() == 2),
+        "the sick backends are marked down\n{}",
+        proxy.logs()
+    );
     let (sick_before, sick2_before) = (sick.count(), sick2.count());
     let mut seen = HashMap::<String, u32>::new();
     for i in 0..10 {

@@ -453,21 +453,31 @@ fn certificates_rotate_live_without_failing_a_request_and_a_broken_pair_is_refus
     };
     assert!(subject(&proxy).contains("before.test"));
 
-    // A client loop runs while the files are replaced.
+    // A client loop runs while the files are replaced: requests are
+    // answered before the swap and after it.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let looping = {
-        let stop = stop.clone();
+        let (stop, sent) = (stop.clone(), sent.clone());
         let ca_pem = ca_pem.clone();
         std::thread::spawn(move || {
             let mut results = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let r = curl_https(addr, "localhost", "/", &ca_pem, &[]);
                 results.push(r.status);
+                sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
             results
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    let answered_at_least = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sent.load(std::sync::atomic::Ordering::SeqCst) < n {
+            assert!(Instant::now() < deadline, "{}", proxy.logs());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    answered_at_least(3);
     // Replace both files atomically (write aside, rename over).
     let (cert, key) = ca.issue_pem("after.test", &["localhost"], None);
     std::fs::write(dir.join("next.pem"), cert).unwrap();
@@ -488,10 +498,10 @@ fn certificates_rotate_live_without_failing_a_request_and_a_broken_pair_is_refus
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(served_new < Duration::from_secs(2), "{served_new:?}");
-    std::thread::sleep(Duration::from_millis(300));
+    answered_at_least(sent.load(std::sync::atomic::Ordering::SeqCst) + 3);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let results = looping.join().unwrap();
-    assert!(results.len() >= 3, "{results:?}");
+    assert!(results.len() >= 6, "{results:?}");
     assert!(results.iter().all(|s| *s == 200), "{results:?}");
     assert!(subject(&proxy).contains("after.test"));
 

@@ -43,8 +43,8 @@ impl Protocol for Fake {
             probe: None,
         })
     }
-    fn http_routing(&self) -> bool {
-        true
+    fn route_features(&self) -> metaproxy_core::registry::RouteFeatures {
+        metaproxy_core::registry::RouteFeatures::ALL
     }
 }
 

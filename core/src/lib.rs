@@ -14,6 +14,7 @@ pub mod build;
 pub mod cluster;
 pub mod codec;
 pub mod config;
+pub mod deadline;
 pub mod discovery;
 pub mod downstream;
 pub mod error;

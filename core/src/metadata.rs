@@ -57,10 +57,15 @@ impl Metadata {
 
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&str> {
+        self.value(key).map(|v| &**v)
+    }
+
+    /// The value of `key` as stored (a cheap clone keeps it), if present.
+    pub fn value(&self, key: &str) -> Option<&ByteString> {
         self.entries
             .iter()
             .find(|(k, _)| &**k == key)
-            .map(|(_, v)| &**v)
+            .map(|(_, v)| v)
     }
 
     /// Sets `key` to `value`, replacing an existing entry.

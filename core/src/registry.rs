@@ -14,6 +14,39 @@ use crate::health_check::{CodecProbe, Probe};
 use crate::listener::serve_rpc_connection;
 pub use crate::snapshot::{ConnectionHandler, ListenerContext, ServeFuture};
 
+/// What a protocol's routes may use beyond matching metadata and picking
+/// targets; the config build refuses a feature the listener's (or, for
+/// cookies, the cluster's) protocol does not claim.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteFeatures {
+    /// Metadata keys compare case-insensitively: route and filter keys are
+    /// lower-cased at load (the codec stores its keys lower-case).
+    pub case_insensitive_keys: bool,
+    /// `virtual_hosts`: routes grouped by the `:authority` key.
+    pub virtual_hosts: bool,
+    /// `redirect` actions (the engine renders `Early::Redirect`).
+    pub redirects: bool,
+    /// `rewrite` of the `:path` and `:authority` keys on the way up.
+    pub rewrites: bool,
+    /// `upgrades`: protocol switches the engine relays.
+    pub upgrades: bool,
+    /// `hash: [{ cookie }]` on clusters: an affinity cookie read from the
+    /// `cookie.<name>` key and set on answers by the engine.
+    pub affinity_cookies: bool,
+}
+
+impl RouteFeatures {
+    /// Every feature.
+    pub const ALL: Self = Self {
+        case_insensitive_keys: true,
+        virtual_hosts: true,
+        redirects: true,
+        rewrites: true,
+        upgrades: true,
+        affinity_cookies: true,
+    };
+}
+
 /// A protocol as the proxy sees it: builds listener handlers and cluster codecs.
 pub trait Protocol: Send + Sync + 'static {
     /// The name used in config.
@@ -31,10 +64,12 @@ pub trait Protocol: Send + Sync + 'static {
         vec![self.name()]
     }
 
-    /// Whether routes of this protocol may use HTTP actions (virtual hosts,
-    /// redirects, rewrites) and HTTP header-name semantics (lower-cased keys).
-    fn http_routing(&self) -> bool {
-        false
+    /// What routes of this protocol may use beyond matching and targets
+    /// (virtual hosts, redirects, rewrites, upgrades, affinity cookies), and
+    /// whether its metadata keys are case-insensitive. None by default; a
+    /// protocol (built-in or a plugin) claims what its engine carries out.
+    fn route_features(&self) -> RouteFeatures {
+        RouteFeatures::default()
     }
 
     /// The ALPN protocols a TLS listener of this protocol offers when its

@@ -171,9 +171,39 @@ pub fn apply_mutation(
     (pseudo, problems)
 }
 
+/// The `Set-Cookie` value of an affinity cookie the proxy made up:
+/// `name=value; Path=path; HttpOnly`, and `Max-Age` when it has one.
+pub fn set_cookie_value(cookie: &metaproxy_core::cluster::AffinityCookie) -> String {
+    let mut v = format!(
+        "{}={}; Path={}; HttpOnly",
+        cookie.name, cookie.value, cookie.path
+    );
+    if let Some(ttl) = cookie.max_age {
+        v.push_str(&format!("; Max-Age={}", ttl.as_secs()));
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
-    use super::request_id_bytes;
+    use super::{request_id_bytes, set_cookie_value};
+    use metaproxy_core::cluster::AffinityCookie;
+
+    #[test]
+    fn an_affinity_cookie_is_http_only_with_its_max_age() {
+        let mut c = AffinityCookie {
+            name: "sid".into(),
+            value: "00ff".into(),
+            path: "/cart".into(),
+            max_age: Some(std::time::Duration::from_secs(3600)),
+        };
+        assert_eq!(
+            set_cookie_value(&c),
+            "sid=00ff; Path=/cart; HttpOnly; Max-Age=3600"
+        );
+        c.max_age = None;
+        assert_eq!(set_cookie_value(&c), "sid=00ff; Path=/cart; HttpOnly");
+    }
 
     #[test]
     fn request_ids_are_distinct_version_4_uuids() {

@@ -17,11 +17,13 @@
 //! The user-facing reference is `docs/protocols/http.md`.
 
 mod body;
+mod cluster;
 mod error;
 mod grpc_probe;
 pub(crate) mod h1;
 pub mod headers;
 pub mod metadata;
+mod outgoing;
 pub mod probe;
 mod replay;
 pub mod reply;
@@ -36,7 +38,9 @@ use std::sync::Arc;
 
 use metaproxy_core::PluginError;
 use metaproxy_core::codec::{CodecOptions, UpstreamMode};
-use metaproxy_core::registry::{ClusterCodec, ConnectionHandler, Protocol, Registry};
+use metaproxy_core::registry::{
+    ClusterCodec, ConnectionHandler, Protocol, Registry, RouteFeatures,
+};
 
 pub use body::ProxyBody;
 pub use error::HttpError;
@@ -141,8 +145,16 @@ impl Protocol for HttpProtocol {
         vec![HTTP, HTTP1, HTTP2]
     }
 
-    fn http_routing(&self) -> bool {
-        true
+    /// Every feature on `http` listeners; `http1` and `http2` name
+    /// cluster protocols only, which set affinity cookies.
+    fn route_features(&self) -> RouteFeatures {
+        match self.version {
+            UpstreamVersion::Downstream => RouteFeatures::ALL,
+            UpstreamVersion::Http1 | UpstreamVersion::Http2 => RouteFeatures {
+                affinity_cookies: true,
+                ..RouteFeatures::default()
+            },
+        }
     }
 
     fn alpn(&self) -> Vec<&'static str> {

@@ -189,3 +189,36 @@ pub fn split_host_port(authority: &str) -> (&str, Option<&str>) {
         _ => (authority, None),
     }
 }
+
+/// A filter's complete HTTP answer.
+pub(crate) fn filter_reply(r: metaproxy_core::filter::LocalResponse) -> Response<ProxyBody> {
+    let mut resp = Response::new(ProxyBody::full(r.body));
+    *resp.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in &r.headers {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            resp.headers_mut().append(n, v);
+        }
+    }
+    resp
+}
+
+/// The answer to a request the proxy answers itself (a local error, in
+/// gRPC's form for a gRPC request; a filter's answer; a redirect), and how
+/// the request ended.
+pub(crate) fn early_reply(
+    early: super::route::Early,
+    grpc: bool,
+) -> (Response<ProxyBody>, metaproxy_core::pipeline::Ending) {
+    use metaproxy_core::pipeline::Ending;
+    match early {
+        super::route::Early::Error(e) => (local_reply(&e, grpc), Ending::Failed(e.kind)),
+        super::route::Early::Respond(r) => (filter_reply(r), Ending::Filter),
+        super::route::Early::Redirect(code, location) => {
+            (redirect_reply(code, &location), Ending::Redirect)
+        }
+    }
+}

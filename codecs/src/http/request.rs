@@ -1,38 +1,37 @@
-//! One HTTP request's life, mirroring the framed-RPC engine: route → filter
-//! chain → (re-route) → target → circuit breaker → mirror → tries (endpoint
-//! pick, pool, per-try timeout, outlier outcome, retries with backoff) under
-//! the route timeout → response filters; local replies on any failure.
+//! The hyper engine's part of one request (HTTP/2, gRPC, and HTTP/1.1
+//! the lean path hands over); core's pipeline runs the rest. The request
+//! body streams upstream (kept, up to a bound, when a retry or the mirror
+//! may need it again); the answer's body streams back under the route's
+//! whole-answer deadline and the stream idle timeout.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
-use http::uri::PathAndQuery;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
-use metaproxy_core::cluster::{Cluster, Endpoint};
+use metaproxy_core::cluster::Endpoint;
 use metaproxy_core::codec::ResponseClass;
-use metaproxy_core::filter::{LocalResponse, RequestContext, ResponseContext};
-use metaproxy_core::metadata::{Metadata, MetadataView, keys};
-use metaproxy_core::pipeline::{
-    Ending, Finished, Routed, finish, on_response, route_timeout, spawn_mirror,
-};
-use metaproxy_core::router::Target;
+use metaproxy_core::deadline::LazyDeadline;
+use metaproxy_core::filter::{RequestContext, ResponseContext};
+use metaproxy_core::metadata::{Metadata, keys};
+use metaproxy_core::pipeline::{self, Answered, Delivered, Ending, Exchange, Mirroring, Status};
+use metaproxy_core::router::{Route, Target};
 use metaproxy_core::snapshot::ListenerRuntime;
 use metaproxy_core::{ErrorKind, ErrorSource, MessageKind, ProxyError};
 use tracing::{debug, warn};
 
 use super::body::{Held, ProxyBody};
-use super::headers::{add_forwarded, apply_mutation, ensure_request_id_header, strip_hop_by_hop};
+use super::cluster::{classify, pool_of, settings_of};
+use super::headers::{apply_mutation, ensure_request_id_header, strip_hop_by_hop};
 use super::metadata::{self as md, is_grpc, request_metadata};
+use super::outgoing::{Head, HyperCopy, Outgoing, outgoing};
 use super::replay::Replayable;
-use super::reply::{local_reply, redirect_reply, text_reply};
-use super::route::Early;
-
-use super::upstream::{HttpPool, UpstreamBody};
-use super::{HttpClusterSettings, UpstreamVersion};
+use super::reply::{early_reply, text_reply};
+use super::route::{Early, describe};
+use super::upgrade::Requested;
+use super::upstream::{H1Conn, UpstreamBody};
 
 /// What every request of a connection shares.
 pub(crate) struct ConnInfo {
@@ -55,6 +54,7 @@ pub(crate) async fn handle(
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    let started = tokio::time::Instant::now();
     let grpc = is_grpc(req.headers());
     if matches!(req.version(), Version::HTTP_10 | Version::HTTP_11)
         && let Err(e) = super::h1::check_parsed_request(req.version(), req.headers())
@@ -84,400 +84,204 @@ pub(crate) async fn handle(
     }
     ensure_request_id_header(&mut parts.headers);
     let metadata = request_metadata(&parts, conn.scheme);
-    let mut rc = RequestContext::new(
+    let rc = RequestContext::new(
         super::HTTP,
         MessageKind::Request,
         metadata,
         conn.connection.clone(),
     );
-    let started = std::time::Instant::now();
-    listener.metrics.requests_active.inc();
-    let mut target = None;
-    let result = forward(&listener, &conn, &mut rc, parts, body, &mut target).await;
-    listener.metrics.requests_active.dec();
-    let (ending, resp) = match result {
-        Ok((resp, answered)) => {
-            let ending = match answered {
-                Answered::Filter => Ending::Filter,
-                Answered::Redirect => Ending::Redirect,
-                Answered::Upstream => Ending::Upstream {
-                    error: resp.status().is_server_error(),
-                },
-            };
-            (ending, resp)
-        }
-        Err(err) => {
-            debug!(
-                listener = %listener.name,
-                authority = rc.lookup(md::AUTHORITY).unwrap_or(""),
-                path = rc.lookup(md::PATH).unwrap_or(""),
-                error = %err.chain(),
-                "local reply"
-            );
-            (Ending::Failed(err.kind), local_reply(&err, grpc))
-        }
+    let mut exchange = HyperExchange {
+        listener: listener.clone(),
+        conn,
+        grpc,
+        parts: Some(parts),
+        body: Some(body),
+        sending: None,
+        replay: None,
+        retries: false,
+        mirror_later: None,
     };
-    finish(
-        &listener,
-        super::HTTP,
-        &Finished {
-            request: &rc,
-            target,
-            ending,
-            status: Some(resp.status().as_str()),
-            started,
-        },
-    );
-    resp
-}
-fn error(kind: ErrorKind, origin: ErrorSource, message: String) -> ProxyError {
-    ProxyError::new(kind, origin, message)
+    pipeline::serve(&listener, rc, &mut exchange, &mut None, started).await
 }
 
-/// A filter's complete HTTP answer.
-pub(crate) fn filter_reply(r: LocalResponse) -> Response<ProxyBody> {
-    let mut resp = Response::new(ProxyBody::full(r.body));
-    *resp.status_mut() =
-        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    for (name, value) in &r.headers {
-        if let (Ok(n), Ok(v)) = (
-            header::HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            resp.headers_mut().append(n, v);
-        }
-    }
-    resp
+/// One request of the hyper engine; its reply is the client's response.
+struct HyperExchange {
+    listener: Arc<ListenerRuntime>,
+    conn: Arc<ConnInfo>,
+    grpc: bool,
+    /// The client's request head, until the upstream request is built.
+    parts: Option<http::request::Parts>,
+    /// The client's body, until the first try takes it.
+    body: Option<Incoming>,
+    /// The upstream request, once routed.
+    sending: Option<Sending>,
+    /// The body kept for retries and a late mirror copy.
+    replay: Option<Replayable<Incoming>>,
+    /// The route has a retry policy.
+    retries: bool,
+    /// The headers of a mirror copy sent once the answer's head is here.
+    mirror_later: Option<HeaderMap>,
 }
 
-/// The upstream request head, before the endpoint (and so the authority
-/// fallback) and the upstream HTTP version are known.
-struct Head {
-    method: Method,
-    path: PathAndQuery,
-    /// Empty when the client sent none: the endpoint's address is used.
-    authority: String,
-    /// The client's HTTP version (`protocol: http` clusters follow it).
-    client_version: Version,
+/// The upstream request of a routed request.
+struct Sending {
+    head: Head,
+    /// The first try's headers (taken by it).
+    first: Option<HeaderMap>,
+    /// A copy for retries (only with a retry policy).
+    template: Option<HeaderMap>,
+    version: Version,
+    upgrade: Option<Requested>,
 }
 
-impl Head {
-    /// The upstream version for a cluster of `settings`.
-    fn version(&self, settings: &HttpClusterSettings) -> Version {
-        match settings.version {
-            UpstreamVersion::Http1 => Version::HTTP_11,
-            UpstreamVersion::Http2 => Version::HTTP_2,
-            UpstreamVersion::Downstream if self.client_version == Version::HTTP_2 => {
-                Version::HTTP_2
-            }
-            UpstreamVersion::Downstream => Version::HTTP_11,
-        }
-    }
-
-    /// The request for `endpoint` over `version`.
-    fn request(
-        &self,
-        mut headers: HeaderMap,
-        version: Version,
-        endpoint: SocketAddr,
-        body: UpstreamBody,
-    ) -> Result<Request<UpstreamBody>, ProxyError> {
-        let fallback;
-        let authority = if self.authority.is_empty() {
-            fallback = endpoint.to_string();
-            fallback.as_str()
-        } else {
-            self.authority.as_str()
-        };
-        let bad = |e: String| error(ErrorKind::BadRequest, ErrorSource::Downstream, e);
-        let uri = if version == Version::HTTP_2 {
-            headers.remove(header::HOST);
-            Uri::builder()
-                .scheme("http")
-                .authority(authority)
-                .path_and_query(self.path.clone())
-                .build()
-                .map_err(|e| bad(format!("bad authority `{authority}`: {e}")))?
-        } else {
-            if headers.get(header::HOST).map(HeaderValue::as_bytes) != Some(authority.as_bytes()) {
-                let host = HeaderValue::from_str(authority)
-                    .map_err(|e| bad(format!("bad host `{authority}`: {e}")))?;
-                headers.insert(header::HOST, host);
-            }
-            Uri::from(self.path.clone())
-        };
-        let mut req = Request::new(body);
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = uri;
-        *req.version_mut() = version;
-        *req.headers_mut() = headers;
-        Ok(req)
-    }
-}
-
-pub(crate) fn settings_of(cluster: &Cluster) -> Result<Arc<HttpClusterSettings>, ProxyError> {
-    cluster
-        .parts
-        .codec
-        .clone()
-        .downcast::<HttpClusterSettings>()
-        .map_err(|_| {
-            error(
-                ErrorKind::Internal,
-                ErrorSource::Internal,
-                format!("cluster `{}` is not an HTTP cluster", cluster.parts.name),
-            )
+impl HyperExchange {
+    fn sending(&self) -> Result<&Sending, ProxyError> {
+        self.sending.as_ref().ok_or_else(|| {
+            ProxyError::internal(ErrorKind::Internal, "request sent before it was built")
         })
-}
-
-/// The endpoint's HTTP pools, made on first use with the cluster's settings.
-pub(crate) fn pool_of<'a>(
-    endpoint: &'a Endpoint,
-    cluster: &Cluster,
-) -> Result<&'a HttpPool, ProxyError> {
-    endpoint.pool_of(|| Ok(HttpPool::new(endpoint.address, &cluster.parts.pool)))
-}
-
-/// How an answer counts for retries and outlier detection: 503 (and a gRPC
-/// trailers-only UNAVAILABLE) is "unavailable", any other 5xx a server error.
-pub(crate) fn classify(status: StatusCode, headers: &HeaderMap) -> ResponseClass {
-    class_of(
-        status.as_u16(),
-        headers.get("grpc-status").map(HeaderValue::as_bytes),
-    )
-}
-
-/// [`classify`] from the status code and the `grpc-status` header's value.
-pub(crate) fn class_of(status: u16, grpc_status: Option<&[u8]>) -> ResponseClass {
-    match status {
-        503 => ResponseClass::Unavailable,
-        500..=599 => ResponseClass::ServerError,
-        _ if grpc_status == Some(b"14") => ResponseClass::Unavailable,
-        _ => ResponseClass::Success,
     }
-}
 
-/// Who produced an answer, for metrics and the access log (the same
-/// labels as the lean path's).
-#[derive(Debug, Clone, Copy)]
-enum Answered {
-    /// The upstream.
-    Upstream,
-    /// A filter's own response.
-    Filter,
-    /// A redirect route.
-    Redirect,
-}
-
-/// An answer the proxy gives without the upstream's.
-fn early_answer(early: Early) -> Result<(Response<ProxyBody>, Answered), ProxyError> {
-    match early {
-        Early::Error(e) => Err(e),
-        Early::Respond(r) => Ok((filter_reply(r), Answered::Filter)),
-        Early::Redirect(code, location) => {
-            Ok((redirect_reply(code, &location), Answered::Redirect))
-        }
-    }
-}
-
-/// Routes and forwards; the answer comes with who produced it.
-async fn forward<'a>(
-    listener: &'a Arc<ListenerRuntime>,
-    conn: &ConnInfo,
-    rc: &mut RequestContext,
-    mut parts: http::request::Parts,
-    body: Incoming,
-    target_out: &mut Option<&'a Target>,
-) -> Result<(Response<ProxyBody>, Answered), ProxyError> {
-    let Routed {
-        route,
-        chain,
-        target,
-        hash: decision,
-    } = match super::route::route_request(listener, rc, conn.scheme).await {
-        Ok(r) => r,
-        Err(early) => return early_answer(early),
-    };
-    let path_and_query = rc.lookup(md::PATH).unwrap_or("/");
-    let authority = rc.lookup(md::AUTHORITY).unwrap_or("");
-    *target_out = Some(target);
-    let cluster = &target.cluster;
-    let settings = settings_of(cluster)?;
-
-    // The upstream request: rewrites, forwarding headers, mutation, hop-by-hop.
-    // The client's path is reused as is (no copy) unless something changes it.
-    let mut new_path: Option<String> = None;
-    let mut new_authority = authority.to_string();
-    if let Some(rw) = &route.rewrite {
-        if let Some(p) = &rw.path {
-            new_path = Some(p.apply(path_and_query));
-        }
-        if let Some(h) = &rw.host {
-            new_authority = h.clone();
-        }
-    }
-    if new_path.is_none() && parts.uri.path_and_query().map(|p| p.as_str()) != Some(path_and_query)
-    {
-        new_path = Some(path_and_query.to_string());
-    }
-    // A WebSocket handshake on a route that relays it (never to an
-    // HTTP/2 upstream, which would need extended CONNECT); an upgrade the
-    // route does not relay is refused, as Envoy does.
-    let upgrade = match super::upgrade::asked(&mut parts, route) {
-        super::upgrade::Asked::Nothing => None,
-        super::upgrade::Asked::Relayed(u) => {
-            Some(u).filter(|_| settings.version != UpstreamVersion::Http2)
-        }
-        super::upgrade::Asked::Refused(protocol) => {
-            return Err(error(
-                ErrorKind::PermissionDenied,
-                ErrorSource::Downstream,
-                format!(
-                    "upgrade to `{protocol}` is not allowed on route `{}`",
-                    route.name
-                ),
-            ));
-        }
-    };
-    let headers = &mut parts.headers;
-    strip_hop_by_hop(headers);
-    if let Some(u) = &upgrade {
-        u.carry(headers);
-    }
-    add_forwarded_ip(headers, &conn.client_ip, conn.scheme);
-    if !rc.request_mutation.is_empty() {
-        let (pseudo, problems) = apply_mutation(headers, &rc.request_mutation);
-        for p in problems {
-            warn!(route = %route.name, "request mutation: {p}");
-        }
-        if let Some(p) = pseudo.path {
-            new_path = Some(p);
-        }
-        if let Some(a) = pseudo.authority {
-            new_authority = a;
-        }
-    }
-    let path = match new_path {
-        Some(p) => PathAndQuery::try_from(p.as_str()).map_err(|e| {
-            error(
-                ErrorKind::BadRequest,
-                ErrorSource::Downstream,
-                format!("bad path `{p}`: {e}"),
-            )
-        })?,
-        None => parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/")),
-    };
-    let head = Head {
-        method: parts.method,
-        path,
-        authority: new_authority,
-        client_version: parts.version,
-    };
-    let headers = parts.headers;
-
-    let permit = metaproxy_core::pipeline::admit(target)?;
-
-    // A bodiless request is mirrored and retried as is. With a retry
-    // policy or a mirror, a streamed body is kept (up to a limit): for the
-    // retries, and for the mirror's copy (a gRPC call, say), sent once the
-    // answer's head is here if the whole body was read by then.
-    let bodiless = body.is_end_stream();
-    let mirror = route
-        .mirror
-        .as_ref()
-        .filter(|m| upgrade.is_none() && m.sample());
-    if bodiless && let Some(mirror) = mirror {
-        let copy = MirrorCopy::new(&head, headers.clone(), UpstreamBody::Empty);
-        spawn_mirror(mirror, route.timeout, move |c, e| copy.send(c, e));
-    }
-    let mirror_later = mirror.filter(|_| !bodiless).map(|m| (m, headers.clone()));
-    let policy = route.retry.as_ref();
-    let (body, replay) = match (bodiless, policy.is_some() || mirror_later.is_some()) {
-        (true, _) => (UpstreamBody::Empty, None),
-        (false, false) => (UpstreamBody::Client(body), None),
-        (false, true) => {
+    /// The first try's body: none, the client's streamed, or the client's
+    /// kept for a retry or the mirror (up to a limit).
+    fn first_body(&mut self) -> UpstreamBody {
+        let Some(body) = self.body.take() else {
+            return UpstreamBody::Empty;
+        };
+        if body.is_end_stream() {
+            UpstreamBody::Empty
+        } else if self.retries || self.mirror_later.is_some() {
             let (shared, first) = Replayable::new(body);
-            (UpstreamBody::Replay(first), Some(shared))
+            self.replay = Some(shared);
+            UpstreamBody::Replay(first)
+        } else {
+            UpstreamBody::Client(body)
         }
-    };
-    let kept = replay.clone();
-    let tries = tries(
-        target,
-        &settings,
-        &head,
-        headers,
-        (body, replay),
-        decision.hash,
-        policy,
-        &mut rc.upstream,
-    );
-    // The route timeout bounds the whole answer: its head here, its body
-    // in the streamed body; silences inside the body are bounded too.
-    let ends_by = tokio::time::Instant::now() + route.timeout;
-    let stream_idle = listener.limits.stream_idle_timeout;
-    let (response, mut held) = tokio::time::timeout(route.timeout, tries)
-        .await
-        .map_err(|_| route_timeout(route, target, "response headers"))??;
-    held.permit = Some(permit);
-    if let Some((mirror, headers)) = mirror_later {
-        match kept.as_ref().and_then(Replayable::copy) {
-            Some((chunks, trailers)) => {
-                let body = UpstreamBody::Kept(chunks.into(), trailers);
-                let copy = MirrorCopy::new(&head, headers, body);
-                spawn_mirror(mirror, route.timeout, move |c, e| copy.send(c, e));
-            }
-            None => debug!(route = %route.name, "body not complete or too large: not mirrored"),
+    }
+}
+
+impl Exchange for HyperExchange {
+    /// The answer's head and body, and its HTTP/1.1 connection.
+    type Answer = (Response<Incoming>, Option<H1Conn>);
+    type Mirror = HyperCopy;
+    type Reply = Response<ProxyBody>;
+    const AWAITED: &'static str = "response headers";
+
+    fn describe(&self, rc: &RequestContext) -> String {
+        describe(rc)
+    }
+
+    fn prepare(
+        &mut self,
+        route: &Route,
+        target: &Target,
+        rc: &mut RequestContext,
+    ) -> Result<(), ProxyError> {
+        let settings = settings_of(&target.cluster)?;
+        let parts = self.parts.take().ok_or_else(|| {
+            ProxyError::internal(ErrorKind::Internal, "request head already taken")
+        })?;
+        let Outgoing {
+            head,
+            headers,
+            upgrade,
+        } = outgoing(parts, route, rc, &self.conn, &settings)?;
+        self.retries = route.retry.is_some();
+        self.sending = Some(Sending {
+            version: head.version(&settings),
+            head,
+            template: self.retries.then(|| headers.clone()),
+            first: Some(headers),
+            upgrade,
+        });
+        Ok(())
+    }
+
+    fn mirror_copy(&mut self, _: &Route, _: &RequestContext) -> Mirroring<HyperCopy> {
+        let (Some(sending), Some(body)) = (&self.sending, &self.body) else {
+            return Mirroring::Never;
+        };
+        let Some(headers) = sending.first.as_ref().filter(|_| sending.upgrade.is_none()) else {
+            return Mirroring::Never;
+        };
+        // A bodiless request is copied now; a streamed body is kept while
+        // it is sent and copied once the answer's head is here (a gRPC
+        // call, say), if the whole body was read by then.
+        if body.is_end_stream() {
+            Mirroring::Now(HyperCopy::new(
+                &sending.head,
+                headers.clone(),
+                UpstreamBody::Empty,
+            ))
+        } else {
+            self.mirror_later = Some(headers.clone());
+            Mirroring::AfterAnswer
         }
     }
 
-    let (mut rparts, mut rbody) = response.into_parts();
-    // An answer whose framing hyper read one way and another parser could
-    // read another is not relayed; dropping it (and its connection, never
-    // released to the pool) discards the upstream connection.
-    if matches!(rparts.version, Version::HTTP_10 | Version::HTTP_11)
-        && let Err(e) = super::h1::check_parsed_answer(rparts.version, &rparts.headers)
-    {
-        let from = rc.upstream.map(|a| a.to_string()).unwrap_or_default();
-        return Err(error(
-            ErrorKind::UpstreamReset,
-            ErrorSource::Upstream,
-            format!("bad answer head from {from}: malformed head: {e}"),
-        ));
+    fn mirror_copy_after_answer(&mut self) -> Option<HyperCopy> {
+        let headers = self.mirror_later.take()?;
+        let (chunks, trailers) = self.replay.as_ref().and_then(Replayable::copy)?;
+        let body = UpstreamBody::Kept(chunks.into(), trailers);
+        Some(HyperCopy::new(&self.sending.as_ref()?.head, headers, body))
     }
-    // A chunked answer's head waits for its first chunk: broken chunk
-    // framing from the start is a 502, not an answer cut after its head.
-    // Any other failure (the upstream gone, silent) reaches the client as
-    // before: the head, then a cut body.
-    let mut first = None;
-    if rparts.headers.contains_key(header::TRANSFER_ENCODING) {
-        match tokio::time::timeout_at(
-            (tokio::time::Instant::now() + stream_idle).min(ends_by),
-            rbody.frame(),
-        )
-        .await
+
+    async fn send(
+        &mut self,
+        target: &Target,
+        endpoint: &Arc<Endpoint>,
+        attempt: u32,
+        _: &RequestContext,
+    ) -> Result<(Self::Answer, ResponseClass), ProxyError> {
+        let (headers, body) = if attempt == 0 {
+            let body = self.first_body();
+            let headers = self.sending.as_mut().and_then(|s| s.first.take());
+            (headers.unwrap_or_default(), body)
+        } else {
+            // Retries resend a copy of the head and the kept body.
+            let body = match self.replay.as_ref().and_then(Replayable::cursor) {
+                Some(cursor) => UpstreamBody::Replay(cursor),
+                None => UpstreamBody::Empty,
+            };
+            let headers = self.sending()?.template.clone().unwrap_or_default();
+            (headers, body)
+        };
+        let sending = self.sending()?;
+        let conns = pool_of(endpoint, &target.cluster)?.for_version(sending.version);
+        let req = sending
+            .head
+            .request(headers, sending.version, endpoint.address, body)?;
+        let (resp, conn) = conns.send(req).await?;
+        // An answer whose framing hyper read one way and another parser
+        // could read another is not relayed, nor sent again; dropping it
+        // (its connection never released to the pool) discards the
+        // upstream connection.
+        if matches!(resp.version(), Version::HTTP_10 | Version::HTTP_11)
+            && let Err(e) = super::h1::check_parsed_answer(resp.version(), resp.headers())
         {
-            Ok(Some(Err(e))) if is_bad_framing(&e) => {
-                let from = rc.upstream.map(|a| a.to_string()).unwrap_or_default();
-                return Err(error(
-                    ErrorKind::UpstreamReset,
-                    ErrorSource::Upstream,
-                    format!("bad chunked answer from {from}: {e}"),
-                ));
-            }
-            Ok(Some(r)) => first = Some(r.map_err(|e| Box::new(e) as super::body::BodyError)),
-            Ok(None) => {}
-            Err(_) => first = Some(Err(super::body::idle_error(stream_idle))),
+            return Err(ProxyError::new(
+                ErrorKind::UpstreamReset,
+                ErrorSource::Upstream,
+                format!(
+                    "bad answer head from {}: malformed head: {e}",
+                    endpoint.address
+                ),
+            )
+            .with_retry(false));
         }
+        let class = classify(resp.status(), resp.headers());
+        Ok(((resp, conn), class))
     }
-    let view = || {
-        let mut metadata = Metadata::with_capacity(2 + rparts.headers.len());
-        metadata.push(md::STATUS.into(), rparts.status.as_str().into());
+
+    fn can_replay(&self) -> bool {
+        // A body too large to keep cannot be sent again.
+        self.replay.as_ref().is_none_or(Replayable::can_replay)
+    }
+
+    fn view(&self, (resp, _): &Self::Answer) -> ResponseContext {
+        let mut metadata = Metadata::with_capacity(2 + resp.headers().len());
+        metadata.push(md::STATUS.into(), resp.status().as_str().into());
         metadata.push(keys::PROTOCOL.into(), super::HTTP.into());
-        for (name, value) in &rparts.headers {
+        for (name, value) in resp.headers() {
             if let Ok(v) = std::str::from_utf8(value.as_bytes()) {
                 metadata.push(name.as_str().into(), v.into());
             }
@@ -486,59 +290,118 @@ async fn forward<'a>(
             kind: MessageKind::Response,
             metadata,
         }
-    };
-    if let Err(early) = on_response(chain, rc, view).await {
-        return early_answer(Early::of(early, rc, conn.scheme));
     }
-    let switching = rparts.status == StatusCode::SWITCHING_PROTOCOLS;
-    let upstream_protocol = rparts.headers.get(header::UPGRADE).cloned();
-    strip_hop_by_hop(&mut rparts.headers);
-    if !rc.response_mutation.is_empty() {
-        let (_, problems) = apply_mutation(&mut rparts.headers, &rc.response_mutation);
-        for p in problems {
-            warn!(route = %route.name, "response mutation: {p}");
+
+    async fn deliver(
+        &mut self,
+        answered: Answered<'_, Self::Answer>,
+        rc: &mut RequestContext,
+        _: &mut LazyDeadline,
+    ) -> Result<Delivered<Self::Reply>, ProxyError> {
+        let Answered {
+            route,
+            answer: (response, conn),
+            active,
+            permit,
+            set_cookie,
+            ends_by,
+            ..
+        } = answered;
+        let held = Held {
+            active: Some(active),
+            permit: Some(permit),
+            conn,
+        };
+        let (mut rparts, mut rbody) = response.into_parts();
+        let stream_idle = self.listener.limits.stream_idle_timeout;
+        let from = rc.upstream.map(|a| a.to_string()).unwrap_or_default();
+        // A chunked answer's head waits for its first chunk: broken chunk
+        // framing from the start is a 502, not an answer cut after its
+        // head. Any other failure (the upstream gone, silent) reaches the
+        // client as before: the head, then a cut body.
+        let mut first = None;
+        if rparts.headers.contains_key(header::TRANSFER_ENCODING) {
+            match tokio::time::timeout_at(
+                (tokio::time::Instant::now() + stream_idle).min(ends_by),
+                rbody.frame(),
+            )
+            .await
+            {
+                Ok(Some(Err(e))) if is_bad_framing(&e) => {
+                    return Err(ProxyError::new(
+                        ErrorKind::UpstreamReset,
+                        ErrorSource::Upstream,
+                        format!("bad chunked answer from {from}: {e}"),
+                    ));
+                }
+                Ok(Some(r)) => first = Some(r.map_err(|e| Box::new(e) as super::body::BodyError)),
+                Ok(None) => {}
+                Err(_) => first = Some(Err(super::body::idle_error(stream_idle))),
+            }
+        }
+        let status = rparts.status;
+        let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+        let upstream_protocol = rparts.headers.get(header::UPGRADE).cloned();
+        strip_hop_by_hop(&mut rparts.headers);
+        if !rc.response_mutation.is_empty() {
+            let (_, problems) = apply_mutation(&mut rparts.headers, &rc.response_mutation);
+            for p in problems {
+                warn!(route = %route.name, "response mutation: {p}");
+            }
+        }
+        let body = if switching {
+            // The upstream switched protocols: only to an upgrade asked for.
+            let pending = rparts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+            let upgrade = self.sending.as_mut().and_then(|s| s.upgrade.take());
+            let (Some(upgrade), Some(pending)) = (upgrade, pending) else {
+                return Err(ProxyError::new(
+                    ErrorKind::UpstreamReset,
+                    ErrorSource::Upstream,
+                    format!(
+                        "101 Switching Protocols from {from} to a request that asked for no upgrade"
+                    ),
+                ));
+            };
+            upgrade.switch(
+                &mut rparts.headers,
+                upstream_protocol,
+                pending,
+                held,
+                self.listener.clone(),
+                self.conn.shutdown.clone(),
+            );
+            ProxyBody::full(bytes::Bytes::new())
+        } else {
+            if let Some(cookie) = set_cookie
+                && let Ok(v) = HeaderValue::from_str(&super::headers::set_cookie_value(&cookie))
+            {
+                rparts.headers.append(header::SET_COOKIE, v);
+            }
+            ProxyBody::stream_after(first, rbody, (stream_idle, ends_by), held)
+        };
+        rparts.version = Version::HTTP_11;
+        Ok(Delivered {
+            reply: Response::from_parts(rparts, body),
+            ending: Ending::Upstream {
+                error: status.is_server_error(),
+            },
+            status: Status::Code(status.as_u16()),
+        })
+    }
+
+    async fn refuse(
+        &mut self,
+        early: pipeline::Early<'_>,
+        rc: &RequestContext,
+    ) -> Delivered<Self::Reply> {
+        let (reply, ending) = early_reply(Early::of(early, rc, self.conn.scheme), self.grpc);
+        let status = Status::Code(reply.status().as_u16());
+        Delivered {
+            reply,
+            ending,
+            status,
         }
     }
-    if switching {
-        // The upstream switched protocols: only to an upgrade asked for.
-        let from = rc.upstream.map(|a| a.to_string()).unwrap_or_default();
-        let pending = rparts.extensions.remove::<hyper::upgrade::OnUpgrade>();
-        let (Some(upgrade), Some(pending)) = (upgrade, pending) else {
-            return Err(error(
-                ErrorKind::UpstreamReset,
-                ErrorSource::Upstream,
-                format!(
-                    "101 Switching Protocols from {from} to a request that asked for no upgrade"
-                ),
-            ));
-        };
-        upgrade.switch(
-            &mut rparts.headers,
-            upstream_protocol,
-            pending,
-            held,
-            listener.clone(),
-            conn.shutdown.clone(),
-        );
-        rparts.version = Version::HTTP_11;
-        return Ok((
-            Response::from_parts(rparts, ProxyBody::full(bytes::Bytes::new())),
-            Answered::Upstream,
-        ));
-    }
-    if let Some(cookie) = decision.set_cookie
-        && let Ok(v) = HeaderValue::from_str(&cookie)
-    {
-        rparts.headers.append(header::SET_COOKIE, v);
-    }
-    rparts.version = Version::HTTP_11;
-    Ok((
-        Response::from_parts(
-            rparts,
-            ProxyBody::stream_after(first, rbody, (stream_idle, ends_by), held),
-        ),
-        Answered::Upstream,
-    ))
 }
 
 /// Whether a body error is hyper refusing the chunked framing (its decoder
@@ -555,137 +418,4 @@ fn is_bad_framing(e: &hyper::Error) -> bool {
         cause = c.source();
     }
     false
-}
-
-/// Appends the client's address to `x-forwarded-for` (its value prepared
-/// once per connection) and sets `x-forwarded-proto` when absent.
-fn add_forwarded_ip(headers: &mut HeaderMap, client_ip: &HeaderValue, scheme: &'static str) {
-    if headers.contains_key(&super::headers::FORWARDED_FOR) {
-        if let Ok(ip) = client_ip.to_str() {
-            add_forwarded(headers, ip, scheme);
-        }
-        return;
-    }
-    headers.insert(super::headers::FORWARDED_FOR, client_ip.clone());
-    if !headers.contains_key(&super::headers::FORWARDED_PROTO) {
-        headers.insert(
-            super::headers::FORWARDED_PROTO,
-            HeaderValue::from_static(scheme),
-        );
-    }
-}
-
-/// The first try and the retries the route's policy allows (bodiless
-/// requests, and bodies kept for replay while under the limit), each on a
-/// fresh pick that avoids endpoints already tried; every outcome feeds
-/// outlier detection.
-#[allow(clippy::too_many_arguments)]
-async fn tries(
-    target: &Target,
-    settings: &HttpClusterSettings,
-    head: &Head,
-    headers: HeaderMap,
-    (body, replay): (UpstreamBody, Option<Replayable<Incoming>>),
-    hash: Option<u64>,
-    policy: Option<&metaproxy_core::router::RetryPolicy>,
-    upstream: &mut Option<SocketAddr>,
-) -> Result<(Response<Incoming>, Held), ProxyError> {
-    let cluster = &target.cluster;
-    let version = head.version(settings);
-    // Retries resend a copy of the head; the first try takes the original.
-    let template = policy.map(|_| headers.clone());
-    let mut first = Some((headers, body));
-    let replay = &replay;
-    let one_try = |endpoint: &Arc<Endpoint>, _attempt: u32| {
-        let (headers, body) = match first.take() {
-            Some(f) => f,
-            None => {
-                let body = match replay.as_ref().and_then(Replayable::cursor) {
-                    Some(cursor) => UpstreamBody::Replay(cursor),
-                    None => UpstreamBody::Empty,
-                };
-                (template.clone().unwrap_or_default(), body)
-            }
-        };
-        let prepared = pool_of(endpoint, cluster).and_then(|pool| {
-            Ok((
-                pool.for_version(version),
-                head.request(headers, version, endpoint.address, body)?,
-            ))
-        });
-        async move {
-            let (conns, req) = prepared?;
-            let (resp, conn) = conns.send(req).await?;
-            let class = classify(resp.status(), resp.headers());
-            Ok(((resp, conn), class))
-        }
-    };
-    // A body too large to keep cannot be sent again.
-    let replayable = || replay.as_ref().is_none_or(Replayable::can_replay);
-    let done = metaproxy_core::pipeline::run_tries(
-        target,
-        policy,
-        hash,
-        "response headers",
-        upstream,
-        one_try,
-        replayable,
-    )
-    .await;
-    done.map(|t| {
-        let (resp, conn) = t.answer;
-        (
-            resp,
-            Held {
-                active: Some(t.active),
-                permit: None,
-                conn,
-            },
-        )
-    })
-}
-
-/// A mirror copy of a request (`body`: none, or the kept request body),
-/// sent by core's mirror step; its answer is read and dropped (so an
-/// HTTP/1.1 connection can be reused).
-struct MirrorCopy {
-    head: Head,
-    headers: HeaderMap,
-    body: UpstreamBody,
-}
-
-impl MirrorCopy {
-    fn new(head: &Head, headers: HeaderMap, body: UpstreamBody) -> MirrorCopy {
-        let head = Head {
-            method: head.method.clone(),
-            path: head.path.clone(),
-            authority: head.authority.clone(),
-            client_version: head.client_version,
-        };
-        MirrorCopy {
-            head,
-            headers,
-            body,
-        }
-    }
-
-    async fn send(self, cluster: Arc<Cluster>, endpoint: Arc<Endpoint>) -> Result<(), ProxyError> {
-        let settings = settings_of(&cluster)?;
-        let version = self.head.version(&settings);
-        let conns = pool_of(&endpoint, &cluster)?.for_version(version);
-        let req = self
-            .head
-            .request(self.headers, version, endpoint.address, self.body)?;
-        let (resp, conn) = conns.send(req).await?;
-        let mut body = resp.into_body();
-        while let Some(frame) = body.frame().await {
-            if frame.is_err() {
-                return Ok(());
-            }
-        }
-        if let Some(conn) = conn {
-            conn.release();
-        }
-        Ok(())
-    }
 }

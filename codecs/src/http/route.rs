@@ -1,14 +1,15 @@
-//! The routing step both HTTP engines share (hyper and the lean HTTP/1.1
-//! path): core's [`pipeline::route`] step, with HTTP's own early answers
-//! (a redirect's `Location`, built from the request's scheme, authority
-//! and path).
+//! What both HTTP engines (hyper and the lean HTTP/1.1 path) add to
+//! core's routing step: HTTP's own early answers (a redirect's
+//! `Location`, built from the request's scheme, authority and path), the
+//! request's name in errors, and whether the lean path can serve a
+//! listener.
 
 use std::sync::Arc;
 
 use metaproxy_core::ProxyError;
 use metaproxy_core::filter::{LocalResponse, RequestContext};
 use metaproxy_core::metadata::MetadataView;
-use metaproxy_core::pipeline::{self, Routed};
+use metaproxy_core::pipeline;
 use metaproxy_core::router::{Route, RouteAction, Target};
 use metaproxy_core::snapshot::ListenerRuntime;
 
@@ -52,24 +53,15 @@ impl Early {
     }
 }
 
-/// Routes one request (core's step; "no route" names method, host, path).
-pub(crate) async fn route_request<'a>(
-    listener: &'a ListenerRuntime,
-    rc: &mut RequestContext,
-    scheme: &'static str,
-) -> Result<Routed<'a>, Early> {
-    let describe = |rc: &RequestContext| {
-        format!(
-            "{} {}{}",
-            rc.lookup(md::METHOD).unwrap_or("?"),
-            rc.lookup(md::AUTHORITY).unwrap_or(""),
-            rc.lookup(md::PATH).unwrap_or("?"),
-        )
-    };
-    match pipeline::route(listener, rc, describe).await {
-        Ok(routed) => Ok(routed),
-        Err(early) => Err(Early::of(early, rc, scheme)),
-    }
+/// An HTTP request as a "no route" error and the local-reply log name it:
+/// method, host and path.
+pub(crate) fn describe(rc: &RequestContext) -> String {
+    format!(
+        "{} {}{}",
+        rc.lookup(md::METHOD).unwrap_or("?"),
+        rc.lookup(md::AUTHORITY).unwrap_or(""),
+        rc.lookup(md::PATH).unwrap_or("?"),
+    )
 }
 
 /// Whether every cluster a listener can send to (route targets and mirrors,

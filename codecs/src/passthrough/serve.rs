@@ -5,12 +5,16 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use metaproxy_core::cluster::Endpoint;
 use metaproxy_core::codec::ResponseClass;
-use metaproxy_core::filter::RequestContext;
+use metaproxy_core::deadline::LazyDeadline;
+use metaproxy_core::filter::{RequestContext, ResponseContext};
 use metaproxy_core::listener::{ClientStream, ListenerContext, connection_metadata};
 use metaproxy_core::message::MessageKind;
 use metaproxy_core::metadata::{Metadata, MetadataView, keys};
+use metaproxy_core::pipeline::{Answered, Delivered, Ending, Exchange, NoMirror, Status};
 use metaproxy_core::registry::{ConnectionHandler, ServeFuture};
+use metaproxy_core::router::Target;
 use metaproxy_core::snapshot::ListenerRuntime;
 use metaproxy_core::tls::MaybeTls;
 use metaproxy_core::upstream::{UpstreamStream, connect};
@@ -84,100 +88,109 @@ async fn pass(
     if let Some(name) = &sni {
         metadata.insert(keys::SNI, name.as_str());
     }
-    let mut req = RequestContext::new(
+    let req = RequestContext::new(
         TLS_PASSTHROUGH,
         MessageKind::Request,
         metadata,
         Arc::new(connection),
     );
-    let started = std::time::Instant::now();
-    let mut chosen = None;
-    let opened = open_upstream(listener, &mut req, &mut chosen).await;
-    let ending = match opened {
-        Err(e) => {
-            debug!(listener = %ctx.name, %peer, sni = sni.as_deref().unwrap_or(""), error = %e, "passthrough refused");
-            pipeline::Ending::Failed(e.kind)
-        }
-        Ok((upstream, _active)) => {
-            let moved = forward(client, upstream, &hello, listener, ctx).await;
-            debug!(listener = %ctx.name, %peer, up = moved.up, down = moved.down, "passthrough closed");
-            pipeline::Ending::Upstream { error: false }
-        }
-    };
-    pipeline::finish(
+    let started = tokio::time::Instant::now();
+    let mut exchange = Passthrough {
+        client: Some(client),
+        hello: hello.freeze(),
+        peer,
         listener,
-        TLS_PASSTHROUGH,
-        &pipeline::Finished {
-            request: &req,
-            target: chosen,
-            ending,
-            status: None,
-            started,
-        },
-    );
-}
-
-/// Routes the connection and opens its upstream connection.
-async fn open_upstream<'a>(
-    listener: &'a ListenerRuntime,
-    req: &mut RequestContext,
-    chosen: &mut Option<&'a metaproxy_core::router::Target>,
-) -> Result<(UpstreamStream, metaproxy_core::cluster::ActiveGuard), ProxyError> {
-    let describe = |rc: &RequestContext| format!("SNI `{}`", rc.lookup(keys::SNI).unwrap_or(""));
-    let pipeline::Routed {
-        route,
-        target,
-        hash,
-        ..
-    } = pipeline::route(listener, req, describe)
-        .await
-        .map_err(pipeline::Early::into_error)?;
-    *chosen = Some(target);
-    let cluster = &target.cluster;
-    let _permit = pipeline::admit(target)?;
-    let timeout = cluster.parts.pool.connect_timeout;
-    let send = |endpoint: &Arc<metaproxy_core::cluster::Endpoint>, _attempt: u32| {
-        let address = endpoint.address;
-        async move {
-            connect(address, timeout, None)
-                .await
-                .map(|s| (s, ResponseClass::Success))
-                .map_err(|e| {
-                    ProxyError::new(
-                        ErrorKind::ConnectFailure,
-                        ErrorSource::Upstream,
-                        format!("cannot connect to {address}: {e}"),
-                    )
-                })
-        }
+        ctx,
     };
-    let done = pipeline::run_tries(
-        target,
-        route.retry.as_ref(),
-        hash.hash,
-        "connection",
-        &mut req.upstream,
-        send,
-        || true,
-    )
-    .await?;
-    Ok((done.answer, done.active))
+    pipeline::serve(listener, req, &mut exchange, &mut None, started).await;
 }
 
-/// Replays the ClientHello to the upstream, then relays both ways.
-async fn forward(
-    client: TcpStream,
-    mut upstream: UpstreamStream,
-    hello: &[u8],
-    listener: &ListenerRuntime,
-    ctx: &ListenerContext,
-) -> super::relay::Relayed {
-    if upstream.write_all(hello).await.is_err() {
-        return super::relay::Relayed::default();
+/// One passthrough connection: its "try" is a connection to the picked
+/// endpoint, its "answer" that connection, delivered by replaying the
+/// ClientHello and relaying both ways for as long as the connection lasts.
+struct Passthrough<'a> {
+    client: Option<TcpStream>,
+    hello: bytes::Bytes,
+    peer: SocketAddr,
+    listener: &'a ListenerRuntime,
+    ctx: &'a ListenerContext,
+}
+
+impl Exchange for Passthrough<'_> {
+    type Answer = UpstreamStream;
+    type Mirror = NoMirror;
+    type Reply = ();
+    const AWAITED: &'static str = "connection";
+
+    fn describe(&self, rc: &RequestContext) -> String {
+        format!("SNI `{}`", rc.lookup(keys::SNI).unwrap_or(""))
     }
-    let own = ctx.shutdown.child_token();
-    relay(client, upstream, listener.limits.idle_timeout, async move {
-        own.cancelled().await;
-    })
-    .await
+
+    async fn send(
+        &mut self,
+        target: &Target,
+        endpoint: &Arc<Endpoint>,
+        _: u32,
+        _: &RequestContext,
+    ) -> Result<(UpstreamStream, ResponseClass), ProxyError> {
+        let address = endpoint.address;
+        connect(address, target.cluster.parts.pool.connect_timeout, None)
+            .await
+            .map(|s| (s, ResponseClass::Success))
+            .map_err(|e| {
+                ProxyError::new(
+                    ErrorKind::ConnectFailure,
+                    ErrorSource::Upstream,
+                    format!("cannot connect to {address}: {e}"),
+                )
+            })
+    }
+
+    fn view(&self, _: &UpstreamStream) -> ResponseContext {
+        ResponseContext {
+            kind: MessageKind::Response,
+            metadata: Metadata::default(),
+        }
+    }
+
+    async fn deliver(
+        &mut self,
+        answered: Answered<'_, UpstreamStream>,
+        _: &mut RequestContext,
+        _: &mut LazyDeadline,
+    ) -> Result<Delivered<()>, ProxyError> {
+        let Answered {
+            answer: mut upstream,
+            active: _active,
+            permit: _permit,
+            ..
+        } = answered;
+        if let Some(client) = self.client.take()
+            && upstream.write_all(&self.hello).await.is_ok()
+        {
+            let own = self.ctx.shutdown.child_token();
+            let idle = self.listener.limits.idle_timeout;
+            let moved = relay(client, upstream, idle, async move {
+                own.cancelled().await;
+            })
+            .await;
+            debug!(listener = %self.ctx.name, peer = %self.peer, up = moved.up, down = moved.down, "passthrough closed");
+        }
+        Ok(Delivered {
+            reply: (),
+            ending: Ending::Upstream { error: false },
+            status: Status::None,
+        })
+    }
+
+    /// Refused: the connection is closed.
+    async fn refuse(&mut self, early: pipeline::Early<'_>, rc: &RequestContext) -> Delivered<()> {
+        let e = early.into_error();
+        debug!(listener = %self.ctx.name, peer = %self.peer, sni = rc.lookup(keys::SNI).unwrap_or(""), error = %e, "passthrough refused");
+        Delivered {
+            reply: (),
+            ending: Ending::Failed(e.kind),
+            status: Status::None,
+        }
+    }
 }

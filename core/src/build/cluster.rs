@@ -171,7 +171,7 @@ pub(super) fn build_cluster(
         sink.on(&c.name, "a cluster needs `endpoints` or `discovery`");
     }
     let discovered = kept_discovered(feed.as_ref(), previous, reuse.is_some());
-    let hash_policy = hash_policy(sink, c);
+    let hash_policy = hash_policy(sink, c, protocol.route_features().affinity_cookies);
     let outlier = c.outlier_detection.as_ref().map(|o| OutlierPolicy {
         consecutive_errors: o.consecutive_errors.unwrap_or(5).max(1),
         consecutive_gateway_errors: o.consecutive_gateway_errors.unwrap_or(5).max(1),
@@ -265,7 +265,9 @@ fn probe_of(
     }
 }
 
-fn hash_policy(sink: &mut ErrorSink, c: &ClusterConfig) -> Vec<HashPolicy> {
+/// The cluster's hash policy; `cookies`: whether its protocol sets
+/// affinity cookies ([`RouteFeatures::affinity_cookies`](crate::registry::RouteFeatures)).
+fn hash_policy(sink: &mut ErrorSink, c: &ClusterConfig, cookies: bool) -> Vec<HashPolicy> {
     let hashing = matches!(c.lb, LbPolicy::RingHash | LbPolicy::Maglev);
     if hashing && c.hash.is_empty() {
         sink.on(
@@ -293,8 +295,14 @@ fn hash_policy(sink: &mut ErrorSink, c: &ClusterConfig) -> Vec<HashPolicy> {
         if let Some(k) = &v.key {
             out.push(HashPolicy::Key(k.clone()));
         } else if let Some(cookie) = &v.cookie {
-            if c.protocol.value != "http" && !c.protocol.value.starts_with("http") {
-                sink.on(h, "cookie hashing needs an HTTP cluster");
+            if !cookies {
+                sink.on(
+                    h,
+                    format!(
+                        "cookie hashing needs a cluster whose protocol sets cookies, not `{}`",
+                        c.protocol.value
+                    ),
+                );
             }
             out.push(HashPolicy::Cookie {
                 name: cookie.name.clone(),

@@ -15,7 +15,7 @@ use crate::registry::Registry;
 use crate::router::{HostMatch, RouteTable, VirtualHost};
 
 use super::cluster::protocol_section;
-use super::route::{ConfiguredFilter, RouteBuilder};
+use super::route::{ConfiguredFilter, RouteBuilder, unsupported};
 use crate::snapshot::{
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONCURRENT_STREAMS,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS,
@@ -154,7 +154,7 @@ pub(super) fn build_listener(
         }
     }
 
-    let http = protocol.is_some_and(|p| p.http_routing());
+    let features = protocol.map(|p| p.route_features()).unwrap_or_default();
     let mut builder = RouteBuilder {
         sink,
         clusters,
@@ -162,7 +162,7 @@ pub(super) fn build_listener(
         listener: &l.name.value,
         protocol: &l.protocol.value,
         cluster_protocols: protocol.map(|p| p.cluster_protocols()).unwrap_or_default(),
-        http,
+        features,
         filters: &filters,
         metrics,
         route: String::new(),
@@ -170,14 +170,11 @@ pub(super) fn build_listener(
     let routes = builder.build_routes(&l.routes);
     let mut virtual_hosts = Vec::new();
     if !l.virtual_hosts.is_empty() {
-        if !http {
-            builder.sink.on(
-                &l.name,
-                format!(
-                    "`virtual_hosts` needs an HTTP listener, not `{}`",
-                    l.protocol.value
-                ),
-            );
+        if !features.virtual_hosts {
+            let why = unsupported(registry, "virtual_hosts", &l.protocol.value, |f| {
+                f.virtual_hosts
+            });
+            builder.sink.on(&l.name, why);
         }
         if !l.routes.is_empty() {
             builder

@@ -13,7 +13,7 @@ use crate::config::{HeaderOpsConfig, RouteActionConfig, RouteConfig};
 use crate::filter::{FilterChain, FilterContext};
 use crate::metrics::Metrics;
 use crate::mutation::Mutation;
-use crate::registry::Registry;
+use crate::registry::{Registry, RouteFeatures};
 use crate::router::{
     Condition, ConditionError, MatchOp, Mirror, PathRewrite, Redirect, RetryOn, RetryPolicy,
     Rewrite, Route, RouteAction, Target,
@@ -38,7 +38,7 @@ pub(super) struct RouteBuilder<'a, 'f> {
     pub listener: &'a str,
     pub protocol: &'a str,
     pub cluster_protocols: Vec<&'static str>,
-    pub http: bool,
+    pub features: RouteFeatures,
     pub filters: &'a [ConfiguredFilter<'f>],
     pub metrics: &'a Metrics,
     /// The route being built (for metric labels).
@@ -54,9 +54,10 @@ impl RouteBuilder<'_, '_> {
             .collect()
     }
 
-    /// HTTP header names are case-insensitive: stored and matched lower-case.
+    /// Case-insensitive keys (HTTP header names) are stored and matched
+    /// lower-case.
     fn key(&self, key: &str) -> String {
-        if self.http {
+        if self.features.case_insensitive_keys {
             key.to_ascii_lowercase()
         } else {
             key.to_string()
@@ -108,11 +109,9 @@ impl RouteBuilder<'_, '_> {
         let Some(list) = &action.value.upgrades else {
             return Vec::new();
         };
-        if !self.http {
-            self.sink.on(
-                list,
-                format!("`upgrades` needs an HTTP listener, not `{}`", self.protocol),
-            );
+        if !self.features.upgrades {
+            let why = unsupported(self.registry, "upgrades", self.protocol, |f| f.upgrades);
+            self.sink.on(list, why);
             return Vec::new();
         }
         let mut out = Vec::new();
@@ -183,9 +182,9 @@ impl RouteBuilder<'_, '_> {
         let mc = &m.value;
         // The one condition builder (filters use it too); only the error's
         // place in the file is the route's own.
-        let http = self.http;
+        let lower = self.features.case_insensitive_keys;
         let compiled = mc.compile(|k| {
-            if http {
+            if lower {
                 k.to_ascii_lowercase()
             } else {
                 k.to_string()
@@ -225,11 +224,9 @@ impl RouteBuilder<'_, '_> {
             return None;
         }
         if let Some(r) = &a.redirect {
-            if !self.http {
-                self.sink.on(
-                    action,
-                    format!("`redirect` needs an HTTP listener, not `{}`", self.protocol),
-                );
+            if !self.features.redirects {
+                let why = unsupported(self.registry, "redirect", self.protocol, |f| f.redirects);
+                self.sink.on(action, why);
                 return None;
             }
             let code = r.code.unwrap_or(301);
@@ -330,11 +327,9 @@ impl RouteBuilder<'_, '_> {
         conditions: &[Condition],
     ) -> Option<Rewrite> {
         let rw = action.value.rewrite.as_ref()?;
-        if !self.http {
-            self.sink.on(
-                action,
-                format!("`rewrite` needs an HTTP listener, not `{}`", self.protocol),
-            );
+        if !self.features.rewrites {
+            let why = unsupported(self.registry, "rewrite", self.protocol, |f| f.rewrites);
+            self.sink.on(action, why);
             return None;
         }
         let path = match (&rw.prefix, &rw.regex) {
@@ -441,4 +436,31 @@ impl RouteBuilder<'_, '_> {
         }
         Some(FilterChain::new(chain))
     }
+}
+
+/// The error for a route feature the listener's protocol does not claim,
+/// naming the protocols that do: "`redirect` needs a listener of a
+/// protocol that has it (http), not `dubbo`".
+pub(super) fn unsupported(
+    registry: &Registry,
+    feature: &str,
+    protocol: &str,
+    has: impl Fn(RouteFeatures) -> bool,
+) -> String {
+    let mut with: Vec<&str> = registry
+        .protocol_names()
+        .into_iter()
+        .filter(|n| {
+            registry
+                .protocol(n)
+                .is_some_and(|p| has(p.route_features()))
+        })
+        .collect();
+    with.sort_unstable();
+    let with = if with.is_empty() {
+        "none registered".to_string()
+    } else {
+        with.join(", ")
+    };
+    format!("`{feature}` needs a listener of a protocol that has it ({with}), not `{protocol}`")
 }

@@ -11,7 +11,8 @@ use super::hash::stable_hash;
 pub enum HashPolicy {
     /// The value of a metadata key (a header, an attachment, ...).
     Key(String),
-    /// An HTTP cookie; when absent the proxy makes one up and sets it on the response.
+    /// A cookie (the `cookie.<name>` metadata key); when absent the proxy
+    /// makes one up and the engine sets it on the answer.
     Cookie {
         /// Cookie name.
         name: String,
@@ -29,8 +30,21 @@ pub enum HashPolicy {
 pub struct HashDecision {
     /// The hash, when a policy element yielded a value.
     pub hash: Option<u64>,
-    /// A `Set-Cookie` value to add to the response.
-    pub set_cookie: Option<String>,
+    /// A cookie the engine sets on the answer (in its protocol's form).
+    pub set_cookie: Option<AffinityCookie>,
+}
+
+/// An affinity cookie the proxy made up for a client that sent none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AffinityCookie {
+    /// Its name.
+    pub name: String,
+    /// Its value (the hash key).
+    pub value: String,
+    /// The path it applies to.
+    pub path: String,
+    /// How long it lives; a session cookie when `None`.
+    pub max_age: Option<Duration>,
 }
 
 /// Computes the hash of a request under `policies`.
@@ -61,13 +75,14 @@ pub fn decide(policies: &[HashPolicy], view: &impl MetadataView) -> HashDecision
                     };
                 }
                 let value = format!("{:016x}", fastrand::u64(..));
-                let mut cookie = format!("{name}={value}; Path={path}; HttpOnly");
-                if let Some(ttl) = ttl {
-                    cookie.push_str(&format!("; Max-Age={}", ttl.as_secs()));
-                }
                 return HashDecision {
                     hash: Some(stable_hash(value.as_bytes())),
-                    set_cookie: Some(cookie),
+                    set_cookie: Some(AffinityCookie {
+                        name: name.clone(),
+                        value,
+                        path: path.clone(),
+                        max_age: *ttl,
+                    }),
                 };
             }
         }
@@ -104,12 +119,11 @@ mod tests {
         }];
         let first = decide(&policies, &Metadata::new());
         let set = first.set_cookie.clone().unwrap();
-        assert!(
-            set.starts_with("sid=") && set.contains("Max-Age=3600"),
-            "{set}"
+        assert_eq!(
+            (&*set.name, &*set.path, set.max_age),
+            ("sid", "/", Some(Duration::from_secs(3600)))
         );
-        let value = set["sid=".len()..].split(';').next().unwrap().to_string();
-        let again: Metadata = [("cookie.sid", value.as_str())].into_iter().collect();
+        let again: Metadata = [("cookie.sid", set.value.as_str())].into_iter().collect();
         let second = decide(&policies, &again);
         assert_eq!(second.hash, first.hash);
         assert_eq!(second.set_cookie, None);

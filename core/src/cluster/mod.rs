@@ -22,7 +22,7 @@ pub use balancer::Balancer;
 pub use breaker::{BreakerLimits, CircuitBreaker, Permit, Resource};
 pub use checker::HealthChecker;
 pub use endpoint::{ActiveGuard, Endpoint};
-pub use hash_policy::{HashDecision, HashPolicy};
+pub use hash_policy::{AffinityCookie, HashDecision, HashPolicy};
 pub use health::{Outcome, OutlierPolicy, now_ms};
 pub use priority::{LevelHealth, PriorityLoad};
 
@@ -503,7 +503,13 @@ pub(crate) mod testing {
             fixed: endpoints,
             drained: drained_list,
         };
-        let parts = ClusterParts {
+        Cluster::new(parts(), layout, Vec::new(), None)
+    }
+
+    /// The parts of every test cluster: multiplexed, ejecting on the first
+    /// gateway error, no hash policy.
+    fn parts() -> ClusterParts {
+        ClusterParts {
             name: Arc::from("c"),
             protocol: "dubbo".into(),
             pool: PoolSettings {
@@ -529,6 +535,18 @@ pub(crate) mod testing {
                 overprovisioning: 1.4,
             },
             fingerprint: String::new(),
+        }
+    }
+
+    /// A ring-hash cluster of `n` endpoints hashing with `policy`.
+    pub(crate) fn hashed_cluster(n: usize, policy: Vec<HashPolicy>) -> Cluster {
+        let mut parts = parts();
+        parts.hash_policy = policy;
+        let layout = SetLayout {
+            lb: LbPolicy::RingHash,
+            subsets: Vec::new(),
+            fixed: endpoints(&vec![0; n]),
+            drained: Vec::new(),
         };
         Cluster::new(parts, layout, Vec::new(), None)
     }

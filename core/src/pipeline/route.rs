@@ -29,14 +29,14 @@ pub enum Early<'a> {
     Error(ProxyError),
     /// A filter's complete answer.
     Respond(LocalResponse),
-    /// The route answers with a redirect (HTTP routes only, checked when
-    /// the config is built).
+    /// The route answers with a redirect (only on protocols that claim
+    /// redirects, checked when the config is built).
     Redirect(&'a Redirect),
 }
 
 impl Early<'_> {
     /// The answer as a local error, for a protocol that has no form for a
-    /// filter's complete answer or a redirect (every protocol but HTTP).
+    /// filter's complete answer or a redirect.
     pub fn into_error(self) -> ProxyError {
         match self {
             Early::Error(e) => e,
@@ -44,14 +44,14 @@ impl Early<'_> {
                 ErrorKind::Internal,
                 ErrorSource::Internal,
                 format!(
-                    "a filter answered with HTTP status {} on a non-HTTP listener",
+                    "a filter answered with status {} on a listener whose protocol has no form for it",
                     r.status
                 ),
             ),
             Early::Redirect(_) => ProxyError::new(
                 ErrorKind::Internal,
                 ErrorSource::Internal,
-                "a redirect route on a non-HTTP listener",
+                "a redirect route on a listener whose protocol has no redirects",
             ),
         }
     }

@@ -318,3 +318,163 @@ async fn a_full_mirror_cluster_gets_no_copy() {
         "no copy is sent past the mirror cluster's breaker"
     );
 }
+
+// The whole pipeline on a scripted exchange.
+
+use crate::codec::ResponseClass;
+use crate::router::{RetryOn, RetryPolicy};
+
+use super::scripted::Scripted;
+
+fn listener_to(t: Target, edit: impl FnOnce(&mut Route)) -> ListenerRuntime {
+    let mut r = route_for("ra", "a", RouteAction::Single(t));
+    edit(&mut r);
+    listener(vec![r], vec![])
+}
+
+async fn serve_one(l: &ListenerRuntime, exchange: &mut Scripted) -> super::scripted::Reply {
+    let started = tokio::time::Instant::now();
+    serve(l, request("a"), exchange, &mut None, started).await
+}
+
+#[tokio::test]
+async fn an_answered_request_is_delivered_mirrored_and_counted() {
+    let t = target("a");
+    let l = listener_to(t, |r| r.mirror = Some(mirror_to(cluster(&[0]))));
+    let mut x = Scripted::new(|_| Ok(Some(ResponseClass::Success)));
+    assert_eq!(serve_one(&l, &mut x).await, Ok(0));
+    assert_eq!(x.tried.len(), 1);
+    let RouteAction::Single(t) = &l.routes.routes()[0].action else {
+        unreachable!()
+    };
+    assert_eq!(t.metrics.success.get(), 1);
+    assert_eq!(l.metrics.requests_active.get(), 0);
+    // The copy is sent by a spawned task.
+    while x.mirrored.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn a_request_the_breaker_refuses_is_neither_sent_nor_mirrored() {
+    let mut c = cluster(&[0]);
+    c.parts.pool.breaker = Arc::new(CircuitBreaker::new(BreakerLimits {
+        max_requests: 0,
+        ..BreakerLimits::default()
+    }));
+    let t = Target {
+        cluster: Arc::new(c),
+        subset: 0,
+        metrics: Metrics::new().target("l", "r", "c", "p"),
+    };
+    let l = listener_to(t, |r| r.mirror = Some(mirror_to(cluster(&[0]))));
+    let mut x = Scripted::new(|_| Ok(Some(ResponseClass::Success)));
+    assert_eq!(
+        serve_one(&l, &mut x).await,
+        Err("error:OverLimit".to_string())
+    );
+    assert!(x.tried.is_empty());
+    assert_eq!(
+        x.mirrored.load(Ordering::SeqCst),
+        0,
+        "no copy of a refused request"
+    );
+    assert_eq!(l.metrics.requests_active.get(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn silent_tries_end_at_the_route_timeout_with_a_local_reply() {
+    let l = listener_to(target("a"), |r| {
+        r.timeout = Duration::from_millis(300);
+        r.retry = Some(RetryPolicy {
+            attempts: 5,
+            per_try_timeout: Some(Duration::from_millis(100)),
+            on: RetryOn {
+                timeout: true,
+                ..RetryOn::default()
+            },
+            backoff_base: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(1),
+        });
+    });
+    let started = tokio::time::Instant::now();
+    let mut x = Scripted::new(|_| Ok(None));
+    assert_eq!(
+        serve_one(&l, &mut x).await,
+        Err("error:Timeout".to_string())
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_millis(310),
+        "the whole answer is bounded by the route timeout: {waited:?}"
+    );
+    assert!(x.tried.len() >= 2, "per-try timeouts retried meanwhile");
+}
+
+#[tokio::test]
+async fn a_oneway_request_is_tried_once_whatever_the_retry_policy() {
+    let l = listener_to(target("a"), |r| {
+        r.retry = Some(RetryPolicy {
+            attempts: 3,
+            per_try_timeout: None,
+            on: RetryOn {
+                unavailable: true,
+                ..RetryOn::default()
+            },
+            backoff_base: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(1),
+        });
+    });
+    let mut x = Scripted::new(|_| Ok(Some(ResponseClass::Unavailable)));
+    let mut rc = request("a");
+    rc.kind = MessageKind::Oneway;
+    let started = tokio::time::Instant::now();
+    assert_eq!(serve(&l, rc, &mut x, &mut None, started).await, Ok(0));
+    assert_eq!(x.tried.len(), 1);
+}
+
+#[tokio::test]
+async fn a_filters_answer_never_reaches_the_upstream() {
+    let l = listener(
+        vec![route_for("ra", "a", RouteAction::Single(target("a")))],
+        vec![Arc::new(Answers(418))],
+    );
+    let mut x = Scripted::new(|_| Ok(Some(ResponseClass::Success)));
+    assert_eq!(serve_one(&l, &mut x).await, Err("respond:418".to_string()));
+    assert!(x.tried.is_empty());
+}
+
+#[tokio::test]
+async fn an_affinity_cookie_is_made_up_once_then_keeps_the_client_on_its_endpoint() {
+    let policy = vec![HashPolicy::Cookie {
+        name: "sid".into(),
+        ttl: None,
+        path: "/".into(),
+    }];
+    let t = Target {
+        cluster: Arc::new(crate::cluster::testing::hashed_cluster(8, policy)),
+        subset: 0,
+        metrics: Metrics::new().target("l", "r", "c", "p"),
+    };
+    let l = listener_to(t, |_| {});
+    let mut x = Scripted::new(|_| Ok(Some(ResponseClass::Success)));
+    assert_eq!(serve_one(&l, &mut x).await, Ok(0));
+    let cookie = x.cookies[0]
+        .clone()
+        .expect("a cookie for a client with none");
+    for _ in 0..10 {
+        let mut rc = request("a");
+        rc.metadata.insert("cookie.sid", cookie.value.clone());
+        let started = tokio::time::Instant::now();
+        assert_eq!(serve(&l, rc, &mut x, &mut None, started).await, Ok(0));
+    }
+    assert!(
+        x.tried.iter().all(|a| *a == x.tried[0]),
+        "every request with the cookie on one endpoint: {:?}",
+        x.tried
+    );
+    assert!(
+        x.cookies[1..].iter().all(Option::is_none),
+        "a client that sends the cookie is not given another"
+    );
+}

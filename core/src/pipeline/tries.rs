@@ -3,18 +3,17 @@
 //! under the per-try timeout; every outcome feeds outlier detection, every
 //! retry takes the breaker's retry permit and is counted.
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tracing::debug;
 
 use crate::cluster::{ActiveGuard, Endpoint, Outcome, Resource};
-use crate::codec::ResponseClass;
 use crate::error::{ErrorKind, ErrorSource, ProxyError};
+use crate::filter::RequestContext;
 use crate::router::{RetryPolicy, Target};
 
 use super::admit::pick_endpoint;
+use super::exchange::Exchange;
 
 /// The try that ended the loop: its answer, and the endpoint's
 /// active-request guard (held until the answer's body is done).
@@ -26,24 +25,18 @@ pub struct TryAnswer<A> {
     pub active: ActiveGuard,
 }
 
-/// Runs the tries. `send(endpoint, attempt)` sends one try (attempt 0 is
-/// the first) and returns the answer with its class; `replayable()` says
-/// whether the request can still be sent again (a streamed body kept for
-/// replay may have outgrown its bound). `awaited` names what a try waits
-/// for in the per-try timeout's message ("answer", "response headers").
-/// `upstream` is set to each try's endpoint (for the access log).
-pub async fn run_tries<A, F>(
+/// Runs the tries of one request on `exchange`: each sent with
+/// [`Exchange::send`], each on a fresh pick of `target`'s subset (`hash`
+/// for hashing balancers) that avoids the endpoints already tried, under
+/// `policy`'s per-try timeout and retry rules. `rc.upstream` is set to each
+/// try's endpoint (for the access log).
+pub async fn run_tries<E: Exchange>(
+    exchange: &mut E,
     target: &Target,
     policy: Option<&RetryPolicy>,
     hash: Option<u64>,
-    awaited: &str,
-    upstream: &mut Option<SocketAddr>,
-    mut send: impl FnMut(&Arc<Endpoint>, u32) -> F,
-    replayable: impl Fn() -> bool,
-) -> Result<TryAnswer<A>, ProxyError>
-where
-    F: Future<Output = Result<(A, ResponseClass), ProxyError>>,
-{
+    rc: &mut RequestContext,
+) -> Result<TryAnswer<E::Answer>, ProxyError> {
     let cluster = &target.cluster;
     let mut tried: Vec<Arc<Endpoint>> = Vec::new();
     let mut retries = 0;
@@ -53,16 +46,17 @@ where
             let exclude: Vec<&Endpoint> = tried.iter().map(|e| &**e).collect();
             pick_endpoint(cluster, target, hash, &exclude)?
         };
-        *upstream = Some(endpoint.address);
+        rc.upstream = Some(endpoint.address);
         let active = endpoint.start_request();
-        let once = send(&endpoint, retries);
+        let once = exchange.send(target, &endpoint, retries, rc);
         let result = match policy.and_then(|p| p.per_try_timeout) {
             Some(limit) => tokio::time::timeout(limit, once).await.unwrap_or_else(|_| {
                 Err(ProxyError::new(
                     ErrorKind::Timeout,
                     ErrorSource::Upstream,
                     format!(
-                        "no {awaited} from {} within the per-try timeout {limit:?}",
+                        "no {} from {} within the per-try timeout {limit:?}",
+                        E::AWAITED,
                         endpoint.address
                     ),
                 ))
@@ -80,7 +74,7 @@ where
             ),
         };
         target.record(&endpoint, outcome);
-        let retry = policy.filter(|p| retriable && retries < p.attempts && replayable());
+        let retry = policy.filter(|p| retriable && retries < p.attempts && exchange.can_replay());
         let permit = retry.and_then(|_| {
             let permit = cluster.breaker().try_acquire(Resource::Retry);
             if permit.is_none() {
@@ -105,12 +99,14 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use std::net::SocketAddr;
     use std::time::Duration;
 
     use super::*;
     use crate::cluster::testing::cluster;
+    use crate::codec::ResponseClass;
     use crate::metrics::Metrics;
+    use crate::pipeline::scripted::Scripted;
     use crate::router::RetryOn;
 
     fn target() -> Target {
@@ -131,39 +127,29 @@ mod tests {
         }
     }
 
+    fn request() -> RequestContext {
+        RequestContext::new(
+            "test",
+            crate::message::MessageKind::Request,
+            crate::metadata::Metadata::default(),
+            Arc::new(crate::metadata::Metadata::default()),
+        )
+    }
+
     /// Runs the tries with `answer(attempt)` deciding each try; returns the
     /// result and the endpoints tried, in order.
     async fn run(
         target: &Target,
         policy: &RetryPolicy,
         replayable: bool,
-        answer: impl Fn(u32) -> Option<ResponseClass>,
+        answer: impl Fn(u32) -> Option<ResponseClass> + Send + 'static,
     ) -> (Result<TryAnswer<u32>, ProxyError>, Vec<SocketAddr>) {
-        let tried = Mutex::new(Vec::new());
-        let mut upstream = None;
-        let send = |e: &Arc<Endpoint>, attempt: u32| {
-            tried.lock().unwrap().push(e.address);
-            let class = answer(attempt);
-            async move {
-                match class {
-                    Some(c) => Ok((attempt, c)),
-                    None => std::future::pending().await,
-                }
-            }
-        };
-        let r = run_tries(
-            target,
-            Some(policy),
-            None,
-            "answer",
-            &mut upstream,
-            send,
-            || replayable,
-        )
-        .await;
-        let tried = tried.into_inner().unwrap();
-        assert_eq!(upstream, tried.last().copied());
-        (r, tried)
+        let mut exchange = Scripted::new(move |attempt| Ok(answer(attempt)));
+        exchange.replayable = replayable;
+        let mut rc = request();
+        let r = run_tries(&mut exchange, target, Some(policy), None, &mut rc).await;
+        assert_eq!(rc.upstream, exchange.tried.last().copied());
+        (r, exchange.tried)
     }
 
     #[tokio::test]
@@ -262,24 +248,17 @@ mod tests {
             reset: true,
             ..RetryOn::default()
         };
-        let sent = Mutex::new(0);
-        let mut upstream = None;
-        let send = |_: &Arc<Endpoint>, _: u32| {
-            *sent.lock().unwrap() += 1;
-            let e = error.clone();
-            async move { Err::<((), ResponseClass), _>(e) }
-        };
+        let mut exchange = Scripted::new(move |_| Err(error.clone()));
+        let mut rc = request();
         let r = run_tries(
+            &mut exchange,
             target,
             Some(&policy(on, None)),
             None,
-            "answer",
-            &mut upstream,
-            send,
-            || true,
+            &mut rc,
         )
         .await;
-        (r.unwrap_err(), sent.into_inner().unwrap())
+        (r.unwrap_err(), exchange.tried.len())
     }
 
     #[tokio::test]

@@ -4,7 +4,9 @@
 // Dubbo layout under /dubbo).
 // Usage: node client.js (--port P [--host 127.0.0.1] | --zk HOST:PORT) [--method sayHello] [--arg bob]
 //          [--count 1] [--concurrency 1] [--attach key=value]... [--timeout 3000] [--oneway]
-//          [--version 1.0.0] [--dubbo-version 2.0.2] [--group ''] [--verbose]
+//          [--version 1.0.0] [--dubbo-version 2.0.2] [--group ''] [--verbose] [--until-file F]
+// --until-file: two-way calls go on past --count until the file F exists (load that
+// spans an event the test controls, such as a reload).
 // stdout: one line {"ok":N,"errors":N,"results":{...},"errorMessages":{...}}
 
 const net = require('net');
@@ -18,13 +20,13 @@ const INTERFACE = 'org.apache.dubbo.samples.DemoService';
 const DEFAULTS = {
   port: '', host: '127.0.0.1', method: 'sayHello', arg: 'bob', count: '1', concurrency: '1',
   attach: [], timeout: '3000', oneway: false, version: '1.0.0', 'dubbo-version': '2.0.2',
-  group: '', verbose: false, zk: '',
+  group: '', verbose: false, zk: '', 'until-file': '',
 };
 
 function usage(msg) {
   process.stderr.write(`${msg}\nusage: node client.js (--port P [--host 127.0.0.1] | --zk HOST:PORT) [--method sayHello] [--arg bob] ` +
     '[--count 1] [--concurrency 1] [--attach key=value]... [--timeout 3000] [--oneway] [--version 1.0.0] ' +
-    "[--dubbo-version 2.0.2] [--group ''] [--verbose]\n");
+    "[--dubbo-version 2.0.2] [--group ''] [--verbose] [--until-file F]\n");
   process.exit(2);
 }
 
@@ -93,8 +95,10 @@ async function runTwoWay() {
   const requestProps = Object.assign({ dubbo: opts['dubbo-version'] }, opts.attachments);
 
   let next = 0;
+  const fs = require('fs');
+  const more = () => next < opts.count || (opts['until-file'] !== '' && !fs.existsSync(opts['until-file']));
   const worker = async () => {
-    while (next < opts.count) {
+    while (more()) {
       next++;
       try {
         recordOk(await consumer.invoke(opts.method, [ opts.arg ], {
@@ -106,7 +110,8 @@ async function runTwoWay() {
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(opts.concurrency, opts.count) }, worker));
+  const workers = opts['until-file'] !== '' ? opts.concurrency : Math.min(opts.concurrency, opts.count);
+  await Promise.all(Array.from({ length: workers }, worker));
 }
 
 // sofa-rpc-node always sets the two-way bit, so oneway requests are framed by hand.

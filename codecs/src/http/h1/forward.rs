@@ -1,9 +1,8 @@
-//! One HTTP/1.1 request on the lean path: metadata → shared routing step
-//! (filters, route, redirect) → target → circuit breaker → mirror → tries
-//! (endpoint pick, per-try timeout, outlier outcome, retries) under the
-//! route timeout → response filters → the answer relayed to the client.
-//! The request is complete in memory (its head and a bounded body), so
-//! every try, retry and mirror resends the same encoded bytes.
+//! The lean HTTP/1.1 engine's part of one request (core's pipeline runs
+//! the rest): the request is complete in memory (its head and a bounded
+//! body), so every try, retry and mirror resends the same encoded bytes;
+//! the answer's head is read by our own parser and its body relayed to
+//! the client under the route's whole-answer deadline.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,11 +10,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use metaproxy_core::cluster::{ActiveGuard, Cluster, Endpoint};
+use metaproxy_core::cluster::{Cluster, Endpoint};
+use metaproxy_core::codec::ResponseClass;
+use metaproxy_core::deadline::LazyDeadline;
 use metaproxy_core::filter::{RequestContext, ResponseContext};
 use metaproxy_core::metadata::{Metadata, MetadataView};
 use metaproxy_core::pipeline::{
-    Ending, Finished, Routed, finish, on_response, route_timeout, spawn_mirror,
+    self, Answered, Delivered, Ending, Exchange, MirrorCopy, Mirroring, Status,
 };
 use metaproxy_core::router::{Route, Target};
 use metaproxy_core::snapshot::ListenerRuntime;
@@ -23,17 +24,17 @@ use metaproxy_core::{ErrorKind, ErrorSource, MessageKind, ProxyError};
 use tokio::io::AsyncWrite;
 use tracing::{debug, warn};
 
-use super::deadline::LazyDeadline;
 use super::encode::{self, HeaderChanges, RequestParts};
-use super::exchange::{Answer, exchange};
+use super::exchange::{Answer, Framing, exchange};
 use super::head::Head;
 use super::meta::request_metadata;
 
 use super::relay::{relay, write};
+use crate::http::cluster::{class_of, pool_of};
 use crate::http::metadata as md;
-use crate::http::reply::{local_reply, redirect_reply};
-use crate::http::request::{ConnInfo, class_of, filter_reply, pool_of};
-use crate::http::route::{Early, route_request};
+use crate::http::reply::early_reply;
+use crate::http::request::ConnInfo;
+use crate::http::route::{Early, describe};
 
 /// A request read by the connection loop.
 pub(crate) struct Request {
@@ -55,17 +56,9 @@ pub(crate) struct Workspace {
     pub route_deadline: Option<LazyDeadline>,
 }
 
-/// How the answer went, for metrics and the access log.
-enum Done {
-    /// The upstream's answer was relayed (`complete`: to its end).
-    Relayed { status: u16, complete: bool },
-    /// The proxy answers itself.
-    Early(Early),
-}
-
 /// Answers one request on `client`; returns whether the client connection
 /// can carry another request.
-pub(crate) async fn handle<W: AsyncWrite + Unpin>(
+pub(crate) async fn handle<W: AsyncWrite + Unpin + Send>(
     listener: &ListenerRuntime,
     info: &ConnInfo,
     req: Request,
@@ -73,8 +66,6 @@ pub(crate) async fn handle<W: AsyncWrite + Unpin>(
     work: &mut Workspace,
 ) -> bool {
     let started = Instant::now();
-    let metrics = &listener.metrics;
-    metrics.requests_active.inc();
     let sent_id = req.head.may_have(b"x-request-id").then(|| {
         req.head
             .headers
@@ -90,203 +81,200 @@ pub(crate) async fn handle<W: AsyncWrite + Unpin>(
         }
     };
     let metadata = request_metadata(&req.head, info.scheme, &request_id, generated);
-    let mut rc = RequestContext::new(
+    let rc = RequestContext::new(
         crate::http::HTTP,
         MessageKind::Request,
         metadata,
         info.connection.clone(),
     );
-    let mut target = None;
-    let generated = generated.then_some(&request_id[..]);
-    let done = forward(
+    let mut lean = LeanExchange {
         listener,
         info,
-        &mut rc,
-        &req,
-        generated,
+        generated_id: generated.then_some(request_id),
+        head_request: req.head.at(&req.head.first) == b"HEAD",
+        req,
+        upstream_head: Bytes::new(),
         client,
-        work,
+        scratch: &mut work.scratch,
         started,
-        &mut target,
-    )
-    .await;
-    metrics.requests_active.dec();
-    let mut keep = !req.close;
-    let (ending, mut status): (Ending, Option<u16>) = match &done {
-        Done::Relayed { status, complete } => {
-            keep &= *complete;
-            (
-                Ending::Upstream {
-                    error: *status >= 500,
-                },
-                Some(*status),
-            )
-        }
-        Done::Early(Early::Error(e)) => (Ending::Failed(e.kind), None),
-        Done::Early(Early::Respond(r)) => (Ending::Filter, Some(r.status)),
-        Done::Early(Early::Redirect(code, _)) => (Ending::Redirect, Some(*code)),
     };
-    if let Done::Early(early) = done {
-        let resp = match early {
-            Early::Error(e) => {
-                debug!(
-                    listener = %listener.name,
-                    authority = rc.lookup(md::AUTHORITY).unwrap_or(""),
-                    path = rc.lookup(md::PATH).unwrap_or(""),
-                    error = %e.chain(),
-                    "local reply"
-                );
-                local_reply(&e, false)
+    pipeline::serve(listener, rc, &mut lean, &mut work.route_deadline, started).await
+}
+
+/// One request of the lean path; its reply is whether the client
+/// connection can carry another request.
+struct LeanExchange<'a, W> {
+    listener: &'a ListenerRuntime,
+    info: &'a ConnInfo,
+    req: Request,
+    /// The request id the proxy made up, when the client sent none.
+    generated_id: Option<Bytes>,
+    head_request: bool,
+    /// The upstream request head, once routed.
+    upstream_head: Bytes,
+    client: &'a mut W,
+    scratch: &'a mut BytesMut,
+    started: Instant,
+}
+
+impl<W: AsyncWrite + Unpin + Send> Exchange for LeanExchange<'_, W> {
+    type Answer = Answer;
+    type Mirror = LeanCopy;
+    type Reply = bool;
+    const AWAITED: &'static str = "response headers";
+
+    fn describe(&self, rc: &RequestContext) -> String {
+        describe(rc)
+    }
+
+    fn prepare(
+        &mut self,
+        route: &Route,
+        _: &Target,
+        rc: &mut RequestContext,
+    ) -> Result<(), ProxyError> {
+        self.upstream_head = upstream_request(
+            self.scratch,
+            route,
+            rc,
+            &self.req,
+            self.info,
+            self.generated_id.as_deref(),
+        )?;
+        Ok(())
+    }
+
+    fn mirror_copy(&mut self, route: &Route, _: &RequestContext) -> Mirroring<LeanCopy> {
+        Mirroring::Now(LeanCopy {
+            request: self.upstream_head.clone(),
+            body: self.req.body.clone(),
+            limit: route.timeout,
+        })
+    }
+
+    async fn send(
+        &mut self,
+        target: &Target,
+        endpoint: &Arc<Endpoint>,
+        _: u32,
+        _: &RequestContext,
+    ) -> Result<(Answer, ResponseClass), ProxyError> {
+        let pool = pool_of(endpoint, &target.cluster)?.lean.clone();
+        let started = self.started.into_std();
+        let answer = exchange(
+            &pool,
+            &self.upstream_head,
+            &self.req.body,
+            self.head_request,
+            started,
+        )
+        .await?;
+        let class = class_of(answer.status, answer.head.header(b"grpc-status"));
+        Ok((answer, class))
+    }
+
+    fn view(&self, answer: &Answer) -> ResponseContext {
+        answer_view(answer)
+    }
+
+    async fn deliver(
+        &mut self,
+        answered: Answered<'_, Answer>,
+        rc: &mut RequestContext,
+        deadline: &mut LazyDeadline,
+    ) -> Result<Delivered<bool>, ProxyError> {
+        let Answered {
+            route,
+            answer,
+            active: _active,
+            permit: _permit,
+            set_cookie,
+            ..
+        } = answered;
+        let changes = HeaderChanges::of(&rc.response_mutation);
+        for p in &changes.problems {
+            warn!(route = %route.name, "response mutation: {p}");
+        }
+        let close = self.req.close || answer.framing == Framing::Close;
+        let head = encode::answer_head(
+            self.scratch,
+            &answer.head,
+            &changes,
+            set_cookie
+                .as_ref()
+                .map(crate::http::headers::set_cookie_value)
+                .as_deref(),
+            close,
+        );
+        let Answer {
+            status,
+            framing,
+            reusable,
+            conn: mut upstream,
+            ..
+        } = answer;
+        // The route timeout bounds the whole answer: the body must be over
+        // by the same deadline as the head; silences are bounded on their own.
+        let stream_idle = self.listener.limits.stream_idle_timeout;
+        let relayed = relay(
+            &mut upstream,
+            framing,
+            head,
+            &mut *self.client,
+            stream_idle,
+            Some(deadline),
+        )
+        .await;
+        let complete = match relayed {
+            Ok(()) => {
+                if reusable {
+                    upstream.release_at(self.started.into_std());
+                }
+                !close
             }
-            Early::Respond(r) => filter_reply(r),
-            Early::Redirect(code, location) => redirect_reply(code, &location),
+            // Nothing reached the client: it gets an error answer instead,
+            // and the upstream connection (dropped here) is not reused.
+            Err(e @ super::error::RelayError::Refused(_)) => {
+                return Err(ProxyError::new(
+                    ErrorKind::UpstreamReset,
+                    ErrorSource::Upstream,
+                    format!("{e} from {}", upstream.address()),
+                ));
+            }
+            Err(e) => {
+                debug!(route = %route.name, error = %e, "answer relay stopped");
+                false
+            }
         };
-        status = Some(resp.status().as_u16());
+        Ok(Delivered {
+            reply: complete,
+            ending: Ending::Upstream {
+                error: status >= 500,
+            },
+            status: Status::Code(status),
+        })
+    }
+
+    async fn refuse(&mut self, early: pipeline::Early<'_>, rc: &RequestContext) -> Delivered<bool> {
+        let (resp, ending) = early_reply(Early::of(early, rc, self.info.scheme), false);
+        let status = resp.status().as_u16();
+        let mut keep = !self.req.close;
         let bytes = encode::local_answer(resp, !keep);
-        if write(client, bytes, Bytes::new(), info.idle_timeout)
-            .await
-            .is_err()
+        if write(
+            &mut *self.client,
+            bytes,
+            Bytes::new(),
+            self.info.idle_timeout,
+        )
+        .await
+        .is_err()
         {
             keep = false;
         }
-    }
-    // Formatted on the stack: no allocation per request.
-    let mut digits = itoa::Buffer::new();
-    let status = status.map(|s| digits.format(s));
-    finish(
-        listener,
-        crate::http::HTTP,
-        &Finished {
-            request: &rc,
-            target,
+        Delivered {
+            reply: keep,
             ending,
-            status,
-            started: started.into_std(),
-        },
-    );
-    keep
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn forward<'a, W: AsyncWrite + Unpin>(
-    listener: &'a ListenerRuntime,
-    info: &ConnInfo,
-    rc: &mut RequestContext,
-    req: &Request,
-    generated_id: Option<&[u8]>,
-    client: &mut W,
-    work: &mut Workspace,
-    started: Instant,
-    target_out: &mut Option<&'a Target>,
-) -> Done {
-    let Routed {
-        route,
-        chain,
-        target,
-        hash: decision,
-    } = match route_request(listener, rc, info.scheme).await {
-        Ok(r) => r,
-        Err(early) => return Done::Early(early),
-    };
-    *target_out = Some(target);
-    let request = match upstream_request(&mut work.scratch, route, rc, req, info, generated_id) {
-        Ok(r) => r,
-        Err(e) => return Done::Early(Early::Error(e)),
-    };
-    let _permit = match metaproxy_core::pipeline::admit(target) {
-        Ok(p) => p,
-        Err(e) => return Done::Early(Early::Error(e)),
-    };
-    if let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample()) {
-        let (request, body, limit) = (request.clone(), req.body.clone(), route.timeout);
-        spawn_mirror(mirror, limit, move |cluster, endpoint| {
-            mirror_copy(cluster, endpoint, request, body, limit)
-        });
-    }
-    let head_request = req.head.at(&req.head.first) == b"HEAD";
-    let tries = tries(
-        route,
-        target,
-        &request,
-        &req.body,
-        head_request,
-        decision.hash,
-        rc,
-        started.into_std(),
-    );
-    let deadline = LazyDeadline::arm(&mut work.route_deadline, started + route.timeout);
-    let tried = tokio::select! {
-        biased;
-        r = tries => Some(r),
-        () = deadline.expired() => None,
-    };
-    let (answer, _active) = match tried {
-        Some(Ok(a)) => a,
-        Some(Err(e)) => return Done::Early(Early::Error(e)),
-        None => {
-            let e = route_timeout(route, target, "response headers");
-            return Done::Early(Early::Error(e));
-        }
-    };
-    if let Err(early) = on_response(chain, rc, || answer_view(&answer)).await {
-        return Done::Early(Early::of(early, rc, info.scheme));
-    }
-    let changes = HeaderChanges::of(&rc.response_mutation);
-    for p in &changes.problems {
-        warn!(route = %route.name, "response mutation: {p}");
-    }
-    let close = req.close || answer.framing == super::exchange::Framing::Close;
-    let head = encode::answer_head(
-        &mut work.scratch,
-        &answer.head,
-        &changes,
-        decision.set_cookie.as_deref(),
-        close,
-    );
-    let Answer {
-        status,
-        framing,
-        reusable,
-        conn: mut upstream,
-        ..
-    } = answer;
-    // The route timeout bounds the whole answer: the body must be over by
-    // the same deadline as the head; silences are bounded on their own.
-    let stream_idle = listener.limits.stream_idle_timeout;
-    match relay(
-        &mut upstream,
-        framing,
-        head,
-        client,
-        stream_idle,
-        Some(deadline),
-    )
-    .await
-    {
-        Ok(()) => {
-            if reusable {
-                upstream.release_at(started.into_std());
-            }
-            Done::Relayed {
-                status,
-                complete: !close,
-            }
-        }
-        // Nothing reached the client: it gets an error answer instead, and
-        // the upstream connection (dropped here) is not reused.
-        Err(e @ super::error::RelayError::Refused(_)) => {
-            Done::Early(Early::Error(ProxyError::new(
-                ErrorKind::UpstreamReset,
-                ErrorSource::Upstream,
-                format!("{e} from {}", upstream.address()),
-            )))
-        }
-        Err(e) => {
-            debug!(route = %route.name, error = %e, "answer relay stopped");
-            Done::Relayed {
-                status,
-                complete: false,
-            }
+            status: Status::Code(status),
         }
     }
 }
@@ -378,67 +366,40 @@ fn upstream_request(
     ))
 }
 
-/// The first try and the retries the route's policy allows (the shared
-/// loop in [`metaproxy_core::pipeline::run_tries`]); every try resends the
-/// same encoded request.
-#[allow(clippy::too_many_arguments)]
-async fn tries(
-    route: &Route,
-    target: &Target,
-    request: &Bytes,
-    body: &Bytes,
-    head_request: bool,
-    hash: Option<u64>,
-    rc: &mut RequestContext,
-    started: std::time::Instant,
-) -> Result<(Answer, ActiveGuard), ProxyError> {
-    let cluster = &target.cluster;
-    let one_try = |endpoint: &Arc<Endpoint>, _attempt: u32| {
-        let pool = pool_of(endpoint, cluster).map(|p| p.lean.clone());
-        async move {
-            let answer = exchange(&pool?, request, body, head_request, started).await?;
-            let class = class_of(answer.status, answer.head.header(b"grpc-status"));
-            Ok((answer, class))
-        }
-    };
-    let done = metaproxy_core::pipeline::run_tries(
-        target,
-        route.retry.as_ref(),
-        hash,
-        "response headers",
-        &mut rc.upstream,
-        one_try,
-        || true,
-    )
-    .await?;
-    Ok((done.answer, done.active))
-}
-
-/// One mirror copy, sent by core's mirror step; its answer is read and
-/// dropped (so the connection can be reused).
-async fn mirror_copy(
-    cluster: Arc<Cluster>,
-    endpoint: Arc<Endpoint>,
+/// One mirror copy of a lean request, sent by core's mirror step; its
+/// answer is read and dropped (so the connection can be reused).
+struct LeanCopy {
     request: Bytes,
     body: Bytes,
     limit: Duration,
-) -> Result<(), ProxyError> {
-    let pool = &pool_of(&endpoint, &cluster)?.lean;
-    let now = std::time::Instant::now();
-    let answer = exchange(pool, &request, &body, false, now).await?;
-    let Answer {
-        framing,
-        reusable,
-        conn: mut upstream,
-        ..
-    } = answer;
-    let mut sink = tokio::io::sink();
-    if relay(&mut upstream, framing, Bytes::new(), &mut sink, limit, None)
+}
+
+impl MirrorCopy for LeanCopy {
+    async fn send(self, cluster: Arc<Cluster>, endpoint: Arc<Endpoint>) -> Result<(), ProxyError> {
+        let pool = &pool_of(&endpoint, &cluster)?.lean;
+        let now = std::time::Instant::now();
+        let answer = exchange(pool, &self.request, &self.body, false, now).await?;
+        let Answer {
+            framing,
+            reusable,
+            conn: mut upstream,
+            ..
+        } = answer;
+        let mut sink = tokio::io::sink();
+        if relay(
+            &mut upstream,
+            framing,
+            Bytes::new(),
+            &mut sink,
+            self.limit,
+            None,
+        )
         .await
         .is_ok()
-        && reusable
-    {
-        upstream.release_at(now);
+            && reusable
+        {
+            upstream.release_at(now);
+        }
+        Ok(())
     }
-    Ok(())
 }

@@ -13,7 +13,6 @@
 //! hyper for the rest of the connection, with the bytes already read.
 
 mod chunked;
-mod deadline;
 mod encode;
 mod error;
 mod exchange;

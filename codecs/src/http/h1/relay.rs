@@ -12,10 +12,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::chunked::ChunkScanner;
-use super::deadline::LazyDeadline;
 use super::error::RelayError;
 use super::exchange::Framing;
 use super::pool::{self, LeanConn};
+use metaproxy_core::deadline::LazyDeadline;
 
 /// How one wait for upstream bytes ended.
 enum Read {

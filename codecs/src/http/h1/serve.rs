@@ -19,7 +19,6 @@ use tokio::net::TcpStream;
 use tokio::time::{Duration, Instant};
 use tracing::debug;
 
-use super::deadline::LazyDeadline;
 use super::encode::local_answer;
 use super::forward::{Request, Workspace, handle};
 use super::head::{Head, HeadError, MAX_LEAN_BODY, MAX_LEAN_HEADERS, parse_request};
@@ -28,6 +27,7 @@ use super::spare;
 use crate::http::reply::{local_reply, text_reply};
 use crate::http::request::ConnInfo;
 use crate::http::route::all_targets_http1;
+use metaproxy_core::deadline::LazyDeadline;
 
 /// The HTTP/2 connection preface a prior-knowledge client starts with.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

@@ -14,14 +14,14 @@ use tokio::time::{Instant, Sleep, sleep_until};
 
 /// A re-armable deadline; see the module docs.
 #[derive(Debug)]
-pub(crate) struct LazyDeadline {
+pub struct LazyDeadline {
     sleep: Pin<Box<Sleep>>,
     want: Instant,
 }
 
 impl LazyDeadline {
     /// A deadline at `want`.
-    pub(crate) fn new(want: Instant) -> Self {
+    pub fn new(want: Instant) -> Self {
         Self {
             sleep: Box::pin(sleep_until(want)),
             want,
@@ -29,7 +29,7 @@ impl LazyDeadline {
     }
 
     /// The deadline in `slot`, moved to `want`, or a new one there.
-    pub(crate) fn arm(slot: &mut Option<Self>, want: Instant) -> &mut Self {
+    pub fn arm(slot: &mut Option<Self>, want: Instant) -> &mut Self {
         match slot {
             Some(d) => {
                 d.set(want);
@@ -40,7 +40,7 @@ impl LazyDeadline {
     }
 
     /// Moves the deadline to `want` (earlier or later).
-    pub(crate) fn set(&mut self, want: Instant) {
+    pub fn set(&mut self, want: Instant) {
         self.want = want;
         if want < self.sleep.deadline() {
             self.sleep.as_mut().reset(want);
@@ -49,7 +49,7 @@ impl LazyDeadline {
 
     /// Resolves once the current deadline has passed. Cancel-safe: dropping
     /// it keeps the timer armed for the next call.
-    pub(crate) async fn expired(&mut self) {
+    pub async fn expired(&mut self) {
         loop {
             (&mut self.sleep).await;
             if Instant::now() >= self.want {
