@@ -144,10 +144,24 @@ fn answer_framings_pass_through() {
         "chunks and trailers relayed verbatim: {r:?}"
     );
 
+    // A close-delimited answer is re-chunked: the client's connection
+    // outlives the upstream's (curl reuses it for the next URL).
     let r = curl(&[&url(addr, "/close")]);
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body, "until the end");
-    assert_eq!(r.header("connection"), Some("close"), "{r:?}");
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"), "{r:?}");
+    assert_eq!(r.header("connection"), None, "{r:?}");
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-o", "/dev/null"])
+        .args(["-w", "%{http_code} %{num_connects}\\n"])
+        .args([url(addr, "/close"), url(addr, "/after")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200 1\n200 0\n",
+        "one client connection for both"
+    );
 
     let r = curl(&[&url(addr, "/interim")]);
     assert_eq!((r.status, r.body.as_str()), (200, "ok"), "{r:?}");

@@ -253,15 +253,18 @@ pub(crate) fn request_head(out: &mut BytesMut, head: &Head, p: &RequestParts<'_>
 
 /// Encodes the answer head for the client: the upstream's status line and
 /// headers without hop-by-hop ones (framing headers kept: the body is
-/// relayed as framed), the mutation, an affinity cookie, and
-/// `connection: close` when the client connection ends after this answer.
-/// Written at the end of `out` (a scratch buffer) and split off.
+/// relayed as framed), the mutation, an affinity cookie,
+/// `transfer-encoding: chunked` when a close-delimited body is re-chunked
+/// (`rechunk`), and `connection: close` when the client connection ends
+/// after this answer. Written at the end of `out` (a scratch buffer) and
+/// split off.
 pub(crate) fn answer_head(
     out: &mut BytesMut,
     head: &Head,
     changes: &HeaderChanges<'_>,
     set_cookie: Option<&str>,
     close: bool,
+    rechunk: bool,
 ) -> Bytes {
     out.reserve(head.bytes.len() + 64);
     // The status line as sent when it is a plain HTTP/1.1 one.
@@ -292,6 +295,9 @@ pub(crate) fn answer_head(
     changes.write_sets(out);
     if let Some(cookie) = set_cookie.filter(|c| is_value(c)) {
         put_header(out, b"set-cookie", cookie.as_bytes());
+    }
+    if rechunk {
+        out.put_slice(b"transfer-encoding: chunked\r\n");
     }
     if close {
         out.put_slice(b"connection: close\r\n");
@@ -429,6 +435,7 @@ mod tests {
                 &HeaderChanges::default(),
                 None,
                 false,
+                false,
             );
             assert_eq!(
                 std::str::from_utf8(&out).unwrap(),
@@ -454,6 +461,7 @@ mod tests {
             &HeaderChanges::of(&m),
             Some("cart=1; Max-Age=3600"),
             true,
+            false,
         );
         let text = std::str::from_utf8(&out).unwrap();
         assert_eq!(

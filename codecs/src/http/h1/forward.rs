@@ -195,7 +195,10 @@ impl<W: AsyncWrite + Unpin + Send> Exchange for LeanExchange<'_, W> {
         for p in &changes.problems {
             warn!(route = %route.name, "response mutation: {p}");
         }
-        let close = self.req.close || answer.framing == Framing::Close;
+        // A close-delimited answer is re-chunked for a client that keeps
+        // its connection: only the upstream's connection ends with it.
+        let close = self.req.close;
+        let rechunk = answer.framing == Framing::Close && !close;
         let head = encode::answer_head(
             self.scratch,
             &answer.head,
@@ -205,6 +208,7 @@ impl<W: AsyncWrite + Unpin + Send> Exchange for LeanExchange<'_, W> {
                 .map(crate::http::headers::set_cookie_value)
                 .as_deref(),
             close,
+            rechunk,
         );
         let Answer {
             status,
@@ -223,6 +227,7 @@ impl<W: AsyncWrite + Unpin + Send> Exchange for LeanExchange<'_, W> {
             &mut *self.client,
             stream_idle,
             Some(deadline),
+            rechunk,
         )
         .await;
         let complete = match relayed {
@@ -393,6 +398,7 @@ impl MirrorCopy for LeanCopy {
             &mut sink,
             self.limit,
             None,
+            false,
         )
         .await
         .is_ok()

@@ -128,6 +128,10 @@ pub(crate) enum FramingError {
     /// Repeated `content-length` headers with different values.
     #[error("{}", self.reason())]
     ContentLengthDiffers,
+    /// A request with more than one `content-length` (even equal ones:
+    /// nginx refuses them too; an answer may repeat an equal one).
+    #[error("{}", self.reason())]
+    ContentLengthRepeated,
     /// A `transfer-encoding` whose final coding is not `chunked`, or with
     /// `chunked` more than once.
     #[error("{}", self.reason())]
@@ -162,6 +166,7 @@ impl FramingError {
         match self {
             FramingError::ContentLength => "invalid content-length",
             FramingError::ContentLengthDiffers => "content-length values differ",
+            FramingError::ContentLengthRepeated => "more than one content-length",
             FramingError::NotChunked => "transfer-encoding does not end in chunked",
             FramingError::UnknownCoding => "unsupported transfer-coding",
             FramingError::TransferEncodingHttp10 => "transfer-encoding in an HTTP/1.0 message",
@@ -222,8 +227,9 @@ impl Codings {
 
 /// Checks the head of an HTTP/1.x request hyper parsed, for what hyper
 /// accepts and the lean path does not: an HTTP/1.1 request has exactly one
-/// `host` (an HTTP/1.0 one at most one), and a `transfer-encoding` is
-/// `chunked` alone (hyper takes any list ending in `chunked`). hyper itself
+/// `host` (an HTTP/1.0 one at most one), at most one `content-length`, and
+/// a `transfer-encoding` is `chunked` alone (hyper takes any list ending in
+/// `chunked`). hyper itself
 /// refuses bad or differing lengths, whitespace before a colon, obs-fold,
 /// control bytes in values, `transfer-encoding` on HTTP/1.0 or not ending
 /// in `chunked`; it drops a `content-length` sent with `transfer-encoding`
@@ -237,6 +243,9 @@ pub(crate) fn check_parsed_request(
         (http::Version::HTTP_11, 0) => return Err(FramingError::NoHost),
         (_, 0 | 1) => {}
         _ => return Err(FramingError::ManyHosts),
+    }
+    if headers.get_all(http::header::CONTENT_LENGTH).iter().count() > 1 {
+        return Err(FramingError::ContentLengthRepeated);
     }
     let mut codings = Codings::default();
     for value in &headers.get_all(http::header::TRANSFER_ENCODING) {
@@ -421,6 +430,9 @@ fn finish(
             let checked = match (value, length) {
                 (None, _) => Err(FramingError::ContentLength),
                 (Some(a), Some(b)) if a != b => Err(FramingError::ContentLengthDiffers),
+                (Some(_), Some(_)) if side == Side::Request => {
+                    Err(FramingError::ContentLengthRepeated)
+                }
                 (Some(a), _) => Ok(a),
             };
             match checked {
@@ -590,7 +602,9 @@ mod tests {
             length(
                 "POST / HTTP/1.1\r\nhost: a\r\nContent-Length: 12\r\ncontent-length: 12\r\n\r\n"
             ),
-            Ok(Ok(Some(12)))
+            Err(HeadError::Malformed(
+                FramingError::ContentLengthRepeated.reason()
+            ))
         );
         assert_eq!(
             length("POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n"),

@@ -3,6 +3,8 @@
 //! included), the first write carries the re-encoded head with whatever
 //! body bytes came with it (one vectored write), and the read buffer is
 //! reused, so memory stays bounded by one buffer whatever the body size.
+//! A close-delimited body may be re-chunked on the way, so that the
+//! client's keep-alive connection outlives the upstream's.
 
 use std::future::Future;
 use std::task::Poll;
@@ -27,7 +29,10 @@ enum Read {
 /// Writes `head` then the body delimited by `framing` to `out`; each
 /// read from the upstream and each write to the client must make progress
 /// within `idle`, and the upstream must have sent the whole answer by
-/// `deadline` (the route timeout) when there is one.
+/// `deadline` (the route timeout) when there is one. With `rechunk`, a
+/// close-delimited body is written as chunks (`head` then says
+/// `transfer-encoding: chunked`), ended by the last chunk when the
+/// upstream closes.
 pub(crate) async fn relay<W: AsyncWrite + Unpin>(
     up: &mut LeanConn,
     framing: Framing,
@@ -35,7 +40,9 @@ pub(crate) async fn relay<W: AsyncWrite + Unpin>(
     out: &mut W,
     idle: Duration,
     mut deadline: Option<&mut LazyDeadline>,
+    rechunk: bool,
 ) -> Result<(), RelayError> {
+    let rechunk = rechunk && framing == Framing::Close;
     let mut pending = Some(head);
     let mut left = match framing {
         Framing::None => {
@@ -71,6 +78,15 @@ pub(crate) async fn relay<W: AsyncWrite + Unpin>(
             let mut joined = BytesMut::from(pending.take().unwrap_or_default());
             joined.extend_from_slice(&piece);
             pending = Some(joined.freeze());
+        } else if rechunk && !piece.is_empty() {
+            let size = format!("{:x}\r\n", piece.len());
+            let mut framed = pending
+                .take()
+                .unwrap_or_default()
+                .chain(size.as_bytes())
+                .chain(piece)
+                .chain(&b"\r\n"[..]);
+            write_buf(out, &mut framed, idle).await?;
         } else if !hold && (!piece.is_empty() || pending.is_some()) {
             write(out, pending.take().unwrap_or_default(), piece, idle).await?;
         }
@@ -93,6 +109,10 @@ pub(crate) async fn relay<W: AsyncWrite + Unpin>(
             },
         };
         let read = match outcome {
+            Read::Done(Ok(0)) if rechunk => {
+                let last = pending.take().unwrap_or_default();
+                return write(out, last, Bytes::from_static(b"0\r\n\r\n"), idle).await;
+            }
             Read::Done(Ok(0)) if framing == Framing::Close => return Ok(()),
             Read::Done(Ok(0)) => Err(RelayError::Truncated),
             Read::Done(Ok(_)) => Ok(()),
@@ -119,8 +139,17 @@ pub(crate) async fn write<W: AsyncWrite + Unpin>(
     body: Bytes,
     idle: Duration,
 ) -> Result<(), RelayError> {
-    let mut both = head.chain(body);
-    let mut writing = std::pin::pin!(out.write_all_buf(&mut both));
+    write_buf(out, &mut head.chain(body), idle).await
+}
+
+/// Writes all of `buf` (vectored when the socket takes it), bounded by
+/// `idle` when the write has to wait.
+async fn write_buf<W: AsyncWrite + Unpin, B: Buf>(
+    out: &mut W,
+    buf: &mut B,
+    idle: Duration,
+) -> Result<(), RelayError> {
+    let mut writing = std::pin::pin!(out.write_all_buf(buf));
     // Most writes complete at once: the timer is armed only when one waits.
     let first = std::future::poll_fn(|cx| Poll::Ready(writing.as_mut().poll(cx))).await;
     match first {
@@ -160,6 +189,15 @@ mod tests {
         already: &[u8],
         rest: &'static [u8],
     ) -> (Result<(), RelayError>, Vec<u8>, Vec<u8>) {
+        run_with(framing, already, rest, false).await
+    }
+
+    async fn run_with(
+        framing: Framing,
+        already: &[u8],
+        rest: &'static [u8],
+        rechunk: bool,
+    ) -> (Result<(), RelayError>, Vec<u8>, Vec<u8>) {
         let mut up = upstream(already, rest).await;
         let (mut client, mut far) = tokio::io::duplex(1 << 20);
         let r = relay(
@@ -169,6 +207,7 @@ mod tests {
             &mut client,
             Duration::from_secs(5),
             None,
+            rechunk,
         )
         .await;
         drop(client);
@@ -215,6 +254,33 @@ mod tests {
         let (r, seen, _) = run(Framing::None, b"", b"").await;
         assert!(r.is_ok(), "{r:?}");
         assert_eq!(seen, b"H|");
+    }
+
+    #[tokio::test]
+    async fn a_close_delimited_body_is_re_chunked_and_ended() {
+        let (r, seen, _) = run_with(Framing::Close, b"ab", b"cdef", true).await;
+        assert!(r.is_ok(), "{r:?}");
+        let text = String::from_utf8(seen).unwrap();
+        assert!(text.starts_with("H|2\r\nab\r\n"), "{text:?}");
+        assert!(text.ends_with("0\r\n\r\n"), "{text:?}");
+        // The chunks, read back, are the body as sent.
+        let mut body = String::new();
+        let mut rest = &text[2..];
+        loop {
+            let (size, after) = rest.split_once("\r\n").unwrap();
+            let n = usize::from_str_radix(size, 16).unwrap();
+            if n == 0 {
+                assert_eq!(after, "\r\n");
+                break;
+            }
+            body.push_str(&after[..n]);
+            rest = &after[n + 2..];
+        }
+        assert_eq!(body, "abcdef");
+        // Nothing from the upstream at all: the head, then the last chunk.
+        let (r, seen, _) = run_with(Framing::Close, b"", b"", true).await;
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(seen, b"H|0\r\n\r\n");
     }
 
     #[tokio::test]
