@@ -224,6 +224,7 @@ impl Admin {
             ),
             (&Method::GET, "/config_dump") => self.config_dump(),
             (&Method::GET, "/clusters") => self.clusters(),
+            (&Method::GET, "/listeners") => self.listeners().await,
             (&Method::GET, "/certs") => self.certs(),
             (&Method::GET, "/routes/explain") => self.explain(&query(&req)),
             (&Method::POST, "/reload") => self.reload().await,
@@ -233,7 +234,7 @@ impl Admin {
             _ => reply(
                 StatusCode::NOT_FOUND,
                 "text/plain",
-                "endpoints: /live /ready /metrics /config_dump /clusters /routes/explain?listener=NAME&key=value POST /reload POST /log_level?level=LEVEL\n",
+                "endpoints: /live /ready /metrics /config_dump /clusters /listeners /routes/explain?listener=NAME&key=value POST /reload POST /log_level?level=LEVEL\n",
             ),
         }
     }
@@ -253,8 +254,26 @@ impl Admin {
                 "file": self.config_path.display().to_string(),
                 "last_reload_error": self.proxy.last_reload_error(),
                 "config": snapshot.source.as_deref().cloned().unwrap_or(Value::Null),
+                "xds": crate::xds::XdsStatus::global().dump(),
             }),
         )
+    }
+
+    /// Every listener with its protocol and the address it is bound to
+    /// (port 0 in config, or a listener a control plane added, shows here).
+    async fn listeners(&self) -> Response<Full<Bytes>> {
+        let snapshot = self.proxy.snapshot();
+        let listeners: Vec<Value> = self
+            .proxy
+            .bound_addresses()
+            .await
+            .into_iter()
+            .map(|(name, address)| {
+                let protocol = snapshot.listener(&name).map(|l| l.protocol.to_string());
+                json!({ "name": &*name, "address": address.to_string(), "protocol": protocol })
+            })
+            .collect();
+        json_reply(StatusCode::OK, &json!({ "listeners": listeners }))
     }
 
     fn clusters(&self) -> Response<Full<Bytes>> {
@@ -321,6 +340,12 @@ impl Admin {
                 return json_reply(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()}));
             }
         };
+        if let Some(xds) = crate::xds::running() {
+            return match xds.reload_static(&loaded).await {
+                Ok(()) => json_reply(StatusCode::OK, &json!({"version": self.proxy.version()})),
+                Err(e) => json_reply(StatusCode::BAD_REQUEST, &json!({"error": e})),
+            };
+        }
         match self.proxy.reload(&loaded).await {
             Ok(summary) => json_reply(
                 StatusCode::OK,

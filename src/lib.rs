@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod discovery;
 pub mod reload;
+pub mod xds;
 
 use std::path::Path;
 
@@ -23,6 +24,7 @@ pub fn default_registry() -> Registry {
     metaproxy_codecs::register_all(&mut registry);
     metaproxy_filters::register_all(&mut registry);
     discovery::register_all(&mut registry);
+    registry.register_discovery(std::sync::Arc::new(xds::XdsDiscoveryFactory));
     registry
 }
 
@@ -31,6 +33,13 @@ pub fn default_registry() -> Registry {
 pub fn validate_file(path: &Path, registry: &Registry) -> Result<String, ConfigErrors> {
     let loaded = load_file(path)?;
     let snapshot = Snapshot::build(&loaded, registry)?;
+    if let Some(section) = &loaded.config.xds
+        && let Err(message) = xds::XdsSettings::from_value(&section.value)
+    {
+        let mut sink = metaproxy_core::config::load::ErrorSink::new(loaded.file.clone());
+        sink.on(section, format!("xds: {message}"));
+        sink.finish()?;
+    }
     Ok(format!(
         "{}: OK ({} listeners, {} clusters)",
         loaded.file,
@@ -43,4 +52,20 @@ pub fn validate_file(path: &Path, registry: &Registry) -> Result<String, ConfigE
 pub async fn start_file(path: &Path, registry: &Registry) -> Result<RunningProxy, StartError> {
     let loaded = load_file(path)?;
     RunningProxy::start(&loaded, registry).await
+}
+
+/// Loads a config file, starts serving it, and follows the control plane
+/// its `xds:` section names, if any.
+pub async fn start_with_xds(
+    path: &Path,
+    registry: &Registry,
+) -> Result<std::sync::Arc<RunningProxy>, String> {
+    let loaded = load_file(path).map_err(|e| e.to_string())?;
+    let proxy = std::sync::Arc::new(
+        RunningProxy::start(&loaded, registry)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    xds::Xds::start(proxy.clone(), &loaded)?;
+    Ok(proxy)
 }

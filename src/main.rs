@@ -116,8 +116,8 @@ fn build_runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runt
 
 async fn run(config: PathBuf, set_log_level: Option<LogLevelSetter>) -> ExitCode {
     let registry = metaproxy::default_registry();
-    let proxy = match metaproxy::start_file(&config, &registry).await {
-        Ok(p) => Arc::new(p),
+    let proxy = match metaproxy::start_with_xds(&config, &registry).await {
+        Ok(p) => p,
         Err(e) => {
             error!("{e}");
             eprintln!("metaproxy: {e}");

@@ -10,10 +10,17 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-/// Reloads `path` into `proxy`; errors are logged and the old config keeps serving.
+/// Reloads `path` into `proxy` (with the control plane's resources, when
+/// it follows one); errors are logged and the old config keeps serving.
 pub async fn reload_from(proxy: &RunningProxy, path: &Path) {
     match metaproxy_core::config::load_file(path) {
         Ok(loaded) => {
+            if let Some(xds) = crate::xds::running() {
+                if let Err(e) = xds.reload_static(&loaded).await {
+                    warn!("config reload rejected; the previous config keeps serving:\n{e}");
+                }
+                return;
+            }
             let _ = proxy.reload(&loaded).await;
         }
         Err(e) => {

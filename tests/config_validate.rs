@@ -271,3 +271,12 @@ fn upgrades_are_websocket_only_and_on_http_routes() {
         ],
     );
 }
+
+#[test]
+fn a_bad_xds_section_is_located() {
+    expect_errors(
+        "xds",
+        "xds: { server: \"127.0.0.1:18000\", nodeid: gw }\nlisteners: []\n",
+        &["config.yaml:1:", "xds: unknown field `nodeid`"],
+    );
+}

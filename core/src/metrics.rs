@@ -112,6 +112,17 @@ pub struct ReloadLabels {
     pub result: String,
 }
 
+/// Labels of updates from a config source (a control plane).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConfigUpdateLabels {
+    /// The source (`xds`).
+    pub source: String,
+    /// The resource type (`lds`, `rds`, `cds`, `eds`).
+    pub resource: String,
+    /// `accepted` or `rejected`.
+    pub result: String,
+}
+
 /// Every metric family of a proxy.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -143,6 +154,9 @@ pub struct Metrics {
     pub tls_reloads: Family<TlsLabels, Counter>,
     /// `metaproxy_discovery_updates_total`.
     pub discovery_updates: Family<DiscoveryLabels, Counter>,
+    /// `metaproxy_config_updates_total`: updates from a control plane, by
+    /// type and result (Envoy's `update_success` / `update_rejected`).
+    pub config_updates: Family<ConfigUpdateLabels, Counter>,
     /// `metaproxy_discovered_endpoints`.
     pub discovered_endpoints: Family<ClusterLabels, Gauge>,
     /// `metaproxy_tunnel_bytes_total`.
@@ -249,6 +263,12 @@ impl Metrics {
             "Discovery attempts by cluster, source and result (ok, error)",
             discovery_updates.clone(),
         );
+        let config_updates = Family::<ConfigUpdateLabels, Counter>::default();
+        registry.register(
+            "config_updates",
+            "Resource updates from a control plane by source, type and result (accepted, rejected)",
+            config_updates.clone(),
+        );
         let discovered_endpoints = Family::<ClusterLabels, Gauge>::default();
         registry.register(
             "discovered_endpoints",
@@ -272,6 +292,7 @@ impl Metrics {
             tunnel_bytes,
             tunnels_active,
             discovery_updates,
+            config_updates,
             discovered_endpoints,
             tls_handshakes,
             tls_reloads,
@@ -411,6 +432,17 @@ impl Metrics {
             ok: get("ok"),
             rejected: get("rejected"),
         }
+    }
+
+    /// Counts an update of `kind` from config source `source`.
+    pub fn config_update(&self, source: &str, kind: &str, accepted: bool) {
+        self.config_updates
+            .get_or_create(&ConfigUpdateLabels {
+                source: source.into(),
+                resource: kind.into(),
+                result: if accepted { "accepted" } else { "rejected" }.into(),
+            })
+            .inc();
     }
 
     /// Counts a config reload.

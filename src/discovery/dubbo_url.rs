@@ -105,6 +105,7 @@ pub fn parse_provider(node: &str) -> Result<DubboProvider, ProviderUrlError> {
             address,
             labels: labels.into(),
             weight,
+            priority: 0,
         },
         serving,
     })

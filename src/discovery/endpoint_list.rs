@@ -51,6 +51,7 @@ pub fn parse_endpoint_list(text: &str) -> Result<(Vec<DiscoveredEndpoint>, usize
                 address,
                 labels: e.labels.into(),
                 weight: e.weight.unwrap_or(1).max(1),
+                priority: 0,
             }),
             _ => skipped += 1,
         }

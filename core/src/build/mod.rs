@@ -59,7 +59,9 @@ impl Snapshot {
             cfg.clusters.iter().map(|c| &c.value.name),
             "cluster",
         );
-        if cfg.listeners.is_empty() {
+        // A proxy that follows a control plane may start with none: they
+        // come from it.
+        if cfg.listeners.is_empty() && cfg.xds.is_none() {
             sink.at(serde_saphyr::Location::UNKNOWN, "no listeners configured");
         }
 

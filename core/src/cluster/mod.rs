@@ -309,10 +309,16 @@ impl Cluster {
             }
             let kept = by_address
                 .get(&d.address)
-                .filter(|old| old.labels == d.labels && old.weight == d.weight.max(1))
+                .filter(|old| {
+                    old.labels == d.labels
+                        && old.weight == d.weight.max(1)
+                        && old.priority == d.priority
+                })
                 .map(|old| Arc::clone(old));
             next.push(kept.unwrap_or_else(|| {
-                let fresh = Arc::new(Endpoint::new(d.address, d.labels.clone(), d.weight));
+                let fresh = Arc::new(
+                    Endpoint::new(d.address, d.labels.clone(), d.weight).with_priority(d.priority),
+                );
                 added.push(fresh.clone());
                 fresh
             }));

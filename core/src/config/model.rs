@@ -26,6 +26,10 @@ pub struct Config {
     /// How long in-flight requests may take to finish on shutdown (default 10s).
     #[serde(default)]
     pub drain_timeout: Option<ConfigDuration>,
+    /// A control plane to take more listeners, routes, clusters and
+    /// endpoints from (read by the binary: docs/xds.md).
+    #[serde(default)]
+    pub xds: Option<Spanned<serde_json::Value>>,
 }
 
 /// `admin: { address: 127.0.0.1:9901 }`.

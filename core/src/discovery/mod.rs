@@ -35,15 +35,18 @@ pub struct DiscoveredEndpoint {
     pub labels: Arc<BTreeMap<String, String>>,
     /// Relative weight (≥ 1).
     pub weight: u32,
+    /// Priority level (0 = first; a control plane's locality priority).
+    pub priority: u32,
 }
 
 impl DiscoveredEndpoint {
-    /// An endpoint at `address` with no labels and weight 1.
+    /// An endpoint at `address` with no labels, weight 1, priority 0.
     pub fn at(address: SocketAddr) -> Self {
         Self {
             address,
             labels: Arc::default(),
             weight: 1,
+            priority: 0,
         }
     }
 }

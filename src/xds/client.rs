@@ -1,0 +1,101 @@
+//! The ADS stream: one gRPC stream to the control plane carrying every
+//! type, reopened with backoff when it fails; the resources already held
+//! keep serving meanwhile.
+
+use std::time::Duration;
+
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::Xds;
+use super::settings::XdsSettings;
+
+/// Largest message accepted from the control plane.
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// Keeps a stream open until `stop` is cancelled.
+pub async fn run(xds: std::sync::Arc<Xds>, settings: XdsSettings, stop: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let started = std::time::Instant::now();
+        let ended = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = stream_once(&xds, &settings) => r,
+        };
+        let why = match ended {
+            Ok(()) => "the control plane closed the stream".to_string(),
+            Err(e) => e,
+        };
+        xds.status.connected(false, Some(why.clone()));
+        // A stream that lived a while starts the backoff over.
+        if started.elapsed() > Duration::from_secs(30) {
+            backoff = Duration::from_millis(100);
+        }
+        warn!(server = %settings.server, error = %why, retry_in = ?backoff, "xDS stream down; the resources held keep serving");
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(settings.max_backoff());
+    }
+}
+
+/// One stream, from connect to its end.
+async fn stream_once(xds: &Xds, settings: &XdsSettings) -> Result<(), String> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", settings.server))
+        .map_err(|e| format!("bad server address `{}`: {e}", settings.server))?
+        .connect_timeout(settings.connect_timeout())
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10));
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to {}: {}", settings.server, chain(&e)))?;
+    let mut client = AggregatedDiscoveryServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    let (tx, rx) = mpsc::channel::<DiscoveryRequest>(64);
+    for r in xds.state.lock().await.opening_requests() {
+        let _ = tx.send(r).await;
+    }
+    let mut inbound = client
+        .stream_aggregated_resources(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| format!("stream refused: {}", s.message()))?
+        .into_inner();
+    xds.status.connected(true, None);
+    info!(server = %settings.server, node = %settings.node_id, "xDS stream open");
+    loop {
+        let resp = match inbound.message().await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(()),
+            Err(s) => return Err(format!("stream failed: {}", s.message())),
+        };
+        let requests = {
+            let mut state = xds.state.lock().await;
+            state.handle(resp, xds).await
+        };
+        for r in requests {
+            if tx.send(r).await.is_err() {
+                return Err("stream closed while answering".into());
+            }
+        }
+    }
+}
+
+/// An error and its causes, on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}

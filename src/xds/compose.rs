@@ -1,0 +1,283 @@
+//! The config the proxy runs: the static file plus every resource the
+//! control plane sent, translated and merged by name, rendered as text
+//! (JSON, which the YAML loader reads) with a map from its lines back to
+//! the resources, so that an error the config builder finds names the
+//! resource to NACK.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use serde_json::{Value, json};
+
+use super::kind::Kind;
+use super::translate::{self, RouteSource, Uses, XdsCluster, XdsListener, http_routes, rpc_routes};
+
+/// The control plane's resources the config is made of (EDS goes
+/// straight to the clusters, not through the config).
+#[derive(Debug, Default, Clone)]
+pub struct Resources {
+    /// LDS, by name.
+    pub listeners: BTreeMap<String, Listener>,
+    /// RDS, by name.
+    pub routes: BTreeMap<String, RouteConfiguration>,
+    /// CDS, by name.
+    pub clusters: BTreeMap<String, Cluster>,
+}
+
+/// A resource the proxy cannot take, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Its type.
+    pub kind: Kind,
+    /// Its name.
+    pub name: String,
+    /// What is wrong (names the field).
+    pub message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.message)
+    }
+}
+
+/// A composed config and where each resource sits in its text.
+#[derive(Debug)]
+pub struct Composed {
+    /// The config text.
+    pub text: String,
+    /// `(first line, last line, kind, name)` of each resource (1-based).
+    pub lines: Vec<(usize, usize, Kind, String)>,
+    /// Listeners waiting for their RDS route configuration.
+    pub pending: Vec<String>,
+    /// The RDS names the listeners need.
+    pub route_names: BTreeSet<String>,
+    /// The EDS names the clusters need.
+    pub eds_names: BTreeSet<String>,
+}
+
+impl Composed {
+    /// The resource whose text holds `line`.
+    pub fn resource_at(&self, line: usize) -> Option<(Kind, &str)> {
+        self.lines
+            .iter()
+            .find(|(from, to, _, _)| (*from..=*to).contains(&line))
+            .map(|(_, _, k, n)| (*k, n.as_str()))
+    }
+}
+
+/// Merges `res` into the static config `base` (its JSON form).
+pub fn compose(base: &Value, res: &Resources) -> Result<Composed, Refusal> {
+    let taken = |key: &str| -> BTreeSet<String> {
+        base.get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.get("name").and_then(Value::as_str).map(str::to_string))
+            .collect()
+    };
+    let (static_listeners, static_clusters) = (taken("listeners"), taken("clusters"));
+    let mut uses = Uses::default();
+    let mut listeners = Vec::new();
+    let mut pending = Vec::new();
+    let mut route_names = BTreeSet::new();
+    for (name, l) in &res.listeners {
+        let refuse = |message: String| Refusal {
+            kind: Kind::Listener,
+            name: name.clone(),
+            message,
+        };
+        if static_listeners.contains(name) {
+            return Err(refuse(format!(
+                "listener `{name}` is also in the static config"
+            )));
+        }
+        let XdsListener {
+            mut config,
+            protocol,
+            routes,
+        } = translate::listener(l).map_err(refuse)?;
+        uses.for_protocol(protocol);
+        match routes {
+            RouteSource::Rds(rds) => {
+                route_names.insert(rds.clone());
+                let Some(rc) = res.routes.get(&rds) else {
+                    pending.push(name.clone());
+                    continue;
+                };
+                config["virtual_hosts"] = json!(
+                    http_routes::virtual_hosts(rc, &mut uses).map_err(|message| Refusal {
+                        kind: Kind::Route,
+                        name: rds.clone(),
+                        message,
+                    })?
+                );
+            }
+            RouteSource::Http(rc) => {
+                config["virtual_hosts"] =
+                    json!(http_routes::virtual_hosts(&rc, &mut uses).map_err(refuse)?);
+            }
+            RouteSource::Thrift(rc) => {
+                config["routes"] =
+                    json!(rpc_routes::thrift_routes(&rc, &mut uses).map_err(refuse)?);
+            }
+            RouteSource::Dubbo(list) => {
+                config["routes"] =
+                    json!(rpc_routes::dubbo_routes(&list, &mut uses).map_err(refuse)?);
+            }
+        }
+        listeners.push((name.clone(), config));
+    }
+    let mut clusters = Vec::new();
+    let mut eds_names = BTreeSet::new();
+    for (name, needs) in &uses.by_cluster {
+        if static_clusters.contains(name) {
+            if res.clusters.contains_key(name) {
+                return Err(Refusal {
+                    kind: Kind::Cluster,
+                    name: name.clone(),
+                    message: format!("cluster `{name}` is also in the static config"),
+                });
+            }
+            continue;
+        }
+        let refuse = |message: String| Refusal {
+            kind: Kind::Cluster,
+            name: name.clone(),
+            message,
+        };
+        let [protocol] = needs.protocols.as_slice() else {
+            return Err(refuse(format!(
+                "cluster `{name}` is routed to by listeners of different protocols ({})",
+                needs.protocols.join(", ")
+            )));
+        };
+        if needs.hash_conflict {
+            return Err(Refusal {
+                kind: Kind::Route,
+                name: name.clone(),
+                message: format!("routes to cluster `{name}` give different hash policies"),
+            });
+        }
+        let mut config = match res.clusters.get(name) {
+            Some(c) => {
+                let XdsCluster {
+                    config,
+                    eds_service,
+                    http_version,
+                } = translate::cluster(c).map_err(refuse)?;
+                let mut config = config;
+                config["protocol"] = json!(match protocol.as_str() {
+                    "http" => http_version.unwrap_or("http1"),
+                    other => other,
+                });
+                eds_names.extend(eds_service);
+                config
+            }
+            // Not sent (yet): a cluster with no endpoint, so its routes
+            // answer "no healthy upstream" as Envoy answers an unknown
+            // cluster, until CDS names it.
+            None => json!({
+                "name": name,
+                "protocol": if protocol == "http" { "http1" } else { protocol.as_str() },
+                "discovery": { "xds": { "service": name } },
+            }),
+        };
+        if !needs.subsets.is_empty() {
+            config["subsets"] = json!(needs.subsets);
+        }
+        let hashing = matches!(config["lb"].as_str(), Some("ring_hash" | "maglev"));
+        if hashing {
+            config["hash"] = match &needs.hash {
+                Some(h) => json!(h),
+                None => json!([{ "source_ip": true }]),
+            };
+        }
+        clusters.push((name.clone(), config));
+    }
+    Ok(render(
+        base,
+        listeners,
+        clusters,
+        pending,
+        route_names,
+        eds_names,
+    ))
+}
+
+/// The config text: the static keys, then the static and xDS listeners and
+/// clusters, one resource after another, their lines recorded.
+fn render(
+    base: &Value,
+    listeners: Vec<(String, Value)>,
+    clusters: Vec<(String, Value)>,
+    pending: Vec<String>,
+    route_names: BTreeSet<String>,
+    eds_names: BTreeSet<String>,
+) -> Composed {
+    let mut text = String::from("{\n");
+    let mut lines = Vec::new();
+    let mut line = 2;
+    let put = |text: &mut String, line: &mut usize, piece: &str| {
+        text.push_str(piece);
+        *line += piece.matches('\n').count();
+    };
+    if let Some(obj) = base.as_object() {
+        for (k, v) in obj {
+            if k == "listeners" || k == "clusters" {
+                continue;
+            }
+            let piece = format!("{}: {},\n", json!(k), v);
+            put(&mut text, &mut line, &piece);
+        }
+    }
+    for (key, own, kind) in [
+        ("listeners", listeners, Kind::Listener),
+        ("clusters", clusters, Kind::Cluster),
+    ] {
+        put(&mut text, &mut line, &format!("{}: [\n", json!(key)));
+        for v in base
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            put(&mut text, &mut line, &format!("{v},\n"));
+        }
+        for (name, v) in own {
+            let piece = serde_json::to_string_pretty(&v).unwrap_or_default();
+            let from = line;
+            put(&mut text, &mut line, &format!("{piece},\n"));
+            lines.push((from, line - 1, kind, name));
+        }
+        put(&mut text, &mut line, "],\n");
+    }
+    // JSON allows no trailing commas; YAML's flow style does not either.
+    let text = text.replace(",\n]", "\n]");
+    let text = format!("{}\n}}\n", text.trim_end().trim_end_matches(','));
+    Composed {
+        text,
+        lines,
+        pending,
+        route_names,
+        eds_names,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_control_plane_leaves_the_static_config() {
+        let base =
+            json!({ "admin": { "address": "127.0.0.1:0" }, "listeners": [ { "name": "s" } ] });
+        let c = compose(&base, &Resources::default()).unwrap();
+        let back: Value = serde_json::from_str(&c.text).unwrap();
+        assert_eq!(back["listeners"][0]["name"], "s");
+        assert_eq!(back["clusters"], json!([]));
+        assert_eq!(back["admin"]["address"], "127.0.0.1:0");
+    }
+}

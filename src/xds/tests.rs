@@ -1,0 +1,335 @@
+//! Translation and composition in process: Envoy resources (written as
+//! Envoy's own JSON would be, then as prost messages) become a config the
+//! core builds, or a refusal naming the resource and field.
+
+use std::collections::HashMap;
+
+use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
+use envoy_types::pb::envoy::config::core::v3::{
+    Address, AggregatedConfigSource, ConfigSource, Metadata, SocketAddress, address, config_source,
+    socket_address,
+};
+use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
+use envoy_types::pb::envoy::config::route::v3::{
+    Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster, route,
+    route_action, route_match, weighted_cluster,
+};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
+};
+use envoy_types::pb::envoy::extensions::filters::network::thrift_proxy::v3 as thrift;
+use envoy_types::pb::google::protobuf::{Any, Struct, UInt32Value, Value as PbValue, value};
+use metaproxy_core::config::parse_str;
+use metaproxy_core::snapshot::Snapshot;
+use prost::{Message, Name};
+use serde_json::json;
+
+use super::compose::{Resources, compose};
+use super::kind::Kind;
+
+fn any<M: Message + Name>(m: &M) -> Any {
+    Any {
+        type_url: M::type_url(),
+        value: m.encode_to_vec(),
+    }
+}
+
+fn address(port: u32) -> Address {
+    Address {
+        address: Some(address::Address::SocketAddress(SocketAddress {
+            address: "127.0.0.1".into(),
+            port_specifier: Some(socket_address::PortSpecifier::PortValue(port)),
+            ..Default::default()
+        })),
+    }
+}
+
+fn ads() -> ConfigSource {
+    ConfigSource {
+        config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
+            AggregatedConfigSource::default(),
+        )),
+        ..Default::default()
+    }
+}
+
+fn listener(name: &str, network: Any) -> Listener {
+    Listener {
+        name: name.into(),
+        address: Some(address(0)),
+        filter_chains: vec![FilterChain {
+            filters: vec![Filter {
+                name: "network".into(),
+                config_type: Some(filter::ConfigType::TypedConfig(network)),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn hcm(rds: &str) -> Any {
+    any(&HttpConnectionManager {
+        stat_prefix: "in".into(),
+        route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
+            config_source: Some(ads()),
+            route_config_name: rds.into(),
+        })),
+        http_filters: vec![HttpFilter {
+            name: "envoy.filters.http.router".into(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(Any {
+                type_url: "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                    .into(),
+                value: Vec::new(),
+            })),
+            ..Default::default()
+        }],
+        ..Default::default()
+    })
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Metadata {
+    let fields = pairs
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                PbValue {
+                    kind: Some(value::Kind::StringValue(v.to_string())),
+                },
+            )
+        })
+        .collect();
+    Metadata {
+        filter_metadata: HashMap::from([("envoy.lb".to_string(), Struct { fields })]),
+        ..Default::default()
+    }
+}
+
+fn route_to(
+    prefix: &str,
+    action: route_action::ClusterSpecifier,
+    subset: Option<Metadata>,
+) -> Route {
+    Route {
+        r#match: Some(RouteMatch {
+            path_specifier: Some(route_match::PathSpecifier::Prefix(prefix.into())),
+            ..Default::default()
+        }),
+        action: Some(route::Action::Route(RouteAction {
+            cluster_specifier: Some(action),
+            metadata_match: subset,
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+fn route_config(name: &str, routes: Vec<Route>) -> RouteConfiguration {
+    RouteConfiguration {
+        name: name.into(),
+        virtual_hosts: vec![VirtualHost {
+            name: "all".into(),
+            domains: vec!["*".into()],
+            routes,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn eds_cluster(name: &str) -> Cluster {
+    Cluster {
+        name: name.into(),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(3)),
+        eds_cluster_config: Some(cluster::EdsClusterConfig {
+            eds_config: Some(ads()),
+            service_name: String::new(),
+        }),
+        ..Default::default()
+    }
+}
+
+fn base() -> serde_json::Value {
+    json!({ "xds": { "server": "127.0.0.1:1", "node_id": "n" }, "listeners": [], "clusters": [] })
+}
+
+/// The composed config, built by the core as the proxy would.
+fn build(res: &Resources) -> Snapshot {
+    let composed = compose(&base(), res).unwrap();
+    let loaded =
+        parse_str(&composed.text, "composed").unwrap_or_else(|e| panic!("{e}\n{}", composed.text));
+    Snapshot::build(&loaded, &crate::default_registry())
+        .unwrap_or_else(|e| panic!("{e}\n{}", composed.text))
+}
+
+fn resources(
+    listeners: Vec<Listener>,
+    routes: Vec<RouteConfiguration>,
+    clusters: Vec<Cluster>,
+) -> Resources {
+    Resources {
+        listeners: listeners.into_iter().map(|l| (l.name.clone(), l)).collect(),
+        routes: routes.into_iter().map(|r| (r.name.clone(), r)).collect(),
+        clusters: clusters.into_iter().map(|c| (c.name.clone(), c)).collect(),
+    }
+}
+
+#[test]
+fn an_http_listener_with_rds_routes_and_subsets_builds() {
+    let rc = route_config(
+        "r1",
+        vec![
+            route_to(
+                "/v2",
+                route_action::ClusterSpecifier::Cluster("svc".into()),
+                Some(labels(&[("version", "v2")])),
+            ),
+            route_to(
+                "/",
+                route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
+                    clusters: vec![
+                        weighted_cluster::ClusterWeight {
+                            name: "svc".into(),
+                            weight: Some(UInt32Value { value: 90 }),
+                            ..Default::default()
+                        },
+                        weighted_cluster::ClusterWeight {
+                            name: "other".into(),
+                            weight: Some(UInt32Value { value: 10 }),
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                }),
+                None,
+            ),
+        ],
+    );
+    let res = resources(
+        vec![listener("gw", hcm("r1"))],
+        vec![rc],
+        vec![eds_cluster("svc")],
+    );
+    let snapshot = build(&res);
+    let l = snapshot.listener("gw").expect("the listener");
+    assert_eq!(l.protocol, "http");
+    let svc = &snapshot.clusters["svc"];
+    assert_eq!(&*svc.parts.protocol, "http1");
+    assert!(
+        svc.subset_index("version=v2").is_some(),
+        "the route's selector is a subset"
+    );
+    // `other` was never sent: a cluster without endpoints stands in.
+    assert!(snapshot.clusters["other"].endpoints().all().is_empty());
+    let composed = compose(&base(), &res).unwrap();
+    assert_eq!(composed.eds_names.iter().collect::<Vec<_>>(), ["svc"]);
+    assert_eq!(composed.route_names.iter().collect::<Vec<_>>(), ["r1"]);
+}
+
+#[test]
+fn a_listener_waits_for_its_route_configuration() {
+    let res = resources(vec![listener("gw", hcm("later"))], vec![], vec![]);
+    let composed = compose(&base(), &res).unwrap();
+    assert_eq!(composed.pending, ["gw"]);
+    assert!(build(&res).listener("gw").is_none());
+}
+
+#[test]
+fn a_field_the_proxy_cannot_honour_is_refused_by_name() {
+    let mut l = listener("gw", hcm("r1"));
+    l.per_connection_buffer_limit_bytes = Some(UInt32Value { value: 1 });
+    let e = compose(&base(), &resources(vec![l], vec![], vec![])).unwrap_err();
+    assert_eq!((e.kind, e.name.as_str()), (Kind::Listener, "gw"));
+    assert!(
+        e.message.contains("per_connection_buffer_limit_bytes"),
+        "{e}"
+    );
+
+    let mut c = eds_cluster("svc");
+    c.lb_policy = 7; // LOAD_BALANCING_POLICY_CONFIG
+    let rc = route_config(
+        "r1",
+        vec![route_to(
+            "/",
+            route_action::ClusterSpecifier::Cluster("svc".into()),
+            None,
+        )],
+    );
+    let e = compose(
+        &base(),
+        &resources(vec![listener("gw", hcm("r1"))], vec![rc], vec![c]),
+    )
+    .unwrap_err();
+    assert_eq!((e.kind, e.name.as_str()), (Kind::Cluster, "svc"));
+    assert!(e.message.contains("lb_policy 7"), "{e}");
+}
+
+#[test]
+fn a_build_error_maps_back_to_its_resource() {
+    let rc = route_config(
+        "r1",
+        vec![route_to(
+            "/",
+            route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
+                clusters: vec![weighted_cluster::ClusterWeight {
+                    name: "svc".into(),
+                    weight: Some(UInt32Value { value: 0 }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            None,
+        )],
+    );
+    let res = resources(
+        vec![listener("gw", hcm("r1"))],
+        vec![rc],
+        vec![eds_cluster("svc")],
+    );
+    let composed = compose(&base(), &res).unwrap();
+    let loaded = parse_str(&composed.text, "composed").unwrap();
+    let errors = Snapshot::build(&loaded, &crate::default_registry()).unwrap_err();
+    let e = &errors.0[0];
+    assert!(e.message.contains("add up to 0"), "{e}");
+    assert_eq!(
+        composed.resource_at(e.line as usize),
+        Some((Kind::Listener, "gw"))
+    );
+}
+
+#[test]
+fn a_thrift_proxy_listener_and_its_cluster_speak_thrift() {
+    let t = thrift::ThriftProxy {
+        transport: 1, // FRAMED
+        protocol: 1,  // BINARY
+        stat_prefix: "t".into(),
+        route_config: Some(thrift::RouteConfiguration {
+            name: "t".into(),
+            routes: vec![thrift::Route {
+                r#match: Some(thrift::RouteMatch {
+                    match_specifier: Some(thrift::route_match::MatchSpecifier::MethodName(
+                        "ping".into(),
+                    )),
+                    ..Default::default()
+                }),
+                route: Some(thrift::RouteAction {
+                    cluster_specifier: Some(thrift::route_action::ClusterSpecifier::Cluster(
+                        "calc".into(),
+                    )),
+                    ..Default::default()
+                }),
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let res = resources(
+        vec![listener("rpc", any(&t))],
+        vec![],
+        vec![eds_cluster("calc")],
+    );
+    let snapshot = build(&res);
+    assert_eq!(snapshot.listener("rpc").unwrap().protocol, "thrift");
+    assert_eq!(&*snapshot.clusters["calc"].parts.protocol, "thrift");
+}

@@ -1,0 +1,393 @@
+//! Configuration from a control plane: the release binary follows Envoy's
+//! reference xDS server library (go-control-plane, `tests/peers/xds/`,
+//! built by `.ci/run`) over ADS. Snapshots pushed to it become listeners,
+//! routes, clusters and endpoints; a resource the proxy cannot honour is
+//! NACKed with its name and field while the last good config keeps
+//! serving; a control-plane outage changes nothing until it comes back.
+
+mod common;
+#[path = "common/http.rs"]
+mod http_peers;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{ChildGuard, Lines, Proxy, START_TIMEOUT, repo_root};
+use http_peers::{Backend, curl};
+use serde_json::{Value, json};
+
+/// The node id of `examples/xds/config.yaml`.
+const NODE: &str = "gateway-1";
+const WAIT: Duration = Duration::from_secs(15);
+
+/// The go-control-plane test server.
+struct ControlPlane {
+    _child: ChildGuard,
+    stdin: ChildStdin,
+    lines: Lines,
+    grpc: u16,
+}
+
+impl ControlPlane {
+    /// Starts it; `port` pins its gRPC port (a restart where the proxy
+    /// expects it).
+    fn start(port: Option<u16>) -> ControlPlane {
+        let bin = repo_root().join("tests/peers/xds/target/xds-server");
+        assert!(
+            bin.exists(),
+            "{} is missing: run `bash tests/peers/xds/build.sh` (.ci/run does)",
+            bin.display()
+        );
+        let mut cmd = Command::new(bin);
+        if let Some(p) = port {
+            cmd.env("XDS_GRPC_PORT", p.to_string());
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start xds-server");
+        let stdin = child.stdin.take().unwrap();
+        let lines = Lines::spawn(child.stdout.take().unwrap());
+        let first = lines.next(START_TIMEOUT).expect("xds-server did not start");
+        let v: Value = serde_json::from_str(&first).unwrap();
+        ControlPlane {
+            _child: ChildGuard(child),
+            stdin,
+            lines,
+            grpc: v["grpc"].as_u64().unwrap() as u16,
+        }
+    }
+
+    /// Pushes a snapshot and waits until the server took it.
+    fn snapshot(&mut self, version: &str, resources: Value) {
+        let cmd =
+            json!({ "op": "snapshot", "node": NODE, "version": version, "resources": resources });
+        writeln!(self.stdin, "{cmd}").unwrap();
+        let line = self
+            .lines
+            .wait_for(WAIT, |l| l.contains(r#""event":"snapshot""#))
+            .expect("no answer to the snapshot");
+        assert!(line.contains(r#""ok":true"#), "{line}");
+    }
+
+    /// Waits for the proxy's request of `type_name` (`Listener`, ...) that
+    /// ACKs `version` (or, with `nack`, refuses a response); returns it.
+    fn wait_request(&self, type_name: &str, version: &str, nack: bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            for line in self.lines.all() {
+                let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                let ours = v["event"] == "request"
+                    && v["type_url"]
+                        .as_str()
+                        .is_some_and(|t| t.ends_with(&format!(".{type_name}")));
+                if !ours {
+                    continue;
+                }
+                match (nack, v["error"].is_null()) {
+                    (false, true) if v["version"] == version => return v,
+                    (true, false) => return v,
+                    _ => {}
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {} of {type_name} {version}:\n{}",
+                if nack { "NACK" } else { "ACK" },
+                self.lines.all().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn socket(port: u16) -> Value {
+    json!({ "socket_address": { "address": "127.0.0.1", "port_value": port } })
+}
+
+fn http_listener(name: &str, route_config: &str, extra: Value) -> Value {
+    let mut l = json!({
+        "name": name,
+        "address": socket(0),
+        "filter_chains": [{ "filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": "in",
+                "rds": { "route_config_name": route_config, "config_source": { "ads": {}, "resource_api_version": "V3" } },
+                "http_filters": [{
+                    "name": "envoy.filters.http.router",
+                    "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
+                }]
+            }
+        }]}]
+    });
+    if let (Some(l), Some(extra)) = (l.as_object_mut(), extra.as_object()) {
+        l.extend(extra.clone());
+    }
+    l
+}
+
+fn routes(name: &str, b_to: &str) -> Value {
+    json!({ "name": name, "virtual_hosts": [{
+        "name": "all", "domains": ["*"],
+        "routes": [
+            { "match": { "prefix": "/b" }, "route": { "cluster": b_to, "timeout": "5s" } },
+            { "match": { "prefix": "/" }, "route": { "cluster": "a" },
+              "response_headers_to_add": [{ "header": { "key": "x-from", "value": "xds" }, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD" }] }
+        ]
+    }]})
+}
+
+fn eds_cluster(name: &str) -> Value {
+    json!({ "name": name, "type": "EDS", "connect_timeout": "1s",
+            "eds_cluster_config": { "eds_config": { "ads": {}, "resource_api_version": "V3" } } })
+}
+
+fn static_cluster(name: &str, port: u16) -> Value {
+    json!({ "name": name, "type": "STATIC", "connect_timeout": "1s",
+            "load_assignment": { "cluster_name": name, "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket(port) } }] }] } })
+}
+
+fn assignment(name: &str, port: u16) -> Value {
+    json!({ "cluster_name": name, "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket(port) } }] }] })
+}
+
+fn port_of(b: &Backend) -> u16 {
+    b.address().rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// The proxy of `examples/xds/config.yaml`, on free ports, following the
+/// control plane on `grpc`, its static cluster on `static_backend`.
+fn proxy_with(test: &str, grpc: u16, static_backend: &Backend) -> Proxy {
+    let config = common::example_config(
+        "examples/xds/config.yaml",
+        &[
+            ("127.0.0.1:18000", format!("127.0.0.1:{grpc}")),
+            ("127.0.0.1:9901", "127.0.0.1:0".into()),
+            ("127.0.0.1:8080", "127.0.0.1:0".into()),
+            ("127.0.0.1:8081", static_backend.address()),
+            ("max_backoff: 10s", "max_backoff: 200ms".into()),
+        ],
+    );
+    Proxy::start(test, &config)
+}
+
+/// The address `name` is bound to, once the proxy has it.
+fn bound(proxy: &Proxy, name: &str) -> SocketAddr {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, body) = proxy.admin("GET", "/listeners");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        if let Some(l) = v["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == name)
+        {
+            return l["address"].as_str().unwrap().parse().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "listener {name} never bound: {body}\n{}",
+            proxy.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn get(addr: SocketAddr, path: &str) -> http_peers::CurlOut {
+    curl(&[&format!("http://{addr}{path}")])
+}
+
+/// Who answered: the backend's tag in its body.
+fn answered_by(addr: SocketAddr, path: &str) -> String {
+    let r = get(addr, path);
+    assert_eq!(r.status, 200, "{r:?}");
+    r.body
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn wait_answered_by(addr: SocketAddr, path: &str, tag: &str, proxy: &Proxy) {
+    let deadline = Instant::now() + WAIT;
+    while answered_by(addr, path) != tag {
+        assert!(
+            Instant::now() < deadline,
+            "{path} never reached {tag}\n{}",
+            proxy.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn listeners_routes_clusters_and_endpoints_follow_the_control_plane() {
+    let (a, a2, b, s) = (
+        Backend::start("a"),
+        Backend::start("a2"),
+        Backend::start("b"),
+        Backend::start("static"),
+    );
+    let mut cp = ControlPlane::start(None);
+    let proxy = proxy_with("xds-follow", cp.grpc, &s);
+    cp.snapshot(
+        "v1",
+        json!({
+            "listeners": [http_listener("xds-http", "r1", json!({}))],
+            "routes": [routes("r1", "b")],
+            "clusters": [eds_cluster("a"), static_cluster("b", port_of(&b))],
+            "endpoints": [assignment("a", port_of(&a))],
+        }),
+    );
+    for t in [
+        "Cluster",
+        "ClusterLoadAssignment",
+        "Listener",
+        "RouteConfiguration",
+    ] {
+        cp.wait_request(t, "v1", false);
+    }
+    let addr = bound(&proxy, "xds-http");
+    wait_answered_by(addr, "/x", "a", &proxy);
+    let r = get(addr, "/x");
+    assert_eq!(
+        r.header("x-from"),
+        Some("xds"),
+        "response headers added: {r:?}"
+    );
+    assert_eq!(answered_by(addr, "/b/1"), "b");
+    // The static listener and cluster serve beside the control plane's.
+    assert_eq!(answered_by(proxy.addr("static-in"), "/"), "static");
+
+    // An EDS change moves traffic without a reload.
+    let reloads = proxy.metric("metaproxy_config_reloads_total{result=\"ok\"}");
+    cp.snapshot(
+        "v2",
+        json!({
+            "listeners": [http_listener("xds-http", "r1", json!({}))],
+            "routes": [routes("r1", "b")],
+            "clusters": [eds_cluster("a"), static_cluster("b", port_of(&b))],
+            "endpoints": [assignment("a", port_of(&a2))],
+        }),
+    );
+    cp.wait_request("ClusterLoadAssignment", "v2", false);
+    wait_answered_by(addr, "/x", "a2", &proxy);
+
+    // A listener with a field the proxy cannot honour is refused, naming
+    // the resource and the field; the last good config keeps serving.
+    cp.snapshot(
+        "v3",
+        json!({
+            "listeners": [http_listener("xds-http", "r1", json!({ "per_connection_buffer_limit_bytes": 4096 }))],
+            "routes": [routes("r1", "b")],
+            "clusters": [eds_cluster("a"), static_cluster("b", port_of(&b))],
+            "endpoints": [assignment("a", port_of(&a2))],
+        }),
+    );
+    let nack = cp.wait_request("Listener", "", true);
+    let why = nack["error"].as_str().unwrap();
+    assert!(
+        why.contains("listener `xds-http`") && why.contains("per_connection_buffer_limit_bytes"),
+        "{why}"
+    );
+    assert_eq!(
+        nack["version"], "v2",
+        "a NACK carries the last version accepted"
+    );
+    assert_eq!(answered_by(addr, "/x"), "a2");
+    assert!(
+        proxy.metric(
+            "metaproxy_config_updates_total{source=\"xds\",resource=\"lds\",result=\"rejected\"}"
+        ) >= 1.0,
+        "{}",
+        proxy.admin("GET", "/metrics").1
+    );
+    let (_, dump) = proxy.admin("GET", "/config_dump");
+    let d: Value = serde_json::from_str(&dump).unwrap();
+    assert!(
+        d["xds"]["types"]["lds"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("per_connection_buffer_limit_bytes")),
+        "{dump}"
+    );
+    // The refused listener stays at the version accepted before; the other
+    // types took v3.
+    assert!(
+        d["xds"]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["type"] == "lds" && r["name"] == "xds-http" && r["version"] == "v2"),
+        "{dump}"
+    );
+
+    // Fixed, with a route change: /b now goes to cluster a.
+    cp.snapshot(
+        "v4",
+        json!({
+            "listeners": [http_listener("xds-http", "r1", json!({}))],
+            "routes": [routes("r1", "a")],
+            "clusters": [eds_cluster("a"), static_cluster("b", port_of(&b))],
+            "endpoints": [assignment("a", port_of(&a2))],
+        }),
+    );
+    cp.wait_request("RouteConfiguration", "v4", false);
+    wait_answered_by(addr, "/b/1", "a2", &proxy);
+    assert!(
+        proxy.metric("metaproxy_config_reloads_total{result=\"ok\"}") > reloads,
+        "RDS changes apply as reloads"
+    );
+}
+
+#[test]
+fn a_control_plane_outage_keeps_the_last_config_until_it_comes_back() {
+    let (a, b, s) = (
+        Backend::start("a"),
+        Backend::start("b"),
+        Backend::start("static"),
+    );
+    let mut cp = ControlPlane::start(None);
+    let port = cp.grpc;
+    let proxy = proxy_with("xds-outage", port, &s);
+    let resources = |to: u16| {
+        json!({
+            "listeners": [http_listener("xds-http", "r1", json!({}))],
+            "routes": [routes("r1", "a")],
+            "clusters": [eds_cluster("a")],
+            "endpoints": [assignment("a", to)],
+        })
+    };
+    cp.snapshot("v1", resources(port_of(&a)));
+    cp.wait_request("RouteConfiguration", "v1", false);
+    let addr = bound(&proxy, "xds-http");
+    wait_answered_by(addr, "/", "a", &proxy);
+
+    drop(cp);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, dump) = proxy.admin("GET", "/config_dump");
+        let d: Value = serde_json::from_str(&dump).unwrap();
+        if d["xds"]["connected"] == false {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the outage is not seen: {dump}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..5 {
+        assert_eq!(answered_by(addr, "/"), "a", "the last config keeps serving");
+    }
+
+    // Back on the same port: the stream reopens and follows new snapshots.
+    let mut cp = ControlPlane::start(Some(port));
+    cp.snapshot("v2", resources(port_of(&b)));
+    wait_answered_by(addr, "/", "b", &proxy);
+}
