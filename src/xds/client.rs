@@ -2,6 +2,7 @@
 //! type, reopened with backoff when it fails; the resources already held
 //! keep serving meanwhile.
 
+use std::future::Future;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
@@ -76,14 +77,35 @@ async fn stream_once(xds: &Xds, settings: &XdsSettings) -> Result<(), String> {
             Ok(None) => return Ok(()),
             Err(s) => return Err(format!("stream failed: {}", s.message())),
         };
+        // Responses that arrived meanwhile are taken together (one build).
+        let mut batch = vec![resp];
+        let mut ended = None;
+        while ended.is_none() {
+            let mut next = std::pin::pin!(inbound.message());
+            let waker = std::task::Waker::noop();
+            match next
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(waker))
+            {
+                std::task::Poll::Ready(Ok(Some(r))) => batch.push(r),
+                std::task::Poll::Ready(Ok(None)) => ended = Some(Ok(())),
+                std::task::Poll::Ready(Err(s)) => {
+                    ended = Some(Err(format!("stream failed: {}", s.message())));
+                }
+                std::task::Poll::Pending => break,
+            }
+        }
         let requests = {
             let mut state = xds.state.lock().await;
-            state.handle(resp, xds).await
+            state.handle_all(batch, xds).await
         };
         for r in requests {
             if tx.send(r).await.is_err() {
                 return Err("stream closed while answering".into());
             }
+        }
+        if let Some(end) = ended {
+            return end;
         }
     }
 }

@@ -48,6 +48,8 @@ impl std::fmt::Display for Refusal {
 pub struct Composed {
     /// The config text.
     pub text: String,
+    /// The same config as JSON (for `/config_dump`).
+    pub value: std::sync::Arc<Value>,
     /// `(first line, last line, kind, name)` of each resource (1-based).
     pub lines: Vec<(usize, usize, Kind, String)>,
     /// Listeners waiting for their RDS route configuration.
@@ -217,6 +219,16 @@ fn render(
     route_names: BTreeSet<String>,
     eds_names: BTreeSet<String>,
 ) -> Composed {
+    let mut value = base.clone();
+    for (key, own) in [("listeners", &listeners), ("clusters", &clusters)] {
+        let mut list = value
+            .get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        list.extend(own.iter().map(|(_, v)| v.clone()));
+        value[key] = Value::Array(list);
+    }
     let mut text = String::from("{\n");
     let mut lines = Vec::new();
     let mut line = 2;
@@ -259,6 +271,7 @@ fn render(
     let text = format!("{}\n}}\n", text.trim_end().trim_end_matches(','));
     Composed {
         text,
+        value: std::sync::Arc::new(value),
         lines,
         pending,
         route_names,

@@ -2,9 +2,10 @@
 //! honour is refused (NACKed), never silently ignored.
 //!
 //! A translator clears, on a copy, every field it carried over; whatever
-//! is still set is named here. prost messages have no reflection, so the
-//! names come from their `Debug` form, compared field by field with the
-//! message's default.
+//! is still set is named here. A message with nothing set encodes to no
+//! bytes (proto3), which is the cheap check every resource takes; only a
+//! refusal needs names, and prost messages have no reflection, so those
+//! come from the `Debug` form, compared field by field with the default.
 
 use std::fmt::Debug;
 
@@ -25,7 +26,13 @@ pub fn set_fields<M: Debug + Default>(message: &M) -> Vec<String> {
 
 /// Refuses `message` when anything in it is still set: `what` names the
 /// resource in the error.
-pub fn refuse_rest<M: Debug + Default>(what: &str, message: &M) -> Result<(), String> {
+pub fn refuse_rest<M: prost::Message + Debug + Default>(
+    what: &str,
+    message: &M,
+) -> Result<(), String> {
+    if message.encoded_len() == 0 {
+        return Ok(());
+    }
     let rest = set_fields(message);
     if rest.is_empty() {
         Ok(())
@@ -113,14 +120,14 @@ mod tests {
         };
         assert_eq!(set_fields(&m), ["inner", "list", "text"]);
         assert!(set_fields(&Msg::default()).is_empty());
-        let e = refuse_rest(
-            "cluster `c`",
-            &Msg {
-                list: vec![3],
-                ..Msg::default()
-            },
-        )
-        .unwrap_err();
-        assert_eq!(e, "cluster `c`: `list` is not supported");
+        let mut c = envoy_types::pb::envoy::config::cluster::v3::Cluster::default();
+        assert!(refuse_rest("cluster `c`", &c).is_ok());
+        c.alt_stat_name = "x".into();
+        c.close_connections_on_host_health_failure = true;
+        let e = refuse_rest("cluster `c`", &c).unwrap_err();
+        assert_eq!(
+            e,
+            "cluster `c`: `alt_stat_name`, `close_connections_on_host_health_failure` are not supported"
+        );
     }
 }

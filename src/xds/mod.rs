@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use envoy_types::pb::envoy::config::core::v3::{Node, node};
-use metaproxy_core::config::{LoadedConfig, parse_str};
+use metaproxy_core::config::{LoadedConfig, parse_with_source};
 use metaproxy_core::proxy::{RunningProxy, StartError};
 
 pub use compose::{Composed, Refusal, Resources, compose};
@@ -112,7 +112,9 @@ impl Apply for Xds {
                 .collect::<Vec<_>>()
                 .join("; "),
         };
-        let mut loaded = parse_str(&composed.text, &self.file).map_err(|e| first(&e))?;
+        let source = || Some(composed.value.clone());
+        let mut loaded =
+            parse_with_source(&composed.text, &self.file, source).map_err(|e| first(&e))?;
         loaded.base_dir = self.base_dir.clone();
         match self.proxy.reload(&loaded).await {
             Ok(_) => Ok(()),

@@ -154,6 +154,73 @@ impl XdsState {
             Kind::Endpoint => self.take_endpoints(&resp),
             _ => self.take_config(kind, &resp, apply).await,
         };
+        let out = self.answer(kind, &resp, print, outcome);
+        self.publish_status();
+        out
+    }
+
+    /// Takes several responses that arrived together. LDS, RDS and CDS
+    /// responses of different types are applied as one config (one
+    /// build instead of one per type: a control plane sends a large update
+    /// as a CDS, then an RDS response); if that config is refused, they are
+    /// taken one by one, so each answer names its own fault.
+    pub async fn handle_all(
+        &mut self,
+        resps: Vec<DiscoveryResponse>,
+        apply: &impl Apply,
+    ) -> Vec<DiscoveryRequest> {
+        let kinds: Vec<Option<Kind>> = resps.iter().map(|r| Kind::of(&r.type_url)).collect();
+        let config_only = kinds
+            .iter()
+            .all(|k| matches!(k, Some(Kind::Listener | Kind::Route | Kind::Cluster)));
+        let distinct = kinds.iter().collect::<std::collections::HashSet<_>>().len() == kinds.len();
+        let fresh = resps.iter().zip(&kinds).all(|(r, k)| {
+            k.is_some_and(|k| {
+                self.refused
+                    .get(&k)
+                    .is_none_or(|(seen, _)| *seen != fingerprint(r))
+            })
+        });
+        if resps.len() > 1 && config_only && distinct && fresh {
+            let mut next = self.resources.clone();
+            let decoded = resps
+                .iter()
+                .zip(&kinds)
+                .try_for_each(|(r, k)| decode_into(k.expect("config kinds"), r, &mut next));
+            if decoded.is_ok()
+                && let Ok(composed) = compose_and_apply(&self.base, &next, apply).await
+            {
+                let mut out = Vec::new();
+                for (r, k) in resps.iter().zip(&kinds) {
+                    let kind = k.expect("config kinds");
+                    self.nonces.insert(kind, r.nonce.clone());
+                    self.hold(kind, r, &next);
+                    let names = vec![
+                        (Kind::Route, composed.route_names.clone()),
+                        (Kind::Endpoint, composed.eds_names.clone()),
+                    ];
+                    out.extend(self.answer(kind, r, fingerprint(r), Ok(names)));
+                }
+                self.resources = next;
+                self.publish_status();
+                return out;
+            }
+        }
+        let mut out = Vec::new();
+        for r in resps {
+            out.extend(self.handle(r, apply).await);
+        }
+        out
+    }
+
+    /// The ACK or NACK of one response, and new subscriptions it brings.
+    fn answer(
+        &mut self,
+        kind: Kind,
+        resp: &DiscoveryResponse,
+        print: u64,
+        outcome: Result<Vec<(Kind, BTreeSet<String>)>, String>,
+    ) -> Vec<DiscoveryRequest> {
         let mut out = Vec::new();
         match outcome {
             Ok(new_names) => {
@@ -178,6 +245,10 @@ impl XdsState {
                 out.push(self.request(kind, resp.nonce.clone(), Some(why)));
             }
         }
+        out
+    }
+
+    fn publish_status(&self) {
         self.status.set_resources(
             self.held
                 .iter()
@@ -188,7 +259,20 @@ impl XdsState {
                 })
                 .collect(),
         );
-        out
+    }
+
+    /// Records the resources of `kind` now held (from `next`), at the
+    /// response's version.
+    fn hold(&mut self, kind: Kind, resp: &DiscoveryResponse, next: &Resources) {
+        let names: Vec<String> = match kind {
+            Kind::Listener => next.listeners.keys().cloned().collect(),
+            Kind::Route => next.routes.keys().cloned().collect(),
+            _ => next.clusters.keys().cloned().collect(),
+        };
+        self.held.retain(|(k, _), _| *k != kind);
+        for n in names {
+            self.held.insert((kind, n), resp.version_info.clone());
+        }
     }
 
     /// EDS: every load assignment translated, then published to its
@@ -221,36 +305,34 @@ impl XdsState {
         apply: &impl Apply,
     ) -> Result<Vec<(Kind, BTreeSet<String>)>, String> {
         let mut next = self.resources.clone();
-        match kind {
-            Kind::Listener => {
-                next.listeners = by_name(decode_all::<Listener>(&resp.resources)?, |l| &l.name)
-            }
-            Kind::Route => {
-                next.routes = by_name(decode_all::<RouteConfiguration>(&resp.resources)?, |r| {
-                    &r.name
-                })
-            }
-            Kind::Cluster => {
-                next.clusters = by_name(decode_all::<Cluster>(&resp.resources)?, |c| &c.name)
-            }
-            Kind::Endpoint => unreachable!("EDS is taken apart"),
-        }
+        decode_into(kind, resp, &mut next)?;
         let composed = compose_and_apply(&self.base, &next, apply).await?;
-        let names: Vec<String> = match kind {
-            Kind::Listener => next.listeners.keys().cloned().collect(),
-            Kind::Route => next.routes.keys().cloned().collect(),
-            _ => next.clusters.keys().cloned().collect(),
-        };
-        self.held.retain(|(k, _), _| *k != kind);
-        for n in names {
-            self.held.insert((kind, n), resp.version_info.clone());
-        }
+        self.hold(kind, resp, &next);
         self.resources = next;
         Ok(vec![
             (Kind::Route, composed.route_names.clone()),
             (Kind::Endpoint, composed.eds_names.clone()),
         ])
     }
+}
+
+/// Replaces the resources of `kind` in `next` with the response's.
+fn decode_into(kind: Kind, resp: &DiscoveryResponse, next: &mut Resources) -> Result<(), String> {
+    match kind {
+        Kind::Listener => {
+            next.listeners = by_name(decode_all::<Listener>(&resp.resources)?, |l| &l.name)
+        }
+        Kind::Route => {
+            next.routes = by_name(decode_all::<RouteConfiguration>(&resp.resources)?, |r| {
+                &r.name
+            })
+        }
+        Kind::Cluster => {
+            next.clusters = by_name(decode_all::<Cluster>(&resp.resources)?, |c| &c.name)
+        }
+        Kind::Endpoint => unreachable!("EDS is taken apart"),
+    }
+    Ok(())
 }
 
 /// Composes `resources` into `base` and applies the result; a refusal or

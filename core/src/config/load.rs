@@ -114,13 +114,26 @@ pub struct LoadedConfig {
 
 /// Parses config text. `file` names it in error messages.
 pub fn parse_str(text: &str, file: &str) -> Result<LoadedConfig, ConfigErrors> {
+    let source = || {
+        serde_saphyr::from_str::<serde_json::Value>(text)
+            .ok()
+            .map(std::sync::Arc::new)
+    };
+    parse_with_source(text, file, source)
+}
+
+/// [`parse_str`] for text whose JSON form the caller already has (a
+/// config composed as JSON): `source` gives it, so the text is parsed once.
+pub fn parse_with_source(
+    text: &str,
+    file: &str,
+    source: impl FnOnce() -> Option<std::sync::Arc<serde_json::Value>>,
+) -> Result<LoadedConfig, ConfigErrors> {
     match serde_saphyr::from_str::<Config>(text) {
         Ok(config) => Ok(LoadedConfig {
             file: file.to_string(),
             config,
-            source: serde_saphyr::from_str::<serde_json::Value>(text)
-                .ok()
-                .map(std::sync::Arc::new),
+            source: source(),
             base_dir: None,
         }),
         Err(err) => {

@@ -14,7 +14,7 @@ mod upstream_mode;
 pub mod validate;
 
 pub use duration::{ConfigDuration, DurationError};
-pub use load::{ConfigError, ConfigErrors, LoadedConfig, load_file, parse_str};
+pub use load::{ConfigError, ConfigErrors, LoadedConfig, load_file, parse_str, parse_with_source};
 pub use model::*;
 pub use upstream_mode::UpstreamMode;
 
