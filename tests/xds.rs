@@ -624,3 +624,74 @@ fn envoy_and_metaproxy_follow_the_same_control_plane_the_same_way() {
         assert_eq!(share_of_b(addr, 5, Some("x-canary: yes")), 1.0);
     }
 }
+
+fn dubbo_listener() -> Value {
+    json!({
+        "name": "xds-dubbo",
+        "address": socket(0),
+        "filter_chains": [{ "filters": [{
+            "name": "envoy.filters.network.dubbo_proxy",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.DubboProxy",
+                "stat_prefix": "dubbo",
+                "route_config": [{
+                    "name": "demo",
+                    "interface": "org.apache.dubbo.samples.DemoService",
+                    "routes": [
+                        { "match": { "method": { "name": { "exact": "sayHello" } },
+                                     "headers": [{ "name": "batchJob", "string_match": { "exact": "true" } }] },
+                          "route": { "cluster": "batch" } },
+                        { "match": { "method": { "name": { "safe_regex": { "regex": ".*" } } } },
+                          "route": { "cluster": "users" } }
+                    ]
+                }],
+                "dubbo_filters": [{
+                    "name": "envoy.filters.dubbo.router",
+                    "config": { "@type": "type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.router.v3.Router" }
+                }]
+            }
+        }]}]
+    })
+}
+
+#[test]
+fn a_dubbo_listener_from_the_control_plane_routes_by_attachment_as_envoy_does() {
+    let (users, batch) = (
+        common::DubboProvider::start("users"),
+        common::DubboProvider::start("batch"),
+    );
+    let s = Backend::start("static");
+    let mut cp = ControlPlane::start(None);
+    let proxy = proxy_with("xds-dubbo", cp.grpc, &s);
+    let envoy = Envoy::start("envoy-dubbo", cp.grpc);
+    let port = |p: &common::DubboProvider| -> u16 {
+        p.address().rsplit(':').next().unwrap().parse().unwrap()
+    };
+    let resources = json!({
+        "listeners": [dubbo_listener()],
+        "clusters": [static_cluster("users", port(&users)), static_cluster("batch", port(&batch))],
+    });
+    for node in [NODE, "envoy-dubbo"] {
+        cp.snapshot_for(node, "v1", resources.clone());
+        cp.wait_request_of(node, "Listener", "v1", false);
+    }
+    let ours = bound(&proxy, "xds-dubbo");
+    let theirs = envoy.listener("xds-dubbo");
+    for (who, addr) in [("metaproxy", ours), ("envoy", theirs)] {
+        let to_batch =
+            common::dubbo_client(addr.port(), &["--count", "5", "--attach", "batchJob=true"]);
+        assert_eq!(
+            to_batch.results.get("Hello bob, from batch"),
+            Some(&5),
+            "{who}: {}",
+            to_batch.raw
+        );
+        let to_users = common::dubbo_client(addr.port(), &["--count", "5"]);
+        assert_eq!(
+            to_users.results.get("Hello bob, from users"),
+            Some(&5),
+            "{who}: {}",
+            to_users.raw
+        );
+    }
+}

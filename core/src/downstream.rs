@@ -6,6 +6,8 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -24,6 +26,8 @@ pub type ClientIo = MaybeTls<TlsStream<TcpStream>>;
 pub struct ClientStream {
     io: ClientIo,
     prefix: Bytes,
+    /// Set whenever bytes move either way (see [`ClientStream::with_activity`]).
+    activity: Option<Arc<AtomicBool>>,
 }
 
 impl ClientStream {
@@ -32,6 +36,7 @@ impl ClientStream {
         Self {
             io: MaybeTls::Plain(tcp),
             prefix: Bytes::new(),
+            activity: None,
         }
     }
 
@@ -40,6 +45,7 @@ impl ClientStream {
         Self {
             io: MaybeTls::Tls(Box::new(stream)),
             prefix: Bytes::new(),
+            activity: None,
         }
     }
 
@@ -55,6 +61,20 @@ impl ClientStream {
             Bytes::from(both)
         };
         self
+    }
+
+    /// The same connection, setting `flag` each time bytes move either
+    /// way: a handler that keeps its own idle timer (hyper's connection
+    /// driver) clears the flag and looks at it later.
+    pub fn with_activity(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.activity = Some(flag);
+        self
+    }
+
+    fn moved(&self) {
+        if let Some(flag) = &self.activity {
+            flag.store(true, Ordering::Relaxed);
+        }
     }
 
     /// The connection and the bytes to read before it.
@@ -107,9 +127,15 @@ impl AsyncRead for ClientStream {
         if !this.prefix.is_empty() {
             let n = this.prefix.len().min(buf.remaining());
             buf.put_slice(&this.prefix.split_to(n));
+            this.moved();
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.io).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.moved();
+        }
+        r
     }
 }
 
@@ -119,7 +145,12 @@ impl AsyncWrite for ClientStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.moved();
+        }
+        r
     }
 
     fn poll_write_vectored(
@@ -127,7 +158,12 @@ impl AsyncWrite for ClientStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.moved();
+        }
+        r
     }
 
     fn is_write_vectored(&self) -> bool {

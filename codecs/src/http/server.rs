@@ -2,12 +2,9 @@
 //! prior knowledge) on the same port, with the listener's limits.
 
 use std::convert::Infallible;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -18,7 +15,6 @@ use metaproxy_core::listener::{ClientStream, ListenerContext, connection_metadat
 use metaproxy_core::registry::{ConnectionHandler, ServeFuture};
 use metaproxy_core::snapshot::Limits;
 use metaproxy_core::tls::MaybeTls;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -41,76 +37,6 @@ impl ConnectionHandler for HttpHandler {
         ctx: Arc<ListenerContext>,
     ) -> ServeFuture {
         Box::pin(serve(stream, peer, ctx))
-    }
-}
-
-/// A socket that flags that bytes moved, for the idle timeout (a plain
-/// store per read or write: no clock on the hot path; the idle loop samples
-/// the flag a few times per idle period).
-struct Tracked {
-    inner: ClientStream,
-    moved: Arc<AtomicBool>,
-}
-
-impl Tracked {
-    fn touch(&self) {
-        self.moved.store(true, Ordering::Relaxed);
-    }
-}
-
-impl AsyncRead for Tracked {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            this.touch();
-        }
-        r
-    }
-}
-
-impl AsyncWrite for Tracked {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            this.touch();
-        }
-        r
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            this.touch();
-        }
-        r
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -155,10 +81,7 @@ async fn serve(stream: ClientStream, peer: SocketAddr, ctx: Arc<ListenerContext>
     };
     let moved = Arc::new(AtomicBool::new(false));
     // The bytes the lean path read already come first.
-    let io = Tracked {
-        inner: stream.with_prefix(prefix),
-        moved: moved.clone(),
-    };
+    let io = stream.with_prefix(prefix).with_activity(moved.clone());
     let service_ctx = ctx.clone();
     let Some(limits) = ctx
         .snapshot
