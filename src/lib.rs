@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod discovery;
+pub mod import;
 pub mod reload;
 pub mod xds;
 

@@ -57,6 +57,26 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Make a config file from another product's configuration.
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportFrom {
+    /// Istio Gateway, VirtualService, DestinationRule, ServiceEntry and
+    /// Aeraki MetaRouter YAML files: the config goes to stdout (or
+    /// `--output`), every field it cannot carry to stderr.
+    Istio {
+        /// Write the config here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// The files (several `---` documents each, in any order).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -86,6 +106,9 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Import {
+            from: ImportFrom::Istio { output, files },
+        } => import_istio(&files, output.as_deref()),
         Command::Run { config } => {
             let runtime = match build_runtime(cli.workers) {
                 Ok(rt) => rt,
@@ -97,6 +120,44 @@ fn main() -> ExitCode {
             runtime.block_on(run(config, set_log_level))
         }
     }
+}
+
+/// `metaproxy import istio`: the config out, the notes on stderr.
+fn import_istio(files: &[PathBuf], output: Option<&std::path::Path>) -> ExitCode {
+    let paths: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
+    let imported = match metaproxy::import::istio(&paths) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("metaproxy: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for note in &imported.notes {
+        eprintln!("not carried: {note}");
+    }
+    let text = format!(
+        "# Made by `metaproxy import istio` from {}\n{}",
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        imported.yaml()
+    );
+    match output {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, text) {
+                eprintln!("metaproxy: {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+        None => print!("{text}"),
+    }
+    eprintln!(
+        "{} field(s) not carried; check the config with `metaproxy validate -c FILE`",
+        imported.notes.len()
+    );
+    ExitCode::SUCCESS
 }
 
 fn build_runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {

@@ -29,6 +29,7 @@ pub use kind::Kind;
 pub use settings::{Transport, XdsSettings};
 pub use state::{Apply, ApplyError, XdsState};
 pub use status::XdsStatus;
+pub(crate) use translate::common::regex_escape;
 
 /// A proxy following a control plane.
 pub struct Xds {

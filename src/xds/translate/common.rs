@@ -178,7 +178,7 @@ pub fn header_ops(
 }
 
 /// `text` with every regex metacharacter escaped.
-fn regex_escape(text: &str) -> String {
+pub(crate) fn regex_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if "\\.+*?()|[]{}^$".contains(c) {

@@ -7,7 +7,7 @@
 #![allow(deprecated)]
 
 mod cluster;
-mod common;
+pub(crate) mod common;
 pub mod endpoint;
 pub mod http_routes;
 mod listener;
