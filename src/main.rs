@@ -160,19 +160,23 @@ fn import_istio(files: &[PathBuf], output: Option<&std::path::Path>) -> ExitCode
     ExitCode::SUCCESS
 }
 
+/// The runtime `run` works on. One worker: everything on one
+/// single-threaded runtime. More (the default: one per core): per-core
+/// workers for the connections (`metaproxy_core::workers`), and a small
+/// runtime of two threads for accepting, admin, discovery, xDS and health
+/// checks (two, so that building a large config does not stop accepting).
 fn build_runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
-    match workers {
-        Some(1) => tokio::runtime::Builder::new_current_thread()
+    let n = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if n <= 1 {
+        return tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build(),
-        Some(n) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n.max(1))
-            .enable_all()
-            .build(),
-        None => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
+            .build();
     }
+    metaproxy_core::workers::start(n)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
 }
 
 async fn run(config: PathBuf, set_log_level: Option<LogLevelSetter>) -> ExitCode {

@@ -30,12 +30,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def total_instructions(binary, proto, n, tmp):
-    upstream = subprocess.Popen(
-        [os.path.join(TOOLS, "echo-upstream"), "-p", "http" if proto == "http1" else proto],
-        stdout=subprocess.PIPE, text=True)
-    address = upstream.stdout.readline().split("=", 1)[1].strip()
-    port = free_port()
+def write_config(tmp, proto, port, address):
+    """A one-route config: listener on `port`, one cluster at `address`."""
     config = os.path.join(tmp, f"{proto}.yaml")
     with open(config, "w") as f:
         f.write(f"""listeners:
@@ -46,6 +42,16 @@ def total_instructions(binary, proto, n, tmp):
 clusters:
   - {{ name: echo, protocol: {proto}, endpoints: [ {{ address: "{address}" }} ] }}
 """)
+    return config
+
+
+def total_instructions(binary, proto, n, tmp):
+    upstream = subprocess.Popen(
+        [os.path.join(TOOLS, "echo-upstream"), "-p", "http" if proto == "http1" else proto],
+        stdout=subprocess.PIPE, text=True)
+    address = upstream.stdout.readline().split("=", 1)[1].strip()
+    port = free_port()
+    config = write_config(tmp, proto, port, address)
     out = os.path.join(tmp, f"callgrind.{proto}.{n}")
     proxy = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary,

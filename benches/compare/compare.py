@@ -21,6 +21,18 @@ default all), TARGETS (comma list, default all), OUT (target/bench),
 BIN (where loadgen/echo-upstream are), METAPROXY_BIN (the metaproxy
 binary, default BIN/metaproxy; compare.sh builds the `dist` profile),
 ENVOY_BIN.
+
+HTTP/2 and gRPC: H2_CONNS (4) connections x H2_STREAMS (32) streams for the
+h2load many-streams cases (h2-mux, h2-h2, grpc-unary, grpc-bidi),
+GHZ_CONNS (4) x GHZ_CALLS (32) concurrent calls for the ghz cases,
+STREAM_MSGS (10) messages each way per streaming call, GO_BIN (where ghz
+and grpc-echo are, default target/go-bench/bin; compare.sh builds them).
+
+WORKERS (1): worker threads (processes for nginx) of every proxy; a comma
+list such as `1,2` runs each proxy once per count, interleaved in the same
+rounds (targets `metaproxy@2`, ...). A proxy with one worker is pinned to
+core 1; with as many workers as cores it is not pinned (the load tool and
+upstream stay on core 0, so the second worker shares that core with them).
 """
 
 import json
@@ -59,6 +71,14 @@ METAPROXY_BIN = os.environ.get("METAPROXY_BIN", os.path.join(BIN, "metaproxy"))
 ENVOY = os.environ.get("ENVOY_BIN") or shutil.which("envoy")
 PIN = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
 SMALL, LARGE = 100, 16 * 1024
+H2_CONNS = env_int("H2_CONNS", 4)
+H2_STREAMS = env_int("H2_STREAMS", 32)
+GHZ_CONNS = env_int("GHZ_CONNS", 4)
+GHZ_CALLS = env_int("GHZ_CALLS", 32)
+STREAM_MSGS = env_int("STREAM_MSGS", 10)
+GO_BIN = os.environ.get("GO_BIN", os.path.join(ROOT, "target", "go-bench", "bin"))
+GRPC_PROTO = os.path.join(ROOT, "benches", "grpc-echo", "echo.proto")
+WORKERS = [int(w) for w in os.environ.get("WORKERS", "1").split(",") if w]
 
 
 # Every benchmark process runs at this niceness (root only), so that other
@@ -67,7 +87,8 @@ NICE = env_int("NICE", -10 if os.geteuid() == 0 else 0)
 
 
 def pinned(core, cmd):
-    if PIN:
+    """`cmd` on `core` (a taskset core list; None: not pinned)."""
+    if PIN and core is not None:
         cmd = ["taskset", "-c", str(core)] + cmd
     return ["nice", "-n", str(NICE)] + cmd if NICE else cmd
 
@@ -99,25 +120,55 @@ def wait_port(port, proc, what, timeout=30):
     raise RuntimeError(f"{what} did not listen on {port} within {timeout}s")
 
 
+def family(pid):
+    """`pid` and its descendants (nginx's workers under its master)."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
 def cpu_times(pid):
-    """(utime, stime) seconds of a process: its own code, and the kernel's
-    work for it (system calls, the TCP stack)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    """(utime, stime) seconds of a process and its descendants: their own
+    code, and the kernel's work for them (system calls, the TCP stack)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / ticks, int(fields[12]) / ticks
+    u = s = 0
+    for p in family(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        u, s = u + int(fields[11]), s + int(fields[12])
+    return u / ticks, s / ticks
 
 
 def proc_stat(pid):
-    """(utime+stime seconds, VmRSS KiB, VmHWM KiB) of a process."""
+    """(utime+stime seconds, VmRSS KiB, VmHWM KiB) of a process and its
+    descendants (memory summed)."""
     cpu = sum(cpu_times(pid))
     rss = hwm = 0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-            elif line.startswith("VmHWM:"):
-                hwm = int(line.split()[1])
+    for p in family(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("VmHWM:"):
+                        hwm += int(line.split()[1])
+        except OSError:
+            continue
     return cpu, rss, hwm
 
 
@@ -161,37 +212,57 @@ def base(proto):
 
 
 def start_echo(proto):
-    kind = {"http1": "http", "h2": "http", "https": "http"}.get(base(proto), base(proto))
+    if proto == "grpc":
+        return Server("grpc-echo", pinned(0, [f"{GO_BIN}/grpc-echo"]))
+    kind = {"http1": "http", "h2": "http", "https": "http", "h2up": "http"}.get(base(proto), base(proto))
     return Server(f"echo-{kind}", pinned(0, [f"{BIN}/echo-upstream", "-p", kind]))
 
 
+def split_target(target):
+    """`metaproxy@2` -> ("metaproxy", 2); `envoy` -> ("envoy", 1)."""
+    name, _, w = target.partition("@")
+    return name, int(w) if w else 1
+
+
+def proxy_cores(workers):
+    """Core 1 for one worker; cores 1..N while the machine has more; else
+    not pinned."""
+    n = os.cpu_count() or 1
+    if workers == 1:
+        return 1
+    return f"1-{workers}" if workers < n else None
+
+
 def start_proxy(target, proto, ups, tmp):
-    """Starts `target` in front of `ups`; returns a Server."""
+    """Starts `target` (a proxy, `@N` for N workers) in front of `ups`;
+    returns a Server."""
     proto = base(proto)
+    target, workers = split_target(target)
     port = free_port()
     ext = "yaml" if target == "envoy" or target.startswith("metaproxy") else "conf"
-    path = os.path.join(tmp, f"{target}-{proto}-{port}.{ext}")
+    path = os.path.join(tmp, f"{target}-{workers}-{proto}-{port}.{ext}")
     if target.startswith("metaproxy"):
         mode = "multiplex" if target == "metaproxy-mux" else None
         text = configs.metaproxy(proto, port, ups, mode)
-        cmd = [METAPROXY_BIN, "run", "--workers", "1", "--log", "error", "-c", path]
+        cmd = [METAPROXY_BIN, "run", "--workers", str(workers), "--log", "error", "-c", path]
     elif target == "envoy":
         text = configs.envoy(proto, port, ups)
-        cmd = [ENVOY, "--concurrency", "1", "--log-level", "error",
+        cmd = [ENVOY, "--concurrency", str(workers), "--log-level", "error",
                "--disable-hot-restart", "-c", path]
     elif target == "haproxy":
-        text = configs.haproxy(proto, port, ups)
+        text = configs.haproxy(proto, port, ups, workers)
         cmd = ["haproxy", "-db", "-f", path]
     elif target == "nginx":
+        tmp = os.path.join(tmp, f"nginx-{port}")
         for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             os.makedirs(os.path.join(tmp, d), exist_ok=True)
-        text = configs.nginx(proto, port, ups, tmp)
+        text = configs.nginx(proto, port, ups, tmp, workers)
         cmd = ["nginx", "-p", tmp, "-c", path]
     else:
         raise ValueError(target)
     with open(path, "w") as f:
         f.write(text)
-    server = Server(target, pinned(1, cmd), port=port)
+    server = Server(target, pinned(proxy_cores(workers), cmd), port=port)
     wait_port(port, server.proc, target)
     return server
 
@@ -218,18 +289,48 @@ def loadgen(proto, port, payload, extra=(), in_flight=INFLIGHT):
     return r
 
 
-def h2load(port, payload, tmp, h1=False, method_get=False, scheme="http"):
-    data = os.path.join(tmp, f"payload-{payload}")
-    if not os.path.exists(data):
-        with open(data, "wb") as f:
-            f.write((b"abcdefghijklmnopqrstuvwxyz0123456789" * (payload // 36 + 1))[:payload])
-    cmd = ["h2load", "-c", str(CONNS), "-m", str(INFLIGHT), "-t", "1",
+def body(payload):
+    return (b"abcdefghijklmnopqrstuvwxyz0123456789" * (payload // 36 + 1))[:payload]
+
+
+def grpc_body(tmp, payload, messages):
+    """A file holding `messages` gRPC messages (5-byte prefix + a
+    google.protobuf.BytesValue of `payload` bytes): the request body of a
+    unary call (1) or of a bidi call sending them all at once."""
+    path = os.path.join(tmp, f"grpc-{payload}-{messages}")
+    if not os.path.exists(path):
+        value = body(payload)
+        msg = b"\x0a" + varint(len(value)) + value
+        with open(path, "wb") as f:
+            f.write((b"\x00" + len(msg).to_bytes(4, "big") + msg) * messages)
+    return path
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def h2load(port, payload, tmp, h1=False, method_get=False, scheme="http",
+           conns=CONNS, streams=INFLIGHT, path="/echo", data=None, headers=()):
+    if data is None:
+        data = os.path.join(tmp, f"payload-{payload}")
+        if not os.path.exists(data):
+            with open(data, "wb") as f:
+                f.write(body(payload))
+    cmd = ["h2load", "-c", str(conns), "-m", str(streams), "-t", "1",
            "-D", str(int(DURATION)), "--warm-up-time", f"{int(WARMUP * 1000)}ms"]
     if h1:
         cmd.append("--h1")
     if not method_get:
         cmd += ["-d", data]
-    cmd.append(f"{scheme}://127.0.0.1:{port}/echo")
+    for h in headers:
+        cmd += ["-H", h]
+    cmd.append(f"{scheme}://127.0.0.1:{port}{path}")
     out = subprocess.run(pinned(0, cmd), capture_output=True, text=True).stdout
     rps = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1)) if "req/s" in out else 0.0
     m = re.search(r"requests: (\d+) total.*?(\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout", out)
@@ -250,6 +351,59 @@ def h2load(port, payload, tmp, h1=False, method_get=False, scheme="http"):
         "answered": int(rps * (DURATION + WARMUP)),
         "errors_total": errors,
         "latency_us": {"mean": us(lat.group(5), lat.group(6))} if lat else {},
+    }
+
+
+def grpc_h2load(port, payload, tmp, messages):
+    """gRPC calls driven by h2load (C, far lighter than ghz): a unary call
+    (messages=1, bench.Echo/Unary) or a bidi call whose request body holds
+    `messages` messages (bench.Echo/Bidi echoes each). h2load checks the
+    HTTP status only, not `grpc-status`; the ghz cases check that."""
+    method = "Unary" if messages == 1 else "Bidi"
+    r = h2load(port, payload, tmp, conns=H2_CONNS, streams=H2_STREAMS,
+               path=f"/bench.Echo/{method}", data=grpc_body(tmp, payload, messages),
+               headers=("content-type: application/grpc", "te: trailers"))
+    r["calls_per_sec"] = r["requests_per_sec"]
+    r["requests_per_sec"] *= messages
+    r["answered"] *= messages
+    return r
+
+
+def ghz(port, payload, messages):
+    """gRPC calls with ghz (a gRPC client: checks every status, reports
+    latency percentiles): bench.Echo/Unary, or bench.Echo/Bidi sending
+    `messages` messages per call. A warm-up run first (its calls count for
+    CPU per request, as the loadgen's do). req/s counts messages: calls/s x
+    `messages`; latency is per call."""
+    value = json.dumps(__import__("base64").b64encode(body(payload)).decode())
+    cmd = [f"{GO_BIN}/ghz", "--insecure", "--proto", GRPC_PROTO, "-d", value,
+           "--connections", str(GHZ_CONNS), "-c", str(GHZ_CALLS), "-O", "json"]
+    cmd += ["--call", "bench.Echo/Unary"] if messages == 1 else \
+        ["--call", "bench.Echo/Bidi", "--stream-call-count", str(messages)]
+
+    def run(secs):
+        out = subprocess.run(pinned(0, cmd + ["-z", f"{secs:g}s", f"127.0.0.1:{port}"]),
+                             capture_output=True, text=True)
+        try:
+            return json.loads(out.stdout)
+        except ValueError:
+            return {"count": 0, "rps": 0.0, "errorDistribution": {out.stderr[-300:]: 1}}
+
+    warm = run(WARMUP) if WARMUP > 0 else {"count": 0}
+    r = run(DURATION)
+    # Calls still open when ghz's window closes end as Canceled or
+    # Unavailable ("closing", "closed network connection"): not errors.
+    cut = ("client connection is closing", "use of closed network connection")
+    errors = sum(n for e, n in (r.get("errorDistribution") or {}).items()
+                 if not any(c in e for c in cut))
+    lat = {f"p{d['percentage']}": d["latency"] / 1000 for d in r.get("latencyDistribution") or []}
+    return {
+        "requests_per_sec": r.get("rps", 0.0) * messages,
+        "calls_per_sec": r.get("rps", 0.0),
+        "answered": (warm.get("count", 0) + r.get("count", 0)) * messages,
+        "errors_total": errors,
+        "status": r.get("statusCodeDistribution", {}),
+        "latency_us": lat,
     }
 
 
@@ -288,6 +442,8 @@ def wrk(port):
 
 # Case id -> (title, protocol, kind, payload, upstream count, targets)
 HTTP_PEERS = ["direct", "metaproxy", "envoy", "haproxy", "nginx"]
+# nginx has no plain HTTP/2 upstream (only grpc_pass).
+H2UP_PEERS = ["direct", "metaproxy", "envoy", "haproxy"]
 RPC_PEERS = ["direct", "metaproxy", "envoy", "haproxy"]
 # TLS cases have no direct peer: the echo upstream speaks plain HTTP.
 TLS_PEERS = HTTP_PEERS[1:]
@@ -299,6 +455,12 @@ CASES = [
     ("http1-16k", "HTTP/1.1 POST, 16 KiB body echoed", "http1", "load", LARGE, 1, HTTP_PEERS),
     ("http1-weighted", "HTTP/1.1 POST 100 B, 50/50 split over two upstreams", "http1", "load", SMALL, 2, HTTP_PEERS),
     ("h2-small", "HTTP/2 (h2c, h2load) POST, 100 B body echoed; HTTP/1.1 upstream", "h2", "load", SMALL, 1, HTTP_PEERS),
+    ("h2-mux", f"HTTP/2 (h2c, h2load {H2_CONNS} connections x {H2_STREAMS} streams) POST 100 B echoed; HTTP/1.1 upstream", "h2", "mux", SMALL, 1, HTTP_PEERS),
+    ("h2-h2", f"HTTP/2 on both sides (h2load {H2_CONNS} x {H2_STREAMS} streams, h2c upstream) POST 100 B echoed", "h2up", "mux", SMALL, 1, H2UP_PEERS),
+    ("grpc-unary", f"gRPC unary (h2load {H2_CONNS} x {H2_STREAMS} streams), 100 B BytesValue echoed by a grpc-go server", "grpc", "grpc-unary", SMALL, 1, HTTP_PEERS),
+    ("grpc-unary-ghz", f"gRPC unary (ghz {GHZ_CONNS} connections x {GHZ_CALLS} calls), 100 B BytesValue echoed by a grpc-go server", "grpc", "ghz-unary", SMALL, 1, HTTP_PEERS),
+    ("grpc-bidi", f"gRPC bidi streaming (h2load {H2_CONNS} x {H2_STREAMS} streams), {STREAM_MSGS} x 100 B messages sent at once per call, each echoed; req/s counts messages", "grpc", "grpc-bidi", SMALL, 1, HTTP_PEERS),
+    ("grpc-bidi-ghz", f"gRPC bidi streaming (ghz {GHZ_CONNS} x {GHZ_CALLS} calls), {STREAM_MSGS} x 100 B messages per call, each echoed; req/s counts messages", "grpc", "ghz-bidi", SMALL, 1, HTTP_PEERS),
     ("https-h2", "HTTPS keep-alive: HTTP/2 by ALPN (h2load), POST 100 B echoed; HTTP/1.1 upstream", "https", "load", SMALL, 1, TLS_PEERS),
     ("https-handshake", "TLS full handshakes per second (openssl s_time -new, one client)", "https", "handshake", 0, 1, TLS_PEERS),
     ("dubbo-small", "Dubbo hessian2 sayHello, 100 B argument echoed", "dubbo", "load", SMALL, 1, RPC_PEERS),
@@ -324,7 +486,22 @@ def available(target):
         return ENVOY is not None
     if target == "h2load --h1":
         return shutil.which("h2load") is not None
-    return shutil.which(target) is not None
+    return shutil.which(split_target(target)[0]) is not None
+
+
+def needs_go(case):
+    return case[2] == "grpc"
+
+
+def with_workers(targets):
+    """Each proxy once per WORKERS count (`name@N` for N > 1)."""
+    out = []
+    for t in targets:
+        if t in ("direct", "loadgen", "wrk", "h2load --h1"):
+            out.append(t)
+            continue
+        out += [t if w == 1 else f"{t}@{w}" for w in WORKERS]
+    return out
 
 
 def selected(cases):
@@ -336,8 +513,11 @@ def selected(cases):
             continue
         # Direct and the tool cross-check always run; TARGETS picks the proxies.
         always = ("direct", "loadgen", "wrk", "h2load --h1")
+        if needs_go(c) and not all(os.path.exists(f"{GO_BIN}/{b}") for b in ("ghz", "grpc-echo")):
+            print(f"{c[0]}: skipped, no ghz/grpc-echo in {GO_BIN} (benches/compare.sh builds them)")
+            continue
         targets = [t for t in c[6] if available(t) and (not only or t in only or t in always)]
-        out.append(c[:6] + (targets,))
+        out.append(c[:6] + (with_workers(targets),))
     return out
 
 
@@ -350,6 +530,16 @@ def one_run(kind, proto, payload, port, tmp, target):
         return h2load(port, 0, tmp, h1=True, method_get=True)
     if kind == "handshake":
         return s_time(port)
+    if kind == "mux":
+        return h2load(port, payload, tmp, conns=H2_CONNS, streams=H2_STREAMS)
+    if kind == "grpc-unary":
+        return grpc_h2load(port, payload, tmp, 1)
+    if kind == "grpc-bidi":
+        return grpc_h2load(port, payload, tmp, STREAM_MSGS)
+    if kind == "ghz-unary":
+        return ghz(port, payload, 1)
+    if kind == "ghz-bidi":
+        return ghz(port, payload, STREAM_MSGS)
     if proto == "h2":
         return h2load(port, payload, tmp)
     if proto == "https":
@@ -462,9 +652,22 @@ def machine():
         "wrk": version(["wrk", "--version"]),
         "h2load": version(["h2load", "--version"]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "ghz": ghz_version(),
         "settings": {"rounds": ROUNDS, "duration_s": DURATION, "warmup_s": WARMUP,
-                     "connections": CONNS, "in_flight": INFLIGHT, "rate": RATE, "idle": IDLE},
+                     "connections": CONNS, "in_flight": INFLIGHT, "rate": RATE, "idle": IDLE,
+                     "h2_connections": H2_CONNS, "h2_streams": H2_STREAMS,
+                     "ghz_connections": GHZ_CONNS, "ghz_calls": GHZ_CALLS,
+                     "stream_messages": STREAM_MSGS, "workers": WORKERS},
     }
+
+
+def ghz_version():
+    """ghz's module version (`go install` leaves its --version at "dev")."""
+    try:
+        out = subprocess.run(["go", "version", "-m", f"{GO_BIN}/ghz"], capture_output=True, text=True).stdout
+        return "ghz " + re.search(r"mod\s+github.com/bojand/ghz\s+(\S+)", out).group(1)
+    except Exception:
+        return "ghz ?"
 
 
 def main():

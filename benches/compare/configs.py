@@ -1,8 +1,11 @@
 """Equivalent configs for each proxy: one listener, one route to one echo
-upstream (or a 50/50 split over two), one worker thread.
+upstream (or a 50/50 split over two), one worker thread (or `workers`).
 
 Each function returns the config text; `port` is where the proxy listens,
-`ups` the echo upstreams as (host, port) pairs.
+`ups` the echo upstreams as (host, port) pairs. Protocols: http1, h2 and
+https (HTTP/1.1 to the upstream whatever the client spoke), h2up (HTTP/2
+on both sides), grpc (HTTP/2 on both sides, a gRPC upstream), dubbo,
+thrift.
 """
 
 DUBBO_INTERFACE = "org.apache.dubbo.samples.DemoService"
@@ -13,12 +16,22 @@ TLS_CERT = None
 TLS_KEY = None
 TLS_PEM = None
 
+HTTP_PROTOS = ("http1", "h2", "https", "h2up", "grpc")
+# Protocols whose upstream speaks HTTP/2 (h2c, prior knowledge).
+H2_UPSTREAM = ("h2up", "grpc")
+
 
 def metaproxy(proto, port, ups, thrift_mode=None):
-    """metaproxy: `proto` is http1 | h2 | dubbo | thrift."""
-    listener_proto = {"http1": "http", "h2": "http", "https": "http"}.get(proto, proto)
-    # Every peer talks HTTP/1.1 to the upstream, whatever the client spoke.
-    cluster_proto = {"http1": "http1", "h2": "http1", "https": "http1"}.get(proto, proto)
+    """metaproxy: `proto` is one of the module's protocols."""
+    listener_proto = "http" if proto in HTTP_PROTOS else proto
+    # HTTP/1.1 to the upstream whatever the client spoke, but for the
+    # HTTP/2-upstream cases (a gRPC backend is an `http2` cluster).
+    if proto in H2_UPSTREAM:
+        cluster_proto = "http2"
+    elif proto in HTTP_PROTOS:
+        cluster_proto = "http1"
+    else:
+        cluster_proto = proto
     tls = (
         f"\n    tls: {{ certificates: [ {{ cert: {TLS_CERT}, key: {TLS_KEY} }} ] }}"
         if proto == "https"
@@ -49,12 +62,21 @@ clusters:{clusters}
 
 
 def _envoy_clusters(ups, h2=False):
+    h2_opts = (
+        """
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: { http2_protocol_options: {} }"""
+        if h2
+        else ""
+    )
     out = []
     for i, (h, p) in enumerate(ups):
         out.append(
             f"""  - name: echo{i}
     connect_timeout: 1s
-    type: STATIC
+    type: STATIC{h2_opts}
     load_assignment:
       cluster_name: echo{i}
       endpoints: [ {{ lb_endpoints: [ {{ endpoint: {{ address: {{ socket_address: {{ address: {h}, port_value: {p} }} }} }} }} ] }} ]"""
@@ -72,7 +94,7 @@ def _envoy_weighted(ups, indent):
 def envoy(proto, port, ups):
     """Envoy 1.40: http_connection_manager, dubbo_proxy or thrift_proxy."""
     single = len(ups) == 1
-    if proto in ("http1", "h2", "https"):
+    if proto in HTTP_PROTOS:
         action = (
             "                  cluster: echo0"
             if single
@@ -147,20 +169,24 @@ def envoy(proto, port, ups):
     - filters:
 {flt}
   clusters:
-{_envoy_clusters(ups)}
+{_envoy_clusters(ups, h2=proto in H2_UPSTREAM)}
 """
 
 
-def haproxy(proto, port, ups):
-    """HAProxy: mode http (h2c on the listener for h2), mode tcp for RPC protocols."""
-    mode = "http" if proto in ("http1", "h2", "https") else "tcp"
-    bind_opts = {"h2": " proto h2", "https": f" ssl crt {TLS_PEM} alpn h2,http/1.1"}.get(proto, "")
+def haproxy(proto, port, ups, workers=1):
+    """HAProxy: mode http (h2c on the listener for h2, and `proto h2` to
+    the server too for h2up and grpc), mode tcp for RPC protocols."""
+    mode = "http" if proto in HTTP_PROTOS else "tcp"
+    bind_opts = {"https": f" ssl crt {TLS_PEM} alpn h2,http/1.1"}.get(proto, "")
+    if proto in ("h2", "h2up", "grpc"):
+        bind_opts = " proto h2"
+    server_opts = " proto h2" if proto in H2_UPSTREAM else ""
     servers = "\n".join(
-        f"  server s{i} {h}:{p} weight 1" for i, (h, p) in enumerate(ups)
+        f"  server s{i} {h}:{p} weight 1{server_opts}" for i, (h, p) in enumerate(ups)
     )
     keepalive = "  option http-keep-alive\n  http-reuse always\n" if mode == "http" else ""
     return f"""global
-  nbthread 1
+  nbthread {workers}
   maxconn 8000
   log stderr format raw local0 emerg
 
@@ -180,11 +206,13 @@ backend be
 """
 
 
-def nginx(proto, port, ups, tmp):
-    """nginx: one process (no master), keep-alive to the upstream."""
-    if proto not in ("http1", "h2", "https"):
+def nginx(proto, port, ups, tmp, workers=1):
+    """nginx: one process (no master) for one worker, a master and its
+    workers for more; keep-alive to the upstream; `grpc_pass` for grpc
+    (nginx has no plain HTTP/2 upstream, so no h2up)."""
+    if proto not in ("http1", "h2", "https", "grpc"):
         raise ValueError(proto)
-    http2 = {"h2": " http2", "https": " ssl http2"}.get(proto, "")
+    http2 = {"h2": " http2", "https": " ssl http2", "grpc": " http2"}.get(proto, "")
     tls = (
         f"\n    ssl_certificate {TLS_CERT};\n    ssl_certificate_key {TLS_KEY};"
         if proto == "https"
@@ -193,9 +221,15 @@ def nginx(proto, port, ups, tmp):
     servers = "\n".join(
         f"    server {h}:{p} weight=1;" for h, p in ups
     )
+    if proto == "grpc":
+        location = "grpc_pass grpc://be;"
+    else:
+        location = """proxy_pass http://be;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";"""
     return f"""daemon off;
-master_process off;
-worker_processes 1;
+master_process {"off" if workers == 1 else "on"};
+worker_processes {workers};
 worker_rlimit_nofile 16000;
 error_log stderr error;
 pid {tmp}/nginx.pid;
@@ -219,9 +253,7 @@ http {{
   server {{
     listen 127.0.0.1:{port}{http2};{tls}
     location / {{
-      proxy_pass http://be;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      {location}
     }}
   }}
 }}

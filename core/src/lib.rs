@@ -33,6 +33,7 @@ pub mod router;
 pub mod snapshot;
 pub mod tls;
 pub mod upstream;
+pub mod workers;
 
 pub use codec::{
     Codec, CodecError, CodecErrorKind, CodecOptions, Decoder, ProtocolCodecFactory, ReplyContext,

@@ -334,8 +334,11 @@ impl Codec for ThriftCodec {
         i32::MAX as u64
     }
 
+    /// Pipelined: Thrift servers answer each connection's calls in order,
+    /// so calls share a few connections (batched writes and reads) without
+    /// trusting the server to echo seqids.
     fn default_upstream_mode(&self) -> UpstreamMode {
-        UpstreamMode::Exclusive
+        UpstreamMode::Pipeline
     }
 
     /// A CALL of `method` with no arguments, in the cluster's transport and

@@ -22,7 +22,8 @@ use crate::registry::{ClusterCodec, Registry};
 use super::discovery::{build_feed, kept_discovered};
 use crate::snapshot::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_CONNECTIONS_PER_ENDPOINT, DEFAULT_EXCLUSIVE_CONNECTIONS,
-    DEFAULT_UPSTREAM_IDLE_TIMEOUT, MAX_CONNECTIONS_PER_ENDPOINT,
+    DEFAULT_PIPELINE_CONNECTIONS, DEFAULT_PIPELINE_DEPTH, DEFAULT_UPSTREAM_IDLE_TIMEOUT,
+    MAX_CONNECTIONS_PER_ENDPOINT, MAX_PIPELINE_DEPTH,
 };
 
 pub(super) fn build_cluster(
@@ -66,8 +67,16 @@ pub(super) fn build_cluster(
         .unwrap_or(UpstreamMode::Multiplex);
     let connections = c.connections_per_endpoint.unwrap_or(match mode {
         UpstreamMode::Exclusive => DEFAULT_EXCLUSIVE_CONNECTIONS,
-        _ => DEFAULT_CONNECTIONS_PER_ENDPOINT,
+        UpstreamMode::Pipeline => DEFAULT_PIPELINE_CONNECTIONS,
+        UpstreamMode::Multiplex => DEFAULT_CONNECTIONS_PER_ENDPOINT,
     });
+    let pipeline_depth = c.pipeline_depth.unwrap_or(DEFAULT_PIPELINE_DEPTH);
+    if !(1..=MAX_PIPELINE_DEPTH).contains(&pipeline_depth) {
+        sink.on(
+            &c.name,
+            format!("pipeline_depth must be between 1 and {MAX_PIPELINE_DEPTH}"),
+        );
+    }
     let connect_timeout = c
         .connect_timeout
         .map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.get());
@@ -212,6 +221,7 @@ pub(super) fn build_cluster(
         pool: PoolSettings {
             mode,
             connections_per_endpoint: connections.clamp(1, MAX_CONNECTIONS_PER_ENDPOINT),
+            pipeline_depth: pipeline_depth.clamp(1, MAX_PIPELINE_DEPTH),
             connect_timeout,
             breaker,
             tls,

@@ -112,6 +112,8 @@ pub struct PoolSettings {
     /// Connections per endpoint: shared ones (multiplex, pipeline) or the
     /// most open at once (exclusive).
     pub connections_per_endpoint: usize,
+    /// The most calls in flight at once on one `pipeline` connection.
+    pub pipeline_depth: usize,
     /// Connect timeout.
     pub connect_timeout: Duration,
     /// The cluster's circuit breaker (connections, pending requests).
@@ -521,6 +523,7 @@ pub(crate) mod testing {
             pool: PoolSettings {
                 mode: UpstreamMode::Multiplex,
                 connections_per_endpoint: 1,
+                pipeline_depth: 16,
                 connect_timeout: Duration::from_secs(1),
                 breaker: Arc::new(CircuitBreaker::default()),
                 tls: None,

@@ -629,10 +629,14 @@ pub struct ClusterConfig {
     #[serde(default)]
     pub subsets: BTreeMap<String, Spanned<BTreeMap<String, String>>>,
     /// Upstream connections per endpoint: shared by all client connections in
-    /// `multiplex` and `pipeline` modes (default 2); the most open at once in
-    /// `exclusive` mode (default 64).
+    /// `multiplex` mode (default 2) and `pipeline` mode (default 4, opened as
+    /// load needs them); the most open at once in `exclusive` mode (default 64).
     #[serde(default)]
     pub connections_per_endpoint: Option<usize>,
+    /// The most calls in flight at once on one `pipeline` connection
+    /// (default 16); more wait for an answer, or go to another connection.
+    #[serde(default)]
+    pub pipeline_depth: Option<usize>,
     /// Give up connecting after this long (default 1s), TLS handshake included.
     #[serde(default)]
     pub connect_timeout: Option<ConfigDuration>,

@@ -54,8 +54,9 @@ pub async fn run_accept_loop(
             continue;
         };
         debug!(listener = %ctx.name, %peer, "accepted");
-        let ctx = ctx.clone();
-        tracker.spawn(async move {
+        let conn_ctx = ctx.clone();
+        let serve = async move |stream: TcpStream| {
+            let ctx = conn_ctx;
             let stream = match tls {
                 // A handler that detects TLS itself gets the raw socket.
                 Some(tls) if !handler.handles_tls() => {
@@ -68,7 +69,26 @@ pub async fn run_accept_loop(
             };
             handler.serve(stream, peer, ctx).await;
             drop(permit);
-        });
+        };
+        let Some(worker) = crate::workers::next() else {
+            tracker.spawn(serve(stream));
+            continue;
+        };
+        // To a worker: the socket leaves this runtime's reactor and joins
+        // the worker's, so its readiness wakes that thread only.
+        let socket = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(listener = %ctx.name, %peer, error = %e, "cannot hand over a connection");
+                continue;
+            }
+        };
+        worker.spawn(tracker.track_future(async move {
+            match TcpStream::from_std(socket) {
+                Ok(stream) => serve(stream).await,
+                Err(e) => warn!(%peer, error = %e, "a worker cannot take a connection"),
+            }
+        }));
     }
 }
 

@@ -4,8 +4,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::sync::{Semaphore, mpsc};
+use futures_util::FutureExt;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::codec::{Codec, Decoder};
@@ -13,7 +15,8 @@ use crate::message::MessageKind;
 
 use super::ListenerContext;
 use super::request::{RequestTask, handle_request};
-use super::writer::write_replies;
+use super::writer::Replies;
+use crate::deadline::LazyDeadline;
 use crate::downstream::{ClientStream, connection_metadata};
 use crate::tls::MaybeTls;
 
@@ -21,7 +24,7 @@ use crate::tls::MaybeTls;
 ///
 /// Requests run concurrently (up to the listener's per-connection limit;
 /// reading pauses above it), so a slow upstream answer never holds back the
-/// answers to later requests.
+/// answers to later requests; each reply is written as soon as it is ready.
 pub async fn serve_rpc_connection<C: Codec>(
     codec: Arc<C>,
     stream: ClientStream,
@@ -43,12 +46,20 @@ pub async fn serve_rpc_connection<C: Codec>(
     }
 }
 
+/// Reading pauses while this many reply bytes wait for a client that
+/// does not read them (flow control; each reply is bounded by the
+/// cluster's `max_frame_bytes`, and at most `max_requests_per_connection`
+/// are in flight).
+const PAUSE_READING_AT: usize = 1024 * 1024;
+
 /// The connection loop over its two halves (a plain socket's own halves,
-/// or a TLS stream split in two).
+/// or a TLS stream split in two). One task runs it all: reading and
+/// decoding, the requests in flight (each a future of the connection,
+/// not a task of its own), and writing their replies as they complete.
 async fn serve_halves<C, R, W>(
     codec: Arc<C>,
     mut rd: R,
-    wr: W,
+    mut wr: W,
     prefix: Bytes,
     connection: Arc<crate::metadata::Metadata>,
     peer: SocketAddr,
@@ -56,7 +67,7 @@ async fn serve_halves<C, R, W>(
 ) where
     C: Codec,
     R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin,
 {
     let Some((limits, metrics)) = ctx
         .snapshot
@@ -71,9 +82,8 @@ async fn serve_halves<C, R, W>(
     let _open = OnDrop(|| {
         metrics.connections_active.dec();
     });
-    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
-    let writer = tokio::spawn(write_replies(wr, rx));
-    let in_flight = Arc::new(Semaphore::new(limits.max_requests_per_connection));
+    let mut running = FuturesUnordered::new();
+    let mut replies = Replies::default();
     let mut decoder = codec.decoder();
     // Bytes protocol detection read already come first.
     let mut buf = BytesMut::with_capacity(4096.max(prefix.len()));
@@ -81,41 +91,55 @@ async fn serve_halves<C, R, W>(
     // The connection's own child of the listener's token: waiting on it
     // per read locks this connection's token, not one every worker shares.
     let shutdown = ctx.shutdown.child_token();
+    // One wait for it for the whole connection (a wait registers with the
+    // token: made anew per loop turn it cost a lock per request).
+    let stopping = shutdown.cancelled();
+    tokio::pin!(stopping);
+    // Pushed back on every read and write; only an idle connection (no
+    // request in flight) is closed when it passes.
+    let mut idle = LazyDeadline::new(Instant::now() + limits.idle_timeout);
+    let mut reading = true;
+    let mut writable = true;
+    // Whether the buffer may hold a whole frame not yet decoded.
+    let mut decodable = true;
 
-    'conn: loop {
-        loop {
+    loop {
+        // Start every request already buffered, up to the limits.
+        while reading
+            && decodable
+            && running.len() < limits.max_requests_per_connection
+            && replies.bytes() < PAUSE_READING_AT
+        {
             let msg = match decoder.decode(&mut buf) {
                 Ok(Some(msg)) => msg,
-                Ok(None) => break,
+                Ok(None) => {
+                    decodable = false;
+                    break;
+                }
                 Err(e) => {
                     warn!(listener = %ctx.name, %peer, error = %e, "bad frame from client");
                     let mut out = BytesMut::new();
                     if codec.decode_error_reply(&e, &mut out) {
-                        let _ = tx.send(out.freeze());
+                        replies.push(out.freeze());
                     }
-                    if e.frame_consumed {
-                        continue;
-                    }
-                    break 'conn;
+                    // A frame that cannot be skipped ends the reading; what
+                    // is in flight is still answered.
+                    reading = e.frame_consumed;
+                    continue;
                 }
             };
             match msg.kind {
                 MessageKind::Heartbeat => {
                     let mut out = BytesMut::new();
                     codec.heartbeat_reply(&msg, &mut out);
-                    let _ = tx.send(out.freeze());
+                    replies.push(out.freeze());
                 }
                 MessageKind::Request | MessageKind::Oneway => {
-                    let Ok(permit) = in_flight.clone().acquire_owned().await else {
-                        break 'conn;
-                    };
-                    tokio::spawn(handle_request(RequestTask {
+                    running.push(handle_request(RequestTask {
                         codec: codec.clone(),
                         ctx: ctx.clone(),
                         connection: connection.clone(),
                         message: msg,
-                        replies: tx.clone(),
-                        _permit: permit,
                     }));
                 }
                 MessageKind::HeartbeatResponse => {}
@@ -124,35 +148,65 @@ async fn serve_halves<C, R, W>(
                 }
             }
         }
+        if !writable {
+            replies.clear();
+        }
+        if !reading && running.is_empty() && replies.is_empty() {
+            break;
+        }
+        let room = running.len() < limits.max_requests_per_connection
+            && replies.bytes() < PAUSE_READING_AT;
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(4096);
         }
-        let read = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = tokio::time::timeout(limits.idle_timeout, rd.read_buf(&mut buf)) => r,
-        };
-        match read {
-            Err(_) if in_flight.available_permits() < limits.max_requests_per_connection => {}
-            Err(_) => {
+        tokio::select! {
+            biased;
+            Some(reply) = running.next(), if !running.is_empty() => {
+                replies.push(reply.unwrap_or_default());
+                // Gather every other reply already done into this write.
+                while let Some(Some(reply)) = running.next().now_or_never() {
+                    replies.push(reply.unwrap_or_default());
+                }
+            }
+            written = replies.write_to(&mut wr), if writable && !replies.is_empty() => match written {
+                Ok(n) if n > 0 => {
+                    replies.written(n);
+                    idle.set(Instant::now() + limits.idle_timeout);
+                }
+                result => {
+                    // The client is gone: requests in flight still finish
+                    // (their upstream calls, metrics and access log).
+                    debug!(%peer, ?result, "client write failed");
+                    writable = false;
+                    reading = false;
+                }
+            },
+            _ = &mut stopping, if reading => reading = false,
+            read = rd.read_buf(&mut buf), if reading && room => match read {
+                Ok(0) => {
+                    if !buf.is_empty() {
+                        debug!(%peer, bytes = buf.len(), "client closed mid-frame");
+                    }
+                    reading = false;
+                }
+                Ok(_) => {
+                    decodable = true;
+                    idle.set(Instant::now() + limits.idle_timeout);
+                }
+                Err(e) => {
+                    debug!(%peer, error = %e, "client read failed");
+                    reading = false;
+                }
+            },
+            _ = idle.expired(), if running.is_empty() => {
                 debug!(%peer, "idle timeout");
                 break;
             }
-            Ok(Ok(0)) => {
-                if !buf.is_empty() {
-                    debug!(%peer, bytes = buf.len(), "client closed mid-frame");
-                }
-                break;
-            }
-            Ok(Err(e)) => {
-                debug!(%peer, error = %e, "client read failed");
-                break;
-            }
-            Ok(Ok(_)) => {}
         }
     }
-    // In-flight requests hold their own senders: the writer ends after the last reply.
-    drop(tx);
-    let _ = writer.await;
+    if writable {
+        let _ = wr.shutdown().await;
+    }
 }
 
 /// Runs a closure when dropped (connection gauges stay right on every exit path).

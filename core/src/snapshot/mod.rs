@@ -21,6 +21,14 @@ pub use handler::{ConnectionHandler, ListenerContext, ServeFuture};
 pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Default upstream connections per endpoint.
 pub const DEFAULT_CONNECTIONS_PER_ENDPOINT: usize = 2;
+/// Default connections per endpoint in pipeline mode: each carries up to
+/// the pipeline depth, so a server that answers one call at a time per
+/// connection still works on this many at once.
+pub const DEFAULT_PIPELINE_CONNECTIONS: usize = 4;
+/// Default most calls in flight on one pipelined connection.
+pub const DEFAULT_PIPELINE_DEPTH: usize = 16;
+/// Largest `pipeline_depth`.
+pub const MAX_PIPELINE_DEPTH: usize = 4096;
 /// Default most open connections per endpoint in exclusive mode.
 pub const DEFAULT_EXCLUSIVE_CONNECTIONS: usize = 64;
 /// Largest `connections_per_endpoint`.

@@ -1,5 +1,6 @@
 //! One upstream connection: a writer task batching frames, a reader task
-//! matching responses to waiting requests (by id, or in order).
+//! matching responses to waiting requests (by id, or in order with the id
+//! checked), and a bound on the calls in flight.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -19,11 +20,16 @@ use crate::message::{Message, MessageKind};
 use crate::mutation::Mutation;
 use crate::upstream::stream::UpstreamStream;
 
+use super::in_flight::InFlight;
+
 /// Frames queued for one upstream connection before senders wait.
 const WRITE_QUEUE: usize = 1024;
 /// Largest batch gathered into one write.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 
+/// A call waiting for its answer: its id and where the answer goes. Each
+/// holds a place in the connection's [`InFlight`], given back by the reader
+/// when the answer comes (or the caller gave up and the waiter is purged).
 type Waiter<S> = (u64, oneshot::Sender<Message<S>>);
 
 /// A frame for the writer, with the request waiting for its answer.
@@ -35,6 +41,8 @@ struct Outgoing<S> {
 /// A live upstream connection, shared by every request sent on it.
 pub struct UpstreamConn<C: Codec> {
     writer: mpsc::Sender<Outgoing<C::State>>,
+    /// The calls in flight and their bound.
+    in_flight: Arc<InFlight>,
     next_id: AtomicU64,
     max_id: u64,
     closed: CancellationToken,
@@ -51,24 +59,24 @@ impl<C: Codec> Drop for UpstreamConn<C> {
 
 impl<C: Codec> UpstreamConn<C> {
     /// Wraps a connected stream and starts its reader and writer tasks.
-    /// `in_order` matches answers first in, first out instead of by id;
-    /// `permit` (a circuit-breaker connection slot) is held until the
-    /// connection closes.
+    /// `matching` says how answers find their calls and how many calls
+    /// may be in flight; `permit` (a circuit-breaker connection slot) is
+    /// held until the connection closes.
     pub fn start(
         codec: Arc<C>,
         stream: UpstreamStream,
         peer: SocketAddr,
-        in_order: bool,
+        matching: Matching,
         permit: Option<Permit>,
     ) -> Self {
         match stream {
             UpstreamStream::Plain(s) => {
                 let (rd, wr) = s.into_split();
-                Self::start_halves(codec, rd, wr, peer, in_order, permit)
+                Self::start_halves(codec, rd, wr, peer, matching, permit)
             }
             UpstreamStream::Tls(s) => {
                 let (rd, wr) = tokio::io::split(*s);
-                Self::start_halves(codec, rd, wr, peer, in_order, permit)
+                Self::start_halves(codec, rd, wr, peer, matching, permit)
             }
         }
     }
@@ -79,7 +87,7 @@ impl<C: Codec> UpstreamConn<C> {
         rd: R,
         wr: W,
         peer: SocketAddr,
-        in_order: bool,
+        matching: Matching,
         permit: Option<Permit>,
     ) -> Self
     where
@@ -87,6 +95,7 @@ impl<C: Codec> UpstreamConn<C> {
         W: AsyncWrite + Unpin + Send + 'static,
     {
         let (writer, write_rx) = mpsc::channel(WRITE_QUEUE);
+        let in_flight = Arc::new(InFlight::new(matching.depth));
         let (waiters, waiter_rx) = mpsc::unbounded_channel();
         let closed = CancellationToken::new();
         let retired = CancellationToken::new();
@@ -104,7 +113,8 @@ impl<C: Codec> UpstreamConn<C> {
                 closed: closed.clone(),
                 retired: retired.clone(),
                 peer,
-                in_order,
+                in_order: matching.in_order,
+                in_flight: in_flight.clone(),
                 _permit: permit,
             },
             rd,
@@ -112,6 +122,7 @@ impl<C: Codec> UpstreamConn<C> {
         ));
         Self {
             writer,
+            in_flight,
             next_id: AtomicU64::new(1),
             max_id: codec.max_request_id().max(1),
             closed,
@@ -128,6 +139,11 @@ impl<C: Codec> UpstreamConn<C> {
     /// The endpoint address.
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// Calls sent and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.count()
     }
 
     fn allocate_id(&self) -> u64 {
@@ -152,14 +168,19 @@ impl<C: Codec> UpstreamConn<C> {
     ) -> Result<oneshot::Receiver<Message<C::State>>, ProxyError> {
         let id = self.allocate_id();
         let frame = encode(codec, request, id, mutation)?;
+        self.in_flight.enter().await;
         let (tx, rx) = oneshot::channel();
-        self.writer
+        let sent = self
+            .writer
             .send(Outgoing {
                 frame,
                 waiter: Some((id, tx)),
             })
-            .await
-            .map_err(|_| self.reset("closed"))?;
+            .await;
+        if sent.is_err() {
+            self.in_flight.leave(1);
+            return Err(self.reset("closed"));
+        }
         Ok(rx)
     }
 
@@ -266,37 +287,77 @@ struct ReadSide<C: Codec> {
     retired: CancellationToken,
     peer: SocketAddr,
     in_order: bool,
+    in_flight: Arc<InFlight>,
     /// The circuit-breaker slot, released when the reader ends.
     _permit: Option<Permit>,
 }
 
+/// How answers find their calls on one connection, and how many calls it
+/// carries at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Matching {
+    /// Answers come in the order the calls went out (`pipeline`); else
+    /// they are matched by id (`multiplex`, `exclusive`).
+    pub in_order: bool,
+    /// The most calls in flight at once; more wait for an answer.
+    pub depth: usize,
+}
+
+/// Calls in the order they were written (`pipeline`): an answer goes to
+/// the oldest, unless its id names another call in flight (the server
+/// answered out of order: the id is trusted, and the log says so once).
+struct InOrder<S> {
+    calls: VecDeque<Waiter<S>>,
+    out_of_order: bool,
+}
+
+impl<S> InOrder<S> {
+    fn take(&mut self, id: u64, peer: SocketAddr) -> Option<Waiter<S>> {
+        let oldest = self.calls.front()?.0;
+        if oldest != id
+            && let Some(at) = self.calls.iter().position(|w| w.0 == id)
+        {
+            if !self.out_of_order {
+                self.out_of_order = true;
+                warn!(
+                    %peer,
+                    "upstream answered out of order; answers are matched by id (`mode: multiplex` fits this server)"
+                );
+            }
+            return self.calls.remove(at);
+        }
+        // The oldest call's answer (or a server that does not echo ids).
+        self.calls.pop_front()
+    }
+}
+
 /// Requests waiting for answers: by id, or in the order they were written.
 enum Waiting<S> {
-    ById(HashMap<u64, oneshot::Sender<Message<S>>>),
-    InOrder(VecDeque<oneshot::Sender<Message<S>>>),
+    ById(HashMap<u64, Waiter<S>>),
+    InOrder(InOrder<S>),
 }
 
 impl<S> Waiting<S> {
-    fn add(&mut self, (id, tx): Waiter<S>) {
+    fn add(&mut self, waiter: Waiter<S>) {
         match self {
             Waiting::ById(m) => {
-                m.insert(id, tx);
+                m.insert(waiter.0, waiter);
             }
-            Waiting::InOrder(q) => q.push_back(tx),
+            Waiting::InOrder(q) => q.calls.push_back(waiter),
         }
     }
 
-    fn take(&mut self, id: u64) -> Option<oneshot::Sender<Message<S>>> {
+    fn take(&mut self, id: u64, peer: SocketAddr) -> Option<Waiter<S>> {
         match self {
             Waiting::ById(m) => m.remove(&id),
-            Waiting::InOrder(q) => q.pop_front(),
+            Waiting::InOrder(q) => q.take(id, peer),
         }
     }
 
     fn len(&self) -> usize {
         match self {
             Waiting::ById(m) => m.len(),
-            Waiting::InOrder(q) => q.len(),
+            Waiting::InOrder(q) => q.calls.len(),
         }
     }
 
@@ -305,14 +366,20 @@ impl<S> Waiting<S> {
         self.purge();
         match self {
             Waiting::ById(m) => m.is_empty(),
-            Waiting::InOrder(q) => q.iter().all(|tx| tx.is_closed()),
+            Waiting::InOrder(q) => q.calls.iter().all(|w| w.1.is_closed()),
         }
     }
 
-    /// Drops waiters that gave up (in-order waiters must keep their place).
-    fn purge(&mut self) {
-        if let Waiting::ById(m) = self {
-            m.retain(|_, tx| !tx.is_closed());
+    /// Drops waiters that gave up (in-order waiters must keep their
+    /// place); returns how many.
+    fn purge(&mut self) -> usize {
+        match self {
+            Waiting::ById(m) => {
+                let before = m.len();
+                m.retain(|_, w| !w.1.is_closed());
+                before - m.len()
+            }
+            Waiting::InOrder(_) => 0,
         }
     }
 }
@@ -329,6 +396,7 @@ async fn read_loop<C: Codec, R: AsyncRead + Unpin>(
         retired,
         peer,
         in_order,
+        in_flight,
         _permit,
     } = side;
     // After retirement, waiters are taken as they come, and the loop ends
@@ -338,7 +406,10 @@ async fn read_loop<C: Codec, R: AsyncRead + Unpin>(
     let mut decoder = codec.decoder();
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut waiting = if in_order {
-        Waiting::InOrder(VecDeque::new())
+        Waiting::InOrder(InOrder {
+            calls: VecDeque::new(),
+            out_of_order: false,
+        })
     } else {
         Waiting::ById(HashMap::new())
     };
@@ -387,13 +458,17 @@ async fn read_loop<C: Codec, R: AsyncRead + Unpin>(
                 }
             };
             match msg.kind {
-                MessageKind::Response | MessageKind::Error => match waiting.take(msg.request_id) {
-                    // The waiter may have timed out; then the answer is dropped.
-                    Some(tx) => {
-                        let _ = tx.send(msg);
+                MessageKind::Response | MessageKind::Error => {
+                    match waiting.take(msg.request_id, peer) {
+                        // The waiter may have timed out; then the answer is
+                        // dropped. Its place is free either way.
+                        Some((_, tx)) => {
+                            in_flight.leave(1);
+                            let _ = tx.send(msg);
+                        }
+                        None => debug!(%peer, id = msg.request_id, "response nobody waits for"),
                     }
-                    None => debug!(%peer, id = msg.request_id, "response nobody waits for"),
-                },
+                }
                 MessageKind::Heartbeat => {
                     let mut out = BytesMut::new();
                     codec.heartbeat_reply(&msg, &mut out);
@@ -409,7 +484,7 @@ async fn read_loop<C: Codec, R: AsyncRead + Unpin>(
             }
         }
         if waiting.len() >= purge_at {
-            waiting.purge();
+            in_flight.leave(waiting.purge());
             purge_at = (waiting.len() * 2).max(1024);
         }
         if writer_gone && waiting.drained() {

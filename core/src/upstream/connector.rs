@@ -23,6 +23,15 @@ pub trait Connector: Send + Sync + 'static {
     /// Whether `conn` can take a request now.
     fn state(&self, conn: &Self::Conn) -> ConnState;
 
+    /// Requests `conn` carries now, when the protocol counts them: a
+    /// shared pool then sends each request to its least loaded connection
+    /// and opens another slot's connection before it doubles one up. `None`
+    /// (the default) keeps plain round robin over the slots.
+    fn in_flight(&self, conn: &Self::Conn) -> Option<usize> {
+        let _ = conn;
+        None
+    }
+
     /// Closes a connection the pool gives up (abandoned mid-exchange,
     /// expired, used up). Dropping it is the default.
     fn discard(&self, conn: Self::Conn) {

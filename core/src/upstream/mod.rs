@@ -10,6 +10,7 @@
 pub mod connection;
 mod connector;
 mod conns;
+mod in_flight;
 mod lease;
 pub mod pool;
 pub mod rpc;

@@ -7,7 +7,9 @@
 //! - **shared**: a few connections carry every request at once
 //!   (multiplexed or pipelined RPC, HTTP/2); each slot is connected lazily,
 //!   by one request while the others wait for it, and replaced when its
-//!   connection closes or has carried its quota;
+//!   connection closes or has carried its quota; when the protocol counts
+//!   the requests a connection carries, a request takes an idle
+//!   connection, else opens an empty slot, else joins the least loaded;
 //! - **exclusive**: one request per connection at a time (HTTP/1.1, RPC
 //!   servers that answer one call at a time); idle connections are reused
 //!   newest first and closed after the idle timeout; when every connection
@@ -161,7 +163,8 @@ impl<K: Connector> Pool<K> {
         let Conns::Shared { slots, next } = &self.inner.conns else {
             return Err(self.misuse("shared"));
         };
-        let slot = &slots[next.fetch_add(1, Ordering::Relaxed) % slots.len()];
+        let start = next.fetch_add(1, Ordering::Relaxed);
+        let slot = &slots[self.pick_slot(slots, start)];
         if let Some(conn) = self.take_share(slot) {
             return Ok(conn);
         }
@@ -188,6 +191,40 @@ impl<K: Connector> Pool<K> {
             // Another slot may still have a live connection.
             Err(e) => slots.iter().find_map(|s| self.take_share(s)).ok_or(e),
         }
+    }
+
+    /// The slot a shared request goes to. Round robin from `start` when
+    /// the connector does not count requests in flight; otherwise the
+    /// first idle connection from `start`, else a slot with no open
+    /// connection (it is opened: the pool grows before it doubles up),
+    /// else the least loaded connection.
+    fn pick_slot(&self, slots: &[Slot<K::Conn>], start: usize) -> usize {
+        let n = slots.len();
+        let mut empty = None;
+        let mut least: Option<(usize, usize)> = None;
+        for step in 0..n {
+            let i = (start + step) % n;
+            let guard = slots[i].conn.load();
+            let Some(shared) = guard.as_ref() else {
+                empty.get_or_insert(i);
+                continue;
+            };
+            let connector = &self.inner.connector;
+            if connector.state(&shared.conn) == ConnState::Closed {
+                empty.get_or_insert(i);
+                continue;
+            }
+            let Some(load) = connector.in_flight(&shared.conn) else {
+                return start % n;
+            };
+            if load == 0 {
+                return i;
+            }
+            if least.is_none_or(|(_, l)| load < l) {
+                least = Some((i, load));
+            }
+        }
+        empty.or(least.map(|(i, _)| i)).unwrap_or(start % n)
     }
 
     /// The slot's connection when it is open and under its quota (the

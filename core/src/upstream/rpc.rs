@@ -11,7 +11,7 @@ use crate::codec::{Codec, UpstreamMode};
 use crate::error::{ErrorKind, ErrorSource, ProxyError};
 use crate::tls::ClusterTls;
 
-use super::connection::UpstreamConn;
+use super::connection::{Matching, UpstreamConn};
 use super::pool::{ConnState, Connector, Pool, PoolOptions, Sharing};
 
 /// Opens [`UpstreamConn`]s speaking the cluster's codec.
@@ -19,7 +19,7 @@ pub struct RpcConnector<C: Codec> {
     codec: Arc<C>,
     connect_timeout: Duration,
     tls: Option<Arc<ClusterTls>>,
-    in_order: bool,
+    matching: Matching,
 }
 
 /// One endpoint's pool of the framed RPC engine.
@@ -39,12 +39,12 @@ impl<C: Codec> Connector for RpcConnector<C> {
         let stream = super::stream::connect(address, self.connect_timeout, self.tls.as_deref())
             .await
             .map_err(|why| connect_error(address, why))?;
-        tracing::debug!(%address, in_order = self.in_order, "upstream connection opened");
+        tracing::debug!(%address, matching = ?self.matching, "upstream connection opened");
         Ok(UpstreamConn::start(
             self.codec.clone(),
             stream,
             address,
-            self.in_order,
+            self.matching,
             Some(slot),
         ))
     }
@@ -55,6 +55,10 @@ impl<C: Codec> Connector for RpcConnector<C> {
         } else {
             ConnState::Closed
         }
+    }
+
+    fn in_flight(&self, conn: &Self::Conn) -> Option<usize> {
+        Some(conn.in_flight())
     }
 
     /// Closed at once: a late answer must not wait on it.
@@ -105,7 +109,7 @@ pub fn pool_of<'a, C: Codec>(
             codec,
             connect_timeout: settings.connect_timeout,
             tls: settings.tls.clone(),
-            in_order: settings.mode != UpstreamMode::Multiplex,
+            matching: matching_of(settings),
         };
         Ok(Pool::new(
             connector,
@@ -113,4 +117,25 @@ pub fn pool_of<'a, C: Codec>(
             &options_of(settings),
         ))
     })
+}
+
+/// How a connection of the cluster matches answers: by id in `multiplex`
+/// mode; in order otherwise (an exclusive lease carries one call, so a
+/// server that does not echo ids still gets its answer matched), at most
+/// `pipeline_depth` calls at once in `pipeline` mode.
+fn matching_of(settings: &PoolSettings) -> Matching {
+    match settings.mode {
+        UpstreamMode::Pipeline => Matching {
+            in_order: true,
+            depth: settings.pipeline_depth,
+        },
+        UpstreamMode::Exclusive => Matching {
+            in_order: true,
+            depth: usize::MAX,
+        },
+        UpstreamMode::Multiplex => Matching {
+            in_order: false,
+            depth: usize::MAX,
+        },
+    }
 }

@@ -56,7 +56,10 @@ class GreeterHandler:
         self.delay_ms = delay_ms
 
     def _log(self, method, **args):
-        emit({"event": "call", "method": method, "args": args, "headers": current_headers(), "tag": self.tag})
+        # TThreadedServer serves each connection on its own thread: the
+        # thread names the connection.
+        emit({"event": "call", "method": method, "args": args, "headers": current_headers(), "tag": self.tag,
+              "connection": threading.current_thread().name})
 
     def hello(self, name):
         self._log("hello", name=name)
