@@ -5,48 +5,14 @@
 
 use std::fmt::Write;
 use std::hint::black_box;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use metaproxy_core::PluginError;
 use metaproxy_core::config::parse_str;
-use metaproxy_core::listener::{ClientStream, ListenerContext};
-use metaproxy_core::registry::{ClusterCodec, ConnectionHandler, Protocol, Registry, ServeFuture};
 use metaproxy_core::snapshot::Snapshot;
-use metaproxy_core::{CodecOptions, UpstreamMode};
 
-/// A protocol that routes like HTTP and serves nothing: only building counts.
-struct Fake;
-
-impl ConnectionHandler for Fake {
-    fn serve(&self, _: ClientStream, _: SocketAddr, _: Arc<ListenerContext>) -> ServeFuture {
-        Box::pin(async {})
-    }
-}
-
-impl Protocol for Fake {
-    fn name(&self) -> &'static str {
-        "fake"
-    }
-    fn listener_handler(
-        &self,
-        _: &CodecOptions,
-    ) -> Result<Arc<dyn ConnectionHandler>, PluginError> {
-        Ok(Arc::new(Fake))
-    }
-    fn cluster_codec(&self, _: &CodecOptions) -> Result<ClusterCodec, PluginError> {
-        Ok(ClusterCodec {
-            codec: Arc::new(()),
-            default_mode: UpstreamMode::Multiplex,
-            probe: None,
-        })
-    }
-    fn route_features(&self) -> metaproxy_core::registry::RouteFeatures {
-        metaproxy_core::registry::RouteFeatures::ALL
-    }
-}
+mod common;
+use common::fake_registry;
 
 /// `n` clusters and `n` routes, route `i` sending `/svc/i` to cluster `i`.
 fn config(n: usize) -> String {
@@ -73,8 +39,7 @@ fn config(n: usize) -> String {
 }
 
 fn bench(c: &mut Criterion) {
-    let mut registry = Registry::new();
-    registry.register_protocol(Arc::new(Fake));
+    let registry = fake_registry();
     let mut g = c.benchmark_group("config_build");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     for n in [1000usize, 10_000] {

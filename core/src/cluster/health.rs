@@ -22,6 +22,22 @@ pub fn now_ms() -> u64 {
     epoch.elapsed().as_millis() as u64 + 1
 }
 
+/// Changes of any endpoint's health verdict in this process (a check
+/// verdict flipped, an endpoint ejected).
+static HEALTH_CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// How many health changes happened so far: cached views of health
+/// ([`super::load_cache`]) are true while this stays the same (and no
+/// ejection they saw has ended).
+pub fn health_changes() -> u64 {
+    HEALTH_CHANGES.load(Ordering::Acquire)
+}
+
+/// Counts one health change (after the change is stored).
+pub(super) fn note_health_change() {
+    HEALTH_CHANGES.fetch_add(1, Ordering::Release);
+}
+
 /// What one exchange with an endpoint says about its health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -97,6 +113,11 @@ impl EndpointHealth {
         self.ejected_until_ms.load(Ordering::Relaxed) > now
     }
 
+    /// Until when (see [`now_ms`]) outlier detection ejects it; 0 if never.
+    pub fn ejected_until_ms(&self) -> u64 {
+        self.ejected_until_ms.load(Ordering::Relaxed)
+    }
+
     /// How many times it was ejected.
     pub fn times_ejected(&self) -> u32 {
         self.times_ejected.load(Ordering::Relaxed)
@@ -123,6 +144,7 @@ impl EndpointHealth {
         if streak >= threshold.max(1) {
             self.check_failed.store(!failed, Ordering::Relaxed);
             self.check_streak.store(0, Ordering::Relaxed);
+            note_health_change();
             return true;
         }
         false

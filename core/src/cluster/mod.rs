@@ -9,6 +9,7 @@ pub mod endpoint;
 pub mod hash;
 pub mod hash_policy;
 pub mod health;
+mod load_cache;
 mod outlier;
 pub mod priority;
 
@@ -23,7 +24,8 @@ pub use breaker::{BreakerLimits, CircuitBreaker, Permit, Resource};
 pub use checker::HealthChecker;
 pub use endpoint::{ActiveGuard, Endpoint};
 pub use hash_policy::{AffinityCookie, HashDecision, HashPolicy};
-pub use health::{Outcome, OutlierPolicy, now_ms};
+pub use health::{Outcome, OutlierPolicy, health_changes, now_ms};
+pub use load_cache::LoadCache;
 pub use priority::{LevelHealth, PriorityLoad};
 
 use arc_swap::ArcSwap;
@@ -52,6 +54,8 @@ pub struct Subset {
     pub endpoints: Vec<Arc<Endpoint>>,
     /// Its endpoints that take traffic (not drained), by priority, highest (0) first.
     pub levels: Vec<Level>,
+    /// The levels' priority load, computed again only when health changes.
+    pub load: LoadCache,
 }
 
 impl Subset {
@@ -91,6 +95,7 @@ impl Subset {
             name,
             endpoints,
             levels,
+            load: LoadCache::default(),
         }
     }
 
@@ -415,20 +420,10 @@ impl Cluster {
         }
         let now = now_ms();
         let available = |e: &Endpoint| e.health.is_available(now);
-        // Per-level health, as Envoy computes priority load.
-        let health: Vec<LevelHealth> = s
-            .levels
-            .iter()
-            .map(|level| LevelHealth {
-                healthy: level.endpoints.iter().filter(|e| available(e)).count(),
-                total: level.endpoints.len(),
-            })
-            .collect();
-        let load = PriorityLoad::compute(
-            &health,
-            self.parts.failover.overprovisioning,
-            self.parts.failover.panic_threshold,
-        );
+        // Per-level health, as Envoy computes priority load (cached until
+        // health changes).
+        let cached = s.load.get(&s.levels, now, &self.parts.failover);
+        let load = &cached.load;
         if !load.panic {
             let chosen = load.level_for(fastrand::f64());
             let order = std::iter::once(chosen).chain((0..s.levels.len()).filter(|i| *i != chosen));
@@ -600,6 +595,21 @@ mod tests {
         eject(3);
         eject(4);
         assert_eq!(share_of_priority_1(&c), 1.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn traffic_returns_when_an_ejection_ends_with_no_other_health_change() {
+        let c = cluster(&[0, 1]);
+        assert_eq!(share_of_priority_1(&c), 0.0);
+        let p = c.parts.outlier.clone().unwrap();
+        let all = c.endpoints().all().to_vec();
+        all[0].record_outcome(Outcome::GatewayError, &p, &all);
+        // The load is computed once here and kept while health stays put.
+        assert_eq!(share_of_priority_1(&c), 1.0);
+        // The ejection (60 s) ends: no health change is counted for that,
+        // yet the kept load must not outlive it.
+        tokio::time::advance(p.base_ejection + Duration::from_secs(1)).await;
+        assert_eq!(share_of_priority_1(&c), 0.0);
     }
 
     #[test]

@@ -57,6 +57,7 @@ impl Endpoint {
         let times = h.times_ejected.fetch_add(1, Ordering::Relaxed) + 1;
         let duration = policy.base_ejection.as_millis() as u64 * u64::from(times.min(10));
         h.ejected_until_ms.store(now + duration, Ordering::Relaxed);
+        super::health::note_health_change();
         h.last_ejection_ms.store(now, Ordering::Relaxed);
         h.consecutive_errors.store(0, Ordering::Relaxed);
         h.consecutive_gateway_errors.store(0, Ordering::Relaxed);
