@@ -463,22 +463,28 @@ fn a_reload_moves_removes_and_restores_the_admin_endpoint() {
     let old = proxy.admin.expect("admin bound");
     assert_eq!(common::http_call(old, "GET", "/ready").0, 200);
 
-    // Moved: a port the system just handed out.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+    // Moved: a port the system just handed out, on another loopback
+    // address (127.0.0.2), so that no parallel test's connection can take
+    // it as its own local port before the proxy binds it.
+    let moved = std::net::TcpListener::bind("127.0.0.2:0")
         .unwrap()
         .local_addr()
-        .unwrap()
-        .port();
-    let moved: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        .unwrap();
     std::fs::write(
         &path,
         first.replace("127.0.0.1:0 }", &format!("{moved} }}")),
     )
     .unwrap();
     proxy.signal("HUP");
-    wait_until("the admin endpoint on its new address", || {
-        std::net::TcpStream::connect(moved).is_ok()
-    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(moved).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the admin endpoint did not move to {moved}; proxy log:\n{}",
+            proxy.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(common::http_call(moved, "GET", "/ready").0, 200);
     wait_until("the old admin address to close", || {
         std::net::TcpStream::connect(old).is_err()
