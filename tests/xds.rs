@@ -28,6 +28,8 @@ struct ControlPlane {
     stdin: ChildStdin,
     lines: Lines,
     grpc: u16,
+    /// The REST-JSON gateway's port.
+    rest: u16,
 }
 
 impl ControlPlane {
@@ -59,6 +61,7 @@ impl ControlPlane {
             stdin,
             lines,
             grpc: v["grpc"].as_u64().unwrap() as u16,
+            rest: v["rest"].as_u64().unwrap() as u16,
         }
     }
 
@@ -190,27 +193,21 @@ fn proxy_with(test: &str, grpc: u16, static_backend: &Backend) -> Proxy {
     Proxy::start(test, &config)
 }
 
-/// The address `name` is bound to, once the proxy has it.
-fn bound(proxy: &Proxy, name: &str) -> SocketAddr {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, body) = proxy.admin("GET", "/listeners");
-        let v: Value = serde_json::from_str(&body).unwrap();
-        if let Some(l) = v["listeners"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["name"] == name)
-        {
-            return l["address"].as_str().unwrap().parse().unwrap();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "listener {name} never bound: {body}\n{}",
-            proxy.logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// The proxy of `examples/xds/rest.yaml`, polling the control plane's
+/// REST-JSON gateway on `rest` every 50 ms.
+fn proxy_polling(test: &str, rest: u16, static_backend: &Backend) -> Proxy {
+    let config = common::example_config(
+        "examples/xds/rest.yaml",
+        &[
+            ("127.0.0.1:18001", format!("127.0.0.1:{rest}")),
+            ("refresh_delay: 1s", "refresh_delay: 50ms".into()),
+            ("127.0.0.1:9901", "127.0.0.1:0".into()),
+            ("127.0.0.1:8080", "127.0.0.1:0".into()),
+            ("127.0.0.1:8081", static_backend.address()),
+            ("max_backoff: 10s", "max_backoff: 200ms".into()),
+        ],
+    );
+    Proxy::start(test, &config)
 }
 
 fn get(addr: SocketAddr, path: &str) -> http_peers::CurlOut {
@@ -242,6 +239,17 @@ fn wait_answered_by(addr: SocketAddr, path: &str, tag: &str, proxy: &Proxy) {
 
 #[test]
 fn listeners_routes_clusters_and_endpoints_follow_the_control_plane() {
+    follow_the_control_plane(false);
+}
+
+/// The same, over Envoy's REST-JSON transport: every type polled with a
+/// JSON `DiscoveryRequest`, the ACK or NACK being the next poll.
+#[test]
+fn the_rest_transport_follows_the_control_plane_the_same_way() {
+    follow_the_control_plane(true);
+}
+
+fn follow_the_control_plane(rest: bool) {
     let (a, a2, b, s) = (
         Backend::start("a"),
         Backend::start("a2"),
@@ -249,7 +257,11 @@ fn listeners_routes_clusters_and_endpoints_follow_the_control_plane() {
         Backend::start("static"),
     );
     let mut cp = ControlPlane::start(None);
-    let proxy = proxy_with("xds-follow", cp.grpc, &s);
+    let proxy = if rest {
+        proxy_polling("xds-follow-rest", cp.rest, &s)
+    } else {
+        proxy_with("xds-follow", cp.grpc, &s)
+    };
     cp.snapshot(
         "v1",
         json!({
@@ -265,9 +277,10 @@ fn listeners_routes_clusters_and_endpoints_follow_the_control_plane() {
         "Listener",
         "RouteConfiguration",
     ] {
-        cp.wait_request(t, "v1", false);
+        let ack = cp.wait_request(t, "v1", false);
+        assert_eq!(ack["rest"].as_bool().unwrap_or(false), rest, "{ack}");
     }
-    let addr = bound(&proxy, "xds-http");
+    let addr = proxy.bound("xds-http");
     wait_answered_by(addr, "/x", "a", &proxy);
     let r = get(addr, "/x");
     assert_eq!(
@@ -379,7 +392,7 @@ fn a_control_plane_outage_keeps_the_last_config_until_it_comes_back() {
     };
     cp.snapshot("v1", resources(port_of(&a)));
     cp.wait_request("RouteConfiguration", "v1", false);
-    let addr = bound(&proxy, "xds-http");
+    let addr = proxy.bound("xds-http");
     wait_answered_by(addr, "/", "a", &proxy);
 
     drop(cp);
@@ -576,7 +589,7 @@ fn envoy_and_metaproxy_follow_the_same_control_plane_the_same_way() {
             cp.wait_request_of(node, t, "v1", false);
         }
     }
-    let ours = bound(&proxy, "xds-http");
+    let ours = proxy.bound("xds-http");
     let theirs = envoy.listener("xds-http");
     wait_answered_by(ours, "/", "a", &proxy);
     // Both route the same traffic the same way: a header match, and an
@@ -675,7 +688,7 @@ fn a_dubbo_listener_from_the_control_plane_routes_by_attachment_as_envoy_does() 
         cp.snapshot_for(node, "v1", resources.clone());
         cp.wait_request_of(node, "Listener", "v1", false);
     }
-    let ours = bound(&proxy, "xds-dubbo");
+    let ours = proxy.bound("xds-dubbo");
     let theirs = envoy.listener("xds-dubbo");
     for (who, addr) in [("metaproxy", ours), ("envoy", theirs)] {
         let to_batch =

@@ -111,7 +111,7 @@ async fn stream_once(xds: &Xds, settings: &XdsSettings) -> Result<(), String> {
 }
 
 /// An error and its causes, on one line.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(super) fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

@@ -33,6 +33,16 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.type_url() == type_url)
     }
 
+    /// The REST transport's path for the kind (`/v3/discovery:clusters`).
+    pub fn rest_path(self) -> &'static str {
+        match self {
+            Kind::Listener => "/v3/discovery:listeners",
+            Kind::Route => "/v3/discovery:routes",
+            Kind::Cluster => "/v3/discovery:clusters",
+            Kind::Endpoint => "/v3/discovery:endpoints",
+        }
+    }
+
     /// The short name used in metrics, logs and `/config_dump` (`lds`, ...).
     pub fn short(self) -> &'static str {
         match self {

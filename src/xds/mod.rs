@@ -9,8 +9,10 @@
 mod client;
 mod compose;
 mod eds;
+mod json;
 mod kind;
 pub mod leftover;
+mod rest;
 mod settings;
 mod state;
 mod status;
@@ -67,7 +69,12 @@ impl Xds {
         };
         let settings = XdsSettings::from_value(&section.value).map_err(|e| format!("xds: {e}"))?;
         let status = XdsStatus::global();
-        status.configure(&settings.server, &settings.node_id, proxy.metrics().clone());
+        status.configure(
+            &settings.server,
+            settings.transport.name(),
+            &settings.node_id,
+            proxy.metrics().clone(),
+        );
         let node = Node {
             id: settings.node_id.clone(),
             cluster: settings.cluster.clone().unwrap_or_default(),
@@ -91,7 +98,16 @@ impl Xds {
             base_dir: loaded.base_dir.clone(),
         });
         let _ = RUNNING.set(xds.clone());
-        tokio::spawn(client::run(xds.clone(), settings, proxy.shutdown_token()));
+        let stop = proxy.shutdown_token();
+        match settings.transport {
+            Transport::Grpc => {
+                tokio::spawn(client::run(xds.clone(), settings, stop));
+            }
+            Transport::Rest => {
+                json::preload().map_err(|e| format!("xds: {e}"))?;
+                tokio::spawn(rest::run(xds.clone(), settings, stop));
+            }
+        }
         Ok(Some(xds))
     }
 

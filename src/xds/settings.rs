@@ -10,16 +10,24 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct XdsSettings {
-    /// The control plane's ADS endpoint, `host:port` (gRPC, plain HTTP/2).
+    /// The control plane, `host:port` (plain HTTP/2 for `grpc`, HTTP/1.1
+    /// for `rest`).
     pub server: String,
     /// This proxy's node id (`node.id` in every request).
     pub node_id: String,
     /// The node's cluster (`node.cluster`), e.g. the fleet it belongs to.
     #[serde(default)]
     pub cluster: Option<String>,
-    /// The transport: `grpc` (ADS, the default and only one built).
+    /// The transport: `grpc` (ADS, the default) or `rest` (polling).
     #[serde(default)]
     pub transport: Transport,
+    /// `rest`: how long to wait between polls of each type (default 1s,
+    /// as Envoy's `refresh_delay`).
+    #[serde(default)]
+    pub refresh_delay: Option<ConfigDuration>,
+    /// `rest`: give up one poll after this long (default 5s).
+    #[serde(default)]
+    pub request_timeout: Option<ConfigDuration>,
     /// Give up one connection attempt after this long (default 5s).
     #[serde(default)]
     pub connect_timeout: Option<ConfigDuration>,
@@ -36,6 +44,19 @@ pub enum Transport {
     /// Aggregated Discovery Service over one gRPC stream.
     #[default]
     Grpc,
+    /// Envoy's REST-JSON transport: each type polled with a JSON
+    /// `DiscoveryRequest` (`POST /v3/discovery:<type>`).
+    Rest,
+}
+
+impl Transport {
+    /// Its name in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Grpc => "grpc",
+            Transport::Rest => "rest",
+        }
+    }
 }
 
 impl XdsSettings {
@@ -51,6 +72,18 @@ impl XdsSettings {
     /// The connect timeout.
     pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout
+            .map_or(Duration::from_secs(5), |d| d.get())
+    }
+
+    /// `rest`: the wait between polls.
+    pub fn refresh_delay(&self) -> Duration {
+        self.refresh_delay
+            .map_or(Duration::from_secs(1), |d| d.get())
+    }
+
+    /// `rest`: the bound on one poll.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
             .map_or(Duration::from_secs(5), |d| d.get())
     }
 

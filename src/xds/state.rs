@@ -127,6 +127,20 @@ impl XdsState {
         }
     }
 
+    /// A response that could not even be read as a `DiscoveryResponse`
+    /// (REST: JSON that is not one): counted as refused, and the request
+    /// that says so (the last accepted version, `why` as the error).
+    pub fn refuse_unreadable(
+        &mut self,
+        kind: Kind,
+        version: &str,
+        why: String,
+    ) -> DiscoveryRequest {
+        warn!(r#type = kind.short(), version, error = %why, "xDS update rejected (NACK)");
+        self.status.updated(kind, false, version, Some(&why));
+        self.request(kind, String::new(), Some(why))
+    }
+
     /// Takes one response: applies it or refuses it, and returns the
     /// requests to send (its ACK or NACK, then new subscriptions).
     pub async fn handle(

@@ -35,6 +35,7 @@ struct TypeStatus {
 #[derive(Debug, Default)]
 struct Inner {
     server: String,
+    transport: &'static str,
     node: String,
     connected: bool,
     last_stream_error: Option<String>,
@@ -60,16 +61,25 @@ impl XdsStatus {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A control plane is configured: its address and this node's id;
-    /// updates are counted in `metrics`.
-    pub fn configure(&self, server: &str, node: &str, metrics: Arc<Metrics>) {
+    /// A control plane is configured: its address, the transport
+    /// (`grpc`, `rest`) and this node's id; updates are counted in
+    /// `metrics`.
+    pub fn configure(
+        &self,
+        server: &str,
+        transport: &'static str,
+        node: &str,
+        metrics: Arc<Metrics>,
+    ) {
         let mut i = self.lock();
         i.server = server.to_string();
+        i.transport = transport;
         i.node = node.to_string();
         let _ = self.metrics.set(metrics);
     }
 
-    /// The stream is up (or down, and why).
+    /// The stream is up (or down, and why); for REST, the last poll
+    /// reached the server (or did not).
     pub fn connected(&self, up: bool, error: Option<String>) {
         let mut i = self.lock();
         i.connected = up;
@@ -132,6 +142,7 @@ impl XdsStatus {
             .collect();
         Some(json!({
             "server": i.server,
+            "transport": i.transport,
             "node": i.node,
             "connected": i.connected,
             "last_stream_error": i.last_stream_error,

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, AggregatedConfigSource, ConfigSource, Metadata, SocketAddress, address, config_source,
-    socket_address,
+    Address, AggregatedConfigSource, ApiConfigSource, ConfigSource, Metadata, PathConfigSource,
+    SocketAddress, address, config_source, socket_address,
 };
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
 use envoy_types::pb::envoy::config::route::v3::{
@@ -332,4 +332,51 @@ fn a_thrift_proxy_listener_and_its_cluster_speak_thrift() {
     let snapshot = build(&res);
     assert_eq!(snapshot.listener("rpc").unwrap().protocol, "thrift");
     assert_eq!(&*snapshot.clusters["calc"].parts.protocol, "thrift");
+}
+
+#[test]
+fn a_config_source_must_name_the_control_plane() {
+    let rc = route_config(
+        "r1",
+        vec![route_to(
+            "/",
+            route_action::ClusterSpecifier::Cluster("svc".into()),
+            None,
+        )],
+    );
+    // A REST `api_config_source` (sovereign's templates) means this proxy's
+    // control plane, as `ads` does.
+    let rest = ConfigSource {
+        config_source_specifier: Some(config_source::ConfigSourceSpecifier::ApiConfigSource(
+            ApiConfigSource {
+                api_type: 1, // REST
+                cluster_names: vec!["xds".into()],
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    };
+    let mut c = eds_cluster("svc");
+    c.eds_cluster_config.as_mut().unwrap().eds_config = Some(rest);
+    let res = resources(vec![listener("gw", hcm("r1"))], vec![rc.clone()], vec![c]);
+    build(&res);
+    // A file is not the control plane.
+    let file = ConfigSource {
+        config_source_specifier: Some(config_source::ConfigSourceSpecifier::PathConfigSource(
+            PathConfigSource {
+                path: "/etc/eds.yaml".into(),
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    };
+    let mut c = eds_cluster("svc");
+    c.eds_cluster_config.as_mut().unwrap().eds_config = Some(file);
+    let e = compose(
+        &base(),
+        &resources(vec![listener("gw", hcm("r1"))], vec![rc], vec![c]),
+    )
+    .unwrap_err();
+    assert_eq!((e.kind, e.name.as_str()), (Kind::Cluster, "svc"));
+    assert!(e.message.contains("eds_config"), "{e}");
 }

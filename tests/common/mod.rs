@@ -213,6 +213,31 @@ impl Proxy {
         self.listeners[name]
     }
 
+    /// The address listener `name` is bound to, once the proxy has it (a
+    /// listener that came later than the start, e.g. from a control plane),
+    /// as the admin endpoint's `/listeners` shows it.
+    pub fn bound(&self, name: &str) -> SocketAddr {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let (_, body) = self.admin("GET", "/listeners");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if let Some(l) = v["listeners"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["name"] == name)
+            {
+                return l["address"].as_str().unwrap().parse().unwrap();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "listener {name} never bound: {body}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The proxy's stderr so far (logs), for failure messages.
     pub fn logs(&self) -> String {
         self.stderr.all().join("\n")

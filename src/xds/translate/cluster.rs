@@ -7,7 +7,7 @@
 use envoy_types::pb::envoy::config::cluster::v3::{
     Cluster, OutlierDetection, circuit_breakers, cluster,
 };
-use envoy_types::pb::envoy::config::core::v3::{HealthCheck, config_source, health_check};
+use envoy_types::pb::envoy::config::core::v3::{HealthCheck, health_check};
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions, http_protocol_options,
 };
@@ -91,16 +91,11 @@ pub fn translate(c: &Cluster) -> Result<XdsCluster, String> {
         }
         3 => {
             let eds = c.eds_cluster_config.clone().unwrap_or_default();
-            if let Some(source) = &eds.eds_config {
-                let ads = matches!(
-                    source.config_source_specifier,
-                    Some(config_source::ConfigSourceSpecifier::Ads(_))
-                );
-                if !ads {
-                    return Err(format!(
-                        "{what}: EDS must come over ADS (`eds_config: {{ ads: {{}} }}`)"
-                    ));
-                }
+            if eds.eds_config.is_some() {
+                super::common::control_plane_source(
+                    &format!("{what}: `eds_config`"),
+                    eds.eds_config.as_ref(),
+                )?;
             }
             let service = if eds.service_name.is_empty() {
                 c.name.clone()

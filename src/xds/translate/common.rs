@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, HeaderValueOption, Metadata, SocketAddress, address, socket_address,
+    Address, ConfigSource, HeaderValueOption, Metadata, SocketAddress, address, config_source,
+    socket_address,
 };
 use envoy_types::pb::envoy::config::route::v3::{HeaderMatcher, header_matcher};
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
@@ -14,6 +15,22 @@ use serde_json::{Value, json};
 /// The filter-metadata namespace whose keys are endpoint labels (Envoy's
 /// subset load balancer reads the same one).
 pub const LB_NAMESPACE: &str = "envoy.lb";
+
+/// Checks that a config source (an HCM's `rds`, a cluster's `eds_config`)
+/// means this proxy's own control plane: `ads`, `self`, or an
+/// `api_config_source` (REST, gRPC): the proxy follows one control plane,
+/// which serves every type over the transport its `xds:` section names,
+/// so the source's own cluster names and refresh delay are not used. A
+/// file path, or no source, is refused.
+pub fn control_plane_source(what: &str, source: Option<&ConfigSource>) -> Result<(), String> {
+    use config_source::ConfigSourceSpecifier as S;
+    match source.and_then(|s| s.config_source_specifier.as_ref()) {
+        Some(S::Ads(_) | S::Self_(_) | S::ApiConfigSource(_)) => Ok(()),
+        _ => Err(format!(
+            "{what}: must come from the control plane (`ads: {{}}`, `self: {{}}` or an `api_config_source`)"
+        )),
+    }
+}
 
 /// `ip:port` of a socket address (no names: the proxy binds and connects
 /// to addresses).

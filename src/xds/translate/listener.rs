@@ -199,7 +199,13 @@ fn hcm_routes(
     }
     use http_connection_manager::RouteSpecifier as R;
     let routes = match &hcm.route_specifier {
-        Some(R::Rds(rds)) => RouteSource::Rds(rds.route_config_name.clone()),
+        Some(R::Rds(rds)) => {
+            super::common::control_plane_source(
+                &format!("{what}: `rds.config_source`"),
+                rds.config_source.as_ref(),
+            )?;
+            RouteSource::Rds(rds.route_config_name.clone())
+        }
         Some(R::RouteConfig(rc)) => RouteSource::Http(Box::new(rc.clone())),
         _ => {
             return Err(format!(
