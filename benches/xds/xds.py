@@ -143,24 +143,12 @@ def start_envoy(tmp, xds_port):
     if not bin_:
         return None, None
     boot = os.path.join(tmp, "envoy.yaml")
+    template = os.path.join(ROOT, "tests/peers/envoy/ads-bootstrap.yaml")
+    text = open(template).read()
+    for key, value in (("NODE_ID", "envoy"), ("NODE_CLUSTER", "bench"), ("XDS_PORT", str(xds_port))):
+        text = text.replace(key, value)
     with open(boot, "w") as f:
-        f.write(f"""node: {{ id: envoy, cluster: bench }}
-admin: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }} }}
-dynamic_resources:
-  ads_config: {{ api_type: GRPC, transport_api_version: V3, grpc_services: [ {{ envoy_grpc: {{ cluster_name: xds }} }} ] }}
-  lds_config: {{ ads: {{}}, resource_api_version: V3 }}
-  cds_config: {{ ads: {{}}, resource_api_version: V3 }}
-static_resources:
-  clusters:
-    - name: xds
-      type: STATIC
-      connect_timeout: 1s
-      typed_extension_protocol_options:
-        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-          explicit_http_config: {{ http2_protocol_options: {{}} }}
-      load_assignment: {{ cluster_name: xds, endpoints: [ {{ lb_endpoints: [ {{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {xds_port} }} }} }} }} ] }} ] }}
-""")
+        f.write(text)
     admin_file = os.path.join(tmp, "envoy-admin")
     p = subprocess.Popen([bin_, "-c", boot, "--admin-address-path", admin_file, "--disable-hot-restart",
                           "--concurrency", "1", "-l", "error"],

@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::filters::network::dubbo_proxy::v3::MultipleRouteConfiguration;
+use envoy_types::pb::envoy::extensions::filters::network::thrift_proxy::v3::RouteConfiguration as ThriftRouteConfiguration;
 use serde_json::{Value, json};
 
 use super::kind::Kind;
@@ -24,6 +26,10 @@ pub struct Resources {
     pub routes: BTreeMap<String, RouteConfiguration>,
     /// CDS, by name.
     pub clusters: BTreeMap<String, Cluster>,
+    /// TRDS, by name.
+    pub thrift_routes: BTreeMap<String, ThriftRouteConfiguration>,
+    /// DRDS, by name.
+    pub dubbo_routes: BTreeMap<String, MultipleRouteConfiguration>,
 }
 
 /// A resource the proxy cannot take, and why.
@@ -52,15 +58,29 @@ pub struct Composed {
     pub value: std::sync::Arc<Value>,
     /// `(first line, last line, kind, name)` of each resource (1-based).
     pub lines: Vec<(usize, usize, Kind, String)>,
-    /// Listeners waiting for their RDS route configuration.
+    /// Listeners waiting for their RDS, TRDS or DRDS route configuration.
     pub pending: Vec<String>,
     /// The RDS names the listeners need.
     pub route_names: BTreeSet<String>,
     /// The EDS names the clusters need.
     pub eds_names: BTreeSet<String>,
+    /// The TRDS names the thrift listeners need.
+    pub thrift_route_names: BTreeSet<String>,
+    /// The DRDS names the dubbo listeners need.
+    pub dubbo_route_names: BTreeSet<String>,
 }
 
 impl Composed {
+    /// The names each type asked for by name must now be subscribed to.
+    pub fn subscriptions(&self) -> Vec<(Kind, BTreeSet<String>)> {
+        vec![
+            (Kind::Route, self.route_names.clone()),
+            (Kind::Endpoint, self.eds_names.clone()),
+            (Kind::ThriftRoute, self.thrift_route_names.clone()),
+            (Kind::DubboRoute, self.dubbo_route_names.clone()),
+        ]
+    }
+
     /// The resource whose text holds `line`.
     pub fn resource_at(&self, line: usize) -> Option<(Kind, &str)> {
         self.lines
@@ -85,6 +105,8 @@ pub fn compose(base: &Value, res: &Resources) -> Result<Composed, Refusal> {
     let mut listeners = Vec::new();
     let mut pending = Vec::new();
     let mut route_names = BTreeSet::new();
+    let mut thrift_route_names = BTreeSet::new();
+    let mut dubbo_route_names = BTreeSet::new();
     for (name, l) in &res.listeners {
         let refuse = |message: String| Refusal {
             kind: Kind::Listener,
@@ -120,6 +142,36 @@ pub fn compose(base: &Value, res: &Resources) -> Result<Composed, Refusal> {
             RouteSource::Http(rc) => {
                 config["virtual_hosts"] =
                     json!(http_routes::virtual_hosts(&rc, &mut uses).map_err(refuse)?);
+            }
+            RouteSource::Trds(trds) => {
+                thrift_route_names.insert(trds.clone());
+                let Some(rc) = res.thrift_routes.get(&trds) else {
+                    pending.push(name.clone());
+                    continue;
+                };
+                config["routes"] = json!(rpc_routes::thrift_routes(rc, &mut uses).map_err(
+                    |message| Refusal {
+                        kind: Kind::ThriftRoute,
+                        name: trds.clone(),
+                        message,
+                    }
+                )?);
+            }
+            RouteSource::Drds(drds) => {
+                dubbo_route_names.insert(drds.clone());
+                let Some(m) = res.dubbo_routes.get(&drds) else {
+                    pending.push(name.clone());
+                    continue;
+                };
+                config["routes"] = json!(
+                    rpc_routes::dubbo_routes(&m.route_config, &mut uses).map_err(|message| {
+                        Refusal {
+                            kind: Kind::DubboRoute,
+                            name: drds.clone(),
+                            message,
+                        }
+                    })?
+                );
             }
             RouteSource::Thrift(rc) => {
                 config["routes"] =
@@ -199,14 +251,10 @@ pub fn compose(base: &Value, res: &Resources) -> Result<Composed, Refusal> {
         }
         clusters.push((name.clone(), config));
     }
-    Ok(render(
-        base,
-        listeners,
-        clusters,
-        pending,
-        route_names,
-        eds_names,
-    ))
+    let mut composed = render(base, listeners, clusters, pending, route_names, eds_names);
+    composed.thrift_route_names = thrift_route_names;
+    composed.dubbo_route_names = dubbo_route_names;
+    Ok(composed)
 }
 
 /// The config text: the static keys, then the static and xDS listeners and
@@ -276,6 +324,8 @@ fn render(
         pending,
         route_names,
         eds_names,
+        thrift_route_names: BTreeSet::new(),
+        dubbo_route_names: BTreeSet::new(),
     }
 }
 

@@ -1,4 +1,4 @@
-//! The four resource types the proxy subscribes to, by their type URLs.
+//! The resource types the proxy subscribes to, by their type URLs.
 
 /// A resource type of the xDS protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -11,12 +11,25 @@ pub enum Kind {
     Cluster,
     /// EDS: `envoy.config.endpoint.v3.ClusterLoadAssignment`.
     Endpoint,
+    /// TRDS: a `thrift_proxy` listener's routes,
+    /// `envoy.extensions.filters.network.thrift_proxy.v3.RouteConfiguration`.
+    ThriftRoute,
+    /// DRDS: a `dubbo_proxy` listener's routes,
+    /// `envoy.extensions.filters.network.dubbo_proxy.v3.MultipleRouteConfiguration`.
+    DubboRoute,
 }
 
 impl Kind {
     /// Every kind, in the order a proxy subscribes (clusters first, as
     /// Envoy warms them before listeners).
-    pub const ALL: [Kind; 4] = [Kind::Cluster, Kind::Endpoint, Kind::Listener, Kind::Route];
+    pub const ALL: [Kind; 6] = [
+        Kind::Cluster,
+        Kind::Endpoint,
+        Kind::Listener,
+        Kind::Route,
+        Kind::ThriftRoute,
+        Kind::DubboRoute,
+    ];
 
     /// The type URL.
     pub fn type_url(self) -> &'static str {
@@ -25,6 +38,12 @@ impl Kind {
             Kind::Route => "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
             Kind::Cluster => "type.googleapis.com/envoy.config.cluster.v3.Cluster",
             Kind::Endpoint => "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+            Kind::ThriftRoute => {
+                "type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.v3.RouteConfiguration"
+            }
+            Kind::DubboRoute => {
+                "type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.MultipleRouteConfiguration"
+            }
         }
     }
 
@@ -33,13 +52,15 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.type_url() == type_url)
     }
 
-    /// The REST transport's path for the kind (`/v3/discovery:clusters`).
-    pub fn rest_path(self) -> &'static str {
+    /// The REST transport's path for the kind (`/v3/discovery:clusters`);
+    /// TRDS and DRDS have none (Envoy takes them over ADS only).
+    pub fn rest_path(self) -> Option<&'static str> {
         match self {
-            Kind::Listener => "/v3/discovery:listeners",
-            Kind::Route => "/v3/discovery:routes",
-            Kind::Cluster => "/v3/discovery:clusters",
-            Kind::Endpoint => "/v3/discovery:endpoints",
+            Kind::Listener => Some("/v3/discovery:listeners"),
+            Kind::Route => Some("/v3/discovery:routes"),
+            Kind::Cluster => Some("/v3/discovery:clusters"),
+            Kind::Endpoint => Some("/v3/discovery:endpoints"),
+            Kind::ThriftRoute | Kind::DubboRoute => None,
         }
     }
 
@@ -50,11 +71,13 @@ impl Kind {
             Kind::Route => "rds",
             Kind::Cluster => "cds",
             Kind::Endpoint => "eds",
+            Kind::ThriftRoute => "trds",
+            Kind::DubboRoute => "drds",
         }
     }
 
     /// Whether the proxy asks for every resource of the kind (LDS, CDS)
-    /// rather than for names (RDS, EDS).
+    /// rather than for names (RDS, EDS, TRDS, DRDS).
     pub fn wildcard(self) -> bool {
         matches!(self, Kind::Listener | Kind::Cluster)
     }

@@ -110,11 +110,11 @@ impl Poller {
         let mut answers = Vec::new();
         let mut failed = None;
         for kind in Kind::ALL {
-            let Some(request) = self.next.get(&kind) else {
+            let (Some(request), Some(path)) = (self.next.get(&kind), kind.rest_path()) else {
                 continue;
             };
             let body = json::request_to_json(request).map_err(|e| e.to_string())?;
-            let answer = match self.conn.post(kind.rest_path(), body).await {
+            let answer = match self.conn.post(path, body).await {
                 Ok(Some(answer)) => answer,
                 Ok(None) => continue,
                 // The server refused this type (an HTTP error status): the
@@ -172,8 +172,8 @@ fn read(kind: Kind, body: &[u8]) -> Result<DiscoveryResponse, String> {
     }
     if resp.type_url != kind.type_url() {
         return Err(format!(
-            "`{}` answered with type_url `{}`",
-            kind.rest_path(),
+            "the {} poll was answered with type_url `{}`",
+            kind.short(),
             resp.type_url
         ));
     }

@@ -11,6 +11,8 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::filters::network::dubbo_proxy::v3::MultipleRouteConfiguration;
+use envoy_types::pb::envoy::extensions::filters::network::thrift_proxy::v3::RouteConfiguration as ThriftRouteConfiguration;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use envoy_types::pb::google::protobuf::Any;
 use envoy_types::pb::google::rpc::Status;
@@ -184,9 +186,7 @@ impl XdsState {
         apply: &impl Apply,
     ) -> Vec<DiscoveryRequest> {
         let kinds: Vec<Option<Kind>> = resps.iter().map(|r| Kind::of(&r.type_url)).collect();
-        let config_only = kinds
-            .iter()
-            .all(|k| matches!(k, Some(Kind::Listener | Kind::Route | Kind::Cluster)));
+        let config_only = kinds.iter().all(|k| k.is_some_and(|k| k != Kind::Endpoint));
         let distinct = kinds.iter().collect::<std::collections::HashSet<_>>().len() == kinds.len();
         let fresh = resps.iter().zip(&kinds).all(|(r, k)| {
             k.is_some_and(|k| {
@@ -209,11 +209,7 @@ impl XdsState {
                     let kind = k.expect("config kinds");
                     self.nonces.insert(kind, r.nonce.clone());
                     self.hold(kind, r, &next);
-                    let names = vec![
-                        (Kind::Route, composed.route_names.clone()),
-                        (Kind::Endpoint, composed.eds_names.clone()),
-                    ];
-                    out.extend(self.answer(kind, r, fingerprint(r), Ok(names)));
+                    out.extend(self.answer(kind, r, fingerprint(r), Ok(composed.subscriptions())));
                 }
                 self.resources = next;
                 self.publish_status();
@@ -281,7 +277,9 @@ impl XdsState {
         let names: Vec<String> = match kind {
             Kind::Listener => next.listeners.keys().cloned().collect(),
             Kind::Route => next.routes.keys().cloned().collect(),
-            _ => next.clusters.keys().cloned().collect(),
+            Kind::ThriftRoute => next.thrift_routes.keys().cloned().collect(),
+            Kind::DubboRoute => next.dubbo_routes.keys().cloned().collect(),
+            Kind::Cluster | Kind::Endpoint => next.clusters.keys().cloned().collect(),
         };
         self.held.retain(|(k, _), _| *k != kind);
         for n in names {
@@ -310,7 +308,7 @@ impl XdsState {
         Ok(Vec::new())
     }
 
-    /// LDS, RDS, CDS: the resources replace those of their type, the config
+    /// LDS, RDS, CDS, TRDS, DRDS: the resources replace those of their type, the config
     /// is composed and applied; on any refusal nothing changes.
     async fn take_config(
         &mut self,
@@ -323,10 +321,7 @@ impl XdsState {
         let composed = compose_and_apply(&self.base, &next, apply).await?;
         self.hold(kind, resp, &next);
         self.resources = next;
-        Ok(vec![
-            (Kind::Route, composed.route_names.clone()),
-            (Kind::Endpoint, composed.eds_names.clone()),
-        ])
+        Ok(composed.subscriptions())
     }
 }
 
@@ -343,6 +338,18 @@ fn decode_into(kind: Kind, resp: &DiscoveryResponse, next: &mut Resources) -> Re
         }
         Kind::Cluster => {
             next.clusters = by_name(decode_all::<Cluster>(&resp.resources)?, |c| &c.name)
+        }
+        Kind::ThriftRoute => {
+            next.thrift_routes = by_name(
+                decode_all::<ThriftRouteConfiguration>(&resp.resources)?,
+                |r| &r.name,
+            )
+        }
+        Kind::DubboRoute => {
+            next.dubbo_routes = by_name(
+                decode_all::<MultipleRouteConfiguration>(&resp.resources)?,
+                |r| &r.name,
+            )
         }
         Kind::Endpoint => unreachable!("EDS is taken apart"),
     }
@@ -391,6 +398,8 @@ fn noun(k: Kind) -> &'static str {
         Kind::Route => "route configuration",
         Kind::Cluster => "cluster",
         Kind::Endpoint => "load assignment",
+        Kind::ThriftRoute => "thrift route configuration",
+        Kind::DubboRoute => "dubbo route configuration",
     }
 }
 

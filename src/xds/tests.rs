@@ -14,6 +14,7 @@ use envoy_types::pb::envoy::config::route::v3::{
     Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster, route,
     route_action, route_match, weighted_cluster,
 };
+use envoy_types::pb::envoy::extensions::filters::network::dubbo_proxy::v3 as dubbo;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
 };
@@ -172,6 +173,7 @@ fn resources(
         listeners: listeners.into_iter().map(|l| (l.name.clone(), l)).collect(),
         routes: routes.into_iter().map(|r| (r.name.clone(), r)).collect(),
         clusters: clusters.into_iter().map(|c| (c.name.clone(), c)).collect(),
+        ..Default::default()
     }
 }
 
@@ -298,30 +300,35 @@ fn a_build_error_maps_back_to_its_resource() {
     );
 }
 
+/// Thrift routes sending method `ping` to cluster `calc`.
+fn thrift_routes(name: &str) -> thrift::RouteConfiguration {
+    thrift::RouteConfiguration {
+        name: name.into(),
+        routes: vec![thrift::Route {
+            r#match: Some(thrift::RouteMatch {
+                match_specifier: Some(thrift::route_match::MatchSpecifier::MethodName(
+                    "ping".into(),
+                )),
+                ..Default::default()
+            }),
+            route: Some(thrift::RouteAction {
+                cluster_specifier: Some(thrift::route_action::ClusterSpecifier::Cluster(
+                    "calc".into(),
+                )),
+                ..Default::default()
+            }),
+        }],
+        ..Default::default()
+    }
+}
+
 #[test]
 fn a_thrift_proxy_listener_and_its_cluster_speak_thrift() {
     let t = thrift::ThriftProxy {
         transport: 1, // FRAMED
         protocol: 1,  // BINARY
         stat_prefix: "t".into(),
-        route_config: Some(thrift::RouteConfiguration {
-            name: "t".into(),
-            routes: vec![thrift::Route {
-                r#match: Some(thrift::RouteMatch {
-                    match_specifier: Some(thrift::route_match::MatchSpecifier::MethodName(
-                        "ping".into(),
-                    )),
-                    ..Default::default()
-                }),
-                route: Some(thrift::RouteAction {
-                    cluster_specifier: Some(thrift::route_action::ClusterSpecifier::Cluster(
-                        "calc".into(),
-                    )),
-                    ..Default::default()
-                }),
-            }],
-            ..Default::default()
-        }),
+        route_config: Some(thrift_routes("t")),
         ..Default::default()
     };
     let res = resources(
@@ -332,6 +339,74 @@ fn a_thrift_proxy_listener_and_its_cluster_speak_thrift() {
     let snapshot = build(&res);
     assert_eq!(snapshot.listener("rpc").unwrap().protocol, "thrift");
     assert_eq!(&*snapshot.clusters["calc"].parts.protocol, "thrift");
+}
+
+#[test]
+fn a_thrift_listener_takes_its_routes_from_trds_and_a_dubbo_one_from_drds() {
+    let t = thrift::ThriftProxy {
+        stat_prefix: "t".into(),
+        trds: Some(thrift::Trds {
+            config_source: Some(ads()),
+            route_config_name: "thrift-routes".into(),
+        }),
+        ..Default::default()
+    };
+    let d = dubbo::DubboProxy {
+        stat_prefix: "d".into(),
+        route_specifier: Some(dubbo::dubbo_proxy::RouteSpecifier::Drds(dubbo::Drds {
+            config_source: Some(ads()),
+            route_config_name: "dubbo-routes".into(),
+        })),
+        ..Default::default()
+    };
+    let mut res = resources(
+        vec![listener("rpc", any(&t)), listener("dub", any(&d))],
+        vec![],
+        vec![eds_cluster("calc"), eds_cluster("users")],
+    );
+    // Both wait for their route configurations, which are asked for.
+    let composed = compose(&base(), &res).unwrap();
+    assert_eq!(composed.pending, ["dub", "rpc"]);
+    let subs = composed.subscriptions();
+    assert!(subs.contains(&(Kind::ThriftRoute, ["thrift-routes".to_string()].into())));
+    assert!(subs.contains(&(Kind::DubboRoute, ["dubbo-routes".to_string()].into())));
+    // Once sent, they route.
+    res.thrift_routes
+        .insert("thrift-routes".into(), thrift_routes("thrift-routes"));
+    res.dubbo_routes.insert(
+        "dubbo-routes".into(),
+        dubbo::MultipleRouteConfiguration {
+            name: "dubbo-routes".into(),
+            route_config: vec![dubbo::RouteConfiguration {
+                interface: "org.apache.dubbo.samples.UserService".into(),
+                routes: vec![dubbo::Route {
+                    r#match: Some(dubbo::RouteMatch::default()),
+                    route: Some(dubbo::RouteAction {
+                        cluster_specifier: Some(dubbo::route_action::ClusterSpecifier::Cluster(
+                            "users".into(),
+                        )),
+                        ..Default::default()
+                    }),
+                }],
+                ..Default::default()
+            }],
+        },
+    );
+    let snapshot = build(&res);
+    assert_eq!(snapshot.listener("rpc").unwrap().protocol, "thrift");
+    assert_eq!(snapshot.listener("dub").unwrap().protocol, "dubbo");
+    assert_eq!(&*snapshot.clusters["users"].parts.protocol, "dubbo");
+    // A route to a cluster routed to by two protocols names its TRDS
+    // resource.
+    res.thrift_routes.insert("thrift-routes".into(), {
+        let mut rc = thrift_routes("thrift-routes");
+        rc.routes[0].route.as_mut().unwrap().cluster_specifier = Some(
+            thrift::route_action::ClusterSpecifier::Cluster("users".into()),
+        );
+        rc
+    });
+    let e = compose(&base(), &res).unwrap_err();
+    assert_eq!(e.kind, Kind::Cluster, "{e}");
 }
 
 #[test]

@@ -50,6 +50,10 @@ pub enum RouteSource {
     Rds(String),
     /// An HTTP route configuration written in the listener.
     Http(Box<envoy_types::pb::envoy::config::route::v3::RouteConfiguration>),
+    /// The TRDS (thrift) route configuration of this name.
+    Trds(String),
+    /// The DRDS (dubbo) multiple route configuration of this name.
+    Drds(String),
     /// Thrift routes written in the listener.
     Thrift(Box<envoy_types::pb::envoy::extensions::filters::network::thrift_proxy::v3::RouteConfiguration>),
     /// Dubbo route configurations written in the listener.
@@ -216,7 +220,7 @@ fn hcm_routes(
     Ok((routes, limits))
 }
 
-/// Thrift routes (inline only) and the listener's transport and protocol.
+/// Thrift routes (inline or TRDS) and the listener's transport and protocol.
 fn thrift(what: &str, t: &ThriftProxy) -> Result<(RouteSource, Value), String> {
     let what = format!("{what}: thrift_proxy");
     let mut rest = t.clone();
@@ -224,6 +228,7 @@ fn thrift(what: &str, t: &ThriftProxy) -> Result<(RouteSource, Value), String> {
     rest.protocol = 0;
     rest.stat_prefix.clear();
     rest.route_config = None;
+    rest.trds = None;
     rest.thrift_filters.retain(|f| {
         !matches!(&f.config_type, Some(envoy_types::pb::envoy::extensions::filters::network::thrift_proxy::v3::thrift_filter::ConfigType::TypedConfig(a)) if a.type_url == THRIFT_ROUTER)
             && f.name != "envoy.filters.thrift.router"
@@ -244,23 +249,34 @@ fn thrift(what: &str, t: &ThriftProxy) -> Result<(RouteSource, Value), String> {
         3 => "compact",
         n => return Err(format!("{what}: protocol {n} is not supported")),
     };
-    let Some(rc) = &t.route_config else {
-        return Err(format!(
-            "{what}: routes must be written in `route_config` (TRDS is not supported)"
-        ));
+    let routes = match (&t.route_config, &t.trds) {
+        (Some(rc), None) => RouteSource::Thrift(Box::new(rc.clone())),
+        (None, Some(trds)) => {
+            super::common::control_plane_source(
+                &format!("{what}: `trds.config_source`"),
+                trds.config_source.as_ref(),
+            )?;
+            RouteSource::Trds(trds.route_config_name.clone())
+        }
+        _ => {
+            return Err(format!(
+                "{what}: routes must come from `route_config` or `trds` (one of them)"
+            ));
+        }
     };
     Ok((
-        RouteSource::Thrift(Box::new(rc.clone())),
+        routes,
         json!({ "transport": transport, "protocol": protocol }),
     ))
 }
 
-/// Dubbo routes (inline only).
+/// Dubbo routes (inline, `multiple_route_config`, or DRDS).
 fn dubbo(what: &str, d: &DubboProxy) -> Result<RouteSource, String> {
     let what = format!("{what}: dubbo_proxy");
     let mut rest = d.clone();
     rest.stat_prefix.clear();
     rest.route_config.clear();
+    rest.route_specifier = None;
     rest.protocol_type = 0;
     rest.serialization_type = 0;
     rest.dubbo_filters.retain(|f| {
@@ -270,5 +286,24 @@ fn dubbo(what: &str, d: &DubboProxy) -> Result<RouteSource, String> {
                 .is_some_and(|a| a.type_url == DUBBO_ROUTER))
     });
     refuse_rest(&what, &rest)?;
-    Ok(RouteSource::Dubbo(d.route_config.clone()))
+    use envoy_types::pb::envoy::extensions::filters::network::dubbo_proxy::v3::dubbo_proxy::RouteSpecifier as S;
+    match (&d.route_specifier, d.route_config.is_empty()) {
+        (None, _) => Ok(RouteSource::Dubbo(d.route_config.clone())),
+        (Some(S::MultipleRouteConfig(m)), true) => Ok(RouteSource::Dubbo(m.route_config.clone())),
+        (Some(S::Drds(drds)), true) => {
+            super::common::control_plane_source(
+                &format!("{what}: `drds.config_source`"),
+                drds.config_source.as_ref(),
+            )?;
+            Ok(RouteSource::Drds(drds.route_config_name.clone()))
+        }
+        (Some(_), false) => Err(format!(
+            "{what}: `route_config` and `{}` are both set",
+            if matches!(d.route_specifier, Some(S::Drds(_))) {
+                "drds"
+            } else {
+                "multiple_route_config"
+            }
+        )),
+    }
 }

@@ -92,10 +92,12 @@ func main() {
 	}
 	ctx := context.Background()
 	lg := logger()
-	snapshots := cachev3.NewSnapshotCache(true, cachev3.IDHash{}, lg)
+	// The standard types come from a SnapshotCache, the thrift_proxy/dubbo_proxy
+	// route types from extraCaches (extra.go), joined by a MuxCache.
+	store := newCaches(cachev3.NewSnapshotCache(true, cachev3.IDHash{}, lg))
 	// Ordered ADS sends the responses of one ADS stream in a fixed type order
 	// (clusters, endpoints, listeners, routes, ...), making test runs repeatable.
-	srv := serverv3.NewServer(ctx, snapshots, callbacks(), sotw.WithOrderedADS(), sotw.WithLogger(lg))
+	srv := serverv3.NewServer(ctx, store.mux(), callbacks(), sotw.WithOrderedADS(), sotw.WithLogger(lg))
 
 	gs := grpc.NewServer(
 		grpc.MaxRecvMsgSize(maxMsgSize),
@@ -145,7 +147,7 @@ func main() {
 		}
 		switch cmd.Op {
 		case "snapshot":
-			applySnapshot(ctx, snapshots, line)
+			applySnapshot(ctx, store, line)
 		case "stop":
 			os.Exit(0)
 		default:

@@ -9,12 +9,15 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	dubbo "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/dubbo_proxy/v3"
+	thrift "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/thrift_proxy/v3"
 	tls "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // kinds maps a key of a snapshot command's "resources" object to its xDS type
@@ -29,36 +32,66 @@ var kinds = []struct {
 	{"clusters", resource.ClusterType, func() proto.Message { return &cluster.Cluster{} }},
 	{"endpoints", resource.EndpointType, func() proto.Message { return &endpoint.ClusterLoadAssignment{} }},
 	{"secrets", resource.SecretType, func() proto.Message { return &tls.Secret{} }},
+	// Served by extraCache, not by the SnapshotCache.
+	{"thrift_routes", thriftRouteType, func() proto.Message { return &thrift.RouteConfiguration{} }},
+	{"dubbo_routes", dubboRouteType, func() proto.Message { return &dubbo.MultipleRouteConfiguration{} }},
 }
 
-// buildSnapshot parses the "resources" object of a snapshot command. Every
+// parsed is a snapshot command's resources: a Snapshot of the standard types
+// and, per extra type URL, the resources by name (as sent: Any).
+type parsed struct {
+	snapshot *cachev3.Snapshot
+	extra    map[string]map[string]*anypb.Any
+}
+
+// parseResources parses the "resources" object of a snapshot command. Every
 // kind is set, a missing list as an empty one, so that clients subscribed to a
 // kind the test did not mention still get a (empty) response at this version.
 // The snapshot is deliberately not checked with Consistent(): tests send
 // dangling references and invalid resources on purpose.
-func buildSnapshot(version string, raw map[string][]json.RawMessage) (*cachev3.Snapshot, error) {
+func parseResources(c *caches, version string, raw map[string][]json.RawMessage) (*parsed, error) {
 	for key := range raw {
 		known := false
 		for _, k := range kinds {
 			known = known || k.key == key
 		}
 		if !known {
-			return nil, fmt.Errorf("unknown resource list %q (want listeners, routes, clusters, endpoints, secrets)", key)
+			return nil, fmt.Errorf("unknown resource list %q (want listeners, routes, clusters, endpoints, secrets, thrift_routes, dubbo_routes)", key)
 		}
 	}
-	res := make(map[resource.Type][]types.Resource, len(kinds))
+	p := &parsed{extra: map[string]map[string]*anypb.Any{}}
+	std := make(map[resource.Type][]types.Resource, len(kinds))
 	for _, k := range kinds {
+		_, isExtra := c.extra[k.typeURL]
 		list := make([]types.Resource, 0, len(raw[k.key]))
+		byName := map[string]*anypb.Any{}
 		for i, js := range raw[k.key] {
 			m := k.newMsg()
 			if err := protojson.Unmarshal(js, m); err != nil {
 				return nil, fmt.Errorf("%s[%d]: %w", k.key, i, err)
 			}
-			list = append(list, m)
+			if !isExtra {
+				list = append(list, m)
+				continue
+			}
+			a, err := anypb.New(m)
+			if err != nil {
+				return nil, fmt.Errorf("%s[%d]: %w", k.key, i, err)
+			}
+			byName[cachev3.GetResourceName(m)] = a // a repeated name: the last one
 		}
-		res[k.typeURL] = list
+		if isExtra {
+			p.extra[k.typeURL] = byName
+		} else {
+			std[k.typeURL] = list
+		}
 	}
-	return cachev3.NewSnapshot(version, res)
+	snap, err := cachev3.NewSnapshot(version, std)
+	if err != nil {
+		return nil, err
+	}
+	p.snapshot = snap
+	return p, nil
 }
 
 type snapshotCmd struct {
@@ -74,14 +107,24 @@ type snapshotEvent struct {
 	Error   string `json:"error,omitempty"`
 }
 
-func applySnapshot(ctx context.Context, c cachev3.SnapshotCache, line []byte) {
+// applySnapshot sets the node's snapshot in the snapshot cache, then the
+// node's extra-type resources in their caches (all at the command's version);
+// the answer is printed once both took it.
+func applySnapshot(ctx context.Context, c *caches, line []byte) {
 	var cmd snapshotCmd
 	err := json.Unmarshal(line, &cmd)
 	if err == nil {
-		var snap *cachev3.Snapshot
-		snap, err = buildSnapshot(cmd.Version, cmd.Resources)
+		var p *parsed
+		p, err = parseResources(c, cmd.Version, cmd.Resources)
 		if err == nil {
-			err = c.SetSnapshot(ctx, cmd.Node, snap)
+			err = c.snapshots.SetSnapshot(ctx, cmd.Node, p.snapshot)
+		}
+		if err == nil {
+			for _, k := range kinds { // in a fixed order: thrift, then dubbo
+				if res, ok := p.extra[k.typeURL]; ok {
+					c.extra[k.typeURL].set(cmd.Node, cmd.Version, res)
+				}
+			}
 		}
 	}
 	if err != nil {
