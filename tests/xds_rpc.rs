@@ -1,9 +1,9 @@
-//! RPC listeners from a control plane: Envoy's `dubbo_proxy` and
-//! `thrift_proxy` network filters, their routes written in the listener or
-//! sent on their own (DRDS, TRDS), pushed by go-control-plane
-//! (`tests/peers/xds/`) to the release binary and to Envoy 1.40 alike;
-//! real clients (sofa-rpc-node for Dubbo, Apache Thrift's Python library)
-//! are routed the same way by both.
+//! RPC listeners from a control plane: Envoy's `dubbo_proxy`,
+//! `generic_proxy` (Dubbo codec) and `thrift_proxy` network filters, their
+//! routes written in the listener or sent on their own (DRDS, generic RDS,
+//! TRDS), pushed by go-control-plane (`tests/peers/xds/`) to the release
+//! binary and to Envoy 1.40 alike; real clients (sofa-rpc-node for Dubbo,
+//! Apache Thrift's Python client) are routed the same way by both.
 
 mod common;
 #[path = "common/thrift.rs"]
@@ -67,44 +67,135 @@ fn dubbo_listener(routes: Routes) -> Value {
 
 #[test]
 fn a_dubbo_listener_from_the_control_plane_routes_by_attachment_as_envoy_does() {
-    dubbo_by_attachment(Routes::Inline);
+    dubbo_by_attachment(Filter::DubboProxy, Routes::Inline);
 }
 
 /// The same routes sent as a DRDS `MultipleRouteConfiguration`.
 #[test]
 fn dubbo_routes_from_drds_route_by_attachment_as_envoy_does() {
-    dubbo_by_attachment(Routes::Discovered);
+    dubbo_by_attachment(Filter::DubboProxy, Routes::Discovered);
 }
 
-fn dubbo_by_attachment(routes: Routes) {
+/// Envoy's successor of `dubbo_proxy`: `generic_proxy` with the Dubbo
+/// codec, its routes a unified matcher written in the listener.
+#[test]
+fn a_generic_proxy_listener_routes_dubbo_by_attachment_as_envoy_does() {
+    dubbo_by_attachment(Filter::GenericProxy, Routes::Inline);
+}
+
+/// The same matcher sent as a generic RDS `RouteConfiguration`.
+#[test]
+fn generic_proxy_routes_from_generic_rds_route_dubbo_by_attachment_as_envoy_does() {
+    dubbo_by_attachment(Filter::GenericProxy, Routes::Discovered);
+}
+
+/// The network filter of a Dubbo listener.
+#[derive(Clone, Copy, PartialEq)]
+enum Filter {
+    DubboProxy,
+    GenericProxy,
+}
+
+/// `generic_proxy` routes as a unified matcher: the demo service's
+/// `sayHello` with the `batchJob: true` attachment to `batch`, anything
+/// else to `users`.
+fn generic_matcher() -> Value {
+    let input = |name: &str, extra: Value| {
+        let mut config = json!({ "@type": format!("type.googleapis.com/envoy.extensions.filters.network.generic_proxy.matcher.v3.{name}") });
+        if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        json!({ "name": name, "typed_config": config })
+    };
+    let is = |input: Value, value: &str| json!({ "single_predicate": { "input": input, "value_match": { "exact": value } } });
+    let to = |cluster: &str| {
+        json!({ "action": { "name": "envoy.filters.generic_proxy.action", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.generic_proxy.action.v3.RouteAction",
+            "cluster": cluster
+        }}})
+    };
+    json!({
+        "matcher_list": { "matchers": [{
+            "predicate": { "and_matcher": { "predicate": [
+                is(input("ServiceMatchInput", json!({})), "org.apache.dubbo.samples.DemoService"),
+                is(input("MethodMatchInput", json!({})), "sayHello"),
+                is(input("PropertyMatchInput", json!({ "property_name": "batchJob" })), "true"),
+            ]}},
+            "on_match": to("batch")
+        }]},
+        "on_no_match": to("users")
+    })
+}
+
+fn generic_listener(routes: Routes) -> Value {
+    let mut proxy = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.generic_proxy.v3.GenericProxy",
+        "stat_prefix": "generic",
+        "codec_config": { "name": "envoy.generic_proxy.codecs.dubbo", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.generic_proxy.codecs.dubbo.v3.DubboCodecConfig" } },
+        "filters": [{ "name": "envoy.filters.generic.router", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.generic_proxy.router.v3.Router" } }]
+    });
+    match routes {
+        Routes::Inline => {
+            proxy["route_config"] = json!({ "name": "generic-routes", "routes": generic_matcher() })
+        }
+        Routes::Discovered => {
+            proxy["generic_rds"] =
+                json!({ "config_source": ads(), "route_config_name": "generic-routes" })
+        }
+    }
+    json!({
+        "name": "xds-dubbo",
+        "address": socket(0),
+        "filter_chains": [{ "filters": [{ "name": "envoy.filters.network.generic_proxy", "typed_config": proxy }] }]
+    })
+}
+
+fn dubbo_by_attachment(filter: Filter, routes: Routes) {
     let (users, batch) = (
         common::DubboProvider::start("users"),
         common::DubboProvider::start("batch"),
     );
     let s = common::dead_address();
     let mut cp = ControlPlane::start(None);
-    let (test, envoy_node) = match routes {
-        Routes::Inline => ("xds-dubbo", "envoy-dubbo"),
-        Routes::Discovered => ("xds-drds", "envoy-drds"),
+    let (test, envoy_node) = match (filter, routes) {
+        (Filter::DubboProxy, Routes::Inline) => ("xds-dubbo", "envoy-dubbo"),
+        (Filter::DubboProxy, Routes::Discovered) => ("xds-drds", "envoy-drds"),
+        (Filter::GenericProxy, Routes::Inline) => ("xds-generic", "envoy-generic"),
+        (Filter::GenericProxy, Routes::Discovered) => ("xds-generic-rds", "envoy-generic-rds"),
     };
     let proxy = proxy_with(test, cp.grpc, &s);
     let envoy = Envoy::start(envoy_node, cp.grpc);
     let port = |p: &common::DubboProvider| -> u16 {
         p.address().rsplit(':').next().unwrap().parse().unwrap()
     };
+    let listener = match filter {
+        Filter::DubboProxy => dubbo_listener(routes),
+        Filter::GenericProxy => generic_listener(routes),
+    };
     let mut resources = json!({
-        "listeners": [dubbo_listener(routes)],
+        "listeners": [listener],
         "clusters": [static_cluster("users", port(&users)), static_cluster("batch", port(&batch))],
     });
-    if routes == Routes::Discovered {
-        resources["dubbo_routes"] =
-            json!([{ "name": "dubbo-routes", "route_config": [dubbo_routes()] }]);
-    }
+    let discovered = match (filter, routes) {
+        (_, Routes::Inline) => None,
+        (Filter::DubboProxy, Routes::Discovered) => {
+            resources["dubbo_routes"] =
+                json!([{ "name": "dubbo-routes", "route_config": [dubbo_routes()] }]);
+            Some("MultipleRouteConfiguration")
+        }
+        (Filter::GenericProxy, Routes::Discovered) => {
+            resources["generic_routes"] =
+                json!([{ "name": "generic-routes", "routes": generic_matcher() }]);
+            Some("generic_proxy.v3.RouteConfiguration")
+        }
+    };
     for node in [NODE, envoy_node] {
         cp.snapshot_for(node, "v1", resources.clone());
         cp.wait_request_of(node, "Listener", "v1", false);
-        if routes == Routes::Discovered {
-            cp.wait_request_of(node, "MultipleRouteConfiguration", "v1", false);
+        if let Some(type_name) = discovered {
+            cp.wait_request_of(node, type_name, "v1", false);
         }
     }
     let ours = proxy.bound("xds-dubbo");

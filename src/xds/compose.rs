@@ -10,11 +10,14 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::network::dubbo_proxy::v3::MultipleRouteConfiguration;
+use envoy_types::pb::envoy::extensions::filters::network::generic_proxy::v3::RouteConfiguration as GenericRouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::network::thrift_proxy::v3::RouteConfiguration as ThriftRouteConfiguration;
 use serde_json::{Value, json};
 
 use super::kind::Kind;
-use super::translate::{self, RouteSource, Uses, XdsCluster, XdsListener, http_routes, rpc_routes};
+use super::translate::{
+    self, RouteSource, Uses, XdsCluster, XdsListener, generic_routes, http_routes, rpc_routes,
+};
 
 /// The control plane's resources the config is made of (EDS goes
 /// straight to the clusters, not through the config).
@@ -30,6 +33,8 @@ pub struct Resources {
     pub thrift_routes: BTreeMap<String, ThriftRouteConfiguration>,
     /// DRDS, by name.
     pub dubbo_routes: BTreeMap<String, MultipleRouteConfiguration>,
+    /// Generic RDS (`generic_proxy` routes), by name.
+    pub generic_routes: BTreeMap<String, GenericRouteConfiguration>,
 }
 
 /// A resource the proxy cannot take, and why.
@@ -58,27 +63,29 @@ pub struct Composed {
     pub value: std::sync::Arc<Value>,
     /// `(first line, last line, kind, name)` of each resource (1-based).
     pub lines: Vec<(usize, usize, Kind, String)>,
-    /// Listeners waiting for their RDS, TRDS or DRDS route configuration.
+    /// Listeners waiting for their route configuration (RDS, TRDS, DRDS,
+    /// generic RDS).
     pub pending: Vec<String>,
-    /// The RDS names the listeners need.
-    pub route_names: BTreeSet<String>,
-    /// The EDS names the clusters need.
-    pub eds_names: BTreeSet<String>,
-    /// The TRDS names the thrift listeners need.
-    pub thrift_route_names: BTreeSet<String>,
-    /// The DRDS names the dubbo listeners need.
-    pub dubbo_route_names: BTreeSet<String>,
+    /// The names of each type asked for by name that the listeners (route
+    /// configurations) and clusters (EDS) need.
+    pub names: BTreeMap<Kind, BTreeSet<String>>,
 }
 
 impl Composed {
-    /// The names each type asked for by name must now be subscribed to.
+    /// The names each type asked for by name must now be subscribed to
+    /// (every such type, so that names no longer needed are dropped).
     pub fn subscriptions(&self) -> Vec<(Kind, BTreeSet<String>)> {
-        vec![
-            (Kind::Route, self.route_names.clone()),
-            (Kind::Endpoint, self.eds_names.clone()),
-            (Kind::ThriftRoute, self.thrift_route_names.clone()),
-            (Kind::DubboRoute, self.dubbo_route_names.clone()),
-        ]
+        Kind::ALL
+            .into_iter()
+            .filter(|k| !k.wildcard())
+            .map(|k| (k, self.names(k).clone()))
+            .collect()
+    }
+
+    /// The names of `kind` needed.
+    pub fn names(&self, kind: Kind) -> &BTreeSet<String> {
+        static NONE: BTreeSet<String> = BTreeSet::new();
+        self.names.get(&kind).unwrap_or(&NONE)
     }
 
     /// The resource whose text holds `line`.
@@ -104,9 +111,7 @@ pub fn compose(base: &Value, res: &Resources) -> Result<Composed, Refusal> {
     let mut uses = Uses::default();
     let mut listeners = Vec::new();
     let mut pending = Vec::new();
-    let mut route_names = BTreeSet::new();
-    let mut thrift_route_names = BTreeSet::new();
-    let mut dubbo_route_names = BTreeSet::new();
+    let mut names: BTreeMap<Kind, BTreeSet<String>> = BTreeMap::new();
     for (name, l) in &res.listeners {
         let refuse = |message: String| Refusal {
             kind: Kind::Listener,
@@ -124,64 +129,66 @@ pub fn compose(base: &Value, res: &Resources) -> Result<Composed, Refusal> {
             routes,
         } = translate::listener(l).map_err(refuse)?;
         uses.for_protocol(protocol);
-        match routes {
-            RouteSource::Rds(rds) => {
-                route_names.insert(rds.clone());
-                let Some(rc) = res.routes.get(&rds) else {
-                    pending.push(name.clone());
-                    continue;
-                };
-                config["virtual_hosts"] = json!(
-                    http_routes::virtual_hosts(rc, &mut uses).map_err(|message| Refusal {
-                        kind: Kind::Route,
-                        name: rds.clone(),
-                        message,
-                    })?
-                );
-            }
-            RouteSource::Http(rc) => {
-                config["virtual_hosts"] =
-                    json!(http_routes::virtual_hosts(&rc, &mut uses).map_err(refuse)?);
-            }
-            RouteSource::Trds(trds) => {
-                thrift_route_names.insert(trds.clone());
-                let Some(rc) = res.thrift_routes.get(&trds) else {
-                    pending.push(name.clone());
-                    continue;
-                };
-                config["routes"] = json!(rpc_routes::thrift_routes(rc, &mut uses).map_err(
-                    |message| Refusal {
-                        kind: Kind::ThriftRoute,
-                        name: trds.clone(),
-                        message,
-                    }
-                )?);
-            }
-            RouteSource::Drds(drds) => {
-                dubbo_route_names.insert(drds.clone());
-                let Some(m) = res.dubbo_routes.get(&drds) else {
-                    pending.push(name.clone());
-                    continue;
-                };
-                config["routes"] = json!(
-                    rpc_routes::dubbo_routes(&m.route_config, &mut uses).map_err(|message| {
-                        Refusal {
-                            kind: Kind::DubboRoute,
-                            name: drds.clone(),
-                            message,
-                        }
-                    })?
-                );
-            }
-            RouteSource::Thrift(rc) => {
-                config["routes"] =
-                    json!(rpc_routes::thrift_routes(&rc, &mut uses).map_err(refuse)?);
-            }
-            RouteSource::Dubbo(list) => {
-                config["routes"] =
-                    json!(rpc_routes::dubbo_routes(&list, &mut uses).map_err(refuse)?);
-            }
-        }
+        let uses = &mut uses;
+        let (key, routes) = match routes {
+            RouteSource::Rds(rds) => (
+                "virtual_hosts",
+                discovered(Kind::Route, &rds, res.routes.get(&rds), &mut names, |rc| {
+                    http_routes::virtual_hosts(rc, uses)
+                })?,
+            ),
+            RouteSource::Trds(trds) => (
+                "routes",
+                discovered(
+                    Kind::ThriftRoute,
+                    &trds,
+                    res.thrift_routes.get(&trds),
+                    &mut names,
+                    |rc| rpc_routes::thrift_routes(rc, uses),
+                )?,
+            ),
+            RouteSource::Drds(drds) => (
+                "routes",
+                discovered(
+                    Kind::DubboRoute,
+                    &drds,
+                    res.dubbo_routes.get(&drds),
+                    &mut names,
+                    |m| rpc_routes::dubbo_routes(&m.route_config, uses),
+                )?,
+            ),
+            RouteSource::GenericRds(rds) => (
+                "routes",
+                discovered(
+                    Kind::GenericRoute,
+                    &rds,
+                    res.generic_routes.get(&rds),
+                    &mut names,
+                    |rc| generic_routes::generic_routes(rc, uses),
+                )?,
+            ),
+            RouteSource::Http(rc) => (
+                "virtual_hosts",
+                Some(http_routes::virtual_hosts(&rc, uses).map_err(refuse)?),
+            ),
+            RouteSource::Generic(rc) => (
+                "routes",
+                Some(generic_routes::generic_routes(&rc, uses).map_err(refuse)?),
+            ),
+            RouteSource::Thrift(rc) => (
+                "routes",
+                Some(rpc_routes::thrift_routes(&rc, uses).map_err(refuse)?),
+            ),
+            RouteSource::Dubbo(list) => (
+                "routes",
+                Some(rpc_routes::dubbo_routes(&list, uses).map_err(refuse)?),
+            ),
+        };
+        let Some(routes) = routes else {
+            pending.push(name.clone());
+            continue;
+        };
+        config[key] = json!(routes);
         listeners.push((name.clone(), config));
     }
     let mut clusters = Vec::new();
@@ -251,10 +258,8 @@ pub fn compose(base: &Value, res: &Resources) -> Result<Composed, Refusal> {
         }
         clusters.push((name.clone(), config));
     }
-    let mut composed = render(base, listeners, clusters, pending, route_names, eds_names);
-    composed.thrift_route_names = thrift_route_names;
-    composed.dubbo_route_names = dubbo_route_names;
-    Ok(composed)
+    names.insert(Kind::Endpoint, eds_names);
+    Ok(render(base, listeners, clusters, pending, names))
 }
 
 /// The config text: the static keys, then the static and xDS listeners and
@@ -264,8 +269,7 @@ fn render(
     listeners: Vec<(String, Value)>,
     clusters: Vec<(String, Value)>,
     pending: Vec<String>,
-    route_names: BTreeSet<String>,
-    eds_names: BTreeSet<String>,
+    names: BTreeMap<Kind, BTreeSet<String>>,
 ) -> Composed {
     let mut value = base.clone();
     for (key, own) in [("listeners", &listeners), ("clusters", &clusters)] {
@@ -322,11 +326,26 @@ fn render(
         value: std::sync::Arc::new(value),
         lines,
         pending,
-        route_names,
-        eds_names,
-        thrift_route_names: BTreeSet::new(),
-        dubbo_route_names: BTreeSet::new(),
+        names,
     }
+}
+
+/// A listener's routes from the resource of `kind` it names: translated,
+/// or `None` while the control plane has not sent it; the name is recorded
+/// as needed either way.
+fn discovered<R>(
+    kind: Kind,
+    name: &str,
+    found: Option<&R>,
+    names: &mut BTreeMap<Kind, BTreeSet<String>>,
+    translate: impl FnOnce(&R) -> Result<Vec<Value>, String>,
+) -> Result<Option<Vec<Value>>, Refusal> {
+    names.entry(kind).or_default().insert(name.to_string());
+    found.map(translate).transpose().map_err(|message| Refusal {
+        kind,
+        name: name.to_string(),
+        message,
+    })
 }
 
 #[cfg(test)]

@@ -78,20 +78,27 @@ pub fn request_to_json(request: &DiscoveryRequest) -> Result<Vec<u8>, JsonError>
 /// Reads a `DiscoveryResponse` from JSON; a field the message does not
 /// have is an error, as it is for Envoy.
 pub fn response_from_json(body: &[u8]) -> Result<DiscoveryResponse, JsonError> {
+    message_from_json(RESPONSE, body)
+}
+
+/// Reads the message `name` (its full protobuf name) from JSON.
+pub fn message_from_json<M: Message + Default>(
+    name: &'static str,
+    body: &[u8],
+) -> Result<M, JsonError> {
     let invalid = |reason: String| JsonError::Invalid {
-        message: RESPONSE,
+        message: name,
         reason,
     };
     let mut reader = serde_json::Deserializer::from_slice(body);
     let dynamic = DynamicMessage::deserialize_with_options(
-        descriptor(RESPONSE)?,
+        descriptor(name)?,
         &mut reader,
         &DeserializeOptions::new(),
     )
     .map_err(|e| invalid(e.to_string()))?;
     reader.end().map_err(|e| invalid(e.to_string()))?;
-    DiscoveryResponse::decode(dynamic.encode_to_vec().as_slice())
-        .map_err(|e| invalid(e.to_string()))
+    M::decode(dynamic.encode_to_vec().as_slice()).map_err(|e| invalid(e.to_string()))
 }
 
 #[cfg(test)]

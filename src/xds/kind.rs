@@ -17,18 +17,22 @@ pub enum Kind {
     /// DRDS: a `dubbo_proxy` listener's routes,
     /// `envoy.extensions.filters.network.dubbo_proxy.v3.MultipleRouteConfiguration`.
     DubboRoute,
+    /// Generic RDS: a `generic_proxy` listener's routes,
+    /// `envoy.extensions.filters.network.generic_proxy.v3.RouteConfiguration`.
+    GenericRoute,
 }
 
 impl Kind {
     /// Every kind, in the order a proxy subscribes (clusters first, as
     /// Envoy warms them before listeners).
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Cluster,
         Kind::Endpoint,
         Kind::Listener,
         Kind::Route,
         Kind::ThriftRoute,
         Kind::DubboRoute,
+        Kind::GenericRoute,
     ];
 
     /// The type URL.
@@ -44,6 +48,9 @@ impl Kind {
             Kind::DubboRoute => {
                 "type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.MultipleRouteConfiguration"
             }
+            Kind::GenericRoute => {
+                "type.googleapis.com/envoy.extensions.filters.network.generic_proxy.v3.RouteConfiguration"
+            }
         }
     }
 
@@ -53,14 +60,14 @@ impl Kind {
     }
 
     /// The REST transport's path for the kind (`/v3/discovery:clusters`);
-    /// TRDS and DRDS have none (Envoy takes them over ADS only).
+    /// TRDS, DRDS and generic RDS have none (Envoy takes them over ADS only).
     pub fn rest_path(self) -> Option<&'static str> {
         match self {
             Kind::Listener => Some("/v3/discovery:listeners"),
             Kind::Route => Some("/v3/discovery:routes"),
             Kind::Cluster => Some("/v3/discovery:clusters"),
             Kind::Endpoint => Some("/v3/discovery:endpoints"),
-            Kind::ThriftRoute | Kind::DubboRoute => None,
+            Kind::ThriftRoute | Kind::DubboRoute | Kind::GenericRoute => None,
         }
     }
 
@@ -73,6 +80,7 @@ impl Kind {
             Kind::Endpoint => "eds",
             Kind::ThriftRoute => "trds",
             Kind::DubboRoute => "drds",
+            Kind::GenericRoute => "generic_rds",
         }
     }
 

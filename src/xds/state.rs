@@ -12,6 +12,7 @@ use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::network::dubbo_proxy::v3::MultipleRouteConfiguration;
+use envoy_types::pb::envoy::extensions::filters::network::generic_proxy::v3::RouteConfiguration as GenericRouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::network::thrift_proxy::v3::RouteConfiguration as ThriftRouteConfiguration;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use envoy_types::pb::google::protobuf::Any;
@@ -240,11 +241,15 @@ impl XdsState {
                 info!(r#type = kind.short(), version = %resp.version_info, resources = resp.resources.len(), "xDS update accepted");
                 out.push(self.request(kind, resp.nonce.clone(), None));
                 for (k, names) in new_names {
-                    if self.names.get(&k) != Some(&names) {
-                        self.names.insert(k, names);
-                        let nonce = self.nonces.get(&k).cloned().unwrap_or_default();
-                        out.push(self.request(k, nonce, None));
+                    // A first request with no names would be a wildcard
+                    // subscription (state-of-the-world's legacy rule).
+                    let before = self.names.get(&k);
+                    if before == Some(&names) || (before.is_none() && names.is_empty()) {
+                        continue;
                     }
+                    self.names.insert(k, names);
+                    let nonce = self.nonces.get(&k).cloned().unwrap_or_default();
+                    out.push(self.request(k, nonce, None));
                 }
             }
             Err(why) => {
@@ -279,6 +284,7 @@ impl XdsState {
             Kind::Route => next.routes.keys().cloned().collect(),
             Kind::ThriftRoute => next.thrift_routes.keys().cloned().collect(),
             Kind::DubboRoute => next.dubbo_routes.keys().cloned().collect(),
+            Kind::GenericRoute => next.generic_routes.keys().cloned().collect(),
             Kind::Cluster | Kind::Endpoint => next.clusters.keys().cloned().collect(),
         };
         self.held.retain(|(k, _), _| *k != kind);
@@ -345,6 +351,12 @@ fn decode_into(kind: Kind, resp: &DiscoveryResponse, next: &mut Resources) -> Re
                 |r| &r.name,
             )
         }
+        Kind::GenericRoute => {
+            next.generic_routes = by_name(
+                decode_all::<GenericRouteConfiguration>(&resp.resources)?,
+                |r| &r.name,
+            )
+        }
         Kind::DubboRoute => {
             next.dubbo_routes = by_name(
                 decode_all::<MultipleRouteConfiguration>(&resp.resources)?,
@@ -400,6 +412,7 @@ fn noun(k: Kind) -> &'static str {
         Kind::Endpoint => "load assignment",
         Kind::ThriftRoute => "thrift route configuration",
         Kind::DubboRoute => "dubbo route configuration",
+        Kind::GenericRoute => "generic route configuration",
     }
 }
 

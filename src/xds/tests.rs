@@ -225,8 +225,14 @@ fn an_http_listener_with_rds_routes_and_subsets_builds() {
     // `other` was never sent: a cluster without endpoints stands in.
     assert!(snapshot.clusters["other"].endpoints().all().is_empty());
     let composed = compose(&base(), &res).unwrap();
-    assert_eq!(composed.eds_names.iter().collect::<Vec<_>>(), ["svc"]);
-    assert_eq!(composed.route_names.iter().collect::<Vec<_>>(), ["r1"]);
+    assert_eq!(
+        composed.names(Kind::Endpoint).iter().collect::<Vec<_>>(),
+        ["svc"]
+    );
+    assert_eq!(
+        composed.names(Kind::Route).iter().collect::<Vec<_>>(),
+        ["r1"]
+    );
 }
 
 #[test]
@@ -454,4 +460,159 @@ fn a_config_source_must_name_the_control_plane() {
     .unwrap_err();
     assert_eq!((e.kind, e.name.as_str()), (Kind::Cluster, "svc"));
     assert!(e.message.contains("eds_config"), "{e}");
+}
+
+/// A message written as Envoy's JSON.
+fn from_json<M: Message + Default>(name: &'static str, v: serde_json::Value) -> M {
+    super::json::message_from_json(name, v.to_string().as_bytes()).unwrap()
+}
+
+fn generic_input(name: &str) -> serde_json::Value {
+    json!({ "name": name, "typed_config": {
+        "@type": format!("type.googleapis.com/envoy.extensions.filters.network.generic_proxy.matcher.v3.{name}")
+    }})
+}
+
+const DUBBO_CODEC: &str = "type.googleapis.com/envoy.extensions.filters.network.generic_proxy.codecs.dubbo.v3.DubboCodecConfig";
+
+fn generic_router() -> serde_json::Value {
+    json!([{ "name": "router", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.generic_proxy.router.v3.Router" } }])
+}
+
+/// A `generic_proxy` listener `gen`: its codec, filters and routes (a
+/// `route_config` or `generic_rds` field).
+fn generic_listener(
+    codec: &str,
+    filters: serde_json::Value,
+    routes: serde_json::Value,
+) -> Listener {
+    let mut proxy = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.generic_proxy.v3.GenericProxy",
+        "stat_prefix": "g",
+        "codec_config": { "name": "codec", "typed_config": { "@type": codec } },
+        "filters": filters,
+    });
+    if let (Some(p), Some(r)) = (proxy.as_object_mut(), routes.as_object()) {
+        p.extend(r.clone());
+    }
+    from_json(
+        "envoy.config.listener.v3.Listener",
+        json!({
+            "name": "gen",
+            "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
+            "filter_chains": [{ "filters": [{ "name": "generic", "typed_config": proxy }] }]
+        }),
+    )
+}
+
+fn generic_action(cluster: &str) -> serde_json::Value {
+    json!({ "action": { "name": "route", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.generic_proxy.action.v3.RouteAction",
+        "cluster": cluster
+    }}})
+}
+
+#[test]
+fn a_generic_proxy_matcher_becomes_first_match_routes() {
+    let property = json!({ "name": "p", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.generic_proxy.matcher.v3.PropertyMatchInput",
+        "property_name": "batchJob"
+    }});
+    let single = |input: serde_json::Value, exact: &str| json!({ "single_predicate": { "input": input, "value_match": { "exact": exact } } });
+    let routes = json!({
+        "matcher_list": { "matchers": [
+            // Service and method and batchJob: the batch cluster.
+            { "predicate": { "and_matcher": { "predicate": [
+                single(generic_input("ServiceMatchInput"), "org.apache.dubbo.samples.DemoService"),
+                single(generic_input("MethodMatchInput"), "sayHello"),
+                single(property.clone(), "true"),
+            ]}}, "on_match": generic_action("batch") },
+            // Not (sayBye or batchJob=false): a nested tree on the method.
+            { "predicate": { "not_matcher": { "or_matcher": { "predicate": [
+                single(generic_input("MethodMatchInput"), "sayBye"),
+                single(property, "false"),
+            ]}}}, "on_match": { "matcher": {
+                "matcher_tree": {
+                    "input": generic_input("MethodMatchInput"),
+                    "exact_match_map": { "map": { "ping": generic_action("pings") } }
+                }
+            }}}
+        ]},
+        "on_no_match": generic_action("users")
+    });
+    let listener = generic_listener(
+        DUBBO_CODEC,
+        generic_router(),
+        json!({ "route_config": { "name": "gen-routes", "routes": routes } }),
+    );
+    let clusters = ["batch", "pings", "users"].map(eds_cluster).to_vec();
+    let res = resources(vec![listener], vec![], clusters);
+    let snapshot = build(&res);
+    assert_eq!(snapshot.listener("gen").unwrap().protocol, "dubbo");
+    assert_eq!(&*snapshot.clusters["pings"].parts.protocol, "dubbo");
+    let composed = compose(&base(), &res).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&composed.text).unwrap();
+    let got: Vec<(serde_json::Value, serde_json::Value)> = config["listeners"][0]["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["match"].clone(), r["route"]["cluster"].clone()))
+        .collect();
+    let want = vec![
+        (
+            json!([
+                { "key": "interface", "exact": "org.apache.dubbo.samples.DemoService" },
+                { "key": "method", "exact": "sayHello" },
+                { "key": "batchJob", "exact": "true" }
+            ]),
+            json!("batch"),
+        ),
+        // not(a or b) = not a and not b; then the nested tree's key.
+        (
+            json!([
+                { "key": "method", "exact": "sayBye", "invert": true },
+                { "key": "batchJob", "exact": "false", "invert": true },
+                { "key": "method", "exact": "ping" }
+            ]),
+            json!("pings"),
+        ),
+        (json!([]), json!("users")),
+    ];
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_generic_proxy_with_another_codec_or_filter_is_refused_by_name() {
+    let listener = |codec: &str, filters: serde_json::Value| {
+        let rds = json!({ "config_source": { "ads": {} }, "route_config_name": "r" });
+        generic_listener(codec, filters, json!({ "generic_rds": rds }))
+    };
+    let router = generic_router();
+    let http1 = "type.googleapis.com/envoy.extensions.filters.network.generic_proxy.codecs.http1.v3.Http1CodecConfig";
+    let e = compose(
+        &base(),
+        &resources(vec![listener(http1, router)], vec![], vec![]),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("Http1CodecConfig"), "{e}");
+    let dubbo = DUBBO_CODEC;
+    let e = compose(
+        &base(),
+        &resources(vec![listener(dubbo, json!([]))], vec![], vec![]),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("router alone"), "{e}");
+    // With the Dubbo codec and the router, it waits for its generic RDS.
+    let composed = compose(
+        &base(),
+        &resources(vec![listener(dubbo, generic_router())], vec![], vec![]),
+    )
+    .unwrap();
+    assert_eq!(composed.pending, ["gen"]);
+    assert!(
+        composed
+            .subscriptions()
+            .contains(&(Kind::GenericRoute, ["r".to_string()].into()))
+    );
 }

@@ -32,6 +32,27 @@ pub fn control_plane_source(what: &str, source: Option<&ConfigSource>) -> Result
     }
 }
 
+/// A route timeout; Envoy's 0 disables it: the longest the proxy takes.
+pub fn route_timeout(t: &Duration) -> Value {
+    if t.seconds == 0 && t.nanos == 0 {
+        json!("365d")
+    } else {
+        json!(duration(t))
+    }
+}
+
+/// A retry back-off (`base_interval`, `max_interval`) as `retries.backoff`.
+pub fn backoff(base: Option<&Duration>, max: Option<&Duration>) -> Value {
+    let mut out = serde_json::Map::new();
+    if let Some(base) = base {
+        out.insert("base".into(), json!(duration(base)));
+    }
+    if let Some(max) = max {
+        out.insert("max".into(), json!(duration(max)));
+    }
+    Value::Object(out)
+}
+
 /// `ip:port` of a socket address (no names: the proxy binds and connects
 /// to addresses).
 pub fn socket(what: &str, a: Option<&Address>) -> Result<String, String> {

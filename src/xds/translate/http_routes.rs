@@ -242,13 +242,7 @@ fn route_action(what: &str, a: &RouteAction, uses: &mut Uses) -> Result<Value, S
         }
     }
     if let Some(t) = &a.timeout {
-        // 0 disables Envoy's timeout: the longest the proxy takes.
-        let text = if t.seconds == 0 && t.nanos == 0 {
-            "365d".to_string()
-        } else {
-            duration(t)
-        };
-        out.insert("timeout".into(), json!(text));
+        out.insert("timeout".into(), common::route_timeout(t));
     }
     if let Some(p) = &a.retry_policy {
         out.insert("retries".into(), retries(what, p)?);
@@ -403,14 +397,7 @@ fn retries(what: &str, p: &RetryPolicy) -> Result<Value, String> {
         out["per_try_timeout"] = json!(duration(t));
     }
     if let Some(b) = &p.retry_back_off {
-        let mut backoff = serde_json::Map::new();
-        if let Some(base) = &b.base_interval {
-            backoff.insert("base".into(), json!(duration(base)));
-        }
-        if let Some(max) = &b.max_interval {
-            backoff.insert("max".into(), json!(duration(max)));
-        }
-        out["backoff"] = Value::Object(backoff);
+        out["backoff"] = common::backoff(b.base_interval.as_ref(), b.max_interval.as_ref());
     }
     Ok(out)
 }

@@ -1,12 +1,17 @@
 //! An LDS `Listener` as one of the proxy's listeners: its address, its TLS
 //! and its one network filter, which says the protocol (HTTP connection
-//! manager → `http`, `thrift_proxy` → `thrift`, `dubbo_proxy` → `dubbo`)
+//! manager → `http`, `thrift_proxy` → `thrift`, `dubbo_proxy` and
+//! `generic_proxy` with the Dubbo codec → `dubbo`)
 //! and where its routes are (RDS by name, or inline).
 
 use envoy_types::pb::envoy::config::listener::v3::{
     Filter, FilterChain, Listener, ListenerFilter, filter, listener_filter,
 };
 use envoy_types::pb::envoy::extensions::filters::network::dubbo_proxy::v3::DubboProxy;
+use envoy_types::pb::envoy::extensions::filters::network::generic_proxy::router::v3::Router as GenericRouter;
+use envoy_types::pb::envoy::extensions::filters::network::generic_proxy::v3::{
+    GenericProxy, generic_proxy,
+};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager, http_filter,
 };
@@ -24,6 +29,11 @@ const THRIFT: &str =
     "type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.v3.ThriftProxy";
 const DUBBO: &str =
     "type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.DubboProxy";
+const GENERIC: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.generic_proxy.v3.GenericProxy";
+const GENERIC_DUBBO_CODEC: &str = "type.googleapis.com/envoy.extensions.filters.network.generic_proxy.codecs.dubbo.v3.DubboCodecConfig";
+const GENERIC_ROUTER: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.generic_proxy.router.v3.Router";
 const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
 const THRIFT_ROUTER: &str =
     "type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.router.v3.Router";
@@ -54,6 +64,10 @@ pub enum RouteSource {
     Trds(String),
     /// The DRDS (dubbo) multiple route configuration of this name.
     Drds(String),
+    /// The generic RDS route configuration of this name.
+    GenericRds(String),
+    /// `generic_proxy` routes written in the listener.
+    Generic(Box<envoy_types::pb::envoy::extensions::filters::network::generic_proxy::v3::RouteConfiguration>),
     /// Thrift routes written in the listener.
     Thrift(Box<envoy_types::pb::envoy::extensions::filters::network::thrift_proxy::v3::RouteConfiguration>),
     /// Dubbo route configurations written in the listener.
@@ -110,9 +124,19 @@ pub fn translate(l: &Listener) -> Result<XdsListener, String> {
                 None,
             )
         }
+        GENERIC => {
+            let g = GenericProxy::decode(any.value.as_slice())
+                .map_err(|e| format!("{chain_what}: {e}"))?;
+            (
+                "dubbo",
+                generic(&chain_what, &g)?,
+                serde_json::Map::new(),
+                None,
+            )
+        }
         other => {
             return Err(format!(
-                "{chain_what}: network filter `{other}` is not supported (http_connection_manager, thrift_proxy, dubbo_proxy are)"
+                "{chain_what}: network filter `{other}` is not supported (http_connection_manager, thrift_proxy, dubbo_proxy, generic_proxy are)"
             ));
         }
     };
@@ -304,6 +328,53 @@ fn dubbo(what: &str, d: &DubboProxy) -> Result<RouteSource, String> {
             } else {
                 "multiple_route_config"
             }
+        )),
+    }
+}
+
+/// `generic_proxy` with the Dubbo codec: its routes (inline or generic
+/// RDS); the router must be its only filter.
+fn generic(what: &str, g: &GenericProxy) -> Result<RouteSource, String> {
+    let what = format!("{what}: generic_proxy");
+    let mut rest = g.clone();
+    rest.stat_prefix.clear();
+    rest.codec_config = None;
+    rest.route_specifier = None;
+    rest.filters.clear();
+    refuse_rest(&what, &rest)?;
+    let codec = g
+        .codec_config
+        .as_ref()
+        .and_then(|c| c.typed_config.as_ref())
+        .map(|a| a.type_url.as_str());
+    if codec != Some(GENERIC_DUBBO_CODEC) {
+        return Err(format!(
+            "{what}: codec `{}` is not supported (the Dubbo codec is; HTTP goes through the HTTP connection manager)",
+            codec.unwrap_or("none")
+        ));
+    }
+    let [router] = g.filters.as_slice() else {
+        return Err(format!("{what}: `filters` must be the router alone"));
+    };
+    let config = router.typed_config.as_ref();
+    if config.is_none_or(|a| a.type_url != GENERIC_ROUTER) {
+        return Err(format!("{what}: `filters` must be the router alone"));
+    }
+    let r = GenericRouter::decode(config.map_or(&[][..], |a| a.value.as_slice()))
+        .map_err(|e| format!("{what}: router: {e}"))?;
+    refuse_rest(&format!("{what}: router"), &r)?;
+    use generic_proxy::RouteSpecifier as S;
+    match &g.route_specifier {
+        Some(S::RouteConfig(rc)) => Ok(RouteSource::Generic(Box::new(rc.clone()))),
+        Some(S::GenericRds(rds)) => {
+            super::common::control_plane_source(
+                &format!("{what}: `generic_rds.config_source`"),
+                rds.config_source.as_ref(),
+            )?;
+            Ok(RouteSource::GenericRds(rds.route_config_name.clone()))
+        }
+        None => Err(format!(
+            "{what}: routes must come from `route_config` or `generic_rds`"
         )),
     }
 }

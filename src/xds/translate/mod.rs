@@ -9,6 +9,7 @@
 mod cluster;
 pub(crate) mod common;
 pub mod endpoint;
+pub mod generic_routes;
 pub mod http_routes;
 mod listener;
 pub mod rpc_routes;

@@ -128,7 +128,8 @@ pub fn dubbo_routes(
     Ok(out)
 }
 
-fn single(
+/// One cluster (a subset of it when `metadata_match` selects one).
+pub(super) fn single(
     cluster: &str,
     metadata_match: Option<&envoy_types::pb::envoy::config::core::v3::Metadata>,
     uses: &mut Uses,
@@ -141,7 +142,7 @@ fn single(
 }
 
 /// A weighted split over `(cluster, weight, selector)` branches.
-fn weighted<'a>(
+pub(super) fn weighted<'a>(
     branches: impl Iterator<
         Item = (
             &'a str,

@@ -4,7 +4,9 @@ package main
 // google.protobuf.Any fields ("typed_config", transport sockets, protocol
 // options, ...) may name in a snapshot, so protojson can resolve their "@type"
 // when it parses a snapshot and when the REST gateway prints a response.
-// Add a package here when a test needs another extension type.
+// Add a package here when a test needs another extension type. The cncf/xds
+// messages generic_proxy routes use (xds.type.matcher.v3.Matcher,
+// xds.core.v3.TypedExtensionConfig) come with the generic_proxy/v3 package.
 import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/dubbo_proxy/router/v3"

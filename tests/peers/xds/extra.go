@@ -12,11 +12,13 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// Type URLs served besides the standard xDS types: Envoy's thrift_proxy TRDS
-// and dubbo_proxy DRDS route configurations (subscribed by name over ADS).
+// Type URLs served besides the standard xDS types: Envoy's thrift_proxy TRDS,
+// dubbo_proxy DRDS and generic_proxy generic_rds route configurations
+// (subscribed by name over ADS).
 const (
-	thriftRouteType = "type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.v3.RouteConfiguration"
-	dubboRouteType  = "type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.MultipleRouteConfiguration"
+	thriftRouteType  = "type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.v3.RouteConfiguration"
+	dubboRouteType   = "type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.MultipleRouteConfiguration"
+	genericRouteType = "type.googleapis.com/envoy.extensions.filters.network.generic_proxy.v3.RouteConfiguration"
 )
 
 // extraCache serves one resource type that go-control-plane's SnapshotCache
@@ -172,8 +174,9 @@ func newCaches(snapshots cachev3.SnapshotCache) *caches {
 	return &caches{
 		snapshots: snapshots,
 		extra: map[string]*extraCache{
-			thriftRouteType: newExtraCache(thriftRouteType),
-			dubboRouteType:  newExtraCache(dubboRouteType),
+			thriftRouteType:  newExtraCache(thriftRouteType),
+			dubboRouteType:   newExtraCache(dubboRouteType),
+			genericRouteType: newExtraCache(genericRouteType),
 		},
 	}
 }

@@ -92,8 +92,9 @@ func main() {
 	}
 	ctx := context.Background()
 	lg := logger()
-	// The standard types come from a SnapshotCache, the thrift_proxy/dubbo_proxy
-	// route types from extraCaches (extra.go), joined by a MuxCache.
+	// The standard types come from a SnapshotCache, the thrift_proxy,
+	// dubbo_proxy and generic_proxy route types from extraCaches (extra.go),
+	// joined by a MuxCache.
 	store := newCaches(cachev3.NewSnapshotCache(true, cachev3.IDHash{}, lg))
 	// Ordered ADS sends the responses of one ADS stream in a fixed type order
 	// (clusters, endpoints, listeners, routes, ...), making test runs repeatable.

@@ -10,6 +10,7 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	dubbo "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/dubbo_proxy/v3"
+	generic "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/generic_proxy/v3"
 	thrift "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/thrift_proxy/v3"
 	tls "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -35,6 +36,7 @@ var kinds = []struct {
 	// Served by extraCache, not by the SnapshotCache.
 	{"thrift_routes", thriftRouteType, func() proto.Message { return &thrift.RouteConfiguration{} }},
 	{"dubbo_routes", dubboRouteType, func() proto.Message { return &dubbo.MultipleRouteConfiguration{} }},
+	{"generic_routes", genericRouteType, func() proto.Message { return &generic.RouteConfiguration{} }},
 }
 
 // parsed is a snapshot command's resources: a Snapshot of the standard types
@@ -56,7 +58,7 @@ func parseResources(c *caches, version string, raw map[string][]json.RawMessage)
 			known = known || k.key == key
 		}
 		if !known {
-			return nil, fmt.Errorf("unknown resource list %q (want listeners, routes, clusters, endpoints, secrets, thrift_routes, dubbo_routes)", key)
+			return nil, fmt.Errorf("unknown resource list %q (want listeners, routes, clusters, endpoints, secrets, thrift_routes, dubbo_routes, generic_routes)", key)
 		}
 	}
 	p := &parsed{extra: map[string]map[string]*anypb.Any{}}
@@ -120,7 +122,7 @@ func applySnapshot(ctx context.Context, c *caches, line []byte) {
 			err = c.snapshots.SetSnapshot(ctx, cmd.Node, p.snapshot)
 		}
 		if err == nil {
-			for _, k := range kinds { // in a fixed order: thrift, then dubbo
+			for _, k := range kinds { // in a fixed order: thrift, dubbo, generic
 				if res, ok := p.extra[k.typeURL]; ok {
 					c.extra[k.typeURL].set(cmd.Node, cmd.Version, res)
 				}
