@@ -1,8 +1,9 @@
-//! `metaproxy import istio`: Istio's Bookinfo-style traffic management and
-//! an Aeraki MetaRouter (`examples/istio/`) become configs that validate
-//! and route real clients as the resources describe (curl for HTTP,
-//! sofa-rpc-node for Dubbo); what cannot be carried is printed with its
-//! file, line and path.
+//! `metaproxy import istio`: Istio's Bookinfo traffic management (our
+//! example, and Istio's own published samples fetched from the Go module
+//! proxy) and an Aeraki MetaRouter (`examples/istio/`) become configs that
+//! validate and route real clients as the resources describe (curl for
+//! HTTP, sofa-rpc-node for Dubbo); what cannot be carried is printed with
+//! its file, line and path.
 
 mod common;
 #[path = "common/http.rs"]
@@ -179,4 +180,129 @@ fn an_aeraki_meta_router_routes_dubbo_by_attachment() {
         "{}",
         other.raw
     );
+}
+
+/// Istio's own Bookinfo samples, as Istio publishes them
+/// (`samples/bookinfo/networking` of the istio.io/istio module, fetched by
+/// `tests/peers/istio/fetch.sh` from the Go module proxy), unchanged.
+fn istio_samples() -> std::path::PathBuf {
+    let out = Command::new("bash")
+        .arg(repo_root().join("tests/peers/istio/fetch.sh"))
+        .output()
+        .expect("run tests/peers/istio/fetch.sh");
+    assert!(
+        out.status.success(),
+        "fetch.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().into()
+}
+
+/// The published samples: the gateway, every destination rule, and the
+/// traffic-management tasks' virtual services, imported one task at a time
+/// and routing curl as Istio's task pages describe.
+#[test]
+fn istios_published_bookinfo_samples_route_as_their_tasks_describe() {
+    let samples = istio_samples();
+    let dir = scratch_dir("istio-samples");
+    let (page, v1, v2, v3, ratings) = (
+        Backend::start("productpage"),
+        Backend::start("reviews-v1"),
+        Backend::start("reviews-v2"),
+        Backend::start("reviews-v3"),
+        Backend::start("ratings"),
+    );
+    let endpoints = dir.join("endpoints.yaml");
+    std::fs::write(
+        &endpoints,
+        rewrite(
+            &repo_root().join("examples/istio/bookinfo-endpoints.yaml"),
+            &[
+                ("http: 9081", format!("http: {}", port(&page))),
+                ("http: 9082", format!("http: {}", port(&v1))),
+                ("http: 9083", format!("http: {}", port(&v2))),
+                ("http: 9085", format!("http: {}", port(&v3))),
+                ("http: 9084", format!("http: {}", port(&ratings))),
+            ],
+        ),
+    )
+    .unwrap();
+    // One proxy per task: the gateway, the destination rules and the
+    // task's virtual services.
+    let task = |name: &str, virtual_services: &[&str]| -> Proxy {
+        let mut files = vec![
+            samples.join("bookinfo-gateway.yaml"),
+            samples.join("destination-rule-all.yaml"),
+        ];
+        files.extend(virtual_services.iter().map(|f| samples.join(f)));
+        files.push(endpoints.clone());
+        let out = dir.join(format!("{name}.yaml"));
+        let notes = import(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>(), &out);
+        assert!(notes.contains("bookinfo-gateway.yaml:"), "{notes}");
+        let (ok, stdout, stderr) = validate(&out);
+        assert!(ok, "{name}: {stdout}{stderr}");
+        let config = rewrite(
+            &out,
+            &[
+                ("0.0.0.0:8080", "127.0.0.1:0".into()),
+                ("127.0.0.1:15001", "127.0.0.1:0".into()),
+            ],
+        );
+        Proxy::start(&format!("istio-samples-{name}"), &config)
+    };
+    let get = |proxy: &Proxy, host: &str, path: &str, user: Option<&str>| {
+        let url = format!("http://{}{path}", proxy.addr("mesh-outbound"));
+        let host = format!("Host: {host}");
+        let mut args = vec!["-H", host.as_str()];
+        let user = user.map(|u| format!("end-user: {u}"));
+        if let Some(u) = &user {
+            args.extend(["-H", u.as_str()]);
+        }
+        args.push(&url);
+        curl(&args)
+    };
+    // Request routing: jason sees reviews v2, everyone else v1; the
+    // gateway serves the product page.
+    let routing = task(
+        "routing",
+        &[
+            "virtual-service-reviews-test-v2.yaml",
+            "virtual-service-ratings-test-abort.yaml",
+        ],
+    );
+    let gateway = routing.addr("bookinfo-gateway-8080");
+    let r = curl(&[&format!("http://{gateway}/productpage")]);
+    assert_eq!((r.status, tag(&r)), (200, "productpage"), "{r:?}");
+    for _ in 0..5 {
+        let r = get(&routing, "reviews", "/reviews/0", None);
+        assert_eq!(tag(&r), "reviews-v1", "{r:?}");
+        let r = get(&routing, "reviews", "/reviews/0", Some("jason"));
+        assert_eq!(tag(&r), "reviews-v2", "{r:?}");
+    }
+    // Fault injection: ratings abort with 500 for jason only.
+    assert_eq!(get(&routing, "ratings", "/ratings/0", None).status, 200);
+    assert_eq!(
+        get(&routing, "ratings", "/ratings/0", Some("jason")).status,
+        500
+    );
+    drop(routing);
+
+    // Traffic shifting: 50% to v3, then all of it.
+    let half = task("shift-50", &["virtual-service-reviews-50-v3.yaml"]);
+    let before = (v1.count(), v3.count());
+    for _ in 0..200 {
+        assert_eq!(get(&half, "reviews", "/reviews/0", None).status, 200);
+    }
+    let (to_v1, to_v3) = (v1.count() - before.0, v3.count() - before.1);
+    assert_eq!(to_v1 + to_v3, 200, "only v1 and v3 answer");
+    assert!(
+        (70..=130).contains(&to_v3),
+        "50/50 over 200 requests: {to_v1} to v1, {to_v3} to v3"
+    );
+    drop(half);
+    let all = task("shift-100", &["virtual-service-reviews-v3.yaml"]);
+    for _ in 0..10 {
+        let r = get(&all, "reviews", "/reviews/0", None);
+        assert_eq!(tag(&r), "reviews-v3", "{r:?}");
+    }
 }
