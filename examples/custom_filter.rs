@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use metaproxy::core::error::{ErrorKind, ErrorSource, PluginError, ProxyError};
+use metaproxy::core::error::{ErrorKind, Origin, PluginError, ProxyError};
 use metaproxy::core::filter::{Filter, FilterAction, FilterContext, FilterFactory, RequestContext};
 
 /// Refuses requests without the configured header.
@@ -30,7 +30,7 @@ impl Filter for RequireHeader {
         let why = format!("`{}` is required", self.key);
         FilterAction::Reply(ProxyError::new(
             ErrorKind::PermissionDenied,
-            ErrorSource::Downstream,
+            Origin::Downstream,
             why,
         ))
     }

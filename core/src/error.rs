@@ -84,7 +84,7 @@ impl fmt::Display for ErrorKind {
 /// against an endpoint or are retried: a client that hangs up mid-request
 /// says nothing about the host it was talking to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorSource {
+pub enum Origin {
     /// The client sent something wrong.
     Downstream,
     /// The upstream failed.
@@ -116,7 +116,7 @@ pub struct ProxyError {
     /// What went wrong.
     pub kind: ErrorKind,
     /// Where it came from.
-    pub origin: ErrorSource,
+    pub origin: Origin,
     /// Detail shown to the client and logged.
     pub message: String,
     /// The status of the local reply, in the HTTP status space (e.g. 429
@@ -140,7 +140,7 @@ pub struct ProxyError {
 
 impl ProxyError {
     /// Builds an error of `kind` with a message.
-    pub fn new(kind: ErrorKind, origin: ErrorSource, message: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, origin: Origin, message: impl Into<String>) -> Self {
         Self {
             kind,
             origin,
@@ -155,17 +155,17 @@ impl ProxyError {
 
     /// An error the upstream caused (connect failure, reset, bad answer).
     pub fn upstream(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self::new(kind, ErrorSource::Upstream, message)
+        Self::new(kind, Origin::Upstream, message)
     }
 
     /// An error the client caused (bad request, broken body).
     pub fn downstream(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self::new(kind, ErrorSource::Downstream, message)
+        Self::new(kind, Origin::Downstream, message)
     }
 
     /// An error the proxy decided (routing, limits, filters) or a bug.
     pub fn internal(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self::new(kind, ErrorSource::Internal, message)
+        Self::new(kind, Origin::Internal, message)
     }
 
     /// Keeps `cause` as this error's [`source`](StdError::source): logs show
@@ -210,7 +210,7 @@ impl ProxyError {
     /// reset or timeout that came from the upstream. These count as gateway
     /// errors against the endpoint (outlier detection).
     pub fn is_upstream_failure(&self) -> bool {
-        self.origin == ErrorSource::Upstream
+        self.origin == Origin::Upstream
             && matches!(
                 self.kind,
                 ErrorKind::ConnectFailure | ErrorKind::UpstreamReset | ErrorKind::Timeout

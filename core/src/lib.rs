@@ -39,7 +39,7 @@ pub use codec::{
     Codec, CodecError, CodecErrorKind, CodecOptions, Decoder, ProtocolCodecFactory, ReplyContext,
     ResponseClass, UpstreamMode,
 };
-pub use error::{ErrorKind, ErrorSource, PluginError, ProxyError, Retry};
+pub use error::{ErrorKind, Origin, PluginError, ProxyError, Retry};
 pub use message::{Message, MessageKind};
 pub use metadata::{Metadata, keys};
 pub use mutation::{Mutation, MutationOp};

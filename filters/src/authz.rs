@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use metaproxy_core::PluginError;
 use metaproxy_core::filter::{Filter, FilterAction, FilterContext, FilterFactory, RequestContext};
 use metaproxy_core::metadata::{MetadataView, keys};
-use metaproxy_core::{ErrorKind, ErrorSource, ProxyError};
+use metaproxy_core::{ErrorKind, Origin, ProxyError};
 use serde::Deserialize;
 
 use crate::cidr::Cidr;
@@ -112,7 +112,7 @@ impl Filter for Authz {
                 };
                 FilterAction::Reply(ProxyError::new(
                     ErrorKind::PermissionDenied,
-                    ErrorSource::Internal,
+                    Origin::Internal,
                     why,
                 ))
             }

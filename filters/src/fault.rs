@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use metaproxy_core::PluginError;
 use metaproxy_core::config::ConfigDuration;
 use metaproxy_core::filter::{Filter, FilterAction, FilterContext, FilterFactory, RequestContext};
-use metaproxy_core::{ErrorKind, ErrorSource, ProxyError};
+use metaproxy_core::{ErrorKind, Origin, ProxyError};
 use serde::Deserialize;
 
 use crate::conditions::Conditions;
@@ -180,7 +180,7 @@ impl Rule {
                 };
                 let mut e = ProxyError::new(
                     kind,
-                    ErrorSource::Internal,
+                    Origin::Internal,
                     format!("fault injected by rule `{name}`"),
                 );
                 if let Some(s) = a.http_status {

@@ -39,7 +39,7 @@ use metaproxy_core::PluginError;
 use metaproxy_core::config::ConfigDuration;
 use metaproxy_core::filter::{Filter, FilterAction, FilterContext, FilterFactory, RequestContext};
 use metaproxy_core::metadata::MetadataView;
-use metaproxy_core::{ErrorKind, ErrorSource, ProxyError};
+use metaproxy_core::{ErrorKind, Origin, ProxyError};
 use serde::Deserialize;
 
 use crate::bucket::retry_after_secs;
@@ -325,7 +325,7 @@ impl GlobalRateLimit {
             FailureMode::Deny => FilterAction::Reply(
                 ProxyError::new(
                     ErrorKind::OverLimit,
-                    ErrorSource::Internal,
+                    Origin::Internal,
                     "global rate limit unavailable",
                 )
                 .with_reply_status(503),
@@ -362,7 +362,7 @@ impl Filter for GlobalRateLimit {
             Ok(Some(check)) => FilterAction::Reply(
                 ProxyError::new(
                     ErrorKind::OverLimit,
-                    ErrorSource::Internal,
+                    Origin::Internal,
                     format!("global rate limit `{}` exceeded", check.descriptor.name),
                 )
                 .with_reply_status(429)

@@ -40,7 +40,7 @@ use async_trait::async_trait;
 use metaproxy_core::PluginError;
 use metaproxy_core::filter::{Filter, FilterAction, FilterContext, FilterFactory, RequestContext};
 use metaproxy_core::metadata::MetadataView;
-use metaproxy_core::{ErrorKind, ErrorSource, ProxyError};
+use metaproxy_core::{ErrorKind, Origin, ProxyError};
 use serde::Deserialize;
 
 use crate::bucket::{Bucket, Rate, now_nanos, retry_after_secs};
@@ -185,7 +185,7 @@ impl Limit {
         taken.map_err(|wait| {
             ProxyError::new(
                 ErrorKind::OverLimit,
-                ErrorSource::Internal,
+                Origin::Internal,
                 format!("local rate limit `{}` exceeded", self.name),
             )
             .with_reply_status(429)

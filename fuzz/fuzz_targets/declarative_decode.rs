@@ -8,7 +8,7 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use metaproxy_codecs::declarative::DeclarativeCodecFactory;
 use metaproxy_core::{
-    Codec, CodecOptions, Decoder, ErrorKind, ErrorSource, Mutation, ProtocolCodecFactory,
+    Codec, CodecOptions, Decoder, ErrorKind, Origin, Mutation, ProtocolCodecFactory,
     ProxyError,
 };
 use serde_json::{Value, json};
@@ -73,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut mutation = Mutation::new();
     mutation.set("k", "v");
-    let error = ProxyError::new(ErrorKind::Timeout, ErrorSource::Upstream, "fuzz");
+    let error = ProxyError::new(ErrorKind::Timeout, Origin::Upstream, "fuzz");
     for codec in [&listener, &cluster] {
         let _ = codec.health_check_frame(None);
         let mut decoder = codec.decoder();

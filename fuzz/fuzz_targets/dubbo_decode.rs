@@ -5,7 +5,7 @@
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use metaproxy_codecs::dubbo::{DubboCodec, DubboDecoder};
-use metaproxy_core::{Codec, Decoder, ErrorKind, ErrorSource, Mutation, ProxyError};
+use metaproxy_core::{Codec, Decoder, ErrorKind, Origin, Mutation, ProxyError};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&split, data)) = data.split_first() else {
@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let mut decoder = DubboDecoder::new(64 * 1024);
     let mut mutation = Mutation::new();
     mutation.set("k", "v");
-    let error = ProxyError::new(ErrorKind::Timeout, ErrorSource::Upstream, "fuzz");
+    let error = ProxyError::new(ErrorKind::Timeout, Origin::Upstream, "fuzz");
     let mut buf = BytesMut::from(&data[..split]);
     let mut fed_rest = false;
     for _ in 0..16 {

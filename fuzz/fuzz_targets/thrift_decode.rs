@@ -7,7 +7,7 @@
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use metaproxy_codecs::thrift::{Protocol, ThriftCodec, Transport};
-use metaproxy_core::{Codec, Decoder, ErrorKind, ErrorSource, Mutation, ProxyError};
+use metaproxy_core::{Codec, Decoder, ErrorKind, Origin, Mutation, ProxyError};
 
 fn codecs() -> Vec<ThriftCodec> {
     let mut out = vec![
@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
     let codecs = codecs();
     let mut mutation = Mutation::new();
     mutation.set("k", "v");
-    let error = ProxyError::new(ErrorKind::RouteNotFound, ErrorSource::Internal, "fuzz");
+    let error = ProxyError::new(ErrorKind::RouteNotFound, Origin::Internal, "fuzz");
     for codec in &codecs {
         let mut decoder = codec.decoder();
         let mut buf = BytesMut::from(&data[..split]);

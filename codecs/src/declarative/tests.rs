@@ -1,6 +1,6 @@
 use bytes::{BufMut, BytesMut};
 use metaproxy_core::{
-    Codec, CodecErrorKind, CodecOptions, Decoder, ErrorKind, ErrorSource, MessageKind, Mutation,
+    Codec, CodecErrorKind, CodecOptions, Decoder, ErrorKind, MessageKind, Mutation, Origin,
     ProtocolCodecFactory, ProxyError,
 };
 use serde_json::json;
@@ -147,7 +147,7 @@ fn local_reply_is_an_error_frame_with_the_request_id() {
         .unwrap()
         .unwrap();
     let mut out = BytesMut::new();
-    let err = ProxyError::new(ErrorKind::RouteNotFound, ErrorSource::Internal, "nope");
+    let err = ProxyError::new(ErrorKind::RouteNotFound, Origin::Internal, "nope");
     c.local_reply(&req, &err, &mut out);
     let reply = c.decoder().decode(&mut out.clone());
     // The listener side cannot read an error frame as a request: decode it as the cluster would.

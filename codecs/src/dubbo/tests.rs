@@ -3,8 +3,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use metaproxy_core::{
-    Codec, CodecError, CodecErrorKind, CodecOptions, Decoder, ErrorKind, ErrorSource, Message,
-    MessageKind, Mutation, ProtocolCodecFactory, ProxyError,
+    Codec, CodecError, CodecErrorKind, CodecOptions, Decoder, ErrorKind, Message, MessageKind,
+    Mutation, Origin, ProtocolCodecFactory, ProxyError,
 };
 
 use super::attachments;
@@ -265,7 +265,7 @@ fn local_replies_carry_the_mapped_status() {
         (ErrorKind::Internal, status::SERVER_ERROR),
     ];
     for (kind, want) in cases {
-        let err = ProxyError::new(kind, ErrorSource::Internal, "détails 😀");
+        let err = ProxyError::new(kind, Origin::Internal, "détails 😀");
         let mut dst = BytesMut::new();
         codec().local_reply(&req, &err, &mut dst);
         let reply = decode_all(&dst);
@@ -279,16 +279,12 @@ fn local_replies_carry_the_mapped_status() {
         );
         assert_eq!(error_text(&reply), err.client_message());
     }
-    let denied = ProxyError::new(ErrorKind::PermissionDenied, ErrorSource::Internal, "rbac");
+    let denied = ProxyError::new(ErrorKind::PermissionDenied, Origin::Internal, "rbac");
     let mut dst = BytesMut::new();
     codec().local_reply(&req, &denied, &mut dst);
     assert!(error_text(&decode_all(&dst)).contains("permission denied"));
     // A message longer than one chunk is chunked and read back whole.
-    let long = ProxyError::new(
-        ErrorKind::Internal,
-        ErrorSource::Internal,
-        "é".repeat(70_000),
-    );
+    let long = ProxyError::new(ErrorKind::Internal, Origin::Internal, "é".repeat(70_000));
     let mut dst = BytesMut::new();
     codec().local_reply(&req, &long, &mut dst);
     assert_eq!(error_text(&decode_all(&dst)), long.client_message());

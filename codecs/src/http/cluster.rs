@@ -8,7 +8,7 @@ use http::header::HeaderValue;
 use http::{HeaderMap, StatusCode};
 use metaproxy_core::cluster::{Cluster, Endpoint};
 use metaproxy_core::codec::ResponseClass;
-use metaproxy_core::{ErrorKind, ErrorSource, ProxyError};
+use metaproxy_core::{ErrorKind, Origin, ProxyError};
 
 use super::HttpClusterSettings;
 use super::upstream::HttpPool;
@@ -24,7 +24,7 @@ pub(crate) fn settings_of(cluster: &Cluster) -> Result<Arc<HttpClusterSettings>,
         .map_err(|_| {
             ProxyError::new(
                 ErrorKind::Internal,
-                ErrorSource::Internal,
+                Origin::Internal,
                 format!("cluster `{}` is not an HTTP cluster", cluster.parts.name),
             )
         })

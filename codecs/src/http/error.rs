@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use metaproxy_core::error::with_causes;
-use metaproxy_core::{ErrorKind, ErrorSource, ProxyError};
+use metaproxy_core::{ErrorKind, Origin, ProxyError};
 
 /// A failure talking to an upstream endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -96,8 +96,8 @@ impl HttpError {
             HttpError::BadRequest(_) => ErrorKind::BadRequest,
         };
         let origin = match kind {
-            ErrorKind::BadRequest => ErrorSource::Downstream,
-            _ => ErrorSource::Upstream,
+            ErrorKind::BadRequest => Origin::Downstream,
+            _ => Origin::Upstream,
         };
         // The message names the causes too (a TLS alert under hyper's
         // "connection error", for instance).

@@ -15,7 +15,7 @@ use metaproxy_core::filter::RequestContext;
 use metaproxy_core::metadata::MetadataView;
 use metaproxy_core::pipeline::MirrorCopy;
 use metaproxy_core::router::Route;
-use metaproxy_core::{ErrorKind, ErrorSource, ProxyError};
+use metaproxy_core::{ErrorKind, Origin, ProxyError};
 use tracing::warn;
 
 use super::cluster::{pool_of, settings_of};
@@ -26,7 +26,7 @@ use super::upgrade;
 use super::upstream::UpstreamBody;
 use super::{HttpClusterSettings, UpstreamVersion};
 
-fn error(kind: ErrorKind, origin: ErrorSource, message: String) -> ProxyError {
+fn error(kind: ErrorKind, origin: Origin, message: String) -> ProxyError {
     ProxyError::new(kind, origin, message)
 }
 
@@ -79,7 +79,7 @@ pub(crate) fn outgoing(
         upgrade::Asked::Refused(protocol) => {
             return Err(error(
                 ErrorKind::PermissionDenied,
-                ErrorSource::Downstream,
+                Origin::Downstream,
                 format!(
                     "upgrade to `{protocol}` is not allowed on route `{}`",
                     route.name
@@ -109,7 +109,7 @@ pub(crate) fn outgoing(
         Some(p) => PathAndQuery::try_from(p.as_str()).map_err(|e| {
             error(
                 ErrorKind::BadRequest,
-                ErrorSource::Downstream,
+                Origin::Downstream,
                 format!("bad path `{p}`: {e}"),
             )
         })?,
@@ -172,7 +172,7 @@ impl Head {
         } else {
             self.authority.as_str()
         };
-        let bad = |e: String| error(ErrorKind::BadRequest, ErrorSource::Downstream, e);
+        let bad = |e: String| error(ErrorKind::BadRequest, Origin::Downstream, e);
         let uri = if version == Version::HTTP_2 {
             headers.remove(header::HOST);
             Uri::builder()

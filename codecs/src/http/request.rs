@@ -19,7 +19,7 @@ use metaproxy_core::metadata::{Metadata, keys};
 use metaproxy_core::pipeline::{self, Answered, Delivered, Ending, Exchange, Mirroring, Status};
 use metaproxy_core::router::{Route, Target};
 use metaproxy_core::snapshot::ListenerRuntime;
-use metaproxy_core::{ErrorKind, ErrorSource, MessageKind, ProxyError};
+use metaproxy_core::{ErrorKind, MessageKind, Origin, ProxyError};
 use tracing::{debug, warn};
 
 use super::body::{Held, ProxyBody};
@@ -260,7 +260,7 @@ impl Exchange for HyperExchange {
         {
             return Err(ProxyError::new(
                 ErrorKind::UpstreamReset,
-                ErrorSource::Upstream,
+                Origin::Upstream,
                 format!(
                     "bad answer head from {}: malformed head: {e}",
                     endpoint.address
@@ -330,7 +330,7 @@ impl Exchange for HyperExchange {
                 Ok(Some(Err(e))) if is_bad_framing(&e) => {
                     return Err(ProxyError::new(
                         ErrorKind::UpstreamReset,
-                        ErrorSource::Upstream,
+                        Origin::Upstream,
                         format!("bad chunked answer from {from}: {e}"),
                     ));
                 }
@@ -356,7 +356,7 @@ impl Exchange for HyperExchange {
             let (Some(upgrade), Some(pending)) = (upgrade, pending) else {
                 return Err(ProxyError::new(
                     ErrorKind::UpstreamReset,
-                    ErrorSource::Upstream,
+                    Origin::Upstream,
                     format!(
                         "101 Switching Protocols from {from} to a request that asked for no upgrade"
                     ),

@@ -102,7 +102,7 @@ async fn serve(stream: ClientStream, peer: SocketAddr, ctx: Arc<ListenerContext>
                 None => super::reply::local_reply(
                     &metaproxy_core::ProxyError::new(
                         metaproxy_core::ErrorKind::RouteNotFound,
-                        metaproxy_core::ErrorSource::Internal,
+                        metaproxy_core::Origin::Internal,
                         "listener removed",
                     ),
                     super::metadata::is_grpc(req.headers()),

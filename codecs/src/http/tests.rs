@@ -3,7 +3,7 @@
 use http::{HeaderMap, HeaderValue, Request};
 use metaproxy_core::mutation::Mutation;
 use metaproxy_core::router::Redirect;
-use metaproxy_core::{ErrorKind, ErrorSource, ProxyError};
+use metaproxy_core::{ErrorKind, Origin, ProxyError};
 
 use super::headers::{
     add_forwarded, apply_mutation, ensure_request_id, new_request_id, strip_hop_by_hop,
@@ -175,7 +175,7 @@ fn redirect_locations() {
 fn local_replies_in_http_and_grpc_form() {
     let err = ProxyError::new(
         ErrorKind::RouteNotFound,
-        ErrorSource::Internal,
+        Origin::Internal,
         "no route ✓ 100%",
     );
     let r = local_reply(&err, false);
@@ -191,7 +191,7 @@ fn local_replies_in_http_and_grpc_form() {
     );
     assert_eq!(grpc_percent_encode("a\nb"), "a%0Ab");
 
-    let over = ProxyError::new(ErrorKind::OverLimit, ErrorSource::Internal, "slow down");
+    let over = ProxyError::new(ErrorKind::OverLimit, Origin::Internal, "slow down");
     assert_eq!(local_reply(&over, false).status(), 503);
     let limited = over
         .clone()

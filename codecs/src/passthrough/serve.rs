@@ -18,7 +18,7 @@ use metaproxy_core::router::Target;
 use metaproxy_core::snapshot::ListenerRuntime;
 use metaproxy_core::tls::MaybeTls;
 use metaproxy_core::upstream::{UpstreamStream, connect};
-use metaproxy_core::{ErrorKind, ErrorSource, ProxyError, pipeline};
+use metaproxy_core::{ErrorKind, Origin, ProxyError, pipeline};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::debug;
@@ -140,7 +140,7 @@ impl Exchange for Passthrough<'_> {
             .map_err(|e| {
                 ProxyError::new(
                     ErrorKind::ConnectFailure,
-                    ErrorSource::Upstream,
+                    Origin::Upstream,
                     format!("cannot connect to {address}: {e}"),
                 )
             })

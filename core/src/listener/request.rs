@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use crate::cluster::{Cluster, Endpoint};
 use crate::codec::{Codec, ResponseClass};
 use crate::deadline::LazyDeadline;
-use crate::error::{ErrorKind, ErrorSource, ProxyError};
+use crate::error::{ErrorKind, Origin, ProxyError};
 use crate::filter::{RequestContext, ResponseContext};
 use crate::message::{Message, MessageKind};
 use crate::metadata::{Metadata, MetadataView, keys};
@@ -48,7 +48,7 @@ pub(crate) async fn handle_request<C: Codec>(task: RequestTask<C>) -> Option<Byt
         // client still gets an answer, as on the HTTP engines.
         let err = ProxyError::new(
             ErrorKind::RouteNotFound,
-            ErrorSource::Internal,
+            Origin::Internal,
             format!("listener `{}` removed by a reload", ctx.name),
         );
         if message.kind == MessageKind::Oneway {
@@ -172,7 +172,7 @@ impl<C: Codec> Exchange for RpcExchange<C> {
         let mut out = BytesMut::with_capacity(response.body.len() + 32);
         self.codec
             .encode_response(&response, &self.message, &rc.response_mutation, &mut out)
-            .map_err(|e| ProxyError::new(ErrorKind::Internal, ErrorSource::Internal, e.message))?;
+            .map_err(|e| ProxyError::new(ErrorKind::Internal, Origin::Internal, e.message))?;
         Ok(Delivered {
             reply: Some(out.freeze()),
             ending: Ending::Upstream {
@@ -198,7 +198,7 @@ impl<C: Codec> Exchange for RpcExchange<C> {
 fn closed_early(address: SocketAddr) -> ProxyError {
     ProxyError::new(
         ErrorKind::UpstreamReset,
-        ErrorSource::Upstream,
+        Origin::Upstream,
         format!("connection to {address} closed before the answer"),
     )
 }

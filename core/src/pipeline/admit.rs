@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::cluster::{Cluster, Endpoint, Permit, Resource};
-use crate::error::{ErrorKind, ErrorSource, ProxyError};
+use crate::error::{ErrorKind, Origin, ProxyError};
 use crate::router::Target;
 
 /// Takes the cluster's request permit for one request, or refuses it
@@ -18,7 +18,7 @@ pub fn admit(target: &Target) -> Result<Permit, ProxyError> {
             target.metrics.overflows.inc();
             ProxyError::new(
                 ErrorKind::OverLimit,
-                ErrorSource::Internal,
+                Origin::Internal,
                 format!(
                     "cluster `{}` has too many requests in flight",
                     cluster.parts.name
@@ -39,7 +39,7 @@ pub fn pick_endpoint(
         let subset = cluster.subset_name(target.subset);
         ProxyError::new(
             ErrorKind::NoHealthyUpstream,
-            ErrorSource::Internal,
+            Origin::Internal,
             if subset.is_empty() {
                 format!("cluster `{}` has no endpoint", cluster.parts.name)
             } else {

@@ -4,7 +4,7 @@
 //! the request, then pick the target (weights, subset) and the hash key.
 
 use crate::cluster::{HashDecision, hash_policy};
-use crate::error::{ErrorKind, ErrorSource, ProxyError};
+use crate::error::{ErrorKind, Origin, ProxyError};
 use crate::filter::{FilterAction, FilterChain, LocalResponse, RequestContext, ResponseContext};
 use crate::router::{Redirect, Route, RouteAction, Target};
 use crate::snapshot::ListenerRuntime;
@@ -42,7 +42,7 @@ impl Early<'_> {
             Early::Error(e) => e,
             Early::Respond(r) => ProxyError::new(
                 ErrorKind::Internal,
-                ErrorSource::Internal,
+                Origin::Internal,
                 format!(
                     "a filter answered with status {} on a listener whose protocol has no form for it",
                     r.status
@@ -50,7 +50,7 @@ impl Early<'_> {
             ),
             Early::Redirect(_) => ProxyError::new(
                 ErrorKind::Internal,
-                ErrorSource::Internal,
+                Origin::Internal,
                 "a redirect route on a listener whose protocol has no redirects",
             ),
         }
@@ -90,7 +90,7 @@ pub async fn route<'a>(
     let Some(route) = route else {
         return Err(Early::Error(ProxyError::new(
             ErrorKind::RouteNotFound,
-            ErrorSource::Internal,
+            Origin::Internal,
             format!(
                 "no route for {} on listener `{}`",
                 describe(rc),
@@ -106,7 +106,7 @@ pub async fn route<'a>(
         action => action.pick().ok_or_else(|| {
             ProxyError::new(
                 ErrorKind::Internal,
-                ErrorSource::Internal,
+                Origin::Internal,
                 format!("route `{}` has no target", route.name),
             )
         })?,
@@ -147,7 +147,7 @@ pub async fn on_response(
 pub fn route_timeout(route: &Route, target: &Target, awaited: &str) -> ProxyError {
     ProxyError::new(
         ErrorKind::Timeout,
-        ErrorSource::Upstream,
+        Origin::Upstream,
         format!(
             "no {awaited} from cluster `{}` within {:?}",
             target.cluster.parts.name, route.timeout

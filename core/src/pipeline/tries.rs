@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tracing::debug;
 
 use crate::cluster::{ActiveGuard, Endpoint, Outcome, Resource};
-use crate::error::{ErrorKind, ErrorSource, ProxyError};
+use crate::error::{ErrorKind, Origin, ProxyError};
 use crate::filter::RequestContext;
 use crate::router::{RetryPolicy, Target};
 
@@ -53,7 +53,7 @@ pub async fn run_tries<E: Exchange>(
             Some(limit) => tokio::time::timeout(limit, once).await.unwrap_or_else(|_| {
                 Err(ProxyError::new(
                     ErrorKind::Timeout,
-                    ErrorSource::Upstream,
+                    Origin::Upstream,
                     format!(
                         "no {} from {} within the per-try timeout {limit:?}",
                         E::AWAITED,
@@ -279,7 +279,7 @@ mod tests {
             ProxyError::downstream(ErrorKind::UpstreamReset, "client"),
         )
         .await;
-        assert_eq!((e.origin, sent), (ErrorSource::Downstream, 1));
+        assert_eq!((e.origin, sent), (Origin::Downstream, 1));
         assert_eq!(t.metrics.retries.get(), 0);
         assert_eq!(t.metrics.ejections.get(), 0);
 

@@ -109,7 +109,7 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorSource;
+    use crate::error::Origin;
 
     #[test]
     fn parses_conditions_and_classifies() {
@@ -128,14 +128,10 @@ mod tests {
         };
         assert!(p.retries_error(&ProxyError::new(
             ErrorKind::UpstreamReset,
-            ErrorSource::Upstream,
+            Origin::Upstream,
             ""
         )));
-        assert!(!p.retries_error(&ProxyError::new(
-            ErrorKind::Timeout,
-            ErrorSource::Upstream,
-            ""
-        )));
+        assert!(!p.retries_error(&ProxyError::new(ErrorKind::Timeout, Origin::Upstream, "")));
         // A reset the client caused, or one the raiser ruled out, is not
         // repeated even though the policy names resets.
         assert!(!p.retries_error(&ProxyError::downstream(

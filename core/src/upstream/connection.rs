@@ -15,7 +15,7 @@ use tracing::{debug, warn};
 
 use crate::cluster::Permit;
 use crate::codec::{Codec, Decoder};
-use crate::error::{ErrorKind, ErrorSource, ProxyError};
+use crate::error::{ErrorKind, Origin, ProxyError};
 use crate::message::{Message, MessageKind};
 use crate::mutation::Mutation;
 use crate::upstream::stream::UpstreamStream;
@@ -154,7 +154,7 @@ impl<C: Codec> UpstreamConn<C> {
     fn reset(&self, why: &str) -> ProxyError {
         ProxyError::new(
             ErrorKind::UpstreamReset,
-            ErrorSource::Upstream,
+            Origin::Upstream,
             format!("connection to {} {why}", self.peer),
         )
     }
@@ -216,7 +216,7 @@ fn encode<C: Codec>(
     let mut buf = BytesMut::with_capacity(request.body.len() + 64);
     codec
         .encode_request(request, id, mutation, &mut buf)
-        .map_err(|e| ProxyError::new(ErrorKind::BadRequest, ErrorSource::Internal, e.message))?;
+        .map_err(|e| ProxyError::new(ErrorKind::BadRequest, Origin::Internal, e.message))?;
     Ok(buf.freeze())
 }
 

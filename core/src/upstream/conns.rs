@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 
 use super::connector::{ConnState, Connector};
 use crate::cluster::{CircuitBreaker, Permit, Resource};
-use crate::error::{ErrorKind, ErrorSource, ProxyError};
+use crate::error::{ErrorKind, Origin, ProxyError};
 
 /// A shared connection and how many requests it has taken.
 pub struct SharedConn<T> {
@@ -78,7 +78,7 @@ impl<K: Connector> Inner<K> {
             .ok_or_else(|| {
                 ProxyError::new(
                     ErrorKind::OverLimit,
-                    ErrorSource::Internal,
+                    Origin::Internal,
                     format!("connection limit reached for {}", self.address),
                 )
             })

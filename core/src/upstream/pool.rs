@@ -32,7 +32,7 @@ use tokio::sync::Notify;
 
 use super::conns::{Conns, ExclusiveConns, Idle, Inner, Slot};
 use crate::cluster::{CircuitBreaker, Permit, Resource};
-use crate::error::{ErrorKind, ErrorSource, ProxyError};
+use crate::error::{ErrorKind, Origin, ProxyError};
 
 pub use super::connector::{ConnState, Connector};
 pub use super::conns::SharedConn;
@@ -371,7 +371,7 @@ impl<K: Connector> Pool<K> {
             .ok_or_else(|| {
                 ProxyError::new(
                     ErrorKind::OverLimit,
-                    ErrorSource::Internal,
+                    Origin::Internal,
                     format!(
                         "too many requests waiting for a connection to {}",
                         self.inner.address

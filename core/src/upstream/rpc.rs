@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::cluster::{Cluster, Endpoint, Permit, PoolSettings};
 use crate::codec::{Codec, UpstreamMode};
-use crate::error::{ErrorKind, ErrorSource, ProxyError};
+use crate::error::{ErrorKind, Origin, ProxyError};
 use crate::tls::ClusterTls;
 
 use super::connection::{Matching, UpstreamConn};
@@ -71,7 +71,7 @@ impl<C: Codec> Connector for RpcConnector<C> {
 pub fn connect_error(address: SocketAddr, why: super::ConnectError) -> ProxyError {
     ProxyError::new(
         ErrorKind::ConnectFailure,
-        ErrorSource::Upstream,
+        Origin::Upstream,
         format!("cannot connect to {address}: {why}"),
     )
     .with_cause(why)

@@ -20,7 +20,7 @@ use metaproxy_core::pipeline::{
 };
 use metaproxy_core::router::{Route, Target};
 use metaproxy_core::snapshot::ListenerRuntime;
-use metaproxy_core::{ErrorKind, ErrorSource, MessageKind, ProxyError};
+use metaproxy_core::{ErrorKind, MessageKind, Origin, ProxyError};
 use tokio::io::AsyncWrite;
 use tracing::{debug, warn};
 
@@ -242,7 +242,7 @@ impl<W: AsyncWrite + Unpin + Send> Exchange for LeanExchange<'_, W> {
             Err(e @ super::error::RelayError::Refused(_)) => {
                 return Err(ProxyError::new(
                     ErrorKind::UpstreamReset,
-                    ErrorSource::Upstream,
+                    Origin::Upstream,
                     format!("{e} from {}", upstream.address()),
                 ));
             }
@@ -343,7 +343,7 @@ fn upstream_request(
     let bad = |what: &str| {
         ProxyError::new(
             ErrorKind::BadRequest,
-            ErrorSource::Downstream,
+            Origin::Downstream,
             format!("bad {what} after rewrite"),
         )
     };

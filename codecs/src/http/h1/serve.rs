@@ -13,7 +13,7 @@ use http::StatusCode;
 use http::header::HeaderValue;
 use metaproxy_core::listener::ListenerContext;
 use metaproxy_core::snapshot::{ListenerRuntime, Snapshot};
-use metaproxy_core::{ErrorKind, ErrorSource, ProxyError};
+use metaproxy_core::{ErrorKind, Origin, ProxyError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Duration, Instant};
@@ -145,7 +145,7 @@ pub(crate) async fn serve(
         let Some((listener, lean)) = current.get(ctx) else {
             let err = ProxyError::new(
                 ErrorKind::RouteNotFound,
-                ErrorSource::Internal,
+                Origin::Internal,
                 "listener removed",
             );
             let _ = stream

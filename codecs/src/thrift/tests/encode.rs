@@ -3,7 +3,7 @@
 //! replies, THeader mutation.
 
 use bytes::BytesMut;
-use metaproxy_core::{Codec, CodecErrorKind, ErrorKind, ErrorSource, Mutation, ProxyError};
+use metaproxy_core::{Codec, CodecErrorKind, ErrorKind, Mutation, Origin, ProxyError};
 
 use super::super::ThriftCodec;
 use super::super::wire::{Protocol, Transport};
@@ -91,7 +91,7 @@ fn requests_translate_to_the_clusters_format_like_python_writes_it() {
 }
 
 fn error(kind: ErrorKind, message: &str) -> ProxyError {
-    ProxyError::new(kind, ErrorSource::Internal, message)
+    ProxyError::new(kind, Origin::Internal, message)
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! and whatever decodes can be re-encoded in every format.
 
 use bytes::BytesMut;
-use metaproxy_core::{Codec, Decoder, ErrorKind, ErrorSource, Mutation, ProxyError};
+use metaproxy_core::{Codec, Decoder, ErrorKind, Mutation, Origin, ProxyError};
 
 use super::super::ThriftCodec;
 use super::super::wire::{Protocol, Transport};
@@ -39,7 +39,7 @@ fn codecs() -> Vec<ThriftCodec> {
 fn exercise(codecs: &[ThriftCodec], bytes: &[u8]) {
     let mut m = Mutation::new();
     m.set("k", "v");
-    let err = ProxyError::new(ErrorKind::Timeout, ErrorSource::Upstream, "t");
+    let err = ProxyError::new(ErrorKind::Timeout, Origin::Upstream, "t");
     for codec in codecs {
         let mut dec = codec.decoder();
         let mut buf = BytesMut::from(bytes);
