@@ -134,18 +134,18 @@ impl FilterFactory for AuthzFactory {
         config: &serde_json::Value,
         context: &FilterContext<'_>,
     ) -> Result<Arc<dyn Filter>, PluginError> {
-        let config = Config::deserialize(config).map_err(|e| e.to_string())?;
+        let config = Config::deserialize(config)?;
         let mut rules = Vec::new();
         for (i, r) in config.rules.into_iter().enumerate() {
             let name = r.name.unwrap_or_else(|| format!("rule-{i}"));
             let conditions = Conditions::compile(&r.conditions, context)
-                .map_err(|e| format!("`{name}`: {e}"))?;
+                .map_err(|e| PluginError::invalid_option(&name, e))?;
             let source = r
                 .source
                 .iter()
                 .map(|s| Cidr::parse(s))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("`{name}`: {e}"))?;
+                .map_err(|e| PluginError::invalid_option(&name, e))?;
             rules.push(Rule {
                 name,
                 action: r.action,

@@ -19,6 +19,23 @@ pub(crate) fn now_nanos() -> u64 {
     u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Why a rate is refused.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub(crate) enum RateError {
+    /// Zero, negative, infinite or not a number.
+    #[error("tokens_per_second must be a positive number, not {0}")]
+    NotPositive(f64),
+    /// More than one token per nanosecond.
+    #[error("tokens_per_second must be at most 1e9")]
+    TooFast,
+    /// A burst of zero tokens.
+    #[error("burst must be at least 1")]
+    NoBurst,
+    /// `burst × interval` does not fit the clock's range.
+    #[error("burst × (1 / tokens_per_second) is too large")]
+    TooLarge,
+}
+
 /// How a bucket fills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Rate {
@@ -30,25 +47,23 @@ pub(crate) struct Rate {
 
 impl Rate {
     /// `tokens_per_second` (> 0) with room for `burst` (≥ 1) tokens.
-    pub(crate) fn new(tokens_per_second: f64, burst: u64) -> Result<Self, String> {
+    pub(crate) fn new(tokens_per_second: f64, burst: u64) -> Result<Self, RateError> {
         if !(tokens_per_second.is_finite() && tokens_per_second > 0.0) {
-            return Err(format!(
-                "tokens_per_second must be a positive number, not {tokens_per_second}"
-            ));
+            return Err(RateError::NotPositive(tokens_per_second));
         }
         if burst == 0 {
-            return Err("burst must be at least 1".into());
+            return Err(RateError::NoBurst);
         }
         let interval = (1e9 / tokens_per_second).round();
         if interval < 1.0 {
-            return Err("tokens_per_second must be at most 1e9".into());
+            return Err(RateError::TooFast);
         }
         // Clamp absurdly slow rates (less than one token in ~30 years) so sums cannot overflow.
         let interval = interval.min(1e18) as u64;
         let tolerance = interval
             .checked_mul(burst)
             .filter(|t| *t <= u64::MAX / 4)
-            .ok_or_else(|| "burst × (1 / tokens_per_second) is too large".to_string())?;
+            .ok_or(RateError::TooLarge)?;
         Ok(Self {
             interval,
             tolerance,

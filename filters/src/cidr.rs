@@ -4,6 +4,22 @@
 
 use std::net::IpAddr;
 
+/// Why a CIDR block does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum CidrError {
+    /// The part before the `/` is not an address.
+    #[error("`{0}` is not an IP address or CIDR block")]
+    Address(String),
+    /// The prefix length is not a number up to the address's bit count.
+    #[error("bad prefix length in `{text}` (0..={max})")]
+    PrefixLength {
+        /// The block as written.
+        text: String,
+        /// 32 or 128.
+        max: u8,
+    },
+}
+
 /// One address block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cidr {
@@ -31,7 +47,7 @@ fn mask128(len: u8) -> u128 {
 
 impl Cidr {
     /// Parses `address/len` or a bare address (a single host).
-    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, CidrError> {
         let text = text.trim();
         let (addr, len) = match text.split_once('/') {
             Some((a, l)) => (a, Some(l)),
@@ -39,15 +55,16 @@ impl Cidr {
         };
         let ip: IpAddr = addr
             .parse()
-            .map_err(|_| format!("`{text}` is not an IP address or CIDR block"))?;
+            .map_err(|_| CidrError::Address(text.to_string()))?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
         let len = match len {
             None => max,
-            Some(l) => l
-                .parse::<u8>()
-                .ok()
-                .filter(|l| *l <= max)
-                .ok_or_else(|| format!("bad prefix length in `{text}` (0..={max})"))?,
+            Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| {
+                CidrError::PrefixLength {
+                    text: text.to_string(),
+                    max,
+                }
+            })?,
         };
         Ok(match ip {
             IpAddr::V4(a) => Cidr::V4(u32::from(a) & mask32(len), len),

@@ -6,7 +6,7 @@
 use metaproxy_core::config::MatchConfig;
 use metaproxy_core::filter::FilterContext;
 use metaproxy_core::metadata::MetadataView;
-use metaproxy_core::router::Condition;
+use metaproxy_core::router::{Condition, ConditionError};
 
 /// Whether the listener's metadata keys are HTTP header names (stored lower-case).
 pub(crate) fn is_http(context: &FilterContext<'_>) -> bool {
@@ -26,14 +26,13 @@ pub(crate) fn metadata_key(key: &str, context: &FilterContext<'_>) -> String {
 pub(crate) fn compile(
     spec: &MatchConfig,
     context: &FilterContext<'_>,
-) -> Result<Condition, String> {
+) -> Result<Condition, ConditionError> {
     spec.compile(|k| metadata_key(k, context))
-        .map_err(|e| e.to_string())
 }
 
 /// A full-match regex; the error names the pattern and the reason.
-pub(crate) fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
-    Condition::compile_regex_checked(pattern).map_err(|e| e.to_string())
+pub(crate) fn compile_regex(pattern: &str) -> Result<regex::Regex, ConditionError> {
+    Condition::compile_regex_checked(pattern)
 }
 
 /// Conditions that must all hold (an empty list always holds).
@@ -45,7 +44,7 @@ impl Conditions {
     pub(crate) fn compile(
         specs: &[MatchConfig],
         context: &FilterContext<'_>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ConditionError> {
         specs
             .iter()
             .map(|s| compile(s, context))
@@ -119,13 +118,15 @@ mod tests {
             &spec(serde_json::json!({"key": "k", "exact": "a", "prefix": "b"})),
             &ctx("dubbo"),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("`k` needs exactly one"), "{err}");
         let err = compile(
             &spec(serde_json::json!({"key": "k", "regex": "("})),
             &ctx("dubbo"),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("bad regex `(`"), "{err}");
     }
 }

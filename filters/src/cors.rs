@@ -230,7 +230,7 @@ impl FilterFactory for CorsFactory {
                 context.protocol
             )));
         }
-        let config = Config::deserialize(config).map_err(|e| e.to_string())?;
+        let config = Config::deserialize(config)?;
         if config.allow_origins.is_empty() && config.allow_origin_regex.is_empty() {
             return Err("needs `allow_origins` or `allow_origin_regex`".into());
         }
@@ -239,7 +239,8 @@ impl FilterFactory for CorsFactory {
             .allow_origin_regex
             .iter()
             .map(|r| compile_regex(r))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PluginError::invalid_option("allow_origin_regex", e))?;
         let methods = if config.allow_methods.is_empty() {
             DEFAULT_METHODS.join(", ")
         } else {

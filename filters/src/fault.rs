@@ -127,12 +127,14 @@ struct RuleConfig {
 struct Chance(f64);
 
 impl Chance {
-    fn new(p: f64, what: &str) -> Result<Self, String> {
+    /// `p` as the value of the option `option` (its path, e.g. `abort.percentage`).
+    fn new(p: f64, option: String) -> Result<Self, PluginError> {
         if (0.0..=100.0).contains(&p) {
             Ok(Self(p))
         } else {
-            Err(format!(
-                "{what}.percentage must be between 0 and 100, not {p}"
+            Err(PluginError::invalid_option(
+                option,
+                format!("must be between 0 and 100, not {p}"),
             ))
         }
     }
@@ -151,28 +153,36 @@ struct Rule {
 }
 
 impl Rule {
+    /// Builds the rule `name`; `at` is the path prefix of its options in
+    /// error messages (`""` for the top-level rule, `"<name>."` for one of `rules`).
     fn build(
         name: String,
+        at: &str,
         conditions: Conditions,
         delay: Option<DelayConfig>,
         abort: Option<AbortConfig>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, PluginError> {
         if delay.is_none() && abort.is_none() {
-            return Err(format!("`{name}` needs `delay`, `abort` or both"));
+            return Err(PluginError::Invalid(format!(
+                "`{name}` needs `delay`, `abort` or both"
+            )));
         }
-        let delay = delay
-            .map(|d| Ok::<_, String>((d.fixed.get(), Chance::new(d.percentage, "delay")?)))
-            .transpose()
-            .map_err(|e| format!("`{name}`: {e}"))?;
+        let delay = match delay {
+            None => None,
+            Some(d) => Some((
+                d.fixed.get(),
+                Chance::new(d.percentage, format!("{at}delay.percentage"))?,
+            )),
+        };
         let abort = match abort {
             None => None,
             Some(a) => {
-                let chance =
-                    Chance::new(a.percentage, "abort").map_err(|e| format!("`{name}`: {e}"))?;
+                let chance = Chance::new(a.percentage, format!("{at}abort.percentage"))?;
                 let kind = match (a.error, a.http_status) {
                     (None, None) => {
-                        return Err(format!(
-                            "`{name}`: `abort` needs `error`, `http_status` or both"
+                        return Err(PluginError::invalid_option(
+                            format!("{at}abort"),
+                            "needs `error`, `http_status` or both",
                         ));
                     }
                     (Some(k), _) => ErrorKind::from(k),
@@ -185,7 +195,10 @@ impl Rule {
                 );
                 if let Some(s) = a.http_status {
                     if !(200..=599).contains(&s) {
-                        return Err(format!("`{name}`: http_status {s} is not in 200..=599"));
+                        return Err(PluginError::invalid_option(
+                            format!("{at}abort.http_status"),
+                            format!("{s} is not in 200..=599"),
+                        ));
                     }
                     e = e.with_reply_status(s);
                 }
@@ -244,17 +257,19 @@ impl FilterFactory for FaultFactory {
         config: &serde_json::Value,
         context: &FilterContext<'_>,
     ) -> Result<Arc<dyn Filter>, PluginError> {
-        let config = Config::deserialize(config).map_err(|e| e.to_string())?;
+        let config = Config::deserialize(config)?;
         let mut rules = Vec::new();
         for (i, r) in config.rules.into_iter().enumerate() {
             let name = r.name.unwrap_or_else(|| format!("rule-{i}"));
             let conditions = Conditions::compile(&r.conditions, context)
-                .map_err(|e| format!("`{name}`: {e}"))?;
-            rules.push(Rule::build(name, conditions, r.delay, r.abort)?);
+                .map_err(|e| PluginError::invalid_option(&name, e))?;
+            let at = format!("{name}.");
+            rules.push(Rule::build(name, &at, conditions, r.delay, r.abort)?);
         }
         if config.delay.is_some() || config.abort.is_some() {
             rules.push(Rule::build(
                 "default".into(),
+                "",
                 Conditions::default(),
                 config.delay,
                 config.abort,

@@ -379,12 +379,15 @@ impl Filter for GlobalRateLimit {
 #[derive(Debug)]
 pub struct GlobalRateLimitFactory;
 
-fn check_address(address: &str) -> Result<(), String> {
+fn check_address(address: &str) -> Result<(), PluginError> {
     match address.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
             Ok(())
         }
-        _ => Err(format!("redis.address `{address}` must be host:port")),
+        _ => Err(PluginError::invalid_option(
+            "redis.address",
+            format!("`{address}` must be host:port"),
+        )),
     }
 }
 
@@ -398,7 +401,7 @@ impl FilterFactory for GlobalRateLimitFactory {
         config: &serde_json::Value,
         context: &FilterContext<'_>,
     ) -> Result<Arc<dyn Filter>, PluginError> {
-        let config = Config::deserialize(config).map_err(|e| e.to_string())?;
+        let config = Config::deserialize(config)?;
         check_address(&config.redis.address)?;
         let timeout = config.redis.timeout.map_or(DEFAULT_TIMEOUT, |d| d.get());
         if timeout.is_zero() {
@@ -430,7 +433,7 @@ impl FilterFactory for GlobalRateLimitFactory {
                 ));
             }
             let conditions = Conditions::compile(&d.conditions, context)
-                .map_err(|e| format!("`{name}`: {e}"))?;
+                .map_err(|e| PluginError::invalid_option(&name, e))?;
             descriptors.push(Descriptor {
                 keys: d.keys.iter().map(|k| metadata_key(k, context)).collect(),
                 name,

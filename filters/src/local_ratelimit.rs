@@ -135,17 +135,26 @@ impl Limit {
         per_key: Option<&str>,
         max_keys: Option<usize>,
         context: &FilterContext<'_>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, PluginError> {
         // Default burst: one second's worth of tokens.
         let burst = burst.unwrap_or_else(|| tokens_per_second.ceil().max(1.0) as u64);
-        let rate = Rate::new(tokens_per_second, burst).map_err(|e| format!("`{name}`: {e}"))?;
+        let rate = Rate::new(tokens_per_second, burst)
+            .map_err(|e| PluginError::invalid_option(&name, e))?;
         let fresh = match (per_key, max_keys) {
-            (None, Some(_)) => return Err(format!("`{name}`: `max_keys` needs `per_key`")),
+            (None, Some(_)) => {
+                return Err(PluginError::invalid_option(
+                    name,
+                    "`max_keys` needs `per_key`",
+                ));
+            }
             (None, None) => Store::Shared(Bucket::new()),
             (Some(key), max) => {
                 let max = max.unwrap_or(DEFAULT_MAX_KEYS);
                 if max == 0 {
-                    return Err(format!("`{name}`: `max_keys` must be at least 1"));
+                    return Err(PluginError::invalid_option(
+                        name,
+                        "`max_keys` must be at least 1",
+                    ));
                 }
                 Store::PerKey {
                     key: metadata_key(key, context),
@@ -246,7 +255,7 @@ impl FilterFactory for LocalRateLimitFactory {
         config: &serde_json::Value,
         context: &FilterContext<'_>,
     ) -> Result<Arc<dyn Filter>, PluginError> {
-        let config = Config::deserialize(config).map_err(|e| e.to_string())?;
+        let config = Config::deserialize(config)?;
         let default = match config.tokens_per_second {
             Some(tps) => Some(Limit::build(
                 &self.carried,
@@ -269,7 +278,7 @@ impl FilterFactory for LocalRateLimitFactory {
         for (i, b) in config.buckets.into_iter().enumerate() {
             let name = b.name.unwrap_or_else(|| format!("bucket-{i}"));
             let conditions = Conditions::compile(&b.conditions, context)
-                .map_err(|e| format!("`{name}`: {e}"))?;
+                .map_err(|e| PluginError::invalid_option(&name, e))?;
             let limit = Limit::build(
                 &self.carried,
                 &i.to_string(),

@@ -58,9 +58,17 @@ struct Side {
     separator: String,
 }
 
-fn templates(map: BTreeMap<String, String>) -> Result<Vec<(String, Template)>, String> {
+/// The values of `map` (the option at path `option`) as templates; the
+/// error names the key whose value does not parse.
+fn templates(
+    option: &str,
+    map: BTreeMap<String, String>,
+) -> Result<Vec<(String, Template)>, PluginError> {
     map.into_iter()
-        .map(|(k, v)| Template::parse(&v).map(|t| (k, t)))
+        .map(|(k, v)| match Template::parse(&v) {
+            Ok(t) => Ok((k, t)),
+            Err(e) => Err(PluginError::invalid_option(format!("{option}.{k}"), e)),
+        })
         .collect()
 }
 
@@ -76,13 +84,18 @@ fn current<'a>(key: &str, pending: &'a Mutation, original: &'a Metadata) -> Opti
 }
 
 impl Side {
-    fn build(config: SideConfig, context: &FilterContext<'_>) -> Result<Self, String> {
+    /// Builds the side `side` (`request` or `response`) of the config.
+    fn build(
+        side: &str,
+        config: SideConfig,
+        context: &FilterContext<'_>,
+    ) -> Result<Self, PluginError> {
         let key = |k: String| crate::conditions::metadata_key(&k, context);
         let lower = |v: Vec<(String, Template)>| v.into_iter().map(|(k, t)| (key(k), t)).collect();
         Ok(Self {
-            set: lower(templates(config.set)?),
+            set: lower(templates(&format!("{side}.set"), config.set)?),
             remove: config.remove.into_iter().map(key).collect(),
-            append: lower(templates(config.append)?),
+            append: lower(templates(&format!("{side}.append"), config.append)?),
             separator: config
                 .separator
                 .unwrap_or_else(|| DEFAULT_SEPARATOR.to_string()),
@@ -167,10 +180,10 @@ impl FilterFactory for MetadataMutationFactory {
         config: &serde_json::Value,
         context: &FilterContext<'_>,
     ) -> Result<Arc<dyn Filter>, PluginError> {
-        let config = Config::deserialize(config).map_err(|e| e.to_string())?;
+        let config = Config::deserialize(config)?;
         Ok(Arc::new(MetadataMutation {
-            request: Side::build(config.request, context)?,
-            response: Side::build(config.response, context)?,
+            request: Side::build("request", config.request, context)?,
+            response: Side::build("response", config.response, context)?,
         }))
     }
 }

@@ -2,6 +2,14 @@
 
 use metaproxy_core::metadata::MetadataView;
 
+/// Why a template does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TemplateError {
+    /// A `%` opens a placeholder that no `%` closes.
+    #[error("unclosed `%` in `{0}`")]
+    Unclosed(String),
+}
+
 /// A value that is either literal or has `%key%` placeholders (`%%` is a literal `%`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Template {
@@ -17,7 +25,7 @@ pub(crate) enum Part {
 
 impl Template {
     /// Parses `text`; an unclosed `%` is an error.
-    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, TemplateError> {
         if !text.contains('%') {
             return Ok(Template::Literal(text.to_string()));
         }
@@ -30,7 +38,7 @@ impl Template {
             let after = &rest[start + 1..];
             let end = after
                 .find('%')
-                .ok_or_else(|| format!("unclosed `%` in `{text}`"))?;
+                .ok_or_else(|| TemplateError::Unclosed(text.to_string()))?;
             if end == 0 {
                 parts.push(Part::Text("%".into()));
             } else {

@@ -126,7 +126,7 @@ impl FilterFactory for TraceContextFactory {
                 echo_request_id: false,
             }
         } else {
-            Config::deserialize(config).map_err(|e| e.to_string())?
+            Config::deserialize(config)?
         };
         Ok(Arc::new(TraceContext {
             request_id: config.request_id.unwrap_or(true),

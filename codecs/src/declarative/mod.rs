@@ -58,19 +58,11 @@ impl ProtocolCodecFactory for DeclarativeCodecFactory {
     }
 
     fn listener_codec(&self, options: &CodecOptions) -> Result<DeclarativeCodec, PluginError> {
-        Ok(DeclarativeCodec::new(
-            FrameSpec::parse(&options.extra)?,
-            options,
-            Side::Listener,
-        )?)
+        DeclarativeCodec::new(FrameSpec::parse(&options.extra)?, options, Side::Listener)
     }
 
     fn cluster_codec(&self, options: &CodecOptions) -> Result<DeclarativeCodec, PluginError> {
-        Ok(DeclarativeCodec::new(
-            FrameSpec::parse(&options.extra)?,
-            options,
-            Side::Cluster,
-        )?)
+        DeclarativeCodec::new(FrameSpec::parse(&options.extra)?, options, Side::Cluster)
     }
 }
 
@@ -94,14 +86,23 @@ pub struct DeclarativeCodec {
 pub struct DeclarativeState;
 
 impl DeclarativeCodec {
-    fn new(spec: FrameSpec, options: &CodecOptions, side: Side) -> Result<Self, String> {
+    fn new(spec: FrameSpec, options: &CodecOptions, side: Side) -> Result<Self, PluginError> {
         let max_frame = spec
             .max_frame_bytes
             .map_or(options.max_frame_bytes, |m| m.min(options.max_frame_bytes));
         if max_frame < spec.header_length {
-            return Err(format!(
-                "the frame limit ({max_frame} bytes) is smaller than header_length ({})",
-                spec.header_length
+            // `options.max_frame_bytes` is checked against the header already:
+            // the listener's or cluster's own limit is the one too small.
+            let limit = match side {
+                Side::Listener => "limits.max_frame_bytes",
+                Side::Cluster => "max_frame_bytes",
+            };
+            return Err(PluginError::invalid_option(
+                limit,
+                format!(
+                    "the frame limit ({max_frame} bytes) is smaller than header_length ({})",
+                    spec.header_length
+                ),
             ));
         }
         Ok(Self {

@@ -15,6 +15,7 @@
 //!   max_frame_bytes: 65536               # optional; the smaller of this and the limit wins
 //! ```
 
+use metaproxy_core::PluginError;
 use serde::Deserialize;
 
 /// Largest header the codec accepts (the header is buffered whole).
@@ -22,6 +23,11 @@ pub const MAX_HEADER_LENGTH: usize = 64 * 1024;
 
 /// Keys the codec fills itself; fields may not use them.
 const RESERVED_KEYS: [&str; 2] = ["protocol", "request_id"];
+
+/// An invalid option of the `options:` section, named by its path there.
+fn bad_option(option: impl std::fmt::Display, reason: impl std::fmt::Display) -> PluginError {
+    PluginError::invalid_option(format!("options.{option}"), reason)
+}
 
 /// How integers are laid out on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -39,10 +45,14 @@ pub enum ByteOrder {
 pub struct Width(u8);
 
 impl Width {
-    fn new(bytes: u8, what: &str) -> Result<Self, String> {
+    /// `bytes` as the width of the option `what` (its path in `options:`).
+    fn new(bytes: u8, what: &str) -> Result<Self, PluginError> {
         match bytes {
             1 | 2 | 4 | 8 => Ok(Self(bytes)),
-            other => Err(format!("{what}: width must be 1, 2, 4 or 8, not {other}")),
+            other => Err(bad_option(
+                what,
+                format!("width must be 1, 2, 4 or 8, not {other}"),
+            )),
         }
     }
 
@@ -216,7 +226,7 @@ struct RawField {
     kind: FieldType,
 }
 
-fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+fn parse_hex(text: &str) -> Result<Vec<u8>, PluginError> {
     let digits: Vec<u8> = text
         .bytes()
         .filter(|b| !b.is_ascii_whitespace() && *b != b'_')
@@ -226,8 +236,9 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         .or_else(|| digits.strip_prefix(b"0X"))
         .unwrap_or(&digits);
     if digits.is_empty() || !digits.len().is_multiple_of(2) {
-        return Err(format!(
-            "magic `{text}`: give an even number of hex digits, e.g. \"cafe\""
+        return Err(bad_option(
+            "magic.hex",
+            format!("`{text}`: give an even number of hex digits, e.g. \"cafe\""),
         ));
     }
     digits
@@ -236,40 +247,45 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
             std::str::from_utf8(pair)
                 .ok()
                 .and_then(|s| u8::from_str_radix(s, 16).ok())
-                .ok_or_else(|| format!("magic `{text}`: not hexadecimal"))
+                .ok_or_else(|| bad_option("magic.hex", format!("`{text}`: not hexadecimal")))
         })
         .collect()
 }
 
 impl FrameSpec {
     /// Parses and checks the `options:` section.
-    pub fn parse(extra: &serde_json::Value) -> Result<Self, String> {
+    pub fn parse(extra: &serde_json::Value) -> Result<Self, PluginError> {
         if extra.is_null() {
-            return Err(
+            return Err(PluginError::Invalid(
                 "protocol `declarative` needs an `options:` section describing the frame \
                  (header_length, length, request_id; see docs/protocols/declarative.md)"
                     .to_string(),
-            );
-        }
-        let raw: RawOptions = serde_json::from_value(extra.clone())
-            .map_err(|e| format!("bad `options` for protocol `declarative`: {e}"))?;
-        Self::check(raw).map_err(|e| format!("bad `options` for protocol `declarative`: {e}"))
-    }
-
-    fn check(raw: RawOptions) -> Result<Self, String> {
-        let h = raw.header_length;
-        if h == 0 || h > MAX_HEADER_LENGTH {
-            return Err(format!(
-                "header_length must be between 1 and {MAX_HEADER_LENGTH}, not {h}"
             ));
         }
-        let in_header = |what: &str, f: IntField| -> Result<IntField, String> {
+        let raw: RawOptions = serde_json::from_value(extra.clone()).map_err(|e| {
+            PluginError::Invalid(format!("bad `options` for protocol `declarative`: {e}"))
+        })?;
+        Self::check(raw)
+    }
+
+    fn check(raw: RawOptions) -> Result<Self, PluginError> {
+        let h = raw.header_length;
+        if h == 0 || h > MAX_HEADER_LENGTH {
+            return Err(bad_option(
+                "header_length",
+                format!("must be between 1 and {MAX_HEADER_LENGTH}, not {h}"),
+            ));
+        }
+        let in_header = |what: &str, f: IntField| -> Result<IntField, PluginError> {
             match f.offset.checked_add(f.width.bytes()) {
                 Some(end) if end <= h => Ok(f),
-                _ => Err(format!(
-                    "{what} (offset {}, width {}) does not fit in the {h}-byte header",
-                    f.offset,
-                    f.width.bytes()
+                _ => Err(bad_option(
+                    what,
+                    format!(
+                        "the field (offset {}, width {}) does not fit in the {h}-byte header",
+                        f.offset,
+                        f.width.bytes()
+                    ),
                 )),
             }
         };
@@ -292,10 +308,13 @@ impl FrameSpec {
             Some(m) => {
                 let bytes = parse_hex(&m.hex)?;
                 if m.offset.saturating_add(bytes.len()) > h {
-                    return Err(format!(
-                        "magic (offset {}, {} bytes) does not fit in the {h}-byte header",
-                        m.offset,
-                        bytes.len()
+                    return Err(bad_option(
+                        "magic",
+                        format!(
+                            "the magic (offset {}, {} bytes) does not fit in the {h}-byte header",
+                            m.offset,
+                            bytes.len()
+                        ),
                     ));
                 }
                 Some((m.offset, bytes))
@@ -322,18 +341,22 @@ impl FrameSpec {
                 };
                 let values = spec.values();
                 if values.is_empty() {
-                    return Err("message_type: give at least the `request` value".into());
+                    return Err(bad_option(
+                        "message_type",
+                        "give at least the `request` value",
+                    ));
                 }
                 for (i, (name, v)) in values.iter().enumerate() {
                     if *v > field.width.max_value() {
-                        return Err(format!(
-                            "message_type: `{name}: {v}` does not fit in {} byte(s)",
-                            field.width.bytes()
+                        return Err(bad_option(
+                            format_args!("message_type.{name}"),
+                            format!("{v} does not fit in {} byte(s)", field.width.bytes()),
                         ));
                     }
                     if let Some((other, _)) = values[..i].iter().find(|(_, w)| w == v) {
-                        return Err(format!(
-                            "message_type: `{other}` and `{name}` have the same value {v}"
+                        return Err(bad_option(
+                            "message_type",
+                            format!("`{other}` and `{name}` have the same value {v}"),
                         ));
                     }
                 }
@@ -343,20 +366,29 @@ impl FrameSpec {
         let mut fields: Vec<FieldSpec> = Vec::with_capacity(raw.fields.len());
         for f in raw.fields {
             if f.name.is_empty() {
-                return Err("fields: a field needs a `name`".into());
+                return Err(bad_option("fields", "a field needs a `name`"));
             }
             if RESERVED_KEYS.contains(&f.name.as_str()) {
-                return Err(format!(
-                    "fields: `{}` is filled by the codec itself; pick another name",
-                    f.name
+                return Err(bad_option(
+                    "fields",
+                    format!(
+                        "`{}` is filled by the codec itself; pick another name",
+                        f.name
+                    ),
                 ));
             }
             if fields.iter().any(|g| g.name == f.name) {
-                return Err(format!("fields: `{}` is defined twice", f.name));
+                return Err(bad_option(
+                    "fields",
+                    format!("`{}` is defined twice", f.name),
+                ));
             }
-            let width = Width::new(f.width, &format!("field `{}`", f.name))?;
+            let width = Width::new(f.width, &format!("fields.{}", f.name))?;
             if f.offset.checked_add(width.bytes()).is_none() {
-                return Err(format!("field `{}`: offset too large", f.name));
+                return Err(bad_option(
+                    format_args!("fields.{}.offset", f.name),
+                    "too large",
+                ));
             }
             fields.push(FieldSpec {
                 name: f.name,
@@ -370,8 +402,9 @@ impl FrameSpec {
         if let Some(m) = raw.max_frame_bytes
             && m < h
         {
-            return Err(format!(
-                "max_frame_bytes ({m}) is smaller than header_length ({h})"
+            return Err(bad_option(
+                "max_frame_bytes",
+                format!("{m} is smaller than header_length ({h})"),
             ));
         }
         Ok(Self {

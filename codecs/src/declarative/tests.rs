@@ -225,7 +225,7 @@ fn bad_options_are_explained() {
         ),
     ];
     for (value, expected) in cases {
-        let e = FrameSpec::parse(&value).unwrap_err();
+        let e = FrameSpec::parse(&value).unwrap_err().to_string();
         assert!(e.contains(expected), "{value}: {e}");
     }
 }
