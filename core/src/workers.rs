@@ -10,6 +10,7 @@
 //! never starts them (the tests, an embedding) serves every connection on
 //! the runtime that accepted it.
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -23,6 +24,23 @@ struct Workers {
 
 static WORKERS: OnceLock<Workers> = OnceLock::new();
 
+thread_local! {
+    /// This thread's place in per-worker state: its worker's number plus
+    /// one, 0 on any other thread.
+    static PLACE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// How many places per-worker state needs: one per worker and one for
+/// every other thread (1 when no workers were started).
+pub fn places() -> usize {
+    WORKERS.get().map_or(1, |w| w.handles.len() + 1)
+}
+
+/// This thread's place, below [`places`]: its worker's own, or 0.
+pub fn place() -> usize {
+    PLACE.with(Cell::get)
+}
+
 /// Starts `n` workers, each on a thread of its own that lives as long as
 /// the process. Once per process: later calls change nothing.
 pub fn start(n: usize) -> std::io::Result<()> {
@@ -35,7 +53,10 @@ pub fn start(n: usize) -> std::io::Result<()> {
         handles.push(runtime.handle().clone());
         std::thread::Builder::new()
             .name(format!("metaproxy-worker-{i}"))
-            .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+            .spawn(move || {
+                PLACE.with(|p| p.set(i + 1));
+                runtime.block_on(std::future::pending::<()>())
+            })?;
     }
     let _ = WORKERS.set(Workers {
         handles,

@@ -54,13 +54,29 @@ pub(super) struct Slot<T> {
 }
 
 /// The exclusive connections of an endpoint: the idle ones, how many are
-/// open (idle and lent), and the requests waiting for one.
+/// open (idle and lent), and the requests waiting for one. Idle
+/// connections are kept per worker ([`crate::workers::place`]): a
+/// connection goes back to the list of the worker that used it, whose
+/// reactor it is registered with, and each worker takes from its own list,
+/// so workers share no lock on the request path; only a request that
+/// finds the endpoint at its connection cap looks at the other lists.
 pub(super) struct ExclusiveConns<T> {
-    pub(super) idle: std::sync::Mutex<Vec<Idle<T>>>,
+    pub(super) idle: Box<[IdleList<T>]>,
     pub(super) open: AtomicUsize,
     pub(super) most_open: usize,
     pub(super) waiting: AtomicUsize,
     pub(super) freed: Notify,
+}
+
+/// One worker's idle connections (a cache line of its own, so workers
+/// taking and giving back do not share one).
+#[repr(align(128))]
+pub(super) struct IdleList<T>(pub(super) std::sync::Mutex<Vec<Idle<T>>>);
+
+impl<T> IdleList<T> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle<T>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// An exclusive connection waiting for its next request.
@@ -95,14 +111,11 @@ impl<K: Connector> Inner<K> {
             self.close(conn);
             return;
         }
-        ex.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Idle {
-                conn,
-                since: now,
-                uses,
-            });
+        ex.own().lock().push(Idle {
+            conn,
+            since: now,
+            uses,
+        });
         ex.wake();
     }
 
@@ -117,12 +130,21 @@ impl<K: Connector> Inner<K> {
 }
 
 impl<T> ExclusiveConns<T> {
+    /// Empty lists, one per worker.
+    pub(super) fn idle_lists() -> Box<[IdleList<T>]> {
+        (0..crate::workers::places())
+            .map(|_| IdleList(std::sync::Mutex::new(Vec::new())))
+            .collect()
+    }
+
+    /// This worker's idle list.
+    pub(super) fn own(&self) -> &IdleList<T> {
+        &self.idle[crate::workers::place() % self.idle.len()]
+    }
+
+    /// Whether any worker has an idle connection.
     pub(super) fn has_idle(&self) -> bool {
-        !self
-            .idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty()
+        self.idle.iter().any(|l| !l.lock().is_empty())
     }
 
     /// Wakes one waiting request, if any (no cost when none waits).

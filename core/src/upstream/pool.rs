@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use tokio::sync::Notify;
 
-use super::conns::{Conns, ExclusiveConns, Idle, Inner, Slot};
+use super::conns::{Conns, ExclusiveConns, Idle, IdleList, Inner, Slot};
 use crate::cluster::{CircuitBreaker, Permit, Resource};
 use crate::error::{ErrorKind, Origin, ProxyError};
 
@@ -102,7 +102,7 @@ impl<K: Connector> Pool<K> {
                 next: AtomicUsize::new(0),
             },
             Sharing::Exclusive { most_open } => Conns::Exclusive(ExclusiveConns {
-                idle: std::sync::Mutex::new(Vec::new()),
+                idle: ExclusiveConns::idle_lists(),
                 open: AtomicUsize::new(0),
                 most_open: most_open.max(1),
                 waiting: AtomicUsize::new(0),
@@ -255,16 +255,26 @@ impl<K: Connector> Pool<K> {
         let mut reuse = reuse;
         loop {
             if reuse == Reuse::Idle
-                && let Some(idle) = self.take_idle(ex, now)
+                && let Some(idle) = self.take_idle(ex, ex.own(), now)
             {
                 return Ok(Exclusive::new(self.inner.clone(), idle.conn, idle.uses));
             }
-            reuse = Reuse::Idle;
             let seen = match self.room(ex) {
                 Room::Open(permit) => return self.open_exclusive(ex, permit).await,
                 Room::Refused(refused) => return Err(refused),
                 Room::Wait { open } => open,
             };
+            // At the cap: another worker's idle connection serves (its
+            // socket stays with that worker's reactor) rather than waiting.
+            if reuse == Reuse::Idle
+                && let Some(idle) = ex
+                    .idle
+                    .iter()
+                    .find_map(|list| self.take_idle(ex, list, now))
+            {
+                return Ok(Exclusive::new(self.inner.clone(), idle.conn, idle.uses));
+            }
+            reuse = Reuse::Idle;
             // Every connection is lent and no other may be opened: wait
             // for one to come back (or close), counted as pending.
             if pending.is_none() {
@@ -330,12 +340,17 @@ impl<K: Connector> Pool<K> {
         }
     }
 
-    /// The newest ready idle connection; closed and expired ones are
-    /// dropped, busy ones left.
-    fn take_idle(&self, ex: &ExclusiveConns<K::Conn>, now: Instant) -> Option<Idle<K::Conn>> {
+    /// The newest ready idle connection of `list`; closed and expired ones
+    /// are dropped, busy ones left.
+    fn take_idle(
+        &self,
+        ex: &ExclusiveConns<K::Conn>,
+        list: &IdleList<K::Conn>,
+        now: Instant,
+    ) -> Option<Idle<K::Conn>> {
         let mut gone = Vec::new();
         let found = {
-            let mut idle = ex.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let mut idle = list.lock();
             let mut found = None;
             let mut i = idle.len();
             while i > 0 {
