@@ -117,7 +117,9 @@ clusters:
   - {{ name: up, protocol: http, endpoints: [ {{ address: "{upstream}" }} ] }}
 "#
     );
-    Proxy::start(test, &config)
+    // One worker: the tests count the upstream connections that client
+    // connections share, and each worker keeps its own idle ones.
+    Proxy::start_file(&common::write_config(test, &config), &["--workers", "1"])
 }
 
 /// One answer the client got.

@@ -566,7 +566,12 @@ clusters:
         hyper1 = hyper1.address(),
         h2 = h2.address(),
     );
-    let proxy = Proxy::start("http_request_quota", &config);
+    // One worker: each worker keeps its own idle upstream connections, and
+    // the count below is of connections the client connections share.
+    let proxy = Proxy::start_file(
+        &common::write_config("http_request_quota", &config),
+        &["--workers", "1"],
+    );
     let addr = proxy.addr("http-in");
     for i in 0..6 {
         let r = curl(&[&url(addr, &format!("/lean/{i}"))]);

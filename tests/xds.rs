@@ -122,13 +122,19 @@ fn the_rest_transport_follows_the_control_plane_the_same_way() {
     follow_the_control_plane(true);
 }
 
-fn follow_the_control_plane(rest: bool) {
-    let (a, a2, b, s) = (
+/// The backends the follow tests route to: `a`, `a2`, `b` and the static
+/// listener's.
+fn backends() -> (Backend, Backend, Backend, Backend) {
+    (
         Backend::start("a"),
         Backend::start("a2"),
         Backend::start("b"),
         Backend::start("static"),
-    );
+    )
+}
+
+fn follow_the_control_plane(rest: bool) {
+    let (a, a2, b, s) = backends();
     let mut cp = ControlPlane::start(None);
     let proxy = if rest {
         proxy_polling("xds-follow-rest", cp.rest, &s)
@@ -399,4 +405,74 @@ fn envoy_and_metaproxy_follow_the_same_control_plane_the_same_way() {
     for addr in [ours, theirs] {
         assert_eq!(share_of_b(addr, 5, Some("x-canary: yes")), 1.0);
     }
+}
+
+/// Incremental xDS: the same server on a delta ADS stream sends only what
+/// changed; the proxy follows each change and NACKs a broken one by name.
+#[test]
+fn the_delta_transport_follows_the_control_plane_incrementally() {
+    let (a, a2, b, s) = backends();
+    let mut cp = ControlPlane::start(None);
+    let config = common::example_config(
+        "examples/xds/delta.yaml",
+        &[
+            ("127.0.0.1:18000", format!("127.0.0.1:{}", cp.grpc)),
+            ("127.0.0.1:9901", "127.0.0.1:0".into()),
+            ("127.0.0.1:8080", "127.0.0.1:0".into()),
+            ("127.0.0.1:8081", s.address()),
+        ],
+    );
+    let proxy = Proxy::start("xds-delta", &config);
+    let snapshot = |listener_extra: Value, b_to: &str, a_at: &Backend| {
+        json!({
+            "listeners": [http_listener("xds-http", "r1", listener_extra)],
+            "routes": [routes("r1", b_to)],
+            "clusters": [eds_cluster("a"), static_cluster("b", port_of(&b))],
+            "endpoints": [assignment("a", port_of(a_at))],
+        })
+    };
+    cp.snapshot("v1", snapshot(json!({}), "b", &a));
+    for t in [
+        "Cluster",
+        "ClusterLoadAssignment",
+        "Listener",
+        "RouteConfiguration",
+    ] {
+        cp.wait_delta_answer(t, "v1", false);
+    }
+    let addr = proxy.bound("xds-http");
+    wait_answered_by(addr, "/x", "a", &proxy);
+    assert_eq!(answered_by(addr, "/b/1"), "b");
+
+    // Only the load assignment changed: it alone is sent, and followed.
+    cp.snapshot("v2", snapshot(json!({}), "b", &a2));
+    cp.wait_delta_answer("ClusterLoadAssignment", "v2", false);
+    wait_answered_by(addr, "/x", "a2", &proxy);
+    for unchanged in ["Listener", "RouteConfiguration", "Cluster"] {
+        assert!(
+            !cp.sent_delta(unchanged, "v2"),
+            "{unchanged} was sent again"
+        );
+    }
+
+    // A listener the proxy cannot honour: NACKed by name, the last good
+    // config keeps serving.
+    let broken = json!({ "per_connection_buffer_limit_bytes": 4096 });
+    cp.snapshot("v3", snapshot(broken, "b", &a2));
+    let nack = cp.wait_delta_answer("Listener", "v3", true);
+    let why = nack["error"].as_str().unwrap();
+    assert!(
+        why.contains("listener `xds-http`") && why.contains("per_connection_buffer_limit_bytes"),
+        "{why}"
+    );
+    assert_eq!(answered_by(addr, "/x"), "a2");
+
+    // Fixed, with a route change.
+    cp.snapshot("v4", snapshot(json!({}), "a", &a2));
+    cp.wait_delta_answer("RouteConfiguration", "v4", false);
+    wait_answered_by(addr, "/b/1", "a2", &proxy);
+    let (_, dump) = proxy.admin("GET", "/config_dump");
+    let d: Value = serde_json::from_str(&dump).unwrap();
+    assert_eq!(d["xds"]["transport"], "delta_grpc", "{dump}");
+    assert_eq!(d["xds"]["types"]["lds"]["rejected"], 1, "{dump}");
 }

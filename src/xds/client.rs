@@ -1,6 +1,7 @@
 //! The ADS stream: one gRPC stream to the control plane carrying every
-//! type, reopened with backoff when it fails; the resources already held
-//! keep serving meanwhile.
+//! type (state of the world, or incremental: `delta.rs`), reopened with
+//! backoff when it fails; the resources already held keep serving
+//! meanwhile.
 
 use std::future::Future;
 use std::time::Duration;
@@ -13,19 +14,28 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Xds;
-use super::settings::XdsSettings;
+use super::delta;
+use super::settings::{Transport, XdsSettings};
 
 /// Largest message accepted from the control plane.
-const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+pub(super) const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
 /// Keeps a stream open until `stop` is cancelled.
 pub async fn run(xds: std::sync::Arc<Xds>, settings: XdsSettings, stop: CancellationToken) {
     let mut backoff = Duration::from_millis(100);
+    // What an incremental stream accepted, for the next one to resume from.
+    let mut held = delta::Held::default();
     loop {
         let started = std::time::Instant::now();
+        let once = async {
+            match settings.transport {
+                Transport::DeltaGrpc => delta::stream_once(&xds, &settings, &mut held).await,
+                _ => stream_once(&xds, &settings).await,
+            }
+        };
         let ended = tokio::select! {
             _ = stop.cancelled() => return,
-            r = stream_once(&xds, &settings) => r,
+            r = once => r,
         };
         let why = match ended {
             Ok(()) => "the control plane closed the stream".to_string(),
@@ -45,19 +55,22 @@ pub async fn run(xds: std::sync::Arc<Xds>, settings: XdsSettings, stop: Cancella
     }
 }
 
-/// One stream, from connect to its end.
-async fn stream_once(xds: &Xds, settings: &XdsSettings) -> Result<(), String> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", settings.server))
+/// A gRPC channel to the control plane.
+pub(super) async fn channel(settings: &XdsSettings) -> Result<tonic::transport::Channel, String> {
+    tonic::transport::Endpoint::from_shared(format!("http://{}", settings.server))
         .map_err(|e| format!("bad server address `{}`: {e}", settings.server))?
         .connect_timeout(settings.connect_timeout())
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10));
-    let channel = endpoint
+        .keep_alive_timeout(Duration::from_secs(10))
         .connect()
         .await
-        .map_err(|e| format!("cannot connect to {}: {}", settings.server, chain(&e)))?;
-    let mut client = AggregatedDiscoveryServiceClient::new(channel)
+        .map_err(|e| format!("cannot connect to {}: {}", settings.server, chain(&e)))
+}
+
+/// One stream, from connect to its end.
+async fn stream_once(xds: &Xds, settings: &XdsSettings) -> Result<(), String> {
+    let mut client = AggregatedDiscoveryServiceClient::new(channel(settings).await?)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
     let (tx, rx) = mpsc::channel::<DiscoveryRequest>(64);

@@ -8,6 +8,7 @@
 
 mod client;
 mod compose;
+mod delta;
 mod eds;
 mod json;
 mod kind;
@@ -100,7 +101,7 @@ impl Xds {
         let _ = RUNNING.set(xds.clone());
         let stop = proxy.shutdown_token();
         match settings.transport {
-            Transport::Grpc => {
+            Transport::Grpc | Transport::DeltaGrpc => {
                 tokio::spawn(client::run(xds.clone(), settings, stop));
             }
             Transport::Rest => {

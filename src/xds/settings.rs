@@ -18,7 +18,8 @@ pub struct XdsSettings {
     /// The node's cluster (`node.cluster`), e.g. the fleet it belongs to.
     #[serde(default)]
     pub cluster: Option<String>,
-    /// The transport: `grpc` (ADS, the default) or `rest` (polling).
+    /// The transport: `grpc` (ADS, state of the world; the default),
+    /// `delta_grpc` (ADS, incremental) or `rest` (polling).
     #[serde(default)]
     pub transport: Transport,
     /// `rest`: how long to wait between polls of each type (default 1s,
@@ -44,6 +45,8 @@ pub enum Transport {
     /// Aggregated Discovery Service over one gRPC stream.
     #[default]
     Grpc,
+    /// Incremental ADS over one gRPC stream: only changes are sent.
+    DeltaGrpc,
     /// Envoy's REST-JSON transport: each type polled with a JSON
     /// `DiscoveryRequest` (`POST /v3/discovery:<type>`).
     Rest,
@@ -54,6 +57,7 @@ impl Transport {
     pub fn name(self) -> &'static str {
         match self {
             Transport::Grpc => "grpc",
+            Transport::DeltaGrpc => "delta_grpc",
             Transport::Rest => "rest",
         }
     }

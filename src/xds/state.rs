@@ -86,6 +86,11 @@ impl XdsState {
         }
     }
 
+    /// This proxy's node, as it introduces itself.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
     /// The static config changed: the resources held are merged into the
     /// new one and applied; a refusal keeps the old base.
     pub async fn rebase(&mut self, base: Value, apply: &impl Apply) -> Result<(), String> {

@@ -118,6 +118,59 @@ impl ControlPlane {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// Waits until `node` answered (ACK, or NACK with `nack`) the delta
+    /// response of `type_name` at `version`; the answer's event.
+    pub fn wait_delta_answer(&self, type_name: &str, version: &str, nack: bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        let of_type = |v: &Value| {
+            v["type_url"]
+                .as_str()
+                .is_some_and(|t| t.ends_with(&format!(".{type_name}")))
+        };
+        loop {
+            let events: Vec<Value> = self
+                .lines
+                .all()
+                .iter()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            let nonces: Vec<&Value> = events
+                .iter()
+                .filter(|v| v["event"] == "delta_response" && of_type(v) && v["version"] == version)
+                .map(|v| &v["nonce"])
+                .collect();
+            if let Some(answer) = events.iter().find(|v| {
+                v["event"] == "delta_request"
+                    && v["node"] == NODE
+                    && of_type(v)
+                    && nonces.contains(&&v["nonce"])
+                    && v["error"].is_null() != nack
+            }) {
+                return answer.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no delta {} of {type_name} {version}:\n{}",
+                if nack { "NACK" } else { "ACK" },
+                self.lines.all().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether a delta response of `type_name` at `version` was sent.
+    pub fn sent_delta(&self, type_name: &str, version: &str) -> bool {
+        self.lines.all().iter().any(|l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|v| {
+                v["event"] == "delta_response"
+                    && v["version"] == version
+                    && v["type_url"]
+                        .as_str()
+                        .is_some_and(|t| t.ends_with(&format!(".{type_name}")))
+            })
+        })
+    }
 }
 
 pub fn socket(port: u16) -> Value {
