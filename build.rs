@@ -12,14 +12,13 @@ fn main() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"))
         .join("Cargo.toml");
+    // Only the packages of the platform being built: cargo has downloaded
+    // those (and not, say, the Windows-only ones) before build scripts run,
+    // so this needs no network on a fresh machine.
+    let target = std::env::var("TARGET").expect("set by cargo");
     let out = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--offline",
-            "--manifest-path",
-        ])
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", &target, "--manifest-path"])
         .arg(&manifest)
         .output()
         .expect("run `cargo metadata`");
