@@ -17,7 +17,7 @@ use super::Xds;
 use super::delta;
 use super::settings::{Transport, XdsSettings};
 
-/// Largest message accepted from the control plane.
+/// Largest message accepted from the control plane (either transport).
 pub(super) const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
 /// Keeps a stream open until `stop` is cancelled.
@@ -55,9 +55,11 @@ pub async fn run(xds: std::sync::Arc<Xds>, settings: XdsSettings, stop: Cancella
     }
 }
 
-/// A gRPC channel to the control plane.
-pub(super) async fn channel(settings: &XdsSettings) -> Result<tonic::transport::Channel, String> {
-    tonic::transport::Endpoint::from_shared(format!("http://{}", settings.server))
+/// An ADS client connected to the control plane.
+pub(super) async fn ads_client(
+    settings: &XdsSettings,
+) -> Result<AggregatedDiscoveryServiceClient<tonic::transport::Channel>, String> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", settings.server))
         .map_err(|e| format!("bad server address `{}`: {e}", settings.server))?
         .connect_timeout(settings.connect_timeout())
         .tcp_nodelay(true)
@@ -65,14 +67,15 @@ pub(super) async fn channel(settings: &XdsSettings) -> Result<tonic::transport::
         .keep_alive_timeout(Duration::from_secs(10))
         .connect()
         .await
-        .map_err(|e| format!("cannot connect to {}: {}", settings.server, chain(&e)))
+        .map_err(|e| format!("cannot connect to {}: {}", settings.server, chain(&e)))?;
+    Ok(AggregatedDiscoveryServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE))
 }
 
 /// One stream, from connect to its end.
 async fn stream_once(xds: &Xds, settings: &XdsSettings) -> Result<(), String> {
-    let mut client = AggregatedDiscoveryServiceClient::new(channel(settings).await?)
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE);
+    let mut client = ads_client(settings).await?;
     let (tx, rx) = mpsc::channel::<DiscoveryRequest>(64);
     for r in xds.state.lock().await.opening_requests() {
         let _ = tx.send(r).await;

@@ -12,7 +12,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
@@ -22,7 +21,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tracing::{info, warn};
 
 use super::Xds;
-use super::client::{MAX_MESSAGE, channel};
+use super::client::ads_client;
 use super::kind::Kind;
 use super::settings::XdsSettings;
 
@@ -35,9 +34,7 @@ pub struct Held {
 
 /// One delta stream, from connect to its end.
 pub async fn stream_once(xds: &Xds, settings: &XdsSettings, held: &mut Held) -> Result<(), String> {
-    let mut client = AggregatedDiscoveryServiceClient::new(channel(settings).await?)
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE);
+    let mut client = ads_client(settings).await?;
     let (tx, rx) = mpsc::channel::<DeltaDiscoveryRequest>(64);
     let node = xds.state.lock().await.node().clone();
     let mut stream = Stream {

@@ -24,13 +24,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::Xds;
-use super::client::chain;
+use super::client::{MAX_MESSAGE, chain};
 use super::json;
 use super::kind::Kind;
 use super::settings::XdsSettings;
 
-/// Largest answer accepted from the control plane.
-const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 /// The first wait after a failed poll; it doubles up to `max_backoff`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
