@@ -14,9 +14,8 @@ use metaproxy_core::cluster::balancer::Balancer;
 use metaproxy_core::cluster::endpoint::Endpoint;
 use metaproxy_core::cluster::hash::stable_hash;
 use metaproxy_core::config::{LbPolicy, parse_str};
+use metaproxy_core::inert_protocol::InertProtocol;
 use metaproxy_core::snapshot::Snapshot;
-
-mod common;
 
 fn endpoints(n: usize) -> Vec<Arc<Endpoint>> {
     (0..n)
@@ -60,8 +59,8 @@ fn bench(c: &mut Criterion) {
 /// One cluster of `n` endpoints with outlier detection, built from config.
 fn tracked_cluster_config(n: usize) -> String {
     let mut y = String::from(
-        "listeners:\n  - { name: in, address: 127.0.0.1:0, protocol: fake, routes: [ { route: { cluster: c } } ] }\n\
-         clusters:\n  - name: c\n    protocol: fake\n    outlier_detection: { consecutive_errors: 5 }\n    endpoints:\n",
+        "listeners:\n  - { name: in, address: 127.0.0.1:0, protocol: inert, routes: [ { route: { cluster: c } } ] }\n\
+         clusters:\n  - name: c\n    protocol: inert\n    outlier_detection: { consecutive_errors: 5 }\n    endpoints:\n",
     );
     for i in 0..n {
         y.push_str(&format!(
@@ -74,7 +73,7 @@ fn tracked_cluster_config(n: usize) -> String {
 }
 
 fn bench_cluster(c: &mut Criterion) {
-    let registry = common::fake_registry();
+    let registry = InertProtocol::registry();
     let mut g = c.benchmark_group("cluster_pick_tracking_health");
     for n in [3usize, 100, 1000] {
         let loaded = parse_str(&tracked_cluster_config(n), "gen.yaml").expect("parses");

@@ -11,13 +11,12 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use metaproxy_core::config::parse_str;
 use metaproxy_core::snapshot::Snapshot;
 
-mod common;
-use common::fake_registry;
+use metaproxy_core::inert_protocol::InertProtocol;
 
 /// `n` clusters and `n` routes, route `i` sending `/svc/i` to cluster `i`.
 fn config(n: usize) -> String {
     let mut y = String::from(
-        "listeners:\n  - name: in\n    address: 127.0.0.1:0\n    protocol: fake\n    routes:\n",
+        "listeners:\n  - name: in\n    address: 127.0.0.1:0\n    protocol: inert\n    routes:\n",
     );
     for i in 0..n {
         writeln!(
@@ -30,7 +29,7 @@ fn config(n: usize) -> String {
     for i in 0..n {
         writeln!(
             y,
-            "  - {{ name: c{i}, protocol: fake, endpoints: [ {{ address: \"127.0.0.1:{}\" }} ] }}",
+            "  - {{ name: c{i}, protocol: inert, endpoints: [ {{ address: \"127.0.0.1:{}\" }} ] }}",
             1024 + i
         )
         .unwrap();
@@ -39,7 +38,7 @@ fn config(n: usize) -> String {
 }
 
 fn bench(c: &mut Criterion) {
-    let registry = fake_registry();
+    let registry = InertProtocol::registry();
     let mut g = c.benchmark_group("config_build");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     for n in [1000usize, 10_000] {

@@ -20,6 +20,7 @@ pub mod downstream;
 pub mod error;
 pub mod filter;
 pub mod health_check;
+pub mod inert_protocol;
 pub mod listener;
 pub mod message;
 pub mod metadata;

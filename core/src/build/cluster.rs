@@ -369,34 +369,9 @@ pub(super) fn protocol_section(
 mod tests {
     use super::*;
     use crate::cluster::{Outcome, now_ms};
-    use crate::codec::CodecOptions;
     use crate::config::parse_str;
-    use crate::error::PluginError;
-    use crate::registry::{ClusterCodec, ConnectionHandler, Protocol};
 
-    /// A protocol with a codec of `()`: enough to build clusters.
-    struct Fake;
-
-    impl Protocol for Fake {
-        fn name(&self) -> &'static str {
-            "fake"
-        }
-        fn listener_handler(
-            &self,
-            _: &CodecOptions,
-        ) -> Result<Arc<dyn ConnectionHandler>, PluginError> {
-            Err("no listeners".into())
-        }
-        fn cluster_codec(&self, _: &CodecOptions) -> Result<ClusterCodec, PluginError> {
-            Ok(ClusterCodec {
-                codec: Arc::new(()),
-                default_mode: UpstreamMode::Multiplex,
-                probe: None,
-            })
-        }
-    }
-
-    /// Builds the first cluster of `clusters:\n{yaml}` with the `fake`
+    /// Builds the first cluster of `clusters:\n{yaml}` with the `inert`
     /// protocol: the cluster, and the errors found.
     fn try_build(
         yaml: &str,
@@ -404,8 +379,7 @@ mod tests {
     ) -> (Option<Cluster>, Result<(), crate::config::ConfigErrors>) {
         let text = format!("listeners: []\nclusters:\n{yaml}");
         let loaded = parse_str(&text, "t.yaml").unwrap();
-        let mut registry = Registry::new();
-        registry.register_protocol(Arc::new(Fake));
+        let registry = crate::inert_protocol::InertProtocol::registry();
         let mut sink = ErrorSink::new("t.yaml");
         let c = build_cluster(
             &mut sink,
@@ -423,10 +397,10 @@ mod tests {
         c.unwrap()
     }
 
-    /// The errors of building a `fake` cluster with `health_check: {check}`.
+    /// The errors of building a `inert` cluster with `health_check: {check}`.
     fn health_check_errors(check: &str) -> String {
         let yaml = format!(
-            "  - name: c\n    protocol: fake\n    health_check: {check}\n    endpoints: [ {{ address: \"127.0.0.1:1\" }} ]\n"
+            "  - name: c\n    protocol: inert\n    health_check: {check}\n    endpoints: [ {{ address: \"127.0.0.1:1\" }} ]\n"
         );
         let (c, errors) = try_build(&yaml, None);
         match errors {
@@ -465,7 +439,7 @@ mod tests {
     fn zones(drain: &str) -> String {
         format!(
             r#"  - name: c
-    protocol: fake
+    protocol: inert
     outlier_detection: {{ consecutive_gateway_errors: 1, max_ejection_percent: 100 }}
     locality: {{ zones: [zone-a, zone-b]{drain} }}
     endpoints:
@@ -522,7 +496,7 @@ mod tests {
     fn drained_endpoints_leave_named_subsets_too() {
         let c = build(
             r#"  - name: c
-    protocol: fake
+    protocol: inert
     subsets: { v1: { version: v1 } }
     endpoints:
       - { address: "127.0.0.1:1", labels: { version: v1 }, drain: true }
