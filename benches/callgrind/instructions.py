@@ -4,12 +4,16 @@ noisy machine, so two builds can be compared to the percent.
 
     cargo build --profile dist -p metaproxy && cargo build --release -p metaproxy-loadgen
     python3 benches/callgrind/instructions.py --bin new=target/dist/metaproxy \\
-        --bin old=/path/to/other/metaproxy dubbo thrift http1
+        --bin old=/path/to/other/metaproxy dubbo thrift http1 h2 h2h2
 
 For each binary and protocol: an echo upstream (benches/loadgen), the proxy
 under `valgrind --tool=callgrind` with one worker, and `loadgen -c 8 -n N`
 for N = 2000 and N = 6000; the difference of the two totals divided by 4000
 is the cost of one request, start-up and shutdown cancelled out.
+
+`h2` and `h2h2` load the proxy with h2load (4 connections x 32 streams, a
+100 B POST body echoed) instead of loadgen: `h2` with an HTTP/1.1 upstream
+(compare.py's h2-mux case), `h2h2` with an h2c upstream (h2-h2).
 """
 
 import argparse
@@ -30,24 +34,51 @@ def free_port():
         return s.getsockname()[1]
 
 
+# case -> (listener protocol, cluster protocol, echo-upstream protocol)
+PROTOCOLS = {
+    "http1": ("http", "http", "http"),
+    "dubbo": ("dubbo", "dubbo", "dubbo"),
+    "thrift": ("thrift", "thrift", "thrift"),
+    "h2": ("http", "http", "http"),
+    "h2h2": ("http", "http2", "http"),
+}
+
+
 def write_config(tmp, proto, port, address):
     """A one-route config: listener on `port`, one cluster at `address`."""
+    listener, cluster, _ = PROTOCOLS[proto]
     config = os.path.join(tmp, f"{proto}.yaml")
     with open(config, "w") as f:
         f.write(f"""listeners:
   - name: bench
     address: 127.0.0.1:{port}
-    protocol: {"http" if proto == "http1" else proto}
+    protocol: {listener}
     routes: [ {{ route: {{ cluster: echo }} }} ]
 clusters:
-  - {{ name: echo, protocol: {proto}, endpoints: [ {{ address: "{address}" }} ] }}
+  - {{ name: echo, protocol: {cluster}, endpoints: [ {{ address: "{address}" }} ] }}
 """)
     return config
 
 
+def load(proto, port, n, tmp):
+    """Sends `n` requests through the proxy listening on `port`."""
+    if proto in ("h2", "h2h2"):
+        body = os.path.join(tmp, "body")
+        with open(body, "wb") as f:
+            f.write(b"x" * 100)
+        cmd = ["h2load", "-n", str(n), "-c", "4", "-m", "32", "-d", body,
+               f"http://127.0.0.1:{port}/echo"]
+    else:
+        cmd = [os.path.join(TOOLS, "loadgen"), "-p", proto, "-a", f"127.0.0.1:{port}",
+               "-c", "8", "-n", str(n), "--json"]
+    done = subprocess.run(cmd, capture_output=True, check=True, text=True)
+    if proto in ("h2", "h2h2") and f"{n} succeeded" not in done.stdout:
+        raise SystemExit(f"h2load: not every request succeeded:\n{done.stdout}")
+
+
 def total_instructions(binary, proto, n, tmp):
     upstream = subprocess.Popen(
-        [os.path.join(TOOLS, "echo-upstream"), "-p", "http" if proto == "http1" else proto],
+        [os.path.join(TOOLS, "echo-upstream"), "-p", PROTOCOLS[proto][2]],
         stdout=subprocess.PIPE, text=True)
     address = upstream.stdout.readline().split("=", 1)[1].strip()
     port = free_port()
@@ -61,8 +92,7 @@ def total_instructions(binary, proto, n, tmp):
         line = proxy.stdout.readline()
         if not line or line.strip() == "ready":
             break
-    subprocess.run([os.path.join(TOOLS, "loadgen"), "-p", proto, "-a", f"127.0.0.1:{port}",
-                    "-c", "8", "-n", str(n), "--json"], capture_output=True, check=True)
+    load(proto, port, n, tmp)
     proxy.send_signal(signal.SIGTERM)
     proxy.wait()
     upstream.kill()
@@ -79,7 +109,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bin", action="append", default=[],
                    help="NAME=PATH of a metaproxy binary (repeat to compare; default: target/dist)")
-    p.add_argument("protocols", nargs="*", default=["dubbo", "thrift", "http1"])
+    p.add_argument("protocols", nargs="*", default=["dubbo", "thrift", "http1"],
+                   choices=sorted(PROTOCOLS))
     a = p.parse_args()
     bins = [b.split("=", 1) for b in a.bin] or [["dist", os.path.join(ROOT, "target", "dist", "metaproxy")]]
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,6 +21,14 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 /// `keep-alive`, `proxy-connection`, `transfer-encoding`, `upgrade`, and
 /// `te` unless it is exactly `trailers` (gRPC needs that one).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most requests carry none: one pass over the names instead of a hash
+    // lookup per hop-by-hop name.
+    if !headers
+        .iter()
+        .any(|(name, value)| needs_stripping(name, value))
+    {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -51,6 +59,19 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
+}
+
+/// The header is hop-by-hop, or a `te` other than exactly `trailers`.
+fn needs_stripping(name: &HeaderName, value: &HeaderValue) -> bool {
+    if name == header::TE {
+        return value.as_bytes() != b"trailers";
+    }
+    name == header::CONNECTION
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == header::PROXY_AUTHENTICATE
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
 }
 
 /// A fresh random request id shaped like a UUID (version 4 bits set).

@@ -18,6 +18,7 @@
 
 mod body;
 mod cluster;
+mod conn_tasks;
 mod error;
 mod grpc_probe;
 pub(crate) mod h1;

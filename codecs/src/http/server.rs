@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use metaproxy_core::listener::{ClientStream, ListenerContext, connection_metadata};
 use metaproxy_core::registry::{ConnectionHandler, ServeFuture};
@@ -18,6 +18,7 @@ use metaproxy_core::tls::MaybeTls;
 use tokio::time::Instant;
 use tracing::debug;
 
+use super::conn_tasks::{ConnExecutor, ConnTasks};
 use super::request::{ConnInfo, handle};
 
 /// Smallest read buffer hyper accepts (its `max_buf_size` floor).
@@ -40,8 +41,8 @@ impl ConnectionHandler for HttpHandler {
     }
 }
 
-fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
+fn builder(limits: &Limits, exec: ConnExecutor) -> auto::Builder<ConnExecutor> {
+    let mut b = auto::Builder::new(exec);
     b.http1()
         .timer(TokioTimer::new())
         .keep_alive(true)
@@ -94,7 +95,10 @@ async fn serve(stream: ClientStream, peer: SocketAddr, ctx: Arc<ListenerContext>
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let ctx = service_ctx.clone();
         let info = info.clone();
-        async move {
+        // Boxed: hyper moves the future into the stream's task and tokio
+        // moves the task's stage on completion; a pointer moves cheaply
+        // where the whole state machine (kilobytes) would be copied.
+        Box::pin(async move {
             // Each request reads the current config once and finishes on it.
             let snapshot = ctx.snapshot.load_full();
             let resp = match snapshot.listener(&ctx.name) {
@@ -109,9 +113,11 @@ async fn serve(stream: ClientStream, peer: SocketAddr, ctx: Arc<ListenerContext>
                 ),
             };
             Ok::<_, Infallible>(resp)
-        }
+        })
     });
-    let builder = builder(&limits);
+    // HTTP/2 streams run on this task, not as a task each.
+    let (mut streams, exec) = ConnTasks::new();
+    let builder = builder(&limits, exec);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let idle = limits.idle_timeout;
@@ -130,6 +136,7 @@ async fn serve(stream: ClientStream, peer: SocketAddr, ctx: Arc<ListenerContext>
                 }
                 return;
             }
+            () = streams.run() => {}
             _ = ctx.shutdown.cancelled(), if closing.is_none() => {
                 conn.as_mut().graceful_shutdown();
                 let drain = ctx.snapshot.load().drain_timeout;

@@ -97,6 +97,37 @@ fn hop_by_hop_headers_are_stripped_but_te_trailers_kept() {
 }
 
 #[test]
+fn each_hop_by_hop_header_alone_is_stripped_and_plain_requests_are_untouched() {
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authenticate",
+    ] {
+        let mut h = HeaderMap::new();
+        h.insert("x-keep", HeaderValue::from_static("yes"));
+        h.insert(name, HeaderValue::from_static("x"));
+        strip_hop_by_hop(&mut h);
+        let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["x-keep"], "{name} kept");
+    }
+    // `te: Trailers` is normalised; `te: trailers` and the rest stay as sent.
+    let mut h = HeaderMap::new();
+    h.insert("te", HeaderValue::from_static("Trailers"));
+    strip_hop_by_hop(&mut h);
+    assert_eq!(h["te"], "trailers");
+    let mut h = HeaderMap::new();
+    h.insert("te", HeaderValue::from_static("trailers"));
+    h.append("x-list", HeaderValue::from_static("a"));
+    h.append("x-list", HeaderValue::from_static("b"));
+    let before = h.clone();
+    strip_hop_by_hop(&mut h);
+    assert_eq!(h, before);
+}
+
+#[test]
 fn request_ids_and_forwarding_headers() {
     let id = new_request_id();
     assert_eq!(id.len(), 36);

@@ -23,7 +23,9 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
+
+use super::conn_tasks::{ConnTasks, drive};
 use metaproxy_core::ProxyError;
 use metaproxy_core::cluster::{Permit, PoolSettings};
 use metaproxy_core::tls::ClusterTls;
@@ -229,14 +231,17 @@ impl Connector for H2Connector {
             .open(address)
             .await
             .map_err(HttpError::into_proxy_error)?;
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        // The connection's driver and its streams' futures run on the
+        // connection's task (see `conn_tasks`).
+        let (tasks, exec) = ConnTasks::new();
+        let (sender, conn) = http2::Builder::new(exec)
             .timer(TokioTimer::new())
             .handshake(io)
             .await
             .map_err(|source| HttpError::Handshake { address, source }.into_proxy_error())?;
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(e) = conn.await {
+            if let Err(e) = drive(conn, tasks).await {
                 debug!(%address, error = %e, "upstream h2 connection ended");
             }
         });
