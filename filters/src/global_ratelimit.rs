@@ -44,7 +44,7 @@ use serde::Deserialize;
 
 use crate::bucket::retry_after_secs;
 use crate::conditions::{Conditions, metadata_key};
-use crate::resp::{Client, Pipeline, Value};
+use crate::resp::{Client, Pipeline, RedisError, Value};
 use metaproxy_core::config::MatchConfig;
 
 /// Redis round-trip budget when `redis.timeout` is not given.
@@ -191,6 +191,26 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Why a request's limits could not be checked (the failure mode decides).
+#[derive(Debug, thiserror::Error)]
+enum Unavailable {
+    /// Redis did not answer within the filter's `timeout`.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The connection failed.
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+    /// `SCRIPT LOAD` did not answer with the script's hash.
+    #[error("SCRIPT LOAD answered {0:?}")]
+    ScriptLoad(Option<Value>),
+    /// A command failed (`-ERR ...`).
+    #[error("redis: {0}")]
+    CommandFailed(String),
+    /// A reply of a type the command does not give.
+    #[error("unexpected redis reply {0:?}")]
+    UnexpectedReply(Option<Value>),
+}
+
 impl GlobalRateLimit {
     fn sha(&self) -> Option<Arc<str>> {
         self.script_sha
@@ -272,7 +292,7 @@ impl GlobalRateLimit {
         replies: &[Value],
         checks: &'c [Check<'a>],
         loaded_script: bool,
-    ) -> Result<Option<&'c Check<'a>>, String> {
+    ) -> Result<Option<&'c Check<'a>>, Unavailable> {
         let mut replies = replies.iter();
         if loaded_script {
             match replies.next() {
@@ -280,7 +300,7 @@ impl GlobalRateLimit {
                     let sha = String::from_utf8_lossy(sha);
                     self.set_sha(Some(Arc::from(sha.as_ref())));
                 }
-                other => return Err(format!("SCRIPT LOAD answered {other:?}")),
+                other => return Err(Unavailable::ScriptLoad(other.cloned())),
             }
         }
         let mut over = None;
@@ -295,9 +315,9 @@ impl GlobalRateLimit {
                     if e.starts_with("NOSCRIPT") {
                         self.set_sha(None);
                     }
-                    return Err(format!("redis: {e}"));
+                    return Err(Unavailable::CommandFailed(e.clone()));
                 }
-                (_, other) => return Err(format!("unexpected redis reply {other:?}")),
+                (_, other) => return Err(Unavailable::UnexpectedReply(other.cloned())),
             };
             if count && over.is_none() {
                 over = Some(check);
@@ -306,7 +326,7 @@ impl GlobalRateLimit {
         Ok(over)
     }
 
-    fn unavailable(&self, why: &str) -> FilterAction {
+    fn unavailable(&self, why: &Unavailable) -> FilterAction {
         let now = unix_ms();
         let last = self.last_warning_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= 1000
@@ -352,8 +372,8 @@ impl Filter for GlobalRateLimit {
         }
         let loaded_script = self.algorithm == Algorithm::SlidingWindow && sha.is_none();
         let replies = match tokio::time::timeout(self.timeout, self.client.query(pipeline)).await {
-            Err(_) => return self.unavailable(&format!("no answer within {:?}", self.timeout)),
-            Ok(Err(e)) => return self.unavailable(&e.to_string()),
+            Err(_) => return self.unavailable(&Unavailable::Timeout(self.timeout)),
+            Ok(Err(e)) => return self.unavailable(&Unavailable::Redis(e)),
             Ok(Ok(replies)) => replies,
         };
         match self.verdict(&replies, &checks, loaded_script) {
