@@ -19,6 +19,7 @@ use thrift_peers::{ThriftServer, client};
 
 const CALL: u8 = 1;
 const REPLY: u8 = 2;
+const EXCEPTION: u8 = 3;
 
 /// A framed strict-binary message `name` of type `kind` whose struct has
 /// one string field (`id` 1 for a call's argument, 0 for a reply's value).
@@ -277,4 +278,67 @@ clusters:
         err.contains("pipeline_depth must be between 1 and"),
         "{err}"
     );
+}
+
+/// A Thrift upstream whose first connection reads calls and never answers;
+/// every later connection answers each call at once, seqid echoed. Reports
+/// each accepted connection's number on `accepted`.
+fn first_connection_stuck(accepted: mpsc::Sender<usize>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for (n, s) in listener.incoming().enumerate() {
+            let Ok(mut s) = s else { return };
+            accepted.send(n + 1).ok();
+            thread::spawn(move || {
+                let mut out = s.try_clone().unwrap();
+                while let Some((_, seqid, arg)) = read_message(&mut s) {
+                    if n > 0 {
+                        let re = frame(REPLY, "echo", seqid, 0, &format!("re:{arg}"));
+                        out.write_all(&re).unwrap();
+                    }
+                }
+            });
+        }
+    });
+    address
+}
+
+#[test]
+fn a_caller_that_gives_up_retires_its_pipelined_connection() {
+    let (accepted, connections) = mpsc::channel();
+    let up = first_connection_stuck(accepted);
+    let proxy = Proxy::start(
+        "thrift-pipeline-abandoned",
+        &format!(
+            r#"
+listeners:
+  - name: thrift-in
+    address: 127.0.0.1:0
+    protocol: thrift
+    routes: [ {{ route: {{ cluster: s, timeout: 300ms }} }} ]
+clusters:
+  - name: s
+    protocol: thrift
+    endpoints: [ {{ address: "{up}" }} ]
+    connections_per_endpoint: 1
+"#
+        ),
+    );
+    let call = |seqid: i32, arg: &str| {
+        let mut s = TcpStream::connect(proxy.addr("thrift-in")).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(&frame(CALL, "echo", seqid, 1, arg)).unwrap();
+        read_message(&mut s).expect("an answer")
+    };
+    // The first call is never answered: the client gets the timeout as a
+    // TApplicationException.
+    let (kind, seqid, _) = call(7, "a");
+    assert_eq!((kind, seqid), (EXCEPTION, 7));
+    assert_eq!(connections.recv_timeout(Duration::from_secs(10)), Ok(1));
+    // Written behind the abandoned call, the next one would wait for an
+    // answer that never comes; it goes to a new connection instead.
+    let (kind, seqid, value) = call(8, "b");
+    assert_eq!((kind, seqid, value.as_str()), (REPLY, 8, "re:b"));
+    assert_eq!(connections.recv_timeout(Duration::from_secs(10)), Ok(2));
 }

@@ -3,9 +3,12 @@
 //! checked), and a bound on the calls in flight.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -47,6 +50,12 @@ pub struct UpstreamConn<C: Codec> {
     max_id: u64,
     closed: CancellationToken,
     retired: CancellationToken,
+    /// Answers come in call order here (`pipeline`, `exclusive`).
+    in_order: bool,
+    /// A caller gave up on an in-order connection: the calls behind its
+    /// answer wait for it, so the connection takes no new call (see
+    /// [`Answer`]).
+    abandoned: Arc<AtomicBool>,
     peer: SocketAddr,
 }
 
@@ -127,13 +136,16 @@ impl<C: Codec> UpstreamConn<C> {
             max_id: codec.max_request_id().max(1),
             closed,
             retired,
+            in_order: matching.in_order,
+            abandoned: Arc::new(AtomicBool::new(false)),
             peer,
         }
     }
 
-    /// Whether the connection is still up.
+    /// Whether the connection is up and takes new calls (not after a
+    /// caller gave up on it in order: then it only finishes its calls).
     pub fn is_open(&self) -> bool {
-        !self.closed.is_cancelled()
+        !self.closed.is_cancelled() && !self.abandoned.load(Ordering::Relaxed)
     }
 
     /// The endpoint address.
@@ -165,7 +177,7 @@ impl<C: Codec> UpstreamConn<C> {
         codec: &C,
         request: &Message<C::State>,
         mutation: &Mutation,
-    ) -> Result<oneshot::Receiver<Message<C::State>>, ProxyError> {
+    ) -> Result<Answer<C::State>, ProxyError> {
         let id = self.allocate_id();
         let frame = encode(codec, request, id, mutation)?;
         self.in_flight.enter().await;
@@ -181,7 +193,11 @@ impl<C: Codec> UpstreamConn<C> {
             self.in_flight.leave(1);
             return Err(self.reset("closed"));
         }
-        Ok(rx)
+        Ok(Answer {
+            rx,
+            abandon: self.in_order.then(|| self.abandoned.clone()),
+            peer: self.peer,
+        })
     }
 
     /// Sends a request that expects no response.
@@ -204,6 +220,39 @@ impl<C: Codec> UpstreamConn<C> {
     /// Closes the connection; waiting requests see a reset.
     pub fn close(&self) {
         self.closed.cancel();
+    }
+}
+
+/// The answer to one call, awaited. Dropped unanswered on a connection
+/// that matches answers in call order (the caller gave up: a timeout, a
+/// client gone), it retires the connection: the server will still answer
+/// that call first, so the calls written after it wait behind it; new calls
+/// go to another connection, and this one closes once its calls are
+/// answered or abandoned.
+pub struct Answer<S> {
+    rx: oneshot::Receiver<Message<S>>,
+    abandon: Option<Arc<AtomicBool>>,
+    peer: SocketAddr,
+}
+
+impl<S> Future for Answer<S> {
+    /// `Err` when the connection closed before the answer came.
+    type Output = Result<Message<S>, oneshot::error::RecvError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let answer = ready!(Pin::new(&mut self.rx).poll(cx));
+        self.abandon = None;
+        Poll::Ready(answer)
+    }
+}
+
+impl<S> Drop for Answer<S> {
+    fn drop(&mut self) {
+        if let Some(flag) = self.abandon.take()
+            && !flag.swap(true, Ordering::Relaxed)
+        {
+            debug!(peer = %self.peer, "a call on an in-order upstream connection gave up; the connection takes no new calls");
+        }
     }
 }
 
