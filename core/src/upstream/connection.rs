@@ -55,7 +55,7 @@ pub struct UpstreamConn<C: Codec> {
     /// A caller gave up on an in-order connection: the calls behind its
     /// answer wait for it, so the connection takes no new call (see
     /// [`Answer`]).
-    abandoned: Arc<AtomicBool>,
+    abandoned: AtomicBool,
     peer: SocketAddr,
 }
 
@@ -137,7 +137,7 @@ impl<C: Codec> UpstreamConn<C> {
             closed,
             retired,
             in_order: matching.in_order,
-            abandoned: Arc::new(AtomicBool::new(false)),
+            abandoned: AtomicBool::new(false),
             peer,
         }
     }
@@ -177,7 +177,7 @@ impl<C: Codec> UpstreamConn<C> {
         codec: &C,
         request: &Message<C::State>,
         mutation: &Mutation,
-    ) -> Result<Answer<C::State>, ProxyError> {
+    ) -> Result<Answer<'_, C::State>, ProxyError> {
         let id = self.allocate_id();
         let frame = encode(codec, request, id, mutation)?;
         self.in_flight.enter().await;
@@ -195,7 +195,7 @@ impl<C: Codec> UpstreamConn<C> {
         }
         Ok(Answer {
             rx,
-            abandon: self.in_order.then(|| self.abandoned.clone()),
+            abandon: self.in_order.then_some(&self.abandoned),
             peer: self.peer,
         })
     }
@@ -229,13 +229,13 @@ impl<C: Codec> UpstreamConn<C> {
 /// that call first, so the calls written after it wait behind it; new calls
 /// go to another connection, and this one closes once its calls are
 /// answered or abandoned.
-pub struct Answer<S> {
+pub struct Answer<'c, S> {
     rx: oneshot::Receiver<Message<S>>,
-    abandon: Option<Arc<AtomicBool>>,
+    abandon: Option<&'c AtomicBool>,
     peer: SocketAddr,
 }
 
-impl<S> Future for Answer<S> {
+impl<S> Future for Answer<'_, S> {
     /// `Err` when the connection closed before the answer came.
     type Output = Result<Message<S>, oneshot::error::RecvError>;
 
@@ -246,7 +246,7 @@ impl<S> Future for Answer<S> {
     }
 }
 
-impl<S> Drop for Answer<S> {
+impl<S> Drop for Answer<'_, S> {
     fn drop(&mut self) {
         if let Some(flag) = self.abandon.take()
             && !flag.swap(true, Ordering::Relaxed)
