@@ -117,13 +117,14 @@ pub(crate) async fn drive<F: Future>(conn: F, mut tasks: ConnTasks) -> F::Output
         {
             output = Some(out);
         }
-        match (tasks.poll_run(cx), output.is_some()) {
-            (Poll::Ready(()), true) => Poll::Ready(()),
-            _ => Poll::Pending,
+        if tasks.poll_run(cx).is_ready()
+            && let Some(out) = output.take()
+        {
+            return Poll::Ready(out);
         }
+        Poll::Pending
     })
-    .await;
-    output.expect("set before the loop ends")
+    .await
 }
 
 #[cfg(test)]

@@ -24,8 +24,6 @@ use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-
-use super::conn_tasks::{ConnTasks, drive};
 use metaproxy_core::ProxyError;
 use metaproxy_core::cluster::{Permit, PoolSettings};
 use metaproxy_core::tls::ClusterTls;
@@ -35,6 +33,7 @@ use metaproxy_core::upstream::{
 };
 use tracing::debug;
 
+use super::conn_tasks::{ConnTasks, drive};
 use super::error::HttpError;
 
 /// The body sent upstream: the client's, streamed, or none (bodiless
