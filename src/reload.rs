@@ -13,7 +13,7 @@ use tracing::{info, warn};
 /// Reloads `path` into `proxy` (with the control plane's resources, when
 /// it follows one); errors are logged and the old config keeps serving.
 pub async fn reload_from(proxy: &RunningProxy, path: &Path) {
-    match metaproxy_core::config::load_file(path) {
+    match metaproxy_core::proxy::cpu_bound(|| metaproxy_core::config::load_file(path)) {
         Ok(loaded) => {
             if let Some(xds) = crate::xds::running() {
                 if let Err(e) = xds.reload_static(&loaded).await {

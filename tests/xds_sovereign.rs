@@ -219,7 +219,12 @@ fn sovereign_drives_a_weighted_split_and_endpoint_changes_without_a_failed_reque
         std::thread::sleep(Duration::from_millis(20));
     }
     let [b, g] = spread(addr, 20, [&blue, &green_a]);
-    assert_eq!((b, g), (20, 0), "blue takes everything at 100/0");
+    assert_eq!(
+        (b, g),
+        (20, 0),
+        "blue takes everything at 100/0\n{}",
+        proxy.logs()
+    );
 
     let load = Load::start(addr);
     // The data: blue's and green's weights, green's endpoints; `resource`

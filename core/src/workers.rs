@@ -48,15 +48,26 @@ pub fn start(n: usize) -> std::io::Result<()> {
         return Ok(());
     }
     let mut handles = Vec::with_capacity(n);
+    // Each thread says when it runs (named, placed): once `start` returns,
+    // every worker is up, not merely spawned.
+    let (up, running) = std::sync::mpsc::channel::<()>();
     for i in 0..n.max(1) {
         let runtime = Builder::new_current_thread().enable_all().build()?;
         handles.push(runtime.handle().clone());
+        let up = up.clone();
         std::thread::Builder::new()
             .name(format!("metaproxy-worker-{i}"))
             .spawn(move || {
                 PLACE.with(|p| p.set(i + 1));
+                let _ = up.send(());
                 runtime.block_on(std::future::pending::<()>())
             })?;
+    }
+    drop(up);
+    for _ in 0..handles.len() {
+        running
+            .recv()
+            .map_err(|_| std::io::Error::other("a worker thread ended as it started"))?;
     }
     let _ = WORKERS.set(Workers {
         handles,

@@ -131,8 +131,10 @@ impl Apply for Xds {
                 .join("; "),
         };
         let source = || Some(composed.value.clone());
-        let mut loaded =
-            parse_with_source(&composed.text, &self.file, source).map_err(|e| first(&e))?;
+        let mut loaded = metaproxy_core::proxy::cpu_bound(|| {
+            parse_with_source(&composed.text, &self.file, source)
+        })
+        .map_err(|e| first(&e))?;
         loaded.base_dir = self.base_dir.clone();
         match self.proxy.reload(&loaded).await {
             Ok(_) => Ok(()),

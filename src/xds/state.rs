@@ -380,7 +380,8 @@ async fn compose_and_apply(
     resources: &Resources,
     apply: &impl Apply,
 ) -> Result<Composed, String> {
-    let composed = compose(base, resources).map_err(|r| r.message)?;
+    let composed =
+        metaproxy_core::proxy::cpu_bound(|| compose(base, resources)).map_err(|r| r.message)?;
     if !composed.pending.is_empty() {
         info!(listeners = ?composed.pending, "xDS listeners wait for their route configuration");
     }

@@ -14,7 +14,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+mod cpu_bound;
 mod discovery;
+
+pub use cpu_bound::cpu_bound;
 
 use discovery::spawn_discovery;
 
@@ -208,14 +211,17 @@ impl RunningProxy {
     /// outlier state) and breakers. An invalid config changes nothing.
     pub async fn reload(&self, config: &LoadedConfig) -> Result<ReloadSummary, StartError> {
         let previous = self.snapshot.load_full();
-        let next = match Snapshot::build_with(
-            config,
-            &self.registry,
-            BuildContext {
-                metrics: Some(self.metrics.clone()),
-                previous: Some(&previous),
-            },
-        ) {
+        let built = cpu_bound(|| {
+            Snapshot::build_with(
+                config,
+                &self.registry,
+                BuildContext {
+                    metrics: Some(self.metrics.clone()),
+                    previous: Some(&previous),
+                },
+            )
+        });
+        let next = match built {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 self.reload_failed(&e.to_string());
