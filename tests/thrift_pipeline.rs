@@ -120,6 +120,12 @@ fn upstream(how: Upstream, seen: mpsc::Sender<String>, go: mpsc::Receiver<()>) -
 }
 
 fn proxy(test: &str, upstream: &str, pool: &str) -> Proxy {
+    proxy_with_timeout(test, upstream, pool, "10s")
+}
+
+/// One Thrift listener routing to cluster `s` at `upstream` (with `pool`'s
+/// settings), the route's timeout `timeout`.
+fn proxy_with_timeout(test: &str, upstream: &str, pool: &str, timeout: &str) -> Proxy {
     Proxy::start(
         test,
         &format!(
@@ -128,7 +134,7 @@ listeners:
   - name: thrift-in
     address: 127.0.0.1:0
     protocol: thrift
-    routes: [ {{ route: {{ cluster: s, timeout: 10s }} }} ]
+    routes: [ {{ route: {{ cluster: s, timeout: {timeout} }} }} ]
 clusters:
   - name: s
     protocol: thrift
@@ -308,22 +314,11 @@ fn first_connection_stuck(accepted: mpsc::Sender<usize>) -> SocketAddr {
 fn a_caller_that_gives_up_retires_its_pipelined_connection() {
     let (accepted, connections) = mpsc::channel();
     let up = first_connection_stuck(accepted);
-    let proxy = Proxy::start(
+    let proxy = proxy_with_timeout(
         "thrift-pipeline-abandoned",
-        &format!(
-            r#"
-listeners:
-  - name: thrift-in
-    address: 127.0.0.1:0
-    protocol: thrift
-    routes: [ {{ route: {{ cluster: s, timeout: 300ms }} }} ]
-clusters:
-  - name: s
-    protocol: thrift
-    endpoints: [ {{ address: "{up}" }} ]
-    connections_per_endpoint: 1
-"#
-        ),
+        &up.to_string(),
+        "    connections_per_endpoint: 1",
+        "300ms",
     );
     let call = |seqid: i32, arg: &str| {
         let mut s = TcpStream::connect(proxy.addr("thrift-in")).unwrap();
