@@ -13,7 +13,10 @@ is the cost of one request, start-up and shutdown cancelled out.
 
 `h2` and `h2h2` load the proxy with h2load (4 connections x 32 streams, a
 100 B POST body echoed) instead of loadgen: `h2` with an HTTP/1.1 upstream
-(compare.py's h2-mux case), `h2h2` with an h2c upstream (h2-h2).
+(compare.py's h2-mux case), `h2h2` with an h2c upstream (h2-h2). `grpc` is
+compare.py's grpc-unary case: h2load (4 x 32) calling bench.Echo/Unary
+with a 100 B BytesValue on the grpc-go echo server (GO_BIN, default
+target/go-bench/bin; benches/compare.sh builds it).
 """
 
 import argparse
@@ -26,6 +29,8 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.environ.get("BIN", os.path.join(ROOT, "target", "release"))
+GO_BIN = os.environ.get("GO_BIN", os.path.join(ROOT, "target", "go-bench", "bin"))
+H2LOAD = ("h2", "h2h2", "grpc")
 
 
 def free_port():
@@ -41,6 +46,7 @@ PROTOCOLS = {
     "thrift": ("thrift", "thrift", "thrift"),
     "h2": ("http", "http", "http"),
     "h2h2": ("http", "http2", "http"),
+    "grpc": ("http", "http2", "grpc"),
 }
 
 
@@ -62,23 +68,34 @@ clusters:
 
 def load(proto, port, n, tmp):
     """Sends `n` requests through the proxy listening on `port`."""
-    if proto in ("h2", "h2h2"):
+    if proto in H2LOAD:
         body = os.path.join(tmp, "body")
+        path = "/echo"
+        headers = []
         with open(body, "wb") as f:
-            f.write(b"x" * 100)
-        cmd = ["h2load", "-n", str(n), "-c", "4", "-m", "32", "-d", body,
-               f"http://127.0.0.1:{port}/echo"]
+            if proto == "grpc":
+                # One gRPC message: a google.protobuf.BytesValue of 100 bytes.
+                message = b"\x0a\x64" + b"x" * 100
+                f.write(b"\x00" + len(message).to_bytes(4, "big") + message)
+                path = "/bench.Echo/Unary"
+                headers = ["-H", "content-type: application/grpc", "-H", "te: trailers"]
+            else:
+                f.write(b"x" * 100)
+        cmd = ["h2load", "-n", str(n), "-c", "4", "-m", "32", "-d", body, *headers,
+               f"http://127.0.0.1:{port}{path}"]
     else:
         cmd = [os.path.join(TOOLS, "loadgen"), "-p", proto, "-a", f"127.0.0.1:{port}",
                "-c", "8", "-n", str(n), "--json"]
     done = subprocess.run(cmd, capture_output=True, check=True, text=True)
-    if proto in ("h2", "h2h2") and f"{n} succeeded" not in done.stdout:
+    if proto in H2LOAD and f"{n} succeeded" not in done.stdout:
         raise SystemExit(f"h2load: not every request succeeded:\n{done.stdout}")
 
 
 def total_instructions(binary, proto, n, tmp):
+    echo = PROTOCOLS[proto][2]
     upstream = subprocess.Popen(
-        [os.path.join(TOOLS, "echo-upstream"), "-p", PROTOCOLS[proto][2]],
+        [os.path.join(GO_BIN, "grpc-echo")] if echo == "grpc"
+        else [os.path.join(TOOLS, "echo-upstream"), "-p", echo],
         stdout=subprocess.PIPE, text=True)
     address = upstream.stdout.readline().split("=", 1)[1].strip()
     port = free_port()

@@ -20,6 +20,9 @@ CONNS (32), INFLIGHT (1), RATE (open-loop req/s for the latency cases,
 default all), TARGETS (comma list, default all), OUT (target/bench),
 BIN (where loadgen/echo-upstream are), METAPROXY_BIN (the metaproxy
 binary, default BIN/metaproxy; compare.sh builds the `dist` profile),
+BASELINE_BIN (another metaproxy binary, such as the build before a
+change: run as target `metaproxy-baseline` beside `metaproxy` in the same
+interleaved rounds, so a before/after ratio shares the machine's state),
 ENVOY_BIN.
 
 HTTP/2 and gRPC: H2_CONNS (4) connections x H2_STREAMS (32) streams for the
@@ -68,6 +71,7 @@ IDLE = env_int("IDLE", 1000)
 OUT = os.environ.get("OUT", os.path.join(ROOT, "target", "bench"))
 BIN = os.environ.get("BIN", os.path.join(ROOT, "target", "release"))
 METAPROXY_BIN = os.environ.get("METAPROXY_BIN", os.path.join(BIN, "metaproxy"))
+BASELINE_BIN = os.environ.get("BASELINE_BIN")
 ENVOY = os.environ.get("ENVOY_BIN") or shutil.which("envoy")
 PIN = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
 SMALL, LARGE = 100, 16 * 1024
@@ -244,7 +248,8 @@ def start_proxy(target, proto, ups, tmp):
     if target.startswith("metaproxy"):
         mode = "multiplex" if target == "metaproxy-mux" else None
         text = configs.metaproxy(proto, port, ups, mode)
-        cmd = [METAPROXY_BIN, "run", "--workers", str(workers), "--log", "error", "-c", path]
+        binary = BASELINE_BIN if target == "metaproxy-baseline" else METAPROXY_BIN
+        cmd = [binary, "run", "--workers", str(workers), "--log", "error", "-c", path]
     elif target == "envoy":
         text = configs.envoy(proto, port, ups)
         cmd = [ENVOY, "--concurrency", str(workers), "--log-level", "error",
@@ -516,7 +521,12 @@ def selected(cases):
         if needs_go(c) and not all(os.path.exists(f"{GO_BIN}/{b}") for b in ("ghz", "grpc-echo")):
             print(f"{c[0]}: skipped, no ghz/grpc-echo in {GO_BIN} (benches/compare.sh builds them)")
             continue
-        targets = [t for t in c[6] if available(t) and (not only or t in only or t in always)]
+        peers = c[6]
+        if BASELINE_BIN and "metaproxy" in peers:
+            at = peers.index("metaproxy") + 1
+            peers = peers[:at] + ["metaproxy-baseline"] + peers[at:]
+        targets = [t for t in peers if available(t) and (not only or t in only or t in always
+                                                         or t == "metaproxy-baseline")]
         out.append(c[:6] + (with_workers(targets),))
     return out
 
@@ -646,6 +656,7 @@ def machine():
         "pinned": PIN,
         "nice": NICE,
         "metaproxy": METAPROXY_BIN,
+        "baseline": BASELINE_BIN,
         "envoy": version([ENVOY, "--version"]) if ENVOY else "not found",
         "haproxy": version(["haproxy", "-v"]),
         "nginx": version(["nginx", "-v"]),

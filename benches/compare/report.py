@@ -7,6 +7,7 @@ NAMES = {
     "direct": "direct",
     "metaproxy": "metaproxy",
     "metaproxy-mux": "metaproxy (multiplex)",
+    "metaproxy-baseline": "metaproxy (baseline)",
     "envoy": "Envoy",
     "haproxy": "HAProxy",
     "nginx": "nginx",
@@ -233,7 +234,7 @@ def targets(data):
         r = c["runs"]
         mine = med(r.get("metaproxy", []), "latency_us", "p99")
         peers = [med(r.get(t, []), "latency_us", "p99") for t in c["targets"]
-                 if t not in ("direct", "metaproxy", "metaproxy-mux")]
+                 if t not in ("direct", "metaproxy", "metaproxy-mux", "metaproxy-baseline")]
         peers = [p for p in peers if p is not None]
         if mine is not None and peers:
             check(f"{cid}: p99 below every peer's", f"{mine:.0f} µs vs best peer {min(peers):.0f} µs",

@@ -111,6 +111,10 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> String {
 }
 
 /// Sets `x-request-id` when absent (or empty), without returning it.
+///
+/// A generated id is marked never-indexed for HPACK: unique per request,
+/// it would only evict the entries that repeat from an HTTP/2 upstream
+/// connection's header table (and cost the insertion).
 pub fn ensure_request_id_header(headers: &mut HeaderMap) {
     if headers
         .get(&REQUEST_ID)
@@ -119,7 +123,8 @@ pub fn ensure_request_id_header(headers: &mut HeaderMap) {
     {
         return;
     }
-    if let Ok(v) = HeaderValue::from_bytes(&request_id_bytes()) {
+    if let Ok(mut v) = HeaderValue::from_bytes(&request_id_bytes()) {
+        v.set_sensitive(true);
         headers.insert(REQUEST_ID, v);
     }
 }
@@ -207,7 +212,9 @@ pub fn set_cookie_value(cookie: &metaproxy_core::cluster::AffinityCookie) -> Str
 
 #[cfg(test)]
 mod tests {
-    use super::{request_id_bytes, set_cookie_value};
+    use http::{HeaderMap, HeaderValue};
+
+    use super::{REQUEST_ID, ensure_request_id_header, request_id_bytes, set_cookie_value};
     use metaproxy_core::cluster::AffinityCookie;
 
     #[test]
@@ -239,5 +246,17 @@ mod tests {
             assert_eq!(id[14], b'4', "{text}");
             assert!(b"89ab".contains(&id[19]), "{text}");
         }
+    }
+
+    #[test]
+    fn a_generated_request_id_is_never_indexed_and_a_clients_is_kept() {
+        let mut headers = HeaderMap::new();
+        ensure_request_id_header(&mut headers);
+        assert!(headers[&REQUEST_ID].is_sensitive());
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID, HeaderValue::from_static("rid-1"));
+        ensure_request_id_header(&mut headers);
+        assert_eq!(headers[&REQUEST_ID], "rid-1");
+        assert!(!headers[&REQUEST_ID].is_sensitive());
     }
 }

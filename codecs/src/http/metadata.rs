@@ -95,12 +95,17 @@ pub fn request_metadata(parts: &Parts, scheme: &str) -> Metadata {
     let p = arena.put(path.as_bytes());
     let po = arena.put(path_only.as_bytes());
     let mut spans = Vec::with_capacity(headers.len());
+    let mut request_id = None;
     for (name, value) in headers {
         if std::str::from_utf8(value.as_bytes()).is_ok() {
-            spans.push((
+            let span = (
                 arena.put(name.as_str().as_bytes()),
                 arena.put(value.as_bytes()),
-            ));
+            );
+            if request_id.is_none() && name == super::headers::REQUEST_ID {
+                request_id = Some(span.1);
+            }
+            spans.push(span);
         }
     }
     let buf = arena.buf.freeze();
@@ -112,8 +117,8 @@ pub fn request_metadata(parts: &Parts, scheme: &str) -> Metadata {
     m.push(key(keys::PROTOCOL), key(super::HTTP));
     m.push(key(keys::SERVICE), text(a));
     m.push(key(keys::METHOD), text(me));
-    if let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
-        m.push(key(keys::REQUEST_ID), id.into());
+    if let Some(id) = request_id {
+        m.push(key(keys::REQUEST_ID), text(id));
     }
     m.push(key(METHOD), text(me));
     m.push(key(PATH), text(p));
@@ -127,12 +132,13 @@ pub fn request_metadata(parts: &Parts, scheme: &str) -> Metadata {
             other => other.into(),
         },
     );
-    if is_grpc(headers) {
-        let mut it = parts.uri.path().trim_start_matches('/').splitn(2, '/');
-        if let (Some(service), Some(method)) = (it.next(), it.next()) {
-            m.push(key(GRPC_SERVICE), service.into());
-            m.push(key(GRPC_METHOD), method.into());
-        }
+    if is_grpc(headers)
+        && let Some((service, method)) = grpc_service_and_method(path_only)
+    {
+        // Slices of the path's copy: no allocation of their own.
+        let at = |(from, to): (usize, usize)| text((po.0 + from, po.0 + to));
+        m.push(key(GRPC_SERVICE), at(service));
+        m.push(key(GRPC_METHOD), at(method));
     }
     if let Some(query) = parts.uri.query() {
         push_query(&mut m, query);
@@ -146,6 +152,14 @@ pub fn request_metadata(parts: &Parts, scheme: &str) -> Metadata {
         m.push(text(k), text(v));
     }
     m
+}
+
+/// Where the service and the method of a gRPC path (`/pkg.Service/Method`)
+/// are in `path`: byte ranges, or `None` when it has no second segment.
+fn grpc_service_and_method(path: &str) -> Option<((usize, usize), (usize, usize))> {
+    let start = path.len() - path.trim_start_matches('/').len();
+    let slash = start + path[start..].find('/')?;
+    Some(((start, slash), (slash + 1, path.len())))
 }
 
 /// Adds `query.<name>` entries for each parameter of a query string.
@@ -202,5 +216,24 @@ fn hex(b: u8) -> Option<u8> {
         b'a'..=b'f' => Some(b - b'a' + 10),
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grpc_service_and_method;
+
+    fn split(path: &str) -> Option<(&str, &str)> {
+        grpc_service_and_method(path).map(|((a, b), (c, d))| (&path[a..b], &path[c..d]))
+    }
+
+    #[test]
+    fn a_grpc_path_splits_at_its_first_slash_after_the_leading_ones() {
+        assert_eq!(split("/demo.Echo/Unary"), Some(("demo.Echo", "Unary")));
+        assert_eq!(split("//demo.Echo/Unary"), Some(("demo.Echo", "Unary")));
+        assert_eq!(split("/a/b/c"), Some(("a", "b/c")));
+        assert_eq!(split("/a/"), Some(("a", "")));
+        assert_eq!(split("/demo.Echo"), None);
+        assert_eq!(split("/"), None);
     }
 }

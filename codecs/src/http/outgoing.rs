@@ -6,8 +6,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use bytestring::ByteString;
 use http::header::{self, HeaderValue};
-use http::uri::PathAndQuery;
+use http::uri::{self, Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Method, Request, Uri, Version};
 use http_body_util::BodyExt;
 use metaproxy_core::cluster::{Cluster, Endpoint};
@@ -51,17 +53,21 @@ pub(crate) fn outgoing(
     settings: &HttpClusterSettings,
 ) -> Result<Outgoing, ProxyError> {
     let path_and_query = rc.lookup(md::PATH).unwrap_or("/");
-    let authority = rc.lookup(md::AUTHORITY).unwrap_or("");
     // The upstream request: rewrites, forwarding headers, mutation, hop-by-hop.
-    // The client's path is reused as is (no copy) unless something changes it.
+    // The client's path and authority are reused as they are (no copy)
+    // unless something changes them.
     let mut new_path: Option<String> = None;
-    let mut new_authority = authority.to_string();
+    let mut new_authority = rc
+        .metadata
+        .value(md::AUTHORITY)
+        .cloned()
+        .unwrap_or_default();
     if let Some(rw) = &route.rewrite {
         if let Some(p) = &rw.path {
             new_path = Some(p.apply(path_and_query));
         }
         if let Some(h) = &rw.host {
-            new_authority = h.clone();
+            new_authority = h.as_str().into();
         }
     }
     if new_path.is_none() && parts.uri.path_and_query().map(|p| p.as_str()) != Some(path_and_query)
@@ -102,7 +108,7 @@ pub(crate) fn outgoing(
             new_path = Some(p);
         }
         if let Some(a) = pseudo.authority {
-            new_authority = a;
+            new_authority = a.into();
         }
     }
     let path = match new_path {
@@ -139,7 +145,7 @@ pub(crate) struct Head {
     method: Method,
     path: PathAndQuery,
     /// Empty when the client sent none: the endpoint's address is used.
-    authority: String,
+    authority: ByteString,
     /// The client's HTTP version (`protocol: http` clusters follow it).
     client_version: Version,
 }
@@ -165,26 +171,33 @@ impl Head {
         endpoint: SocketAddr,
         body: UpstreamBody,
     ) -> Result<Request<UpstreamBody>, ProxyError> {
-        let fallback;
         let authority = if self.authority.is_empty() {
-            fallback = endpoint.to_string();
-            fallback.as_str()
+            Bytes::from(endpoint.to_string())
         } else {
-            self.authority.as_str()
+            self.authority.as_bytes().clone()
         };
-        let bad = |e: String| error(ErrorKind::BadRequest, Origin::Downstream, e);
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            let text = String::from_utf8_lossy(&authority);
+            error(
+                ErrorKind::BadRequest,
+                Origin::Downstream,
+                format!("bad {what} `{text}`: {e}"),
+            )
+        };
         let uri = if version == Version::HTTP_2 {
             headers.remove(header::HOST);
-            Uri::builder()
-                .scheme("http")
-                .authority(authority)
-                .path_and_query(self.path.clone())
-                .build()
-                .map_err(|e| bad(format!("bad authority `{authority}`: {e}")))?
+            let mut uri = uri::Parts::default();
+            uri.scheme = Some(Scheme::HTTP);
+            uri.authority = Some(
+                Authority::from_maybe_shared(authority.clone())
+                    .map_err(|e| bad("authority", &e))?,
+            );
+            uri.path_and_query = Some(self.path.clone());
+            Uri::from_parts(uri).map_err(|e| bad("authority", &e))?
         } else {
-            if headers.get(header::HOST).map(HeaderValue::as_bytes) != Some(authority.as_bytes()) {
-                let host = HeaderValue::from_str(authority)
-                    .map_err(|e| bad(format!("bad host `{authority}`: {e}")))?;
+            if headers.get(header::HOST).map(HeaderValue::as_bytes) != Some(&authority[..]) {
+                let host = HeaderValue::from_maybe_shared(authority.clone())
+                    .map_err(|e| bad("host", &e))?;
                 headers.insert(header::HOST, host);
             }
             Uri::from(self.path.clone())

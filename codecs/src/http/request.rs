@@ -314,7 +314,8 @@ impl Exchange for HyperExchange {
         };
         let (mut rparts, mut rbody) = response.into_parts();
         let stream_idle = self.listener.limits.stream_idle_timeout;
-        let from = rc.upstream.map(|a| a.to_string()).unwrap_or_default();
+        // Named only in an error's text: formatted only then.
+        let from = || rc.upstream.map(|a| a.to_string()).unwrap_or_default();
         // A chunked answer's head waits for its first chunk: broken chunk
         // framing from the start is a 502, not an answer cut after its
         // head. Any other failure (the upstream gone, silent) reaches the
@@ -331,7 +332,7 @@ impl Exchange for HyperExchange {
                     return Err(ProxyError::new(
                         ErrorKind::UpstreamReset,
                         Origin::Upstream,
-                        format!("bad chunked answer from {from}: {e}"),
+                        format!("bad chunked answer from {}: {e}", from()),
                     ));
                 }
                 Ok(Some(r)) => first = Some(r.map_err(|e| Box::new(e) as super::body::BodyError)),
@@ -358,7 +359,8 @@ impl Exchange for HyperExchange {
                     ErrorKind::UpstreamReset,
                     Origin::Upstream,
                     format!(
-                        "101 Switching Protocols from {from} to a request that asked for no upgrade"
+                        "101 Switching Protocols from {} to a request that asked for no upgrade",
+                        from()
                     ),
                 ));
             };

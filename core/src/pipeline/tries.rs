@@ -48,20 +48,23 @@ pub async fn run_tries<E: Exchange>(
         };
         rc.upstream = Some(endpoint.address);
         let active = endpoint.start_request();
-        let once = exchange.send(target, &endpoint, retries, rc);
-        let result = match policy.and_then(|p| p.per_try_timeout) {
-            Some(limit) => tokio::time::timeout(limit, once).await.unwrap_or_else(|_| {
-                Err(ProxyError::new(
-                    ErrorKind::Timeout,
-                    Origin::Upstream,
-                    format!(
-                        "no {} from {} within the per-try timeout {limit:?}",
-                        E::AWAITED,
-                        endpoint.address
-                    ),
-                ))
-            }),
-            None => once.await,
+        let result = {
+            // Pinned where it is: the try's future is not moved again.
+            let once = std::pin::pin!(exchange.send(target, &endpoint, retries, rc));
+            match policy.and_then(|p| p.per_try_timeout) {
+                Some(limit) => tokio::time::timeout(limit, once).await.unwrap_or_else(|_| {
+                    Err(ProxyError::new(
+                        ErrorKind::Timeout,
+                        Origin::Upstream,
+                        format!(
+                            "no {} from {} within the per-try timeout {limit:?}",
+                            E::AWAITED,
+                            endpoint.address
+                        ),
+                    ))
+                }),
+                None => once.await,
+            }
         };
         let (outcome, retriable) = match &result {
             Ok((_, class)) => (

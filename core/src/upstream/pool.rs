@@ -168,6 +168,18 @@ impl<K: Connector> Pool<K> {
         if let Some(conn) = self.take_share(slot) {
             return Ok(conn);
         }
+        // Opening is rare: its future (a connector's handshake, kilobytes)
+        // lives on the heap, so every request's future stays small.
+        Box::pin(self.open_shared(slots, slot)).await
+    }
+
+    /// Opens the connection of `slot` (unless another request did while
+    /// this one waited for the slot's lock).
+    async fn open_shared(
+        &self,
+        slots: &[Slot<K::Conn>],
+        slot: &Slot<K::Conn>,
+    ) -> Result<Arc<SharedConn<K::Conn>>, ProxyError> {
         let _pending = self.pending()?;
         let _connecting = slot.connecting.lock().await;
         if let Some(conn) = self.take_share(slot) {
@@ -260,7 +272,8 @@ impl<K: Connector> Pool<K> {
                 return Ok(Exclusive::new(self.inner.clone(), idle.conn, idle.uses));
             }
             let seen = match self.room(ex) {
-                Room::Open(permit) => return self.open_exclusive(ex, permit).await,
+                // On the heap, as in `acquire_shared`.
+                Room::Open(permit) => return Box::pin(self.open_exclusive(ex, permit)).await,
                 Room::Refused(refused) => return Err(refused),
                 Room::Wait { open } => open,
             };
