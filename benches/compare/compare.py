@@ -12,7 +12,10 @@ the tools). Method (design.md section 6, docs/benchmarks.md):
   proxy's CPU seconds per 100k requests (utime+stime from /proc/PID/stat,
   also shown split into user and kernel µs per request),
   latency percentiles, peak RSS (VmHWM), and for the idle case memory per
-  connection (VmRSS delta over 1000 idle connections).
+  connection (VmRSS delta over 1000 idle connections);
+- the `-rate` cases send at a fixed RATE, open loop (loadgen `-r`; h2load
+  `--rps` per connection for h2-rate and grpc-rate, percentiles from its
+  per-request log) and report latency percentiles at that rate.
 
 Environment: NICE (-10 as root), ROUNDS (3), DURATION (seconds per run, 5), WARMUP (1),
 CONNS (32), INFLIGHT (1), RATE (open-loop req/s for the latency cases,
@@ -321,7 +324,7 @@ def varint(n):
 
 
 def h2load(port, payload, tmp, h1=False, method_get=False, scheme="http",
-           conns=CONNS, streams=INFLIGHT, path="/echo", data=None, headers=()):
+           conns=CONNS, streams=INFLIGHT, path="/echo", data=None, headers=(), extra=()):
     if data is None:
         data = os.path.join(tmp, f"payload-{payload}")
         if not os.path.exists(data):
@@ -335,6 +338,7 @@ def h2load(port, payload, tmp, h1=False, method_get=False, scheme="http",
         cmd += ["-d", data]
     for h in headers:
         cmd += ["-H", h]
+    cmd += extra
     cmd.append(f"{scheme}://127.0.0.1:{port}{path}")
     out = subprocess.run(pinned(0, cmd), capture_output=True, text=True).stdout
     rps = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1)) if "req/s" in out else 0.0
@@ -357,6 +361,40 @@ def h2load(port, payload, tmp, h1=False, method_get=False, scheme="http",
         "errors_total": errors,
         "latency_us": {"mean": us(lat.group(5), lat.group(6))} if lat else {},
     }
+
+
+def h2load_rate(port, payload, tmp, grpc):
+    """HTTP/2 requests (POST, echoed) or gRPC unary calls at a fixed RATE
+    per second, open loop: H2_CONNS h2load clients, each at RATE / H2_CONNS
+    (`--rps`) with up to H2_STREAMS in flight, so a slow answer does not
+    hold back the next send. Latency percentiles come from h2load's
+    per-request log (its third column: microseconds until the answer was
+    complete), the warm-up's requests left out."""
+    log = os.path.join(tmp, f"h2load-rate-{port}.log")
+    if os.path.exists(log):
+        os.remove(log)
+    extra = ["--rps", str(max(1, RATE // H2_CONNS)), "--log-file", log]
+    if grpc:
+        r = h2load(port, payload, tmp, conns=H2_CONNS, streams=H2_STREAMS,
+                   path="/bench.Echo/Unary", data=grpc_body(tmp, payload, 1),
+                   headers=("content-type: application/grpc", "te: trailers"), extra=extra)
+    else:
+        r = h2load(port, payload, tmp, conns=H2_CONNS, streams=H2_STREAMS, extra=extra)
+    rows = []
+    if os.path.exists(log):
+        with open(log) as f:
+            for line in f:
+                cols = line.split()
+                if len(cols) >= 3:
+                    rows.append((int(cols[0]), int(cols[2])))
+    if rows:
+        first = min(start for start, _ in rows)
+        kept = sorted(d for start, d in rows if start >= first + WARMUP * 1e6) or \
+            sorted(d for _, d in rows)
+        at = lambda q: kept[min(len(kept) - 1, int(q * len(kept)))]
+        r["latency_us"] = {"p50": at(0.50), "p90": at(0.90), "p99": at(0.99),
+                           "p999": at(0.999), "max": kept[-1]}
+    return r
 
 
 def grpc_h2load(port, payload, tmp, messages):
@@ -476,6 +514,8 @@ CASES = [
     ("thrift-header-compact", "Thrift THeader/compact echo, 100 B string", "thrift-header-compact", "load", SMALL, 1, THRIFT_PEERS),
     ("thrift-weighted", "Thrift framed/binary 100 B, 50/50 split over two servers", "thrift", "load", SMALL, 2, THRIFT_PEERS),
     ("http1-rate", f"HTTP/1.1 POST 100 B at a fixed {RATE} req/s (open loop, latency)", "http1", "rate", SMALL, 1, HTTP_PEERS),
+    ("h2-rate", f"HTTP/2 (h2c, h2load {H2_CONNS} connections) POST 100 B at a fixed {RATE} req/s (open loop, latency); HTTP/1.1 upstream", "h2", "rate", SMALL, 1, HTTP_PEERS),
+    ("grpc-rate", f"gRPC unary (h2load {H2_CONNS} connections) at a fixed {RATE} calls/s (open loop, latency), grpc-go server", "grpc", "rate", SMALL, 1, HTTP_PEERS),
     ("dubbo-rate", f"Dubbo 100 B at a fixed {RATE} req/s (open loop, latency)", "dubbo", "rate", SMALL, 1, RPC_PEERS),
     ("thrift-rate", f"Thrift framed/binary 100 B at a fixed {RATE} req/s (open loop, latency)", "thrift", "rate", SMALL, 1, THRIFT_PEERS),
     ("http1-idle", f"HTTP/1.1: {IDLE} idle keep-alive connections (one request each)", "http1", "idle", SMALL, 1, HTTP_PEERS[1:]),
@@ -550,6 +590,8 @@ def one_run(kind, proto, payload, port, tmp, target):
         return ghz(port, payload, 1)
     if kind == "ghz-bidi":
         return ghz(port, payload, STREAM_MSGS)
+    if kind == "rate" and proto in ("h2", "grpc"):
+        return h2load_rate(port, payload, tmp, grpc=proto == "grpc")
     if proto == "h2":
         return h2load(port, payload, tmp)
     if proto == "https":

@@ -227,7 +227,7 @@ def targets(data):
                 p = med(r.get(at(peer, w), []), "requests_per_sec")
                 if mpw and p:
                     check(f"{c['id']}: {w} workers, not behind {NAMES[peer]}", f"{mpw / p:.2f}×", mpw >= p)
-    for cid in ("http1-rate", "dubbo-rate", "thrift-rate"):
+    for cid in ("http1-rate", "h2-rate", "grpc-rate", "dubbo-rate", "thrift-rate"):
         c = find(data, cid)
         if not c:
             continue
