@@ -47,6 +47,14 @@ pub enum StartError {
     },
 }
 
+/// A listener bound by a start or a reload, not accepting yet.
+struct NewListener {
+    listener: TcpListener,
+    ctx: Arc<ListenerContext>,
+    /// The address in the config (`bound` may differ: port 0).
+    configured: SocketAddr,
+}
+
 /// A bound listener's accept loop.
 struct ListenerHandle {
     configured: SocketAddr,
@@ -77,6 +85,9 @@ pub struct RunningProxy {
     accept_loops: TaskTracker,
     registrations: TaskTracker,
     listeners: Mutex<HashMap<Arc<str>, ListenerHandle>>,
+    /// Held through a reload: two reloads (admin, file watch, xDS) never
+    /// interleave their bind, swap and start steps.
+    reloading: Mutex<()>,
     version: std::sync::atomic::AtomicU64,
     loaded_at: std::sync::Mutex<SystemTime>,
     last_error: std::sync::Mutex<Option<String>>,
@@ -104,13 +115,15 @@ impl RunningProxy {
             accept_loops: TaskTracker::new(),
             registrations: TaskTracker::new(),
             listeners: Mutex::new(HashMap::new()),
+            reloading: Mutex::new(()),
             version: std::sync::atomic::AtomicU64::new(1),
             loaded_at: std::sync::Mutex::new(SystemTime::now()),
             last_error: std::sync::Mutex::new(None),
             ready: std::sync::atomic::AtomicBool::new(false),
         };
         let current = proxy.snapshot.load_full();
-        proxy.bind_new_listeners(&current).await?;
+        let new = proxy.bind_new_listeners(&current).await?;
+        proxy.start_accepting(new).await;
         proxy.sync_registrations(&current).await;
         for cluster in current.clusters.values() {
             spawn_health_checks(cluster, proxy.shutdown.clone(), &proxy.metrics);
@@ -120,12 +133,16 @@ impl RunningProxy {
         Ok(proxy)
     }
 
-    /// Binds the listeners of `snapshot` not bound yet (or whose address changed).
+    /// Binds the listeners of `snapshot` not bound yet (or whose address
+    /// changed). They accept nothing until [`Self::start_accepting`], called
+    /// once `snapshot` is the current one (an accept loop reads its
+    /// listener's limit and handler from the current snapshot; until then,
+    /// connections wait in the socket's backlog).
     async fn bind_new_listeners(
         &self,
         snapshot: &Arc<Snapshot>,
-    ) -> Result<Vec<String>, StartError> {
-        let mut bound = self.listeners.lock().await;
+    ) -> Result<Vec<NewListener>, StartError> {
+        let bound = self.listeners.lock().await;
         let mut added = Vec::new();
         for name in &snapshot.listener_order {
             let l = &snapshot.listeners[name];
@@ -153,22 +170,41 @@ impl RunningProxy {
                 shutdown: stop.clone(),
                 local_addr,
             });
-            self.accept_loops
-                .spawn(run_accept_loop(listener, ctx, self.connections.clone()));
-            if let Some(old) = bound.insert(
-                name.clone(),
-                ListenerHandle {
-                    configured: l.address,
-                    bound: local_addr,
-                    stop,
-                    registration: None,
-                },
-            ) {
-                old.stop.cancel();
-            }
-            added.push(name.to_string());
+            added.push(NewListener {
+                listener,
+                ctx,
+                configured: l.address,
+            });
         }
         Ok(added)
+    }
+
+    /// Starts the accept loops of listeners bound by
+    /// [`Self::bind_new_listeners`] (one that replaces a listener of the
+    /// same name stops the old one); returns their names.
+    async fn start_accepting(&self, new: Vec<NewListener>) -> Vec<String> {
+        let mut bound = self.listeners.lock().await;
+        let mut names = Vec::with_capacity(new.len());
+        for NewListener {
+            listener,
+            ctx,
+            configured,
+        } in new
+        {
+            let handle = ListenerHandle {
+                configured,
+                bound: ctx.local_addr,
+                stop: ctx.shutdown.clone(),
+                registration: None,
+            };
+            if let Some(old) = bound.insert(ctx.name.clone(), handle) {
+                old.stop.cancel();
+            }
+            names.push(ctx.name.to_string());
+            self.accept_loops
+                .spawn(run_accept_loop(listener, ctx, self.connections.clone()));
+        }
+        names
     }
 
     /// Starts the registrations of `snapshot`'s listeners that are not
@@ -210,6 +246,7 @@ impl RunningProxy {
     /// pool settings are unchanged keep their endpoints (pools, health and
     /// outlier state) and breakers. An invalid config changes nothing.
     pub async fn reload(&self, config: &LoadedConfig) -> Result<ReloadSummary, StartError> {
+        let _serial = self.reloading.lock().await;
         let previous = self.snapshot.load_full();
         let built = cpu_bound(|| {
             Snapshot::build_with(
@@ -229,14 +266,17 @@ impl RunningProxy {
             }
         };
         // Bind first: a listener that cannot bind rejects the whole reload.
-        let added = match self.bind_new_listeners(&next).await {
-            Ok(a) => a,
+        let new = match self.bind_new_listeners(&next).await {
+            Ok(b) => b,
             Err(e) => {
                 self.reload_failed(&e.to_string());
                 return Err(e);
             }
         };
         self.snapshot.store(next.clone());
+        // Only now: a loop started earlier could read the previous
+        // snapshot, without this listener (its limit and handler).
+        let added = self.start_accepting(new).await;
         self.sync_registrations(&next).await;
         let mut removed = Vec::new();
         {
