@@ -289,38 +289,34 @@ mod tests {
         }
     }
 
-    fn endpoint() -> SocketAddr {
-        "10.0.0.7:8080".parse().unwrap()
+    /// The request for `authority` over `version`, the client's `Host`
+    /// header being `host`.
+    fn request(
+        authority: &str,
+        host: Option<&'static str>,
+        version: Version,
+    ) -> Result<Request<UpstreamBody>, ProxyError> {
+        let mut headers = HeaderMap::new();
+        if let Some(h) = host {
+            headers.insert(header::HOST, HeaderValue::from_static(h));
+        }
+        let endpoint = "10.0.0.7:8080".parse().unwrap();
+        head(authority).request(headers, version, endpoint, UpstreamBody::Empty)
     }
 
     #[test]
     fn an_http2_request_carries_the_authority_in_its_uri_and_no_host() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, HeaderValue::from_static("shop.example"));
-        let req = head("shop.example")
-            .request(headers, Version::HTTP_2, endpoint(), UpstreamBody::Empty)
-            .unwrap();
+        let req = request("shop.example", Some("shop.example"), Version::HTTP_2).unwrap();
         assert_eq!(req.uri(), "http://shop.example/a?b=1");
         assert!(req.headers().get(header::HOST).is_none());
         // No authority from the client: the endpoint's address.
-        let req = head("")
-            .request(
-                HeaderMap::new(),
-                Version::HTTP_2,
-                endpoint(),
-                UpstreamBody::Empty,
-            )
-            .unwrap();
+        let req = request("", None, Version::HTTP_2).unwrap();
         assert_eq!(req.uri(), "http://10.0.0.7:8080/a?b=1");
     }
 
     #[test]
     fn an_http1_request_gets_the_authority_as_its_host() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, HeaderValue::from_static("old.example"));
-        let req = head("new.example:81")
-            .request(headers, Version::HTTP_11, endpoint(), UpstreamBody::Empty)
-            .unwrap();
+        let req = request("new.example:81", Some("old.example"), Version::HTTP_11).unwrap();
         assert_eq!(req.uri(), "/a?b=1");
         assert_eq!(req.headers()[header::HOST], "new.example:81");
     }
@@ -329,21 +325,12 @@ mod tests {
     fn an_authority_that_cannot_be_sent_is_a_bad_request() {
         // A control character: neither a `Host` value nor an authority.
         for version in [Version::HTTP_11, Version::HTTP_2] {
-            let e = head("a\u{1}b.example")
-                .request(HeaderMap::new(), version, endpoint(), UpstreamBody::Empty)
-                .unwrap_err();
+            let e = request("a\u{1}b.example", None, version).unwrap_err();
             assert_eq!(e.kind, ErrorKind::BadRequest, "{version:?}: {e}");
             assert!(e.message.contains("b.example"), "{e}");
         }
         // Non-ASCII: not an authority (a `Host` may carry it, as before).
-        let e = head("caf\u{e9}.example")
-            .request(
-                HeaderMap::new(),
-                Version::HTTP_2,
-                endpoint(),
-                UpstreamBody::Empty,
-            )
-            .unwrap_err();
+        let e = request("caf\u{e9}.example", None, Version::HTTP_2).unwrap_err();
         assert!(e.message.contains("bad authority `café.example`"), "{e}");
     }
 }
