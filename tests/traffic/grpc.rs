@@ -120,7 +120,7 @@ impl GrpcClient {
             let response = s
                 .send_request(request)
                 .await
-                .map_err(|e| format!("send: {e}"))?;
+                .map_err(|e| format!("send: {}", with_causes(&e)))?;
             let head = response.headers().clone();
             let collected = response
                 .into_body()
@@ -158,6 +158,20 @@ impl GrpcClient {
             format!("grpc-status {status}: {message}"),
         ))
     }
+}
+
+/// hyper's error followed by its causes (`http2 error: stream error
+/// received: unexpected internal error encountered`): the reset's reason tells a
+/// relayed answer that broke off from other failures.
+fn with_causes(e: &hyper::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 impl Client for GrpcClient {

@@ -82,9 +82,15 @@ pub enum FailureKind {
 
 impl FailureKind {
     /// The kind of a client transport error: `body: ...` means the answer
-    /// had begun (see the clients).
+    /// had begun (see the clients). So does an HTTP/2 reset with
+    /// `INTERNAL_ERROR` before the head: hyper resets a stream so when the
+    /// body it relays fails, and h2 then drops the stream's head if it is
+    /// still queued, so an answer that broke off right after its head
+    /// reaches the client as a reset without one.
     pub fn of_transport_error(text: &str) -> FailureKind {
-        if text.starts_with("body: ") {
+        let head_dropped = text.starts_with("send: ")
+            && text.ends_with("stream error received: unexpected internal error encountered");
+        if text.starts_with("body: ") || head_dropped {
             FailureKind::MidAnswer
         } else {
             FailureKind::Other
