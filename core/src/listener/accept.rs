@@ -2,10 +2,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_rustls::server::TlsStream;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
@@ -15,18 +15,15 @@ use crate::downstream::ClientStream;
 use crate::tls::ListenerTls;
 
 /// Accepts connections until shutdown, handing each to the listener's
-/// current handler; refuses connections above the listener's limit.
+/// current handler; refuses connections above the listener's current limit
+/// (a reload that changes `max_connections` applies to the next accept;
+/// connections already open stay).
 pub async fn run_accept_loop(
     listener: TcpListener,
     ctx: Arc<ListenerContext>,
     tracker: TaskTracker,
 ) {
-    let max = ctx
-        .snapshot
-        .load()
-        .listener(&ctx.name)
-        .map_or(1, |l| l.limits.max_connections);
-    let slots = Arc::new(Semaphore::new(max));
+    let open = Arc::new(AtomicUsize::new(0));
     loop {
         let accepted = tokio::select! {
             _ = ctx.shutdown.cancelled() => break,
@@ -41,17 +38,17 @@ pub async fn run_accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            warn!(listener = %ctx.name, %peer, max, "connection limit reached; closing new connection");
-            continue;
-        };
-        let Some((handler, tls)) = ctx
-            .snapshot
-            .load()
-            .listener(&ctx.name)
-            .map(|l| (l.handler.clone(), l.tls.clone()))
-        else {
-            continue;
+        let (handler, tls, slot) = {
+            let snapshot = ctx.snapshot.load();
+            let Some(current) = snapshot.listener(&ctx.name) else {
+                continue;
+            };
+            let max = current.limits.max_connections;
+            let Some(slot) = Slot::take(&open, max) else {
+                warn!(listener = %ctx.name, %peer, max, "connection limit reached; closing new connection");
+                continue;
+            };
+            (current.handler.clone(), current.tls.clone(), slot)
         };
         debug!(listener = %ctx.name, %peer, "accepted");
         let conn_ctx = ctx.clone();
@@ -68,7 +65,7 @@ pub async fn run_accept_loop(
                 _ => ClientStream::plain(stream),
             };
             handler.serve(stream, peer, ctx).await;
-            drop(permit);
+            drop(slot);
         };
         let Some(worker) = crate::workers::next() else {
             tracker.spawn(serve(stream));
@@ -89,6 +86,27 @@ pub async fn run_accept_loop(
                 Err(e) => warn!(%peer, error = %e, "a worker cannot take a connection"),
             }
         }));
+    }
+}
+
+/// One open connection of a listener, counted until dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// A slot when fewer than `max` are open. Only the accept loop takes
+    /// slots, so the check and the increment cannot race each other.
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        if open.load(Ordering::Acquire) >= max {
+            return None;
+        }
+        open.fetch_add(1, Ordering::AcqRel);
+        Some(Slot(open.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
