@@ -44,7 +44,7 @@ PROTOCOLS = {
     "http1": ("http", "http", "http"),
     "dubbo": ("dubbo", "dubbo", "dubbo"),
     "thrift": ("thrift", "thrift", "thrift"),
-    "h2": ("http", "http", "http"),
+    "h2": ("http", "http1", "http"),
     "h2h2": ("http", "http2", "http"),
     "grpc": ("http", "http2", "grpc"),
 }
