@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use http::header::HeaderValue;
+use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use metaproxy_core::cluster::{Cluster, Endpoint};
 use metaproxy_core::codec::ResponseClass;
@@ -38,13 +38,20 @@ pub(crate) fn pool_of<'a>(
     endpoint.pool_of(|| Ok(HttpPool::new(endpoint.address, &cluster.parts.pool)))
 }
 
+/// `grpc-status` as a made name: a `&str` key is parsed at every lookup.
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
 /// How an answer counts for retries and outlier detection: 503 (and a gRPC
 /// trailers-only UNAVAILABLE) is "unavailable", any other 5xx a server error.
 pub(crate) fn classify(status: StatusCode, headers: &HeaderMap) -> ResponseClass {
-    class_of(
-        status.as_u16(),
-        headers.get("grpc-status").map(HeaderValue::as_bytes),
-    )
+    let status = status.as_u16();
+    // A 5xx is classed by its code alone: no header lookup.
+    let grpc_status = if status >= 500 {
+        None
+    } else {
+        headers.get(&GRPC_STATUS).map(HeaderValue::as_bytes)
+    };
+    class_of(status, grpc_status)
 }
 
 /// [`classify`] from the status code and the `grpc-status` header's value.
