@@ -16,7 +16,9 @@ is the cost of one request, start-up and shutdown cancelled out.
 (compare.py's h2-mux case), `h2h2` with an h2c upstream (h2-h2). `grpc` is
 compare.py's grpc-unary case: h2load (4 x 32) calling bench.Echo/Unary
 with a 100 B BytesValue on the grpc-go echo server (GO_BIN, default
-target/go-bench/bin; benches/compare.sh builds it).
+target/go-bench/bin; benches/compare.sh builds it). `h2solo` is `h2` one
+request at a time on one connection: what a request costs when nothing
+else is in flight to share its wake-ups.
 """
 
 import argparse
@@ -30,7 +32,11 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.environ.get("BIN", os.path.join(ROOT, "target", "release"))
 GO_BIN = os.environ.get("GO_BIN", os.path.join(ROOT, "target", "go-bench", "bin"))
-H2LOAD = ("h2", "h2h2", "grpc")
+H2LOAD = ("h2", "h2h2", "grpc", "h2solo")
+# h2load's connections and streams per connection: 4 x 32, but for
+# `h2solo`, one request at a time on one connection (the low-rate shape:
+# nothing to batch, every request pays its own wake-ups).
+H2LOAD_SHAPE = {"h2solo": ("1", "1")}
 
 
 def free_port():
@@ -47,6 +53,7 @@ PROTOCOLS = {
     "h2": ("http", "http1", "http"),
     "h2h2": ("http", "http2", "http"),
     "grpc": ("http", "http2", "grpc"),
+    "h2solo": ("http", "http1", "http"),
 }
 
 
@@ -81,7 +88,8 @@ def load(proto, port, n, tmp):
                 headers = ["-H", "content-type: application/grpc", "-H", "te: trailers"]
             else:
                 f.write(b"x" * 100)
-        cmd = ["h2load", "-n", str(n), "-c", "4", "-m", "32", "-d", body, *headers,
+        conns, streams = H2LOAD_SHAPE.get(proto, ("4", "32"))
+        cmd = ["h2load", "-n", str(n), "-c", conns, "-m", streams, "-d", body, *headers,
                f"http://127.0.0.1:{port}{path}"]
     else:
         cmd = [os.path.join(TOOLS, "loadgen"), "-p", proto, "-a", f"127.0.0.1:{port}",

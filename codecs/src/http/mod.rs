@@ -34,6 +34,7 @@ mod server;
 mod tunnel;
 mod upgrade;
 pub mod upstream;
+mod woken;
 
 use std::sync::Arc;
 
