@@ -17,8 +17,6 @@ use std::task::{Context, Poll};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::task::AtomicWaker;
 
-use super::woken::Woken;
-
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Where [`ConnExecutor`] leaves futures for [`ConnTasks`] to run.
@@ -95,18 +93,27 @@ impl ConnTasks {
             }
         }
     }
+
+    /// Waits until something is queued or running and everything is done:
+    /// never completes while the set is in use (for `select!` branches).
+    pub(crate) async fn run(&mut self) {
+        std::future::poll_fn(|cx| match self.poll_run(cx) {
+            // Nothing to run now: wait for the executor to queue something.
+            Poll::Ready(()) => Poll::Pending,
+            Poll::Pending => Poll::Pending,
+        })
+        .await
+    }
 }
 
 /// Drives `conn` and the futures its executor queued; done when `conn` is
-/// done and every queued future has finished. `conn` is polled only when
-/// its own waker fired, not at every wake of a queued future.
+/// done and every queued future has finished.
 pub(crate) async fn drive<F: Future>(conn: F, mut tasks: ConnTasks) -> F::Output {
     let mut conn = std::pin::pin!(conn);
     let mut output = None;
-    let conn_woken = Woken::new();
     std::future::poll_fn(|cx| {
         if output.is_none()
-            && let Poll::Ready(out) = conn_woken.poll(conn.as_mut(), cx)
+            && let Poll::Ready(out) = conn.as_mut().poll(cx)
         {
             output = Some(out);
         }
@@ -148,7 +155,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn poll_run_picks_up_work_queued_while_it_waits() {
+    async fn run_picks_up_work_queued_while_it_waits() {
         let (mut tasks, exec) = ConnTasks::new();
         let (tx, rx) = oneshot::channel::<()>();
         let waiter = async move {
@@ -158,14 +165,9 @@ mod tests {
             });
             rx.await.is_ok()
         };
-        // Polled the way a connection's task polls it: never done.
-        let run = std::future::poll_fn(|cx| {
-            let _ = tasks.poll_run(cx);
-            Poll::<()>::Pending
-        });
         let ran = tokio::select! {
             ok = waiter => ok,
-            () = run => unreachable!("never done"),
+            () = tasks.run() => unreachable!("run never completes"),
         };
         assert!(ran);
     }

@@ -34,7 +34,6 @@ mod server;
 mod tunnel;
 mod upgrade;
 pub mod upstream;
-mod woken;
 
 use std::sync::Arc;
 

@@ -2,12 +2,9 @@
 //! prior knowledge) on the same port, with the listener's limits.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -23,7 +20,6 @@ use tracing::debug;
 
 use super::conn_tasks::{ConnExecutor, ConnTasks};
 use super::request::{ConnInfo, handle};
-use super::woken::Woken;
 
 /// Smallest read buffer hyper accepts (its `max_buf_size` floor).
 const MIN_BUF: usize = 8192;
@@ -131,20 +127,18 @@ async fn serve(stream: ClientStream, peer: SocketAddr, ctx: Arc<ListenerContext>
     let mut quiet_since = Instant::now();
     let mut next = quiet_since + tick;
     let mut closing: Option<Instant> = None;
-    let conn_woken = Woken::new();
     loop {
         let wake = closing.unwrap_or(next);
         tokio::select! {
-            biased;
-            r = std::future::poll_fn(|cx| turn(conn.as_mut(), &mut streams, &conn_woken, cx)) => {
+            r = conn.as_mut() => {
                 if let Err(e) = r {
                     debug!(listener = %ctx.name, %peer, error = %e, "http connection ended with an error");
                 }
                 return;
             }
+            () = streams.run() => {}
             _ = ctx.shutdown.cancelled(), if closing.is_none() => {
                 conn.as_mut().graceful_shutdown();
-                conn_woken.force();
                 let drain = ctx.snapshot.load().drain_timeout;
                 closing = Some(Instant::now() + drain);
             }
@@ -159,30 +153,10 @@ async fn serve(stream: ClientStream, peer: SocketAddr, ctx: Arc<ListenerContext>
                 } else if now.duration_since(quiet_since) >= idle {
                     debug!(listener = %ctx.name, %peer, ?idle, "idle timeout");
                     conn.as_mut().graceful_shutdown();
-                    conn_woken.force();
                     closing = Some(now + CLOSE_GRACE);
                 }
                 next = now + tick;
             }
         }
     }
-}
-
-/// One turn of a connection's task: the connection if its waker fired (it
-/// reads frames, starts streams, writes what is queued), then the streams
-/// that are ready. What they answer is written at the next turn (their
-/// answers wake the connection): answers that complete meanwhile go out in
-/// the same write. `Ready` when the connection is done.
-fn turn<C: Future>(
-    conn: Pin<&mut C>,
-    streams: &mut ConnTasks,
-    conn_woken: &Woken,
-    cx: &mut Context<'_>,
-) -> Poll<C::Output> {
-    if let Poll::Ready(out) = conn_woken.poll(conn, cx) {
-        return Poll::Ready(out);
-    }
-    // Never done while the connection lives: it only runs what is ready.
-    let _ = streams.poll_run(cx);
-    Poll::Pending
 }
