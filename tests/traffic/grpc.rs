@@ -161,8 +161,8 @@ impl GrpcClient {
 }
 
 /// hyper's error followed by its causes (`http2 error: stream error
-/// received: unexpected internal error encountered`): the reset's reason tells a
-/// relayed answer that broke off from other failures.
+/// received: unexpected internal error encountered`): the reset's reason
+/// tells a relayed answer that broke off from other failures.
 fn with_causes(e: &hyper::Error) -> String {
     let mut text = e.to_string();
     let mut cause = std::error::Error::source(e);
