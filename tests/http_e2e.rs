@@ -429,6 +429,66 @@ fn grpc_through_the_proxy_with_grpcio() {
     );
 }
 
+/// A gRPC answer the proxy cuts between two messages ends with a status
+/// the client can act on (UNAVAILABLE for an upstream gone silent,
+/// DEADLINE_EXCEEDED past the route timeout), after the messages already
+/// relayed, not with a stream reset (which grpcio reads as INTERNAL); the
+/// upstream call is cancelled.
+#[test]
+fn grpc_answer_cut_between_messages_ends_with_a_status() {
+    let g = GrpcServer::start("g");
+    let config = format!(
+        r#"
+listeners:
+  - name: grpc-in
+    address: 127.0.0.1:0
+    protocol: http
+    limits: {{ stream_idle_timeout: 300ms }}
+    routes: [ {{ route: {{ cluster: main }} }} ]
+  - name: grpc-deadline
+    address: 127.0.0.1:0
+    protocol: http
+    routes: [ {{ route: {{ cluster: main, timeout: 700ms }} }} ]
+clusters:
+  - {{ name: main, protocol: http2, endpoints: [ {{ address: "{}" }} ] }}
+"#,
+        g.address()
+    );
+    let proxy = Proxy::start("grpc_cut", &config);
+    let addr = proxy.addr("grpc-in");
+    let cancelled = || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let line = std::iter::from_fn(|| {
+            g.calls
+                .next(deadline.saturating_duration_since(Instant::now()))
+        })
+        .find(|l| l.contains("stall-ended"))
+        .expect("the stalled upstream call ended");
+        assert!(line.contains(r#""cancelled": true"#), "{line}");
+    };
+
+    // Two messages, then silence past the stream idle timeout.
+    let v = grpc_client(addr, &["--call", "stall", "--payload", "2"]);
+    assert_eq!(v["errors"]["UNAVAILABLE"], 1, "{v}\n{}", proxy.logs());
+    assert_eq!(v["received"], serde_json::json!(["g:0", "g:1"]), "{v}");
+    let details = v["details"][0].as_str().unwrap_or("");
+    assert!(details.contains("stream idle timeout"), "{v}");
+    cancelled();
+
+    // Only the answer's head, then silence.
+    let v = grpc_client(addr, &["--call", "stall", "--payload", "0"]);
+    assert_eq!(v["errors"]["UNAVAILABLE"], 1, "{v}\n{}", proxy.logs());
+    assert_eq!(v["received"], serde_json::json!([]), "{v}");
+    cancelled();
+
+    // The route timeout ends a stream kept alive past it.
+    let deadline = proxy.addr("grpc-deadline");
+    let v = grpc_client(deadline, &["--call", "stall", "--payload", "1"]);
+    assert_eq!(v["errors"]["DEADLINE_EXCEEDED"], 1, "{v}\n{}", proxy.logs());
+    assert_eq!(v["received"], serde_json::json!(["g:0"]), "{v}");
+    cancelled();
+}
+
 #[test]
 fn http_100_mib_streams_through_in_bounded_memory() {
     let backend = Backend::start("big");

@@ -148,6 +148,9 @@ impl GrpcClient {
                 let answer = String::from_utf8_lossy(body.get(5..).unwrap_or_default());
                 return Ok(answer.split(':').next().unwrap_or("").to_string());
             }
+            // The proxy ends an answer it had begun, and could not finish,
+            // with status trailers when it broke off between two messages.
+            "4" | "14" if message.starts_with("metaproxy: answer cut") => FailureKind::MidAnswer,
             "4" => FailureKind::Timeout,
             "8" => FailureKind::OverLimit,
             "14" => FailureKind::Unavailable,

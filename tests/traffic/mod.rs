@@ -74,7 +74,8 @@ pub enum FailureKind {
     /// No upstream could serve it (connect failure, reset, no healthy upstream).
     Unavailable,
     /// The answer had begun (its head was received) when its body broke
-    /// off: the upstream died mid-answer, which no proxy can replay.
+    /// off: the upstream died mid-answer, which no proxy can replay (a
+    /// gRPC answer then ends with the proxy's `answer cut` status).
     MidAnswer,
     /// Anything else (including the client's own transport errors).
     Other,

@@ -12,7 +12,9 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use metaproxy_core::cluster::{ActiveGuard, Permit};
 use tokio::time::{Instant, Sleep};
+use tracing::debug;
 
+use super::grpc_cut::{MessageBoundary, status_trailers};
 use super::upstream::H1Conn;
 
 /// The error a streamed body ends with.
@@ -55,6 +57,11 @@ pub struct Streamed {
     /// A frame (or the error) read ahead (the first of a chunked answer),
     /// given first.
     first: Option<Result<Frame<Bytes>, BodyError>>,
+    /// A gRPC answer's message framing: cut between two messages, it ends
+    /// with a `grpc-status` (see [`super::grpc_cut`]).
+    grpc: Option<MessageBoundary>,
+    /// Ended by the proxy with gRPC status trailers.
+    cut: bool,
 }
 
 impl Drop for Streamed {
@@ -114,7 +121,18 @@ impl ProxyBody {
             ended: false,
             held,
             first: None,
+            grpc: None,
+            cut: false,
         }))
+    }
+
+    /// Marks a gRPC answer: cut between two messages, it ends with trailers
+    /// carrying a `grpc-status` instead of a stream reset.
+    pub fn ending_grpc_cuts_with_status(mut self) -> Self {
+        if let ProxyBody::Stream(s) = &mut self {
+            s.grpc = Some(MessageBoundary::default());
+        }
+        self
     }
 
     /// [`ProxyBody::stream`] whose first frame (or error) was already read.
@@ -143,42 +161,7 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Empty => Poll::Ready(None),
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Stream(s) if s.first.is_some() => Poll::Ready(s.first.take()),
-            ProxyBody::Stream(s) => match Pin::new(&mut s.inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Some(timer) = s.timer.as_mut() {
-                        timer
-                            .as_mut()
-                            .reset((Instant::now() + s.idle).min(s.ends_by));
-                    }
-                    Poll::Ready(Some(Ok(frame)))
-                }
-                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
-                Poll::Ready(None) => {
-                    s.ended = true;
-                    // The exchange is over: the connection can serve the
-                    // next request while the client still reads this one.
-                    if let Some(conn) = s.held.conn.take() {
-                        conn.release();
-                    }
-                    s.held.permit = None;
-                    s.held.active = None;
-                    Poll::Ready(None)
-                }
-                Poll::Pending => {
-                    let wake = (Instant::now() + s.idle).min(s.ends_by);
-                    let timer = s
-                        .timer
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(wake)));
-                    match timer.as_mut().poll(cx) {
-                        Poll::Ready(()) if Instant::now() >= s.ends_by => {
-                            Poll::Ready(Some(Err(Box::new(AnswerTimeout))))
-                        }
-                        Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(IdleTimeout(s.idle))))),
-                        Poll::Pending => Poll::Pending,
-                    }
-                }
-            },
+            ProxyBody::Stream(s) => s.poll_next(cx),
         }
     }
 
@@ -186,7 +169,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Empty => true,
             ProxyBody::Full(b) => b.is_none(),
-            ProxyBody::Stream(s) => s.first.is_none() && s.inner.is_end_stream(),
+            ProxyBody::Stream(s) => s.cut || (s.first.is_none() && s.inner.is_end_stream()),
         }
     }
 
@@ -196,5 +179,91 @@ impl Body for ProxyBody {
             ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             ProxyBody::Stream(s) => s.inner.size_hint(),
         }
+    }
+}
+
+impl Streamed {
+    /// The next frame: the one read ahead, else the upstream's; a gRPC
+    /// answer failing between two messages ends with status trailers.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if self.cut {
+            return Poll::Ready(None);
+        }
+        let polled = match self.first.take() {
+            Some(first) => Poll::Ready(Some(first)),
+            None => self.poll_upstream(cx),
+        };
+        match polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(grpc), Some(data)) = (self.grpc.as_mut(), frame.data_ref()) {
+                    grpc.relayed(data);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(self.failed(e))),
+            other => other,
+        }
+    }
+
+    /// The upstream's next frame, under the idle and whole-answer timers.
+    fn poll_upstream(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(timer) = self.timer.as_mut() {
+                    timer
+                        .as_mut()
+                        .reset((Instant::now() + self.idle).min(self.ends_by));
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(None) => {
+                self.ended = true;
+                // The exchange is over: the connection can serve the next
+                // request while the client still reads this one.
+                if let Some(conn) = self.held.conn.take() {
+                    conn.release();
+                }
+                self.held.permit = None;
+                self.held.active = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let wake = (Instant::now() + self.idle).min(self.ends_by);
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(wake)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) if Instant::now() >= self.ends_by => {
+                        Poll::Ready(Some(Err(Box::new(AnswerTimeout))))
+                    }
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(IdleTimeout(self.idle))))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    /// How the body ends after `e`: status trailers for a gRPC answer
+    /// relayed up to a message boundary (the upstream stream is dropped,
+    /// hence cancelled), else the error (the client's stream is reset).
+    fn failed(&mut self, e: BodyError) -> Result<Frame<Bytes>, BodyError> {
+        if !self.grpc.as_ref().is_some_and(MessageBoundary::at_boundary) {
+            return Err(e);
+        }
+        // Route timeout: DEADLINE_EXCEEDED; the upstream gone or silent:
+        // UNAVAILABLE.
+        let status = if e.is::<AnswerTimeout>() { 4 } else { 14 };
+        debug!(error = %e, status, "gRPC answer cut by the proxy; ending it with status trailers");
+        self.cut = true;
+        self.held.permit = None;
+        self.held.active = None;
+        Ok(Frame::trailers(status_trailers(
+            status,
+            &format!("metaproxy: answer cut: {e}"),
+        )))
     }
 }

@@ -20,6 +20,7 @@ mod body;
 mod cluster;
 mod conn_tasks;
 mod error;
+mod grpc_cut;
 mod grpc_probe;
 pub(crate) mod h1;
 pub mod headers;

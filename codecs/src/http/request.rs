@@ -379,7 +379,12 @@ impl Exchange for HyperExchange {
             {
                 rparts.headers.append(header::SET_COOKIE, v);
             }
-            ProxyBody::stream_after(first, rbody, (stream_idle, ends_by), held)
+            let body = ProxyBody::stream_after(first, rbody, (stream_idle, ends_by), held);
+            if self.grpc && is_grpc(&rparts.headers) {
+                body.ending_grpc_cuts_with_status()
+            } else {
+                body
+            }
         };
         rparts.version = Version::HTTP_11;
         Ok(Delivered {

@@ -1,10 +1,11 @@
 """A real grpcio client for the metaproxy HTTP/gRPC tests.
 
-Usage: grpc_client.py --target HOST:PORT --call unary|server_stream|client_stream|fail
+Usage: grpc_client.py --target HOST:PORT --call unary|server_stream|stall|client_stream|fail
                       [--count N] [--meta key=value ...] [--payload TEXT] [--timeout S]
                       [--tls-ca CA.pem [--tls-name NAME]]
 Prints one JSON line: {"ok": n, "errors": {CODE: n}, "details": [...],
-"results": {text: n}, "initial_metadata": {...}} (metadata of the last call).
+"results": {text: n}, "initial_metadata": {...}, "received": [...]} (metadata
+and streamed messages of the last call, received before any error too).
 """
 import argparse
 import json
@@ -32,6 +33,7 @@ def main():
     details = []
     results = Counter()
     initial = {}
+    received = []
     if args.tls_ca:
         with open(args.tls_ca, "rb") as f:
             creds = grpc.ssl_channel_credentials(root_certificates=f.read())
@@ -51,6 +53,13 @@ def main():
                     stub = channel.unary_stream("/demo.Echo/ServerStream", request_serializer=ident, response_deserializer=ident)
                     msgs = [m.decode() for m in stub(args.payload.encode(), metadata=metadata, timeout=args.timeout)]
                     results["|".join(msgs)] += 1
+                elif args.call == "stall":
+                    stub = channel.unary_stream("/demo.Echo/Stall", request_serializer=ident, response_deserializer=ident)
+                    received = []
+                    call = stub(args.payload.encode(), metadata=metadata, timeout=args.timeout)
+                    for m in call:
+                        received.append(m.decode())
+                    results["|".join(received)] += 1
                 elif args.call == "client_stream":
                     stub = channel.stream_unary("/demo.Echo/ClientStream", request_serializer=ident, response_deserializer=ident)
                     chunks = (args.payload.encode() for _ in range(5))
@@ -66,7 +75,8 @@ def main():
                 errors[e.code().name] += 1
                 details.append(e.details())
     print(json.dumps({"ok": ok, "errors": errors, "details": details[:5],
-                      "results": results, "initial_metadata": initial}), flush=True)
+                      "results": results, "initial_metadata": initial,
+                      "received": received}), flush=True)
 
 
 if __name__ == "__main__":

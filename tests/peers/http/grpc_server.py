@@ -8,6 +8,8 @@ Service `demo.Echo`:
   ClientStream(stream) -> b"<tag>:<count>:<total bytes>".
   Fail(bytes) -> aborts with NOT_FOUND and the details "no such thing: <request>".
   Sleep(b"MS") -> waits MS milliseconds, then b"<tag>:slept <MS>".
+  Stall(b"N") -> sends its initial metadata and N messages b"<tag>:<i>",
+                 then stays silent until the call is cancelled (30 s at most).
 Prints one JSON line {"event": "listening", "port": N}, then one line per call.
 --delay-ms N makes every Unary answer N milliseconds late (a slow server).
 --health serves grpc.health.v1.Health (grpcio-health-checking, the
@@ -76,6 +78,16 @@ def main():
         for i in range(n):
             yield tag + b":" + str(i).encode()
 
+    def stall(request, context):
+        log("Stall", context)
+        context.send_initial_metadata((("x-stalling", "yes"),))
+        for i in range(int(request.decode() or "0")):
+            yield tag + b":" + str(i).encode()
+        give_up = time.monotonic() + 30
+        while context.is_active() and time.monotonic() < give_up:
+            time.sleep(0.02)
+        emit({"event": "stall-ended", "cancelled": not context.is_active()})
+
     def client_stream(request_iterator, context):
         log("ClientStream", context)
         count = 0
@@ -95,6 +107,7 @@ def main():
         "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream),
         "Fail": grpc.unary_unary_rpc_method_handler(fail),
         "Sleep": grpc.unary_unary_rpc_method_handler(sleep),
+        "Stall": grpc.unary_stream_rpc_method_handler(stall),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("demo.Echo", handlers),))
