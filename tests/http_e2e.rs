@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Proxy;
-use http_peers::{Backend, GrpcServer, curl, grpc_client, httpx_client, rss_kib};
+use http_peers::{Backend, GrpcServer, curl, grpc_client, h2load_all_2xx, httpx_client, rss_kib};
 
 /// An address nothing listens on (bound, then released).
 fn dead_address() -> String {
@@ -333,18 +333,12 @@ clusters:
 
     // h2load: many streams over few connections, all succeed.
     let before = v1.count() + v2.count();
-    let out = Command::new("h2load")
-        .args(["-n", "2000", "-c", "4", "-m", "16"])
-        .arg(url(addr, "/product/h2load"))
-        .output()
-        .expect("h2load is needed (apt nghttp2-client)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("2000 succeeded, 0 failed, 0 errored"),
-        "{text}\n{}",
-        proxy.logs()
+    h2load_all_2xx(
+        &url(addr, "/product/h2load"),
+        2000,
+        &["-c", "4", "-m", "16"],
+        || proxy.logs(),
     );
-    assert!(text.contains("status codes: 2000 2xx"), "{text}");
     assert_eq!(v1.count() + v2.count() - before, 2000);
 }
 
@@ -498,9 +492,13 @@ listeners:
   - name: http-in
     address: 127.0.0.1:0
     protocol: http
-    routes: [ {{ route: {{ cluster: big }} }} ]
+    routes:
+      - match: [ {{ key: x-cluster, exact: http1 }} ]
+        route: {{ cluster: big1 }}
+      - route: {{ cluster: big }}
 clusters:
-  - {{ name: big, protocol: http, endpoints: [ {{ address: "{}" }} ] }}
+  - {{ name: big, protocol: http, endpoints: [ {{ address: "{0}" }} ] }}
+  - {{ name: big1, protocol: http1, endpoints: [ {{ address: "{0}" }} ] }}
 "#,
         backend.address()
     );
@@ -512,7 +510,10 @@ clusters:
     let base = rss_kib(pid);
     const SIZE: u64 = 100 * 1024 * 1024;
 
-    for h2 in [false, true] {
+    // HTTP/1.1 both sides (the lean path), HTTP/2 both sides, and an
+    // HTTP/2 client of an HTTP/1.1 cluster (its download read off the
+    // lean path's connections).
+    for (h2, cluster) in [(false, "http"), (true, "http"), (true, "http1")] {
         let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let sampler = {
@@ -538,6 +539,8 @@ clusters:
                 "/dev/null",
                 "-w",
                 "%{http_code} %{size_download}",
+                "-H",
+                &format!("x-cluster: {cluster}"),
             ])
             .arg(url(addr, &format!("/bytes/{SIZE}")))
             .output()
@@ -545,14 +548,14 @@ clusters:
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             format!("200 {SIZE}"),
-            "h2={h2}\n{}",
+            "h2={h2} {cluster}\n{}",
             proxy.logs()
         );
         // Upload, streamed from a pipe (chunked for HTTP/1.1).
         let upload = Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "head -c {SIZE} /dev/zero | curl -s {proto} -T - {}",
+                "head -c {SIZE} /dev/zero | curl -s {proto} -H 'x-cluster: {cluster}' -T - {}",
                 url(addr, "/upload")
             ))
             .output()
@@ -560,7 +563,7 @@ clusters:
         assert_eq!(
             String::from_utf8_lossy(&upload.stdout),
             format!("big got {SIZE}\n"),
-            "h2={h2}\n{}",
+            "h2={h2} {cluster}\n{}",
             proxy.logs()
         );
         done.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -568,8 +571,11 @@ clusters:
         let growth = peak
             .load(std::sync::atomic::Ordering::Relaxed)
             .saturating_sub(base);
-        eprintln!("h2={h2}: base {base} KiB, peak growth {growth} KiB");
-        assert!(growth < 64 * 1024, "RSS grew by {growth} KiB (h2={h2})");
+        eprintln!("h2={h2} {cluster}: base {base} KiB, peak growth {growth} KiB");
+        assert!(
+            growth < 64 * 1024,
+            "RSS grew by {growth} KiB (h2={h2} {cluster})"
+        );
     }
 }
 

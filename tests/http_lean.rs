@@ -11,18 +11,19 @@ mod http_peers;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::Proxy;
-use http_peers::{Backend, curl};
+use http_peers::{Backend, curl, h2load_all_2xx};
 
-/// An upstream that answers each path with fixed bytes and counts the
-/// connections it accepted.
+/// An upstream that answers each path with fixed bytes, counts the
+/// connections it accepted and keeps each request's line and body.
 struct Scripted {
     address: SocketAddr,
     connections: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<String>>>,
 }
 
 fn answer_for(path: &str, request_line: &str) -> (Vec<u8>, bool) {
@@ -37,6 +38,10 @@ fn answer_for(path: &str, request_line: &str) -> (Vec<u8>, bool) {
             false,
         ),
         "/nocontent" => (b"HTTP/1.1 204 No Content\r\nX-Up: 1\r\n\r\n".to_vec(), false),
+        "/badchunk" => (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n".to_vec(),
+            false,
+        ),
         "/bye" => (
             b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbye".to_vec(),
             true,
@@ -58,21 +63,25 @@ impl Scripted {
         let address = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
         let count = connections.clone();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
                 count.fetch_add(1, Ordering::SeqCst);
-                std::thread::spawn(move || serve_scripted(stream));
+                let log = log.clone();
+                std::thread::spawn(move || serve_scripted(stream, log));
             }
         });
         Scripted {
             address,
             connections,
+            seen,
         }
     }
 }
 
-fn serve_scripted(stream: TcpStream) {
+fn serve_scripted(stream: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut out = stream;
     loop {
@@ -81,6 +90,7 @@ fn serve_scripted(stream: TcpStream) {
             return;
         }
         let mut length = 0usize;
+        let mut header_lines = String::new();
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -89,6 +99,7 @@ fn serve_scripted(stream: TcpStream) {
             if line == "\r\n" {
                 break;
             }
+            header_lines.push_str(&line);
             if let Some((k, v)) = line.split_once(':')
                 && k.eq_ignore_ascii_case("content-length")
             {
@@ -98,8 +109,29 @@ fn serve_scripted(stream: TcpStream) {
         let mut body = vec![0; length];
         reader.read_exact(&mut body).unwrap();
         let request_line = request_line.trim_end().to_string();
+        seen.lock()
+            .unwrap()
+            .push(format!("{request_line}|{}", String::from_utf8_lossy(&body)));
         let path = request_line.split(' ').nth(1).unwrap_or("/").to_string();
-        let (mut bytes, close) = answer_for(&path, &request_line);
+        let (mut bytes, close) = if path == "/headers" {
+            // The request's header lines as they came.
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{header_lines}",
+                header_lines.len()
+            );
+            (answer.into_bytes(), false)
+        } else if path == "/echo" {
+            // The request body back, after its request line.
+            let mut answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{request_line}|",
+                request_line.len() + 1 + body.len()
+            )
+            .into_bytes();
+            answer.extend_from_slice(&body);
+            (answer, false)
+        } else {
+            answer_for(&path, &request_line)
+        };
         if request_line.starts_with("HEAD ") {
             // The head only: a HEAD answer has no body.
             let end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
@@ -112,6 +144,11 @@ fn serve_scripted(stream: TcpStream) {
 }
 
 fn start_proxy(test: &str, upstream: SocketAddr) -> Proxy {
+    start_proxy_to(test, upstream, "http")
+}
+
+/// A proxy with one route to `upstream`, a cluster of `protocol`.
+fn start_proxy_to(test: &str, upstream: SocketAddr, protocol: &str) -> Proxy {
     let config = format!(
         r#"
 listeners:
@@ -120,7 +157,7 @@ listeners:
     protocol: http
     routes: [ {{ route: {{ cluster: up, timeout: 5s }} }} ]
 clusters:
-  - {{ name: up, protocol: http, endpoints: [ {{ address: "{upstream}" }} ] }}
+  - {{ name: up, protocol: {protocol}, endpoints: [ {{ address: "{upstream}" }} ] }}
 "#
     );
     Proxy::start(test, &config)
@@ -179,6 +216,133 @@ fn answer_framings_pass_through() {
     let r = curl(&["-I", &url(addr, "/head")]);
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("content-length"), Some("19"), "{r:?}");
+}
+
+/// HTTP/2 clients of an HTTP/1.1 cluster go out on the lean path's
+/// connections: every answer framing reaches them as data (chunk framing
+/// and trailers taken off), request bodies arrive whole with their
+/// length, upstream connections are reused, and an answer whose chunk
+/// framing is broken from the start is a 502.
+#[test]
+fn http2_clients_of_an_http1_cluster_get_every_framing() {
+    let up = Scripted::start();
+    let proxy = start_proxy_to("lean_h2_clients", up.address, "http1");
+    let shadow = Scripted::start();
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let retrying = format!(
+        r#"
+listeners:
+  - name: http-in
+    address: 127.0.0.1:0
+    protocol: http
+    routes:
+      - route:
+          cluster: pair
+          timeout: 5s
+          retries: {{ attempts: 2, on: [connect-failure], backoff: {{ base: 5ms, max: 20ms }} }}
+          mirror: {{ cluster: shadow, percent: 100 }}
+clusters:
+  - name: pair
+    protocol: http1
+    connect_timeout: 500ms
+    endpoints: [ {{ address: "{dead}" }}, {{ address: "{}" }} ]
+  - {{ name: shadow, protocol: http1, endpoints: [ {{ address: "{}" }} ] }}
+"#,
+        up.address, shadow.address
+    );
+    let retry_proxy = Proxy::start("lean_h2_retries", &retrying);
+    let addr = proxy.addr("http-in");
+    let h2 = |args: &[&str]| {
+        let mut all = vec!["--http2-prior-knowledge"];
+        all.extend_from_slice(args);
+        curl(&all)
+    };
+
+    let r = h2(&[&url(addr, "/chunked")]);
+    assert_eq!(r.status, 200, "{r:?}\n{}", proxy.logs());
+    // The data, then the trailers (curl -i prints them after the body).
+    assert_eq!(r.body, "hello worldx-trailer: t\r\n", "{r:?}");
+    assert_eq!(r.header("x-up"), Some("1"), "{r:?}");
+    assert_eq!(r.header("transfer-encoding"), None, "{r:?}");
+
+    let r = h2(&[&url(addr, "/close")]);
+    assert_eq!((r.status, r.body.as_str()), (200, "until the end"), "{r:?}");
+    let r = h2(&[&url(addr, "/interim")]);
+    assert_eq!((r.status, r.body.as_str()), (200, "ok"), "{r:?}");
+    let r = h2(&[&url(addr, "/nocontent")]);
+    assert_eq!((r.status, r.body.as_str()), (204, ""), "{r:?}");
+    let r = h2(&["-I", &url(addr, "/head")]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("content-length"), Some("19"), "{r:?}");
+
+    // The body arrives whole, with its length.
+    let r = h2(&["--data-binary", "0123456789", &url(addr, "/echo")]);
+    assert_eq!(r.body, "POST /echo HTTP/1.1|0123456789", "{r:?}");
+
+    // The head as written: `host` from the authority, the cookie crumbs an
+    // HTTP/2 client may send joined into one field (RFC 9113 §8.2.3).
+    let r = h2(&[
+        "-H",
+        "cookie: a=1",
+        "-H",
+        "cookie: b=2",
+        &url(addr, "/headers"),
+    ]);
+    assert!(r.body.starts_with(&format!("host: {addr}\r\n")), "{r:?}");
+    assert_eq!(r.body.matches("cookie").count(), 1, "{r:?}");
+    assert!(r.body.contains("cookie: a=1; b=2\r\n"), "{r:?}");
+
+    // A try that cannot connect is retried on the other endpoint with the
+    // same body, and the mirror gets a copy of it.
+    for i in 0..4 {
+        let body = format!("payload-{i}");
+        let r = h2(&[
+            "--data-binary",
+            &body,
+            &url(retry_proxy.addr("http-in"), "/echo"),
+        ]);
+        assert_eq!(
+            r.body,
+            format!("POST /echo HTTP/1.1|{body}"),
+            "{r:?}\n{}",
+            retry_proxy.logs()
+        );
+        let copy = format!("POST /echo HTTP/1.1|{body}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !shadow.seen.lock().unwrap().contains(&copy) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no mirror copy of {body}: {:?}",
+                shadow.seen.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    assert!(
+        retry_proxy.logs().contains("retrying"),
+        "the dead endpoint was tried: {}",
+        retry_proxy.logs()
+    );
+
+    // Broken chunk framing from the first line: refused, not relayed.
+    let r = h2(&[&url(addr, "/badchunk")]);
+    assert_eq!(r.status, 502, "{r:?}");
+    assert!(r.body.contains("bad chunked answer"), "{r:?}");
+
+    // Sequential requests (h2load: one connection, one stream at a time)
+    // share one upstream connection.
+    let before = up.connections.load(Ordering::SeqCst);
+    h2load_all_2xx(&url(addr, "/a"), 20, &["-c", "1", "-m", "1"], || {
+        proxy.logs()
+    });
+    assert!(
+        up.connections.load(Ordering::SeqCst) - before <= 1,
+        "one upstream connection for all 20"
+    );
 }
 
 /// Reads one answer with a `content-length` body.

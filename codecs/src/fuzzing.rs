@@ -4,7 +4,9 @@
 
 use bytes::BytesMut;
 
-use crate::http::h1::{ChunkScanner, Head, parse_request, parse_response, status};
+use crate::http::h1::{
+    BodyDecoder, ChunkScanner, Framing, Head, Piece, parse_request, parse_response, status,
+};
 
 /// What a parsed HTTP/1 head looked like, as far as the fuzz targets check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +68,34 @@ pub fn chunked_body_end<'a>(
         );
     }
     Ok(None)
+}
+
+/// What the chunked-body decoder (HTTP/2 clients' answers from HTTP/1.1
+/// upstreams) made of a body: its data, its trailer fields, and how many
+/// bytes followed its end (`None` while it has not ended).
+pub type DecodedBody = (Vec<u8>, Vec<(String, String)>, Option<usize>);
+
+/// Decodes a chunked body given in `pieces` (read one after the other)
+/// with that decoder; `Err` with the reason when it breaks the grammar.
+pub fn chunked_body_decode<'a>(
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<DecodedBody, String> {
+    let mut decoder = BodyDecoder::new(Framing::Chunked);
+    let mut buf = BytesMut::new();
+    let (mut data, mut trailers) = (Vec::new(), Vec::new());
+    for piece in pieces {
+        buf.extend_from_slice(piece);
+        while let Some(p) = decoder.next(&mut buf).map_err(|e| e.to_string())? {
+            match p {
+                Piece::Data(d) => data.extend_from_slice(&d),
+                Piece::Trailers(t) => trailers.extend(t.iter().map(|(n, v)| {
+                    let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                    (n.to_string(), v)
+                })),
+            }
+        }
+    }
+    Ok((data, trailers, decoder.is_done().then_some(buf.len())))
 }
 
 /// The summary of `head`, running every lookup the lean path does.

@@ -382,6 +382,25 @@ impl GrpcServer {
     }
 }
 
+/// Runs h2load for `n` requests to `url` (`shape`: its connection and
+/// stream options); every request must succeed with a 2xx, else the test
+/// fails with h2load's output and `context()` (the proxy's logs).
+pub fn h2load_all_2xx(url: &str, n: usize, shape: &[&str], context: impl Fn() -> String) {
+    let out = Command::new("h2load")
+        .args(["-n", &n.to_string()])
+        .args(shape)
+        .arg(url)
+        .output()
+        .expect("h2load is needed (apt nghttp2-client)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("{n} succeeded, 0 failed, 0 errored")),
+        "{text}\n{}",
+        context()
+    );
+    assert!(text.contains(&format!("status codes: {n} 2xx")), "{text}");
+}
+
 /// Runs grpc_client.py; returns its JSON summary.
 pub fn grpc_client(target: SocketAddr, args: &[&str]) -> serde_json::Value {
     python_json("grpc_client.py", &["--target", &target.to_string()], args)

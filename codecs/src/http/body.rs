@@ -1,5 +1,6 @@
 //! The body type the proxy answers with: a local reply's few bytes, or the
-//! upstream's body streamed through with an idle timer.
+//! upstream's body (hyper's, or one the lean path reads off an HTTP/1.1
+//! connection) streamed through with an idle timer.
 
 use std::fmt;
 use std::future::Future;
@@ -15,6 +16,7 @@ use tokio::time::{Instant, Sleep};
 use tracing::debug;
 
 use super::grpc_cut::{MessageBoundary, status_trailers};
+use super::h1::{ChunkError, LeanAnswerBody, Piece};
 use super::upstream::H1Conn;
 
 /// The error a streamed body ends with.
@@ -43,9 +45,59 @@ pub struct Held {
     pub conn: Option<H1Conn>,
 }
 
+/// Where an upstream body comes from.
+pub enum Source {
+    /// hyper's client (HTTP/2 upstreams, HTTP/1.1 over TLS or upgrades).
+    Hyper(Incoming),
+    /// The lean path's HTTP/1.1 connection.
+    Lean(LeanAnswerBody),
+}
+
+impl From<Incoming> for Source {
+    fn from(body: Incoming) -> Self {
+        Source::Hyper(body)
+    }
+}
+
+impl Source {
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self {
+            Source::Hyper(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(|e| Box::new(e) as BodyError))),
+            Source::Lean(body) => body.poll_piece(cx).map(|p| {
+                p.map(|r| match r {
+                    Ok(Piece::Data(data)) => Ok(Frame::data(data)),
+                    Ok(Piece::Trailers(trailers)) => Ok(Frame::trailers(trailers)),
+                    Err(e) => Err(Box::new(e) as BodyError),
+                })
+            }),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Source::Hyper(body) => body.is_end_stream(),
+            Source::Lean(body) => body.is_end(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Source::Hyper(body) => body.size_hint(),
+            Source::Lean(body) => body
+                .remaining()
+                .map_or_else(SizeHint::default, SizeHint::with_exact),
+        }
+    }
+}
+
 /// An upstream body with its idle timer and what the exchange holds.
 pub struct Streamed {
-    inner: Incoming,
+    inner: Source,
     idle: Duration,
     /// The whole answer's deadline (the route timeout).
     ends_by: Instant,
@@ -82,11 +134,6 @@ struct IdleTimeout(Duration);
 #[error("answer not complete within the route timeout")]
 struct AnswerTimeout;
 
-/// The error a streamed body yields after `idle` without data.
-pub(crate) fn idle_error(idle: Duration) -> BodyError {
-    Box::new(IdleTimeout(idle))
-}
-
 impl fmt::Debug for ProxyBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -112,9 +159,9 @@ impl ProxyBody {
     /// or when it is not over by `ends_by` (the route timeout); keeps
     /// `held` until the body ends or is dropped (an HTTP/1.1 connection
     /// goes back to its pool only if the body was complete).
-    pub fn stream(inner: Incoming, idle: Duration, ends_by: Instant, held: Held) -> Self {
+    pub fn stream(inner: impl Into<Source>, idle: Duration, ends_by: Instant, held: Held) -> Self {
         ProxyBody::Stream(Box::new(Streamed {
-            inner,
+            inner: inner.into(),
             idle,
             ends_by,
             timer: None,
@@ -135,18 +182,22 @@ impl ProxyBody {
         self
     }
 
-    /// [`ProxyBody::stream`] whose first frame (or error) was already read.
-    pub fn stream_after(
-        first: Option<Result<Frame<Bytes>, BodyError>>,
-        inner: Incoming,
-        (idle, ends_by): (Duration, Instant),
-        held: Held,
-    ) -> Self {
-        let mut body = Self::stream(inner, idle, ends_by, held);
-        if let ProxyBody::Stream(s) = &mut body {
-            s.first = first;
+    /// Reads the first frame ahead (under the body's timers), so that a
+    /// chunked answer whose framing is broken from its first line is
+    /// refused (a 502) rather than relayed as a head and a cut body: that
+    /// error is returned; any other outcome is kept and given first.
+    pub(crate) async fn read_ahead(&mut self) -> Result<(), BodyError> {
+        let ProxyBody::Stream(s) = self else {
+            return Ok(());
+        };
+        let first = std::future::poll_fn(|cx| s.poll_upstream(cx)).await;
+        match first {
+            Some(Err(e)) if is_bad_framing(&*e) => Err(e),
+            first => {
+                s.first = first;
+                Ok(())
+            }
         }
-        body
     }
 }
 
@@ -210,7 +261,7 @@ impl Streamed {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
+        match self.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(timer) = self.timer.as_mut() {
                     timer
@@ -219,7 +270,7 @@ impl Streamed {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => {
                 self.ended = true;
                 // The exchange is over: the connection can serve the next
@@ -266,4 +317,24 @@ impl Streamed {
             &format!("metaproxy: answer cut: {e}"),
         )))
     }
+}
+
+/// Whether a body error is the answer's chunk framing breaking the grammar
+/// (the lean path's decoder says so; hyper's reports it as invalid input or
+/// data), not the connection failing.
+fn is_bad_framing(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<ChunkError>() {
+            return true;
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+            );
+        }
+        cause = c.source();
+    }
+    false
 }

@@ -163,6 +163,47 @@ impl Head {
         }
     }
 
+    /// Whether the request is a `HEAD` (its answer has no body).
+    pub(crate) fn is_head(&self) -> bool {
+        self.method == Method::HEAD
+    }
+
+    /// The HTTP/1.1 request head for `endpoint`, written as bytes for the
+    /// lean path's connections (`host`: the authority, else the endpoint's
+    /// address; `body_len`: the whole body's length).
+    pub(crate) fn h1_request(
+        &self,
+        headers: &HeaderMap,
+        endpoint: SocketAddr,
+        body_len: usize,
+    ) -> Result<Bytes, ProxyError> {
+        let fallback;
+        let host: &[u8] = if self.authority.is_empty() {
+            fallback = endpoint.to_string();
+            fallback.as_bytes()
+        } else {
+            self.authority.as_bytes()
+        };
+        // What a `Host` value may not hold (as `HeaderValue` checks).
+        if host
+            .iter()
+            .any(|b| (*b < 0x20 && *b != b'\t') || *b == 0x7f)
+        {
+            return Err(error(
+                ErrorKind::BadRequest,
+                Origin::Downstream,
+                format!("bad host `{}`", String::from_utf8_lossy(host)),
+            ));
+        }
+        Ok(super::h1::request_head_of(
+            self.method.as_str().as_bytes(),
+            self.path.as_str().as_bytes(),
+            host,
+            headers,
+            body_len,
+        ))
+    }
+
     /// The request for `endpoint` over `version`.
     pub(crate) fn request(
         &self,

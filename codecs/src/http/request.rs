@@ -3,13 +3,20 @@
 //! body streams upstream (kept, up to a bound, when a retry or the mirror
 //! may need it again); the answer's body streams back under the route's
 //! whole-answer deadline and the stream idle timeout.
+//!
+//! An HTTP/2 client's request to a plain HTTP/1.1 cluster, with a body of
+//! known length up to 256 KiB (most are), goes out on the lean path's
+//! connections instead of hyper's client: the head written as bytes, the
+//! body read whole first, the answer's head parsed by the lean parser and
+//! its body read off the connection as the client's stream takes it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{self, HeaderValue};
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode, Version};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body, Incoming};
 use metaproxy_core::cluster::Endpoint;
 use metaproxy_core::codec::ResponseClass;
@@ -22,8 +29,9 @@ use metaproxy_core::snapshot::ListenerRuntime;
 use metaproxy_core::{ErrorKind, MessageKind, Origin, ProxyError};
 use tracing::{debug, warn};
 
-use super::body::{Held, ProxyBody};
-use super::cluster::{classify, pool_of, settings_of};
+use super::body::{Held, ProxyBody, Source};
+use super::cluster::{class_of, classify, pool_of, settings_of};
+use super::h1::{Framing, LeanAnswerBody, MAX_LEAN_BODY};
 use super::headers::{apply_mutation, ensure_request_id_header, strip_hop_by_hop};
 use super::metadata::{self as md, is_grpc, request_metadata};
 use super::outgoing::{Head, HyperCopy, Outgoing, outgoing};
@@ -56,6 +64,7 @@ pub(crate) async fn handle(
 ) -> Response<ProxyBody> {
     let started = tokio::time::Instant::now();
     let grpc = is_grpc(req.headers());
+    let h2_client = req.version() == Version::HTTP_2;
     if matches!(req.version(), Version::HTTP_10 | Version::HTTP_11)
         && let Err(e) = super::h1::check_parsed_request(req.version(), req.headers())
     {
@@ -94,10 +103,12 @@ pub(crate) async fn handle(
         listener: listener.clone(),
         conn,
         grpc,
+        h2_client,
         parts: Some(parts),
         body: Some(body),
         sending: None,
         replay: None,
+        lean: None,
         retries: false,
         mirror_later: None,
     };
@@ -109,6 +120,8 @@ struct HyperExchange {
     listener: Arc<ListenerRuntime>,
     conn: Arc<ConnInfo>,
     grpc: bool,
+    /// The client speaks HTTP/2.
+    h2_client: bool,
     /// The client's request head, until the upstream request is built.
     parts: Option<http::request::Parts>,
     /// The client's body, until the first try takes it.
@@ -117,6 +130,9 @@ struct HyperExchange {
     sending: Option<Sending>,
     /// The body kept for retries and a late mirror copy.
     replay: Option<Replayable<Incoming>>,
+    /// The whole body, read before the first try that went out on the
+    /// lean path's connections (every try then does).
+    lean: Option<Bytes>,
     /// The route has a retry policy.
     retries: bool,
     /// The headers of a mirror copy sent once the answer's head is here.
@@ -132,6 +148,13 @@ struct Sending {
     template: Option<HeaderMap>,
     version: Version,
     upgrade: Option<Requested>,
+}
+
+/// An upstream answer: hyper's (with its HTTP/1.1 connection), or one
+/// the lean path read off its own HTTP/1.1 connection.
+enum HyperAnswer {
+    Hyper(Response<Incoming>, Option<H1Conn>),
+    Lean(super::h1::Answer),
 }
 
 impl HyperExchange {
@@ -157,11 +180,117 @@ impl HyperExchange {
             UpstreamBody::Client(body)
         }
     }
+
+    /// Whether a try goes out on the lean path's HTTP/1.1 connections: an
+    /// HTTP/2 client's non-gRPC request, without upgrade, to a plain
+    /// HTTP/1.1 cluster, with a body of known length up to the lean
+    /// path's bound (decided by the first try; every retry follows it).
+    fn goes_lean(&self, target: &Target, attempt: u32) -> bool {
+        let Some(sending) = &self.sending else {
+            return false;
+        };
+        if !self.h2_client
+            || self.grpc
+            || sending.version != Version::HTTP_11
+            || sending.upgrade.is_some()
+            || target.cluster.parts.pool.tls.is_some()
+        {
+            return false;
+        }
+        if attempt > 0 {
+            return self.lean.is_some();
+        }
+        self.body.as_ref().is_none_or(|b| {
+            b.is_end_stream()
+                || b.size_hint()
+                    .exact()
+                    .is_some_and(|n| n <= MAX_LEAN_BODY as u64)
+        })
+    }
+
+    /// The client's whole body (read once, at the first lean try).
+    async fn lean_body(&mut self) -> Result<Bytes, ProxyError> {
+        if let Some(body) = &self.lean {
+            return Ok(body.clone());
+        }
+        let body = match self.body.take() {
+            Some(body) if !body.is_end_stream() => Limited::new(body, MAX_LEAN_BODY)
+                .collect()
+                .await
+                .map_err(|e| {
+                    ProxyError::new(
+                        ErrorKind::BadRequest,
+                        Origin::Downstream,
+                        format!("client request body: {e}"),
+                    )
+                    .with_retry(false)
+                })?
+                .to_bytes(),
+            _ => Bytes::new(),
+        };
+        self.lean = Some(body.clone());
+        Ok(body)
+    }
+
+    /// One try on the lean path's connections to `endpoint`.
+    async fn send_lean(
+        &mut self,
+        target: &Target,
+        endpoint: &Arc<Endpoint>,
+    ) -> Result<(HyperAnswer, ResponseClass), ProxyError> {
+        let body = self.lean_body().await?;
+        let sending = self.sending()?;
+        let headers = sending.first.as_ref().ok_or_else(|| {
+            ProxyError::internal(ErrorKind::Internal, "request headers already taken")
+        })?;
+        let request = sending
+            .head
+            .h1_request(headers, endpoint.address, body.len())?;
+        let pool = &pool_of(endpoint, &target.cluster)?.lean;
+        let answer = super::h1::exchange(
+            pool,
+            &request,
+            &body,
+            sending.head.is_head(),
+            std::time::Instant::now(),
+        )
+        .await?;
+        let class = class_of(answer.status, answer.head.header(b"grpc-status"));
+        Ok((HyperAnswer::Lean(answer), class))
+    }
+
+    /// The kept body as a body to send again (a retry on hyper's client,
+    /// the mirror's copy), when the lean path read it.
+    fn kept_lean_body(&self) -> Option<UpstreamBody> {
+        let body = self.lean.as_ref()?;
+        let chunks = if body.is_empty() {
+            std::collections::VecDeque::new()
+        } else {
+            std::collections::VecDeque::from([body.clone()])
+        };
+        Some(UpstreamBody::Kept(chunks, None))
+    }
+}
+
+/// The head of an answer the lean parser read, as hyper's response parts.
+fn lean_answer_parts(answer: &super::h1::Answer) -> Result<http::response::Parts, String> {
+    let head = &answer.head;
+    let mut response = Response::new(());
+    *response.status_mut() = StatusCode::from_u16(answer.status).map_err(|e| e.to_string())?;
+    let headers = response.headers_mut();
+    headers.reserve(head.headers.len());
+    for (n, v) in &head.headers {
+        let name = HeaderName::from_bytes(head.at(n)).map_err(|e| e.to_string())?;
+        let value = HeaderValue::from_maybe_shared(head.bytes.slice(v.clone()))
+            .map_err(|e| e.to_string())?;
+        headers.append(name, value);
+    }
+    Ok(response.into_parts().0)
 }
 
 impl Exchange for HyperExchange {
     /// The answer's head and body, and its HTTP/1.1 connection.
-    type Answer = (Response<Incoming>, Option<H1Conn>);
+    type Answer = HyperAnswer;
     type Mirror = HyperCopy;
     type Reply = Response<ProxyBody>;
     const AWAITED: &'static str = "response headers";
@@ -220,8 +349,13 @@ impl Exchange for HyperExchange {
 
     fn mirror_copy_after_answer(&mut self) -> Option<HyperCopy> {
         let headers = self.mirror_later.take()?;
-        let (chunks, trailers) = self.replay.as_ref().and_then(Replayable::copy)?;
-        let body = UpstreamBody::Kept(chunks.into(), trailers);
+        let body = match self.kept_lean_body() {
+            Some(body) => body,
+            None => {
+                let (chunks, trailers) = self.replay.as_ref().and_then(Replayable::copy)?;
+                UpstreamBody::Kept(chunks.into(), trailers)
+            }
+        };
         Some(HyperCopy::new(&self.sending.as_ref()?.head, headers, body))
     }
 
@@ -232,6 +366,9 @@ impl Exchange for HyperExchange {
         attempt: u32,
         _: &RequestContext,
     ) -> Result<(Self::Answer, ResponseClass), ProxyError> {
+        if self.goes_lean(target, attempt) {
+            return self.send_lean(target, endpoint).await;
+        }
         let (headers, body) = if attempt == 0 {
             let body = self.first_body();
             let headers = self.sending.as_mut().and_then(|s| s.first.take());
@@ -240,7 +377,7 @@ impl Exchange for HyperExchange {
             // Retries resend a copy of the head and the kept body.
             let body = match self.replay.as_ref().and_then(Replayable::cursor) {
                 Some(cursor) => UpstreamBody::Replay(cursor),
-                None => UpstreamBody::Empty,
+                None => self.kept_lean_body().unwrap_or(UpstreamBody::Empty),
             };
             let headers = self.sending()?.template.clone().unwrap_or_default();
             (headers, body)
@@ -269,7 +406,7 @@ impl Exchange for HyperExchange {
             .with_retry(false));
         }
         let class = classify(resp.status(), resp.headers());
-        Ok(((resp, conn), class))
+        Ok((HyperAnswer::Hyper(resp, conn), class))
     }
 
     fn can_replay(&self) -> bool {
@@ -277,7 +414,11 @@ impl Exchange for HyperExchange {
         self.replay.as_ref().is_none_or(Replayable::can_replay)
     }
 
-    fn view(&self, (resp, _): &Self::Answer) -> ResponseContext {
+    fn view(&self, answer: &Self::Answer) -> ResponseContext {
+        let resp = match answer {
+            HyperAnswer::Hyper(resp, _) => resp,
+            HyperAnswer::Lean(answer) => return super::h1::answer_view(answer),
+        };
         let mut metadata = Metadata::with_capacity(2 + resp.headers().len());
         metadata.push(md::STATUS.into(), resp.status().as_str().into());
         metadata.push(keys::PROTOCOL.into(), super::HTTP.into());
@@ -300,46 +441,40 @@ impl Exchange for HyperExchange {
     ) -> Result<Delivered<Self::Reply>, ProxyError> {
         let Answered {
             route,
-            answer: (response, conn),
+            answer,
             active,
             permit,
             set_cookie,
             ends_by,
             ..
         } = answered;
+        // Named only in an error's text: formatted only then.
+        let from = || rc.upstream.map(|a| a.to_string()).unwrap_or_default();
+        let (mut rparts, source, conn, chunked) = match answer {
+            HyperAnswer::Hyper(response, conn) => {
+                let (parts, body) = response.into_parts();
+                let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
+                (parts, Source::Hyper(body), conn, chunked)
+            }
+            HyperAnswer::Lean(answer) => {
+                let parts = lean_answer_parts(&answer).map_err(|e| {
+                    ProxyError::new(
+                        ErrorKind::UpstreamReset,
+                        Origin::Upstream,
+                        format!("bad answer head from {}: {e}", from()),
+                    )
+                })?;
+                let chunked = answer.framing == Framing::Chunked;
+                let body = LeanAnswerBody::new(answer.conn, answer.framing, answer.reusable);
+                (parts, Source::Lean(body), None, chunked)
+            }
+        };
         let held = Held {
             active: Some(active),
             permit: Some(permit),
             conn,
         };
-        let (mut rparts, mut rbody) = response.into_parts();
         let stream_idle = self.listener.limits.stream_idle_timeout;
-        // Named only in an error's text: formatted only then.
-        let from = || rc.upstream.map(|a| a.to_string()).unwrap_or_default();
-        // A chunked answer's head waits for its first chunk: broken chunk
-        // framing from the start is a 502, not an answer cut after its
-        // head. Any other failure (the upstream gone, silent) reaches the
-        // client as before: the head, then a cut body.
-        let mut first = None;
-        if rparts.headers.contains_key(header::TRANSFER_ENCODING) {
-            match tokio::time::timeout_at(
-                (tokio::time::Instant::now() + stream_idle).min(ends_by),
-                rbody.frame(),
-            )
-            .await
-            {
-                Ok(Some(Err(e))) if is_bad_framing(&e) => {
-                    return Err(ProxyError::new(
-                        ErrorKind::UpstreamReset,
-                        Origin::Upstream,
-                        format!("bad chunked answer from {}: {e}", from()),
-                    ));
-                }
-                Ok(Some(r)) => first = Some(r.map_err(|e| Box::new(e) as super::body::BodyError)),
-                Ok(None) => {}
-                Err(_) => first = Some(Err(super::body::idle_error(stream_idle))),
-            }
-        }
         let status = rparts.status;
         let switching = status == StatusCode::SWITCHING_PROTOCOLS;
         let upstream_protocol = rparts.headers.get(header::UPGRADE).cloned();
@@ -374,12 +509,24 @@ impl Exchange for HyperExchange {
             );
             ProxyBody::full(bytes::Bytes::new())
         } else {
+            let mut body = ProxyBody::stream(source, stream_idle, ends_by, held);
+            // A chunked answer's head waits for its first chunk: broken
+            // chunk framing from the start is a 502, not an answer cut
+            // after its head. Any other failure (the upstream gone,
+            // silent) reaches the client as before: the head, then a cut
+            // body.
+            if chunked && let Err(e) = body.read_ahead().await {
+                return Err(ProxyError::new(
+                    ErrorKind::UpstreamReset,
+                    Origin::Upstream,
+                    format!("bad chunked answer from {}: {e}", from()),
+                ));
+            }
             if let Some(cookie) = set_cookie
                 && let Ok(v) = HeaderValue::from_str(&super::headers::set_cookie_value(&cookie))
             {
                 rparts.headers.append(header::SET_COOKIE, v);
             }
-            let body = ProxyBody::stream_after(first, rbody, (stream_idle, ends_by), held);
             if self.grpc && is_grpc(&rparts.headers) {
                 body.ending_grpc_cuts_with_status()
             } else {
@@ -409,20 +556,4 @@ impl Exchange for HyperExchange {
             status,
         }
     }
-}
-
-/// Whether a body error is hyper refusing the chunked framing (its decoder
-/// reports those as invalid input or data), not the connection failing.
-fn is_bad_framing(e: &hyper::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(c) = cause {
-        if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            return matches!(
-                io.kind(),
-                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
-            );
-        }
-        cause = c.source();
-    }
-    false
 }

@@ -88,6 +88,24 @@ impl ChunkScanner {
         self.started
     }
 
+    /// Data bytes of the current chunk still to come (0 outside a chunk's
+    /// data).
+    pub(crate) fn data_left(&self) -> u64 {
+        match self.state {
+            State::Data { left } => left,
+            _ => 0,
+        }
+    }
+
+    /// Whether the last chunk has been read and the trailer section (or
+    /// the final empty line) is being read.
+    pub(crate) fn in_trailers(&self) -> bool {
+        matches!(
+            self.state,
+            State::TrailerStart | State::Trailer | State::TrailerLf | State::EndLf
+        )
+    }
+
     /// Consumes `bytes` up to the end of the body; returns how many of
     /// them belong to the body (all of them unless it ends inside).
     pub(crate) fn advance(&mut self, bytes: &[u8]) -> Result<usize, ChunkError> {

@@ -97,6 +97,72 @@ fn put_length(out: &mut BytesMut, n: usize) {
     );
 }
 
+/// The HTTP/1.1 request head of a request hyper read (an HTTP/2
+/// client's, sent to an HTTP/1.1 upstream by the lean path): the request
+/// line, `host`, then `headers` in order (hop-by-hop ones were removed
+/// before; a `host` or `content-length` among them is replaced), and the
+/// body's `content-length` when it has one or the client sent one. The
+/// `cookie` fields an HTTP/2 client may split a cookie list into are
+/// joined into one with `; ` (RFC 9113 §8.2.3).
+pub(crate) fn request_head_of(
+    method: &[u8],
+    path: &[u8],
+    host: &[u8],
+    headers: &http::HeaderMap,
+    body_len: usize,
+) -> Bytes {
+    let size = 48
+        + method.len()
+        + path.len()
+        + host.len()
+        + headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    let mut out = BytesMut::with_capacity(size);
+    out.put_slice(method);
+    out.put_u8(b' ');
+    out.put_slice(path);
+    out.put_slice(b" HTTP/1.1\r\n");
+    put_header(&mut out, b"host", host);
+    let mut length = body_len > 0;
+    let mut cookies_written = false;
+    for (name, value) in headers {
+        if name == http::header::HOST {
+            continue;
+        }
+        if name == http::header::CONTENT_LENGTH {
+            length = true;
+            continue;
+        }
+        if name == http::header::COOKIE {
+            if !cookies_written {
+                cookies_written = true;
+                put_cookies(&mut out, headers);
+            }
+            continue;
+        }
+        put_header(&mut out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if length {
+        put_length(&mut out, body_len);
+    }
+    out.put_slice(b"\r\n");
+    out.freeze()
+}
+
+/// Writes every `cookie` field of `headers` as one `cookie` line.
+fn put_cookies(out: &mut BytesMut, headers: &http::HeaderMap) {
+    out.put_slice(b"cookie: ");
+    for (i, value) in headers.get_all(http::header::COOKIE).iter().enumerate() {
+        if i > 0 {
+            out.put_slice(b"; ");
+        }
+        out.put_slice(value.as_bytes());
+    }
+    out.put_slice(b"\r\n");
+}
+
 /// Copies kept header lines of a head to the output, each run of
 /// consecutive kept lines with one copy (the client's bytes as they are:
 /// names lower-cased, values untouched). A line not ending in CRLF is
@@ -346,6 +412,34 @@ mod tests {
         parse_request(&mut BytesMut::from(text.as_bytes()), 100)
             .unwrap()
             .unwrap()
+    }
+
+    #[test]
+    fn a_request_from_a_header_map_gets_host_length_and_one_cookie_line() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("host", "old.example".parse().unwrap());
+        headers.append("cookie", "a=1".parse().unwrap());
+        headers.insert("x-one", "1".parse().unwrap());
+        headers.append("cookie", "b=2".parse().unwrap());
+        headers.insert("content-length", "99".parse().unwrap());
+        let out = request_head_of(b"POST", b"/p?q=1", b"new.example", &headers, 3);
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(
+            text.starts_with("POST /p?q=1 HTTP/1.1\r\nhost: new.example\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("cookie: a=1; b=2\r\n"), "{text}");
+        assert_eq!(text.matches("cookie").count(), 1, "{text}");
+        assert!(text.contains("x-one: 1\r\n"), "{text}");
+        assert!(!text.contains("old.example"), "{text}");
+        assert!(text.ends_with("content-length: 3\r\n\r\n"), "{text}");
+        // No body, none announced: no length.
+        let out = request_head_of(b"GET", b"/", b"h", &http::HeaderMap::new(), 0);
+        assert_eq!(&out[..], b"GET / HTTP/1.1\r\nhost: h\r\n\r\n");
+        // A parse of it is a request head.
+        parse_request(&mut BytesMut::from(&out[..]), 100)
+            .unwrap()
+            .unwrap();
     }
 
     #[test]

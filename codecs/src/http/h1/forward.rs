@@ -285,7 +285,7 @@ impl<W: AsyncWrite + Unpin + Send> Exchange for LeanExchange<'_, W> {
 }
 
 /// The answer's head as response metadata for the filters.
-fn answer_view(answer: &Answer) -> ResponseContext {
+pub(crate) fn answer_view(answer: &Answer) -> ResponseContext {
     let head = &answer.head;
     let mut metadata = Metadata::with_capacity(2 + head.headers.len());
     metadata.insert(md::STATUS, answer.status.to_string());

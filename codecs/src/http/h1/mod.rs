@@ -12,7 +12,9 @@
 //! Whatever this path does not handle (see [`serve`]'s module) goes to
 //! hyper for the rest of the connection, with the bytes already read.
 
+mod answer_body;
 mod chunked;
+mod decode;
 mod encode;
 mod error;
 mod exchange;
@@ -24,7 +26,13 @@ mod relay;
 mod serve;
 mod spare;
 
-pub(crate) use chunked::ChunkScanner;
+pub use answer_body::LeanAnswerBody;
+pub(crate) use chunked::{ChunkError, ChunkScanner};
+pub(crate) use decode::{BodyDecoder, Piece};
+pub(crate) use encode::request_head_of;
+pub(crate) use exchange::{Answer, Framing, exchange};
+pub(crate) use forward::answer_view;
+pub(crate) use head::MAX_LEAN_BODY;
 pub(crate) use head::{
     Head, check_parsed_answer, check_parsed_request, parse_request, parse_response, status,
 };
