@@ -437,12 +437,12 @@ listeners:
   - name: grpc-in
     address: 127.0.0.1:0
     protocol: http
-    limits: {{ stream_idle_timeout: 300ms }}
+    limits: {{ stream_idle_timeout: 1s }}
     routes: [ {{ route: {{ cluster: main }} }} ]
   - name: grpc-deadline
     address: 127.0.0.1:0
     protocol: http
-    routes: [ {{ route: {{ cluster: main, timeout: 700ms }} }} ]
+    routes: [ {{ route: {{ cluster: main, timeout: 2s }} }} ]
 clusters:
   - {{ name: main, protocol: http2, endpoints: [ {{ address: "{}" }} ] }}
 "#,
