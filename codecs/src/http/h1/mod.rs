@@ -9,8 +9,13 @@
 //! answer's head is re-encoded the same way and its body relayed as
 //! framed (chunked included), through one reused buffer.
 //!
-//! Whatever this path does not handle (see [`serve`]'s module) goes to
-//! hyper for the rest of the connection, with the bytes already read.
+//! Whatever this path does not handle (see the [`serve`](mod@serve)
+//! module) goes to hyper for the rest of the connection, with the bytes
+//! already read.
+//!
+//! Its upstream side also serves HTTP/2 clients (hyper's server) of plain
+//! HTTP/1.1 clusters: [`request_head_of`] writes their head, and
+//! [`LeanAnswerBody`] reads the answer's body as HTTP/2 data and trailers.
 
 mod answer_body;
 mod chunked;
