@@ -49,8 +49,9 @@ pub struct Held {
 pub enum Source {
     /// hyper's client (HTTP/2 upstreams, HTTP/1.1 over TLS or upgrades).
     Hyper(Incoming),
-    /// The lean path's HTTP/1.1 connection.
-    Lean(LeanAnswerBody),
+    /// The lean path's HTTP/1.1 connection (boxed: the hyper variant,
+    /// the common one, keeps its size).
+    Lean(Box<LeanAnswerBody>),
 }
 
 impl From<Incoming> for Source {

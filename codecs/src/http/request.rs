@@ -154,7 +154,9 @@ struct Sending {
 /// the lean path read off its own HTTP/1.1 connection.
 enum HyperAnswer {
     Hyper(Response<Incoming>, Option<H1Conn>),
-    Lean(super::h1::Answer),
+    /// Boxed: the hyper variant, the common one, keeps its size in the
+    /// request's future.
+    Lean(Box<super::h1::Answer>),
 }
 
 impl HyperExchange {
@@ -256,7 +258,7 @@ impl HyperExchange {
         )
         .await?;
         let class = class_of(answer.status, answer.head.header(b"grpc-status"));
-        Ok((HyperAnswer::Lean(answer), class))
+        Ok((HyperAnswer::Lean(Box::new(answer)), class))
     }
 
     /// The kept body as a body to send again (a retry on hyper's client,
@@ -466,7 +468,7 @@ impl Exchange for HyperExchange {
                 })?;
                 let chunked = answer.framing == Framing::Chunked;
                 let body = LeanAnswerBody::new(answer.conn, answer.framing, answer.reusable);
-                (parts, Source::Lean(body), None, chunked)
+                (parts, Source::Lean(Box::new(body)), None, chunked)
             }
         };
         let held = Held {
