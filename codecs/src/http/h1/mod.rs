@@ -37,9 +37,9 @@ pub(crate) use decode::{BodyDecoder, Piece};
 pub(crate) use encode::request_head_of;
 pub(crate) use exchange::{Answer, Framing, exchange};
 pub(crate) use forward::answer_view;
-pub(crate) use head::MAX_LEAN_BODY;
 pub(crate) use head::{
-    Head, check_parsed_answer, check_parsed_request, parse_request, parse_response, status,
+    Head, MAX_LEAN_BODY, check_parsed_answer, check_parsed_request, parse_request, parse_response,
+    status,
 };
 pub(crate) use pool::LeanConnector;
 pub(crate) use serve::{Handoff, serve};
